@@ -1,0 +1,46 @@
+"""Configuration of sfnet (`astropy.config` style).
+
+Every remote endpoint is a configuration item, so tests and mirrors can point
+sfnet at another server::
+
+    >>> import sfnet
+    >>> with sfnet.conf.set_temp("timeout", 5):
+    ...     sfnet.conf.timeout
+    5.0
+"""
+
+from astropy import config as _config
+
+__all__ = ["Conf", "conf"]
+
+
+class Conf(_config.ConfigNamespace):
+    """Configuration parameters for `sfnet`."""
+
+    cache_dir = _config.ConfigItem(
+        "", "Directory for cached decoded images and downloads; empty means "
+        "astropy's cache directory (``~/.astropy/cache/sfnet``).", cfgtype="string")
+    data_release = _config.ConfigItem(
+        17, "SDSS data release used by the SkyServer SQL queries.", cfgtype="integer")
+    skyserver_url = _config.ConfigItem(
+        "https://skyserver.sdss.org/", "SkyServer base URL; the SQL goes through "
+        "astroquery.sdss pointed at it.", cfgtype="string")
+    cutout_service = _config.ConfigItem(
+        ["hips2fits", "legacysurvey"], "Service for colour cutouts.")
+    hips2fits_url = _config.ConfigItem(
+        "https://alasky.cds.unistra.fr/hips-image-services/hips2fits",
+        "hips2fits server base URL (as astroquery's hips2fits.conf.server).",
+        cfgtype="string")
+    legacysurvey_url = _config.ConfigItem(
+        "https://www.legacysurvey.org/viewer/", "Legacy Survey viewer base URL "
+        "(cutouts come from its cutout.jpg endpoint with layer=sdss).", cfgtype="string")
+    timeout = _config.ConfigItem(
+        60.0, "Timeout of one remote request, in seconds.", cfgtype="float")
+    max_retries = _config.ConfigItem(
+        5, "Retries (exponential backoff with jitter) on timeouts, connection "
+        "errors and HTTP 5xx.", cfgtype="integer")
+    max_workers = _config.ConfigItem(
+        8, "Concurrent downloads of cutouts.", cfgtype="integer")
+
+
+conf = Conf()

@@ -1,0 +1,40 @@
+"""Exceptions and warnings raised by sfnet."""
+
+__all__ = ["NotFittedError", "ImageReadError", "SfnetWarning", "DataDroppedWarning"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a model is used before :meth:`~sfnet.SparseFeatureNet.fit`.
+
+    Subclasses both `ValueError` and `AttributeError`, as in scikit-learn.
+    """
+
+
+class ImageReadError(OSError):
+    """An image file could not be read or decoded.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The offending file.
+    objid : int, optional
+        The galaxy's SDSS ``objID``.
+    reason : str, optional
+        What went wrong.
+    """
+
+    def __init__(self, path, objid=None, reason=""):
+        self.path = str(path)
+        self.objid = objid
+        self.reason = str(reason)
+        who = f" (objID {objid})" if objid is not None else ""
+        why = f": {reason}" if reason else ""
+        super().__init__(f"cannot read image {self.path}{who}{why}")
+
+
+class SfnetWarning(UserWarning):
+    """Base class for warnings issued by sfnet."""
+
+
+class DataDroppedWarning(SfnetWarning):
+    """Rows were dropped from a sample (missing images, failed quality cuts)."""
