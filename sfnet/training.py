@@ -1,0 +1,460 @@
+"""The training loop: data path, schedule, optimiser, augmentation, checkpoints, DDP.
+
+Everything here works on tensors on the training device; there is no
+per-image Python or PIL work inside the epoch loop.  Images live either as one
+uint8 tensor prepared once (resized and cropped) or, for memory-mapped samples
+too large for memory, are read batch by batch from the memmap.
+"""
+
+import contextlib
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ._io import atomic_path
+
+__all__ = ["resolve_device", "resolve_precision", "autocast", "ImageSource",
+           "Preprocessor", "dihedral", "TrainConfig", "train_network",
+           "distributed_context", "load_checkpoint", "CHECKPOINT_NAME"]
+
+log = logging.getLogger("sfnet")
+
+CHECKPOINT_NAME = "checkpoint.pt"
+#: Largest prepared image set (bytes) kept in memory as one tensor.
+IN_MEMORY_LIMIT = 4 * 1024**3
+
+
+# ----------------------------------------------------------------------------- devices
+def resolve_device(device):
+    """``"auto"`` -> cuda, then mps, then cpu; anything else via `torch.device`."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a valid torch device") from exc
+
+
+def _cpu_has_bf16():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision, device):
+    """Map ``"auto"``/``"fp32"``/``"bf16"`` to the autocast dtype (or None for fp32).
+
+    ``"auto"`` chooses bfloat16 autocast on CUDA devices that support it and on
+    CPUs with AVX512-BF16 or AMX instructions, float32 elsewhere.
+    """
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        return torch.bfloat16 if _cpu_has_bf16() else None
+    return None
+
+
+def autocast(device, dtype):
+    """Autocast context for ``dtype`` (no-op for float32)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- data path
+class ImageSource:
+    """Rows of an image array, read lazily in batches.
+
+    Parameters
+    ----------
+    images : array-like
+        ``(N, H, W, 3)`` (channels last) or ``(N, 3, H, W)``; `numpy.memmap`
+        stays on disk until a batch is read.
+    rows : array of int, optional
+        The rows of ``images`` this source covers (default all).
+    """
+
+    def __init__(self, images, rows=None, channels_last=True):
+        self.images = images
+        self.rows = np.arange(len(images)) if rows is None else np.asarray(rows, np.int64)
+        self.channels_last = channels_last
+
+    def __len__(self):
+        return len(self.rows)
+
+    @property
+    def image_shape(self):
+        s = self.images.shape
+        return (s[1], s[2]) if self.channels_last else (s[2], s[3])
+
+    def read(self, positions):
+        """Images at ``positions`` (into this source) as an NCHW tensor (uint8 or float32)."""
+        rows = self.rows[np.asarray(positions)]
+        contiguous = len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1 and np.all(
+            np.diff(rows) == 1)
+        batch = self.images[rows[0]:rows[-1] + 1] if contiguous else self.images[rows]
+        batch = np.asarray(batch)
+        if batch.dtype != np.uint8:
+            batch = batch.astype(np.float32, copy=False)
+        t = torch.from_numpy(np.ascontiguousarray(batch))
+        return t.permute(0, 3, 1, 2) if self.channels_last else t
+
+    def batches(self, batch_size):
+        """Yield ``(positions, NCHW tensor)`` over the source in order."""
+        for start in range(0, len(self), batch_size):
+            pos = np.arange(start, min(start + batch_size, len(self)))
+            yield pos, self.read(pos)
+
+
+@dataclass
+class Preprocessor:
+    """Resize, centre crop and per-channel normalisation on the device.
+
+    ``mean``/``std`` are per-channel statistics on the scale of the input
+    images (0–255 for uint8), computed from the training data by `fit_stats`.
+    """
+
+    image_size: int = None
+    crop_size: int = None
+    mean: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
+
+    def geometry(self, x):
+        """Resize to ``image_size`` then centre-crop to ``crop_size`` (dtype kept)."""
+        if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size,) * 2:
+            dtype = x.dtype
+            x = F.interpolate(x.float(), size=(self.image_size, self.image_size),
+                              mode="bilinear", antialias=True, align_corners=False)
+            if dtype == torch.uint8:
+                x = x.round_().clamp_(0, 255).to(torch.uint8)
+        if self.crop_size is not None:
+            h, w = x.shape[-2:]
+            c = self.crop_size
+            if c > h or c > w:
+                raise ValueError(f"crop_size={c} is larger than the images ({h}x{w})")
+            top, left = (h - c) // 2, (w - c) // 2
+            x = x[..., top:top + c, left:left + c]
+        return x
+
+    def normalize(self, x):
+        """Float32 normalised tensor in channels-last memory format."""
+        mean = torch.tensor(self.mean, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
+        x = (x.float() - mean) / std
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def fit_stats(self, source, max_images=2048, seed=0):
+        """Per-channel mean and std from (a random subset of) ``source``."""
+        n = len(source)
+        pos = np.arange(n)
+        if n > max_images:
+            pos = np.sort(np.random.default_rng(seed).choice(n, max_images, replace=False))
+        s = torch.zeros(3, dtype=torch.float64)
+        s2 = torch.zeros(3, dtype=torch.float64)
+        count = 0
+        for start in range(0, len(pos), 256):
+            x = self.geometry(source.read(pos[start:start + 256])).double()
+            s += x.sum(dim=(0, 2, 3))
+            s2 += (x * x).sum(dim=(0, 2, 3))
+            count += x.shape[0] * x.shape[2] * x.shape[3]
+        mean = s / count
+        std = torch.sqrt(torch.clamp(s2 / count - mean * mean, min=0.0))
+        self.mean = [float(v) for v in mean]
+        self.std = [float(v) if v > 1e-8 else 1.0 for v in std]
+        return self
+
+
+def dihedral(x, generator):
+    """Apply one of the 8 dihedral transforms (flips, 90° rotations) to each image.
+
+    Galaxies have no preferred orientation, so every element of the dihedral
+    group D4 is a valid augmentation.  The transform of each image is drawn from
+    ``generator`` (a CPU `torch.Generator`), so runs are reproducible.
+    """
+    n = x.shape[0]
+    draws = torch.randint(0, 2, (3, n), generator=generator).bool().to(x.device)
+    shape = (n,) + (1,) * (x.dim() - 1)
+    if x.shape[-1] == x.shape[-2]:
+        x = torch.where(draws[0].view(shape), x.transpose(-1, -2), x)
+    x = torch.where(draws[1].view(shape), x.flip(-1), x)
+    x = torch.where(draws[2].view(shape), x.flip(-2), x)
+    return x
+
+
+class DeviceImages:
+    """The training/validation images as the network will see them.
+
+    Small sets are prepared once (geometry applied, kept as uint8 on the
+    device); large ones stream from the `ImageSource` batch by batch.
+    """
+
+    def __init__(self, source, prep, device, in_memory="auto"):
+        self.source, self.prep, self.device = source, prep, device
+        h, w = source.image_shape
+        if prep.image_size:
+            h = w = prep.image_size
+        if prep.crop_size:
+            h = w = prep.crop_size
+        itemsize = 1 if source.images.dtype == np.uint8 else 4
+        nbytes = len(source) * 3 * h * w * itemsize
+        if in_memory == "auto":
+            in_memory = nbytes <= IN_MEMORY_LIMIT
+        self.tensor = None
+        if in_memory:
+            parts = [prep.geometry(t.to(device)) for _, t in source.batches(512)]
+            self.tensor = torch.cat(parts) if parts else None
+
+    def __len__(self):
+        return len(self.source)
+
+    def batch(self, positions):
+        """Geometry-applied batch (uint8 or float) on the device."""
+        if self.tensor is not None:
+            idx = torch.as_tensor(positions, device=self.device)
+            return self.tensor.index_select(0, idx)
+        pos = np.asarray(positions)
+        order = np.argsort(pos, kind="stable")
+        x = self.source.read(pos[order])  # sorted reads are memmap friendly
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        x = x[torch.from_numpy(inv)]
+        pin = self.device.type == "cuda"
+        if pin:
+            x = x.pin_memory()
+        return self.prep.geometry(x.to(self.device, non_blocking=pin))
+
+
+# ----------------------------------------------------------------------------- distributed
+@dataclass
+class DistInfo:
+    world_size: int = 1
+    rank: int = 0
+    enabled: bool = False
+    created: bool = False
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+
+@contextlib.contextmanager
+def distributed_context(device):
+    """Join a torchrun job if ``WORLD_SIZE > 1`` (gloo on CPU, nccl on CUDA)."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not dist.is_available():
+        yield DistInfo()
+        return
+    created = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        created = True
+    try:
+        yield DistInfo(dist.get_world_size(), dist.get_rank(), True, created)
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _all_reduce_sum(t, info):
+    if info.enabled:
+        import torch.distributed as dist
+
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _save_checkpoint(path, state):
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path):
+    """Load a training checkpoint written by `train_network` (never runs pickled code)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ----------------------------------------------------------------------------- the loop
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    augment: bool
+    seed: int
+    progress: bool
+    autocast_dtype: object = None
+
+
+def _batch_rmse(pred, y):
+    return torch.sqrt(F.mse_loss(pred.float(), y))
+
+
+def _evaluate_rmse(network, valid, y_valid, prep, device, dtype, info, batch_size):
+    """Per-target RMSE (standardised units) on the validation images, summed over ranks."""
+    n = len(valid)
+    mine = np.arange(info.rank, n, info.world_size)
+    sse = torch.zeros(y_valid.shape[1], dtype=torch.float64, device=device)
+    count = torch.zeros(1, dtype=torch.float64, device=device)
+    network.eval()
+    with torch.inference_mode():
+        for start in range(0, len(mine), batch_size):
+            pos = mine[start:start + batch_size]
+            x = prep.normalize(valid.batch(pos))
+            with autocast(device, dtype):
+                pred = network(x)
+            err = pred.float() - y_valid[torch.as_tensor(pos, device=device)]
+            sse += (err.double() ** 2).sum(0)
+            count += len(pos)
+    _all_reduce_sum(sse, info)
+    _all_reduce_sum(count, info)
+    return torch.sqrt(sse / count.clamp(min=1)).cpu().numpy()
+
+
+def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
+                  checkpoint_dir=None, resume=False, extra_state=None, y_scale=None):
+    """Train ``network`` in place; return ``(history, best_epoch)``.
+
+    Parameters
+    ----------
+    network : SparseFeatureNetwork
+    train, valid : DeviceImages
+        ``valid`` may be None (no validation: the last epoch is kept).
+    y_train, y_valid : torch.Tensor
+        Standardised targets ``(N, T)`` on ``device``.
+    prep : Preprocessor
+    cfg : TrainConfig
+    checkpoint_dir : path-like, optional
+        Where to write ``checkpoint.pt`` after every epoch (atomically, rank 0 only).
+    resume : bool
+        Continue from ``checkpoint_dir/checkpoint.pt`` if it exists.
+    extra_state : dict, optional
+        Stored in the checkpoint and checked on resume (must match).
+    y_scale : array, optional
+        Target standard deviations, to report validation RMSE in original units.
+    """
+    from tqdm.auto import tqdm
+
+    with distributed_context(device) as info:
+        model = network
+        if info.enabled:
+            model = torch.nn.parallel.DistributedDataParallel(
+                network, device_ids=[device.index] if device.type == "cuda" else None)
+        per_rank = max(1, cfg.batch_size // info.world_size)
+        global_batch = per_rank * info.world_size
+        n = len(train)
+        if n < 2:
+            raise ValueError(f"need at least 2 training images, got {n}")
+        steps = max(1, n // global_batch) if n >= global_batch else 1
+        decay, no_decay = [], []
+        for name, p in network.named_parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.learning_rate, total_steps=cfg.epochs * steps, pct_start=0.25)
+        history, best, best_state, start_epoch = [], math.inf, None, 0
+        ckpt_path = None if checkpoint_dir is None else os.path.join(checkpoint_dir, CHECKPOINT_NAME)
+        if resume and ckpt_path and os.path.exists(ckpt_path):
+            state = load_checkpoint(ckpt_path)
+            if state.get("extra") != (extra_state or {}):
+                raise ValueError(
+                    f"checkpoint {ckpt_path} was written for different data or parameters "
+                    f"({state.get('extra')}); use another checkpoint_dir or resume=False")
+            network.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+            best_state = state["best_state"]
+            torch.set_rng_state(state["torch_rng"])
+            log.info("resumed from %s at epoch %d", ckpt_path, start_epoch)
+        scale = None if y_scale is None else np.asarray(y_scale, dtype=np.float64)
+
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+            perm = torch.randperm(n, generator=gen).numpy()
+            model.train()
+            total, seen = 0.0, 0
+            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                       disable=not (cfg.progress and info.is_main), leave=False)
+            for step in bar:
+                glob = perm[step * global_batch:(step + 1) * global_batch] if steps > 1 else perm
+                pos = glob[info.rank::info.world_size] if info.enabled else glob
+                x = train.batch(pos)
+                if cfg.augment:
+                    x = dihedral(x, gen)
+                x = prep.normalize(x)
+                y = y_train[torch.as_tensor(pos, device=device)]
+                with autocast(device, cfg.autocast_dtype):
+                    pred = model(x)
+                loss = _batch_rmse(pred, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(pos)
+                seen += len(pos)
+                if cfg.progress and info.is_main:
+                    bar.set_postfix(loss=f"{total / seen:.4f}")
+            bar.close()
+            record = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
+                      "lr": float(sched.get_last_lr()[0])}
+            if valid is not None and len(valid):
+                rmse = _evaluate_rmse(network, valid, y_valid, prep, device,
+                                      cfg.autocast_dtype, info, 2 * per_rank)
+                score = float(np.sqrt(np.mean(rmse ** 2)))
+                record["valid_rmse"] = [float(v) for v in (rmse * scale if scale is not None else rmse)]
+                record["valid_score"] = score
+            else:
+                score = -float(epoch)  # no validation: keep the last epoch
+            record["seconds"] = time.perf_counter() - t0
+            history.append(record)
+            if score < best:
+                best = score
+                best_state = {k: v.detach().to("cpu", copy=True)
+                              for k, v in network.state_dict().items()}
+            if info.is_main:
+                msg = f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f}"
+                if "valid_rmse" in record:
+                    msg += " valid RMSE " + ", ".join(f"{v:.4f}" for v in record["valid_rmse"])
+                log.info(msg)
+                if cfg.progress:
+                    tqdm.write(msg)
+            if ckpt_path and info.is_main:
+                _save_checkpoint(ckpt_path, {
+                    "model": network.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
+                    "best": best, "best_state": best_state,
+                    "torch_rng": torch.get_rng_state(), "extra": extra_state or {}})
+            if info.enabled:
+                import torch.distributed as dist
+
+                dist.barrier()
+        if best_state is not None:
+            network.load_state_dict(best_state)
+        best_epoch = int(np.argmin([h.get("valid_score", -h["epoch"]) for h in history])) + 1
+        return history, best_epoch

@@ -1,0 +1,167 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from astropy import units as u
+from astropy.table import Column, Table
+
+from sfnet import SparseFeatureNet
+from sfnet.exceptions import NotFittedError
+
+from _synthetic import blobs
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = blobs(400, seed=0)
+    Xt, yt = blobs(200, seed=1)
+    return X, y, Xt, yt
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y, _, _ = data
+    model = SparseFeatureNet(k=2, target="radius", epochs=6, batch_size=32,
+                             progress=False, random_state=0)
+    return model.fit(X, y * u.pix)
+
+
+def test_learns_synthetic_task(fitted, data):
+    _, y, Xt, yt = data
+    metrics = fitted.evaluate(Xt, yt)["radius"]
+    # held-out RMSE far below the target's scatter (std ~2 px)
+    assert metrics["rmse"] < 0.4 * yt.std()
+    assert metrics["r2"] > 0.8 and metrics["n"] == 200
+    assert fitted.score(Xt, yt) == pytest.approx(metrics["r2"])
+    assert fitted.target_names == ["radius"] and fitted.target_units_ == ["pix"]
+    assert len(fitted.history_) == 6
+    best = min(h["valid_rmse"][0] for h in fitted.history_)
+    assert fitted.history_[fitted.best_epoch_ - 1]["valid_rmse"][0] == best
+
+
+def test_predict_equals_sparse_activations_through_head(fitted, data):
+    Xt = data[2]
+    a = np.asarray(fitted.activations(Xt))
+    assert a.shape == (len(Xt), 512) and a.dtype == np.float32
+    assert ((a != 0).sum(axis=1) <= 2).all() and (a >= 0).all()
+    recon = a @ fitted.head_weights.T + fitted.head_bias
+    np.testing.assert_allclose(fitted.predict(Xt), recon[:, 0], rtol=1e-5, atol=1e-5)
+    idx, vals = fitted.activations(Xt, sparse=True)
+    assert idx.shape == vals.shape == (len(Xt), 2)
+    np.testing.assert_array_equal(fitted.sparse_to_dense(idx, vals, 512), a)
+    # channels-first input gives the same predictions
+    np.testing.assert_allclose(fitted.predict(Xt.transpose(0, 3, 1, 2)), fitted.predict(Xt))
+
+
+def test_pooled_features_and_maps_consistent(fitted, data):
+    Xt = data[2][:8]
+    pooled = fitted.pooled_features(Xt)
+    a = fitted.activations(Xt)
+    feats = np.flatnonzero(a.any(axis=0))[:3]
+    maps = fitted.feature_maps(Xt, feats)
+    assert maps.shape[:2] == (8, len(feats))
+    np.testing.assert_allclose(maps.mean(axis=(2, 3)), pooled[:, feats], rtol=1e-4, atol=1e-5)
+    # top-k keeps the largest pooled features
+    kept = np.sort(np.argsort(pooled, axis=1)[:, -2:], axis=1)
+    nz = [np.sort(np.flatnonzero(r)) for r in a]
+    for row, k_idx in zip(nz, kept):
+        assert set(row) <= set(k_idx)
+    assert fitted.input_images(Xt).shape == (8, 32, 32, 3)
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    Xt = data[2][:20]
+    fitted.save(tmp_path / "m")
+    loaded = SparseFeatureNet.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict(Xt), fitted.predict(Xt))
+    assert loaded.get_params()["k"] == 2 and loaded.target_names == ["radius"]
+    assert loaded.history_ == fitted.history_
+    meta = json.loads((tmp_path / "m" / "sfnet.json").read_text())
+    assert meta["preprocessing"]["mean"] == fitted.preprocessor_.mean
+
+
+def test_tampered_weights_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m")
+    weights = path / "weights.pt"
+    blob = bytearray(weights.read_bytes())
+    blob[-100] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="checksum"):
+        SparseFeatureNet.load(path)
+
+
+def test_load_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="sfnet.json"):
+        SparseFeatureNet.load(tmp_path)
+
+
+def test_not_fitted():
+    model = SparseFeatureNet()
+    for call in (lambda: model.predict(np.zeros((2, 32, 32, 3), np.uint8)),
+                 lambda: model.activations(np.zeros((2, 32, 32, 3), np.uint8)),
+                 lambda: model.save("never-written")):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            call()
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+
+
+def test_params_sklearn_style():
+    model = SparseFeatureNet(k=3, epochs=2)
+    assert model.get_params()["k"] == 3
+    model.set_params(k=4, backbone="resnet34")
+    assert model.k == 4 and "k=4" in repr(model)
+    with pytest.raises(ValueError, match="invalid parameter 'kk'"):
+        model.set_params(kk=1)
+
+
+IMG = np.zeros((8, 32, 32, 3), np.uint8)
+Y = np.arange(8.0)
+
+
+@pytest.mark.parametrize("params, X, y, exc, match", [
+    ({}, IMG, np.r_[Y[:-1], np.nan], ValueError, "y contains 1 NaN"),
+    ({}, IMG, np.r_[Y[:-1], np.inf], ValueError, "y contains 1 NaN/inf"),
+    ({}, IMG, Y[:5], ValueError, "y has 5 rows but X has 8"),
+    ({}, IMG[..., :2], Y, ValueError, "3 colour channels"),
+    ({}, IMG[0], Y, ValueError, "4 dimensions"),
+    ({}, IMG[:0], Y[:0], ValueError, "X is empty"),
+    ({}, IMG.astype(np.int32), Y, TypeError, "uint8"),
+    ({}, IMG, None, ValueError, "y is required"),
+    ({}, IMG, np.array(["a"] * 8), TypeError, "y must be numeric"),
+    ({"k": 0}, IMG, Y, ValueError, "k must be"),
+    ({"k": 513}, IMG, Y, ValueError, "k=513 exceeds n_features=512"),
+    ({"backbone": "vgg16"}, IMG, Y, ValueError, "unknown backbone 'vgg16'"),
+    ({"target": 3}, IMG, Y, TypeError, "target must be"),
+    ({"epochs": 0}, IMG, Y, ValueError, "epochs must be"),
+    ({"batch_size": 2.5}, IMG, Y, ValueError, "batch_size must be"),
+    ({"validation_fraction": 1.0}, IMG, Y, ValueError, "validation_fraction"),
+    ({"precision": "fp8"}, IMG, Y, ValueError, "precision must be"),
+    ({"device": "warp-drive"}, IMG, Y, ValueError, "device 'warp-drive'"),
+    ({"crop_size": 64}, IMG, Y, ValueError, "crop_size=64 is larger"),
+])
+def test_bad_input_raises_before_writing(tmp_path, params, X, y, exc, match):
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(exc, match=match):
+        SparseFeatureNet(progress=False, **params).fit(X, y, checkpoint_dir=ckpt)
+    assert not ckpt.exists()
+
+
+def test_y_as_table_and_column_name_outputs(data):
+    X, y = data[0][:64], data[1][:64]
+    t = Table({"r": y * u.pix, "r2": 2 * y})
+    model = SparseFeatureNet(k=1, epochs=1, batch_size=32, progress=False,
+                             random_state=1).fit(X, t)
+    assert model.target_names == ["r", "r2"] and model.predict(X).shape == (64, 2)
+    model2 = SparseFeatureNet(k=1, epochs=1, batch_size=32, progress=False,
+                              random_state=1).fit(X, Column(y, name="radius"))
+    assert model2.target_names == ["radius"]
+
+
+def test_predict_rejects_mismatched_images(fitted):
+    with pytest.raises(ValueError, match="trained on 32x32"):
+        fitted.predict(np.zeros((2, 48, 48, 3), np.uint8))
+    with pytest.raises(TypeError, match="float images"):
+        fitted.predict(np.zeros((2, 32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match="features must be integers"):
+        fitted.feature_maps(np.zeros((2, 32, 32, 3), np.uint8), [600])
