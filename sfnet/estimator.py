@@ -36,6 +36,28 @@ def _is_sample(X):
     return hasattr(X, "images") and hasattr(X, "catalog")
 
 
+def _image_store(X):
+    """(array, rows, channels_last) for a GalaxySample or an image array.
+
+    A lazy subset of a memory-mapped sample is returned as the whole memmap
+    plus the rows in use, so nothing is read before a batch needs it.
+    """
+    if _is_sample(X):
+        if hasattr(X, "image_store"):
+            array, rows = X.image_store()
+        else:
+            array, rows = X.images, None
+        array, channels_last = _check_images(array, "X.images")
+    else:
+        array, channels_last = _check_images(X, "X")
+        rows = None
+    if rows is None:
+        rows = np.arange(len(array), dtype=np.int64)
+    if len(rows) == 0:
+        raise ValueError("X is empty (0 images)")
+    return array, np.asarray(rows, dtype=np.int64), channels_last
+
+
 def _check_images(images, name="X"):
     """Validate an image array; return (array, channels_last)."""
     if isinstance(images, torch.Tensor):
@@ -265,8 +287,8 @@ class SparseFeatureNet:
     # ------------------------------------------------------------------ data
     def _training_data(self, X, y, target):
         """-> (images, channels_last, rows, y (N,T), names, units)."""
+        images, store_rows, channels_last = _image_store(X)
         if _is_sample(X):
-            images, channels_last = _check_images(X.images, "X.images")
             if y is None:
                 catalog = target.prepare(X.catalog)
                 keep = target.mask(catalog)
@@ -281,25 +303,23 @@ class SparseFeatureNet:
                         DataDroppedWarning, stacklevel=3)
                 rows = np.flatnonzero(keep)
                 values = target.values(catalog[rows])
-                return images, channels_last, rows, values, list(target.columns), list(target.units)
-        else:
-            if y is None:
-                raise ValueError("y is required when X is an image array "
-                                 "(pass a GalaxySample to take targets from its catalog)")
-            images, channels_last = _check_images(X, "X")
-        values, names, units = _target_array(y, len(images))
+                return (images, channels_last, store_rows[rows], values, list(target.columns),
+                        list(target.units))
+        elif y is None:
+            raise ValueError("y is required when X is an image array "
+                             "(pass a GalaxySample to take targets from its catalog)")
+        values, names, units = _target_array(y, len(store_rows))
         if names is None or len(names) != values.shape[1]:
             names = (list(target.columns) if len(target.columns) == values.shape[1]
                      else [f"target_{i}" for i in range(values.shape[1])])
             if units is None and len(target.columns) == values.shape[1]:
                 units = list(target.units)
-        return images, channels_last, np.arange(len(images)), values, names, units
+        return images, channels_last, store_rows, values, names, units
 
     def _source(self, X):
         """An ImageSource over X (a sample or an image array) for inference."""
         self._check_fitted()
-        images, channels_last = _check_images(X.images if _is_sample(X) else X,
-                                              "X.images" if _is_sample(X) else "X")
+        images, rows, channels_last = _image_store(X)
         kind = "uint8" if images.dtype == np.uint8 else "float"
         if kind != self.input_kind_:
             raise TypeError(f"X holds {kind} images but the model was trained on "
@@ -308,7 +328,7 @@ class SparseFeatureNet:
         if self.image_size is None and self.crop_size is None and tuple(shape) != tuple(self.input_shape_):
             raise ValueError(f"X has {shape[0]}x{shape[1]} images but the model was trained on "
                              f"{self.input_shape_[0]}x{self.input_shape_[1]}; set image_size")
-        return ImageSource(images, channels_last=channels_last)
+        return ImageSource(images, rows, channels_last=channels_last)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, checkpoint_dir=None, resume=False):
@@ -558,7 +578,7 @@ class SparseFeatureNet:
                 raise ValueError("y is required when X is an image array")
             catalog = self.target_.prepare(X.catalog)
             return self.target_.values(catalog)
-        return _target_array(y, len(X.images) if _is_sample(X) else len(X))[0]
+        return _target_array(y, len(X))[0]
 
     def evaluate(self, X, y=None, *, batch_size=None):
         """Metrics per target: ``rmse``, ``nmad``, ``bias``, ``r2``, ``n``.
@@ -581,10 +601,12 @@ class SparseFeatureNet:
         """Save weights and JSON metadata into directory ``path`` (no pickle).
 
         The metadata records the SHA-256 of the weights, so a tampered file is
-        refused by `load`.
+        refused by `load`.  Under ``torchrun`` only rank 0 writes.
         """
         self._check_fitted()
         path = Path(path)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
+            return path
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in self.network_.state_dict().items()}
         with atomic_path(path / _WEIGHTS) as tmp:

@@ -183,15 +183,19 @@ class Preprocessor:
         return self
 
 
-def dihedral(x, generator):
+def dihedral(x, generator=None, draws=None):
     """Apply one of the 8 dihedral transforms (flips, 90° rotations) to each image.
 
     Galaxies have no preferred orientation, so every element of the dihedral
     group D4 is a valid augmentation.  The transform of each image is drawn from
-    ``generator`` (a CPU `torch.Generator`), so runs are reproducible.
+    ``generator`` (a CPU `torch.Generator`), so runs are reproducible, or given
+    as ``draws``, a boolean ``(3, N)`` array (transpose, horizontal flip,
+    vertical flip).
     """
     n = x.shape[0]
-    draws = torch.randint(0, 2, (3, n), generator=generator).bool().to(x.device)
+    if draws is None:
+        draws = torch.randint(0, 2, (3, n), generator=generator)
+    draws = torch.as_tensor(draws).bool().to(x.device)
     shape = (n,) + (1,) * (x.dim() - 1)
     if x.shape[-1] == x.shape[-2]:
         x = torch.where(draws[0].view(shape), x.transpose(-1, -2), x)
@@ -360,6 +364,8 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
     with distributed_context(device) as info:
         model = network
         if info.enabled:
+            if device.type == "cuda":
+                network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
             model = torch.nn.parallel.DistributedDataParallel(
                 network, device_ids=[device.index] if device.type == "cuda" else None)
         per_rank = max(1, cfg.batch_size // info.world_size)
@@ -403,17 +409,29 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                        disable=not (cfg.progress and info.is_main), leave=False)
             for step in bar:
                 glob = perm[step * global_batch:(step + 1) * global_batch] if steps > 1 else perm
-                pos = glob[info.rank::info.world_size] if info.enabled else glob
+                mine = slice(info.rank, None, info.world_size)
+                pos = glob[mine]
                 x = train.batch(pos)
-                if cfg.augment:
-                    x = dihedral(x, gen)
+                if cfg.augment:  # drawn for the global batch: DDP == one process
+                    draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
+                    x = dihedral(x, draws=draws[:, mine])
                 x = prep.normalize(x)
                 y = y_train[torch.as_tensor(pos, device=device)]
                 with autocast(device, cfg.autocast_dtype):
                     pred = model(x)
                 loss = _batch_rmse(pred, y)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if info.enabled:
+                    # DDP averages gradients, and the mean of per-process RMSE gradients
+                    # is not the gradient of the global RMSE; this surrogate's is:
+                    # d sqrt(m) = d m / (2 sqrt(m)) with m the global mean squared error.
+                    mse = loss.detach() ** 2
+                    _all_reduce_sum(mse, info)
+                    global_rmse = torch.sqrt(mse / info.world_size)
+                    (loss ** 2 / (2 * global_rmse.clamp(min=1e-12))).backward()
+                    loss = global_rmse
+                else:
+                    loss.backward()
                 opt.step()
                 sched.step()
                 total += float(loss.detach()) * len(pos)
@@ -456,5 +474,12 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                 dist.barrier()
         if best_state is not None:
             network.load_state_dict(best_state)
+        if info.enabled:
+            # batch-norm running statistics are per process: make every rank hold
+            # exactly rank 0's model
+            import torch.distributed as dist
+
+            for tensor in network.state_dict().values():
+                dist.broadcast(tensor, src=0)
         best_epoch = int(np.argmin([h.get("valid_score", -h["epoch"]) for h in history])) + 1
         return history, best_epoch

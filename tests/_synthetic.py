@@ -18,3 +18,20 @@ def blobs(n, size=32, seed=0):
     colour = np.array([200.0, 150.0, 100.0])
     images = img[..., None] * colour + rng.normal(0, 8, (n, size, size, 3))
     return np.clip(images, 0, 255).astype(np.uint8), r
+
+
+def register_groupnorm_backbone():
+    """Register ``resnet18_gn``: resnet18 with GroupNorm instead of BatchNorm.
+
+    Without batch statistics, a 2-process DDP run on a global batch computes
+    exactly the gradients of a 1-process run on the same batch.
+    """
+    import torchvision
+    from torch import nn
+
+    from sfnet.nn import register_backbone
+
+    def build(weights=None):
+        return torchvision.models.resnet18(norm_layer=lambda c: nn.GroupNorm(8, c))
+
+    register_backbone("resnet18_gn", build, 512)

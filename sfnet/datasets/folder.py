@@ -1,3 +1,632 @@
-"""Placeholder: being written."""
+"""Read and write galaxy samples in the layout of the paper's data release.
 
-__all__ = []
+The Zenodo record of Wu (2025) (doi:10.5281/zenodo.14712542) is a folder::
+
+    galaxies.csv            objID + MPA-JHU / SkyServer columns, one row per galaxy
+    images-sdss/{objID}.jpg 160 x 160 RGB JPEG cutouts
+
+`load_galaxy_folder` turns such a folder into a `~sfnet.GalaxySample`, decoding
+every JPEG once into a memory-mapped cache; `write_galaxy_folder` writes a
+sample in the same layout (used by `~sfnet.datasets.fetch_sdss_sample`, tests
+and benchmarks).
+"""
+
+import collections
+import hashlib
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_path
+from ..exceptions import DataDroppedWarning, ImageReadError
+from .sample import (_CATALOG_FILE, _IMAGES_FILE, GalaxySample, _build_dir,
+                     _check_target_dir, _NpyWriter, _read_manifest, _write_catalog,
+                     _write_manifest)
+
+__all__ = ["load_galaxy_folder", "write_galaxy_folder"]
+
+#: Bump when decoding changes, so that old caches are not reused.
+_LOADER_VERSION = 1
+_SOURCE_KIND = "sfnet.load_galaxy_folder"
+_IMAGE_SUFFIX = ".jpg"
+#: Decoded images in flight per worker thread (bounds memory outside the cache file).
+_IN_FLIGHT_PER_WORKER = 4
+#: How many dropped objIDs a warning names.
+_N_SHOWN = 5
+
+#: Units given to known SkyServer / MPA-JHU columns that have none (a CSV has no units).
+_LINE_FLUX = "1e-17 erg / (s cm2)"
+_COLUMN_UNITS = {
+    "ra": "deg",
+    "dec": "deg",
+    "petroMag_r": "mag",
+    "petroR90_r": "arcsec",
+    "petroR50_r": "arcsec",
+    "lgm_tot_p50": "dex(solMass)",
+    "sfr_tot_p50": "dex(solMass / yr)",
+    "oh_p50": "dex",
+    "h_alpha_flux": _LINE_FLUX, "h_alpha_flux_err": _LINE_FLUX,
+    "h_beta_flux": _LINE_FLUX, "h_beta_flux_err": _LINE_FLUX,
+    "oiii_5007_flux": _LINE_FLUX, "oiii_5007_flux_err": _LINE_FLUX,
+    "nii_6584_flux": _LINE_FLUX, "nii_6584_flux_err": _LINE_FLUX,
+}
+
+
+def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
+                       image_size=None, cache=True, progress=True, n_workers=None):
+    """Load a folder in the layout of the paper's data release.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The folder holding ``catalog`` and ``image_dir``.
+    image_dir : str
+        Sub-folder with one ``{objID}.jpg`` per galaxy.
+    catalog : str
+        CSV file with an ``objID`` column (read as a 64-bit integer, never
+        through float) and any other columns, whose names are kept.  Known
+        SkyServer / MPA-JHU columns get units (``ra``/``dec`` in deg, line fluxes
+        in 1e-17 erg s-1 cm-2, ...).
+    image_size : int or (int, int), optional
+        Resize every image to this ``(height, width)`` with PIL's Lanczos
+        filter.  By default images keep their size, and those whose size
+        differs from the most common one are dropped (and reported).
+    cache : bool or path-like
+        ``True`` (default): decode into a saved-sample directory under
+        ``sfnet.conf.cache_dir`` (or astropy's cache directory,
+        ``<cache>/sfnet/folders/<key>``), keyed by a hash of the CSV bytes and
+        the image files' names, sizes and modification times.  A later call on
+        an unchanged folder only opens that directory (the images memory-mapped);
+        a changed folder is decoded again.  A path: use that directory as the
+        cache (it is a `GalaxySample.save` directory, loadable with
+        `GalaxySample.load`).  ``False``: decode into memory, write nothing.
+    progress : bool
+        Show a progress bar while decoding.
+    n_workers : int, optional
+        Decoding threads (default: the number of usable CPUs, at most 8).
+
+    Returns
+    -------
+    GalaxySample
+        Rows in CSV order, minus those whose image could not be used.  With a
+        cache the images are a read-only `numpy.memmap`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder, the CSV or the image folder does not exist.
+    ValueError
+        If the CSV has no ``objID`` column, an objID that is not an integer,
+        duplicate objIDs, or no usable image at all.
+
+    Warns
+    -----
+    sfnet.exceptions.DataDroppedWarning
+        One warning when rows are dropped because their image is missing,
+        unreadable or truncated (`~sfnet.exceptions.ImageReadError`), or of a
+        different size; it gives the count and the first objIDs and carries
+        ``objids`` and ``reasons`` attributes listing them all.  It is issued
+        again when the same result comes from the cache.
+
+    Notes
+    -----
+    Grayscale, palette, CMYK and RGBA images are converted to RGB (alpha is
+    discarded, not composited); nothing else is changed unless ``image_size``
+    is given.  Images are decoded with PIL in a pool of threads and appended,
+    in CSV order, to the cache's ``images.npy`` as they finish, so at most
+    ``4 * n_workers`` decoded images are held in memory at any time, whatever
+    the size of the folder.  The cache directory is built beside its final
+    place and renamed into it, so an interrupted load leaves no partial cache.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from astropy.table import Table
+    >>> from sfnet import GalaxySample
+    >>> from sfnet.datasets import load_galaxy_folder, write_galaxy_folder
+    >>> images = np.full((3, 16, 16, 3), 128, dtype=np.uint8)
+    >>> ids = [1237648720693755918, 1237648720693755919, 1237648720693755920]
+    >>> sample = GalaxySample(images, Table({"objID": ids, "ra": [1., 2., 3.],
+    ...                                      "dec": [0., 0., 0.]}))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = write_galaxy_folder(sample, f"{tmp}/data")
+    ...     loaded = load_galaxy_folder(folder, cache=False, progress=False)
+    >>> loaded.catalog["objID"].tolist() == ids, loaded.image_shape
+    (True, (16, 16, 3))
+    >>> loaded.catalog["ra"].unit
+    Unit("deg")
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"galaxy folder {root} does not exist")
+    csv_path = root / catalog
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"catalog file {csv_path} does not exist")
+    img_dir = root / image_dir
+    if not img_dir.is_dir():
+        raise FileNotFoundError(f"image folder {img_dir} does not exist")
+    size = _check_image_size(image_size)
+    n_workers = _check_workers(n_workers)
+    cache_path, keyed = _resolve_cache(cache)
+
+    csv_bytes = csv_path.read_bytes()
+    listing = _list_images(img_dir)
+    key = _cache_key(csv_bytes, image_dir, catalog, size, listing)
+    if cache_path is not None:
+        if keyed:
+            cache_path = cache_path / key
+        elif not _holds_key(cache_path, key):
+            # refuse early (before decoding) to replace anything but a sample
+            _check_target_dir(cache_path, overwrite=True)
+        hit = _open_cache(cache_path, key)
+        if hit is not None:
+            sample, source = hit
+            _warn_dropped([tuple(d) for d in source.get("dropped", [])],
+                          int(source.get("n_rows", len(sample))), root)
+            return sample
+
+    table = _read_csv(csv_bytes, csv_path)
+    objids = np.asarray(table["objID"])
+    n_rows = len(table)
+    paths = [img_dir / f"{objid}{_IMAGE_SUFFIX}" for objid in objids]
+
+    dropped = []          # (objID, category, detail)
+    candidates = []       # CSV rows whose image file exists
+    for row, objid in enumerate(objids):
+        if paths[row].name in listing:
+            candidates.append(row)
+        else:
+            dropped.append((int(objid), "missing", f"no file {paths[row]}"))
+    if size is None:
+        candidates, size = _majority_size(candidates, objids, paths, n_workers,
+                                          progress, dropped)
+        resize = None
+    else:
+        resize = size
+
+    def decode(sink):
+        kept = _decode_rows(candidates, objids, paths, size, resize, n_workers,
+                            progress, dropped, sink)
+        if not kept:
+            raise ValueError(f"no usable image for any of the {n_rows} galaxies in "
+                             f"{csv_path}: {_summary(dropped)}")
+        row_of = {int(o): i for i, o in enumerate(objids)}
+        dropped.sort(key=lambda d: row_of[d[0]])
+        return _add_units(table[kept])
+
+    if cache_path is None:
+        sink = _ArraySink(len(candidates), size)
+        cat = decode(sink)
+        out = GalaxySample(sink.array[:sink.n], cat)
+        _warn_dropped(dropped, n_rows, root)
+        return out
+
+    def fill(tmp):
+        with open(tmp / _IMAGES_FILE, "wb") as fh:
+            writer = _NpyWriter(fh, len(candidates), tuple(size) + (3,), np.uint8)
+            cat = decode(writer)
+            writer.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+        _write_catalog(tmp / _CATALOG_FILE, cat)
+        source = {"kind": _SOURCE_KIND, "key": key, "folder": str(root.resolve()),
+                  "image_dir": str(image_dir), "catalog": str(catalog),
+                  "image_size": None if image_size is None else list(size),
+                  "n_rows": n_rows, "dropped": [list(d) for d in dropped]}
+        _write_manifest(tmp, len(cat), tuple(size) + (3,), np.uint8, cat,
+                        extra={"source": source})
+
+    _build_dir(cache_path, fill, replace=True)
+    sample = GalaxySample.load(cache_path, mmap=True)
+    _warn_dropped(dropped, n_rows, root)
+    return sample
+
+
+def write_galaxy_folder(sample, path, *, image_dir="images-sdss", catalog="galaxies.csv",
+                        quality=95, overwrite=False, n_workers=None, progress=False):
+    """Write a sample in the layout read by `load_galaxy_folder`.
+
+    Parameters
+    ----------
+    sample : GalaxySample
+        The galaxies to write.
+    path : str or path-like
+        Folder to write into (created if needed).
+    image_dir : str
+        Sub-folder for the ``{objID}.jpg`` files.
+    catalog : str
+        Name of the CSV file (all catalog columns; units and meta are not kept
+        by CSV, `load_galaxy_folder` restores the units of known columns).
+    quality : int
+        JPEG quality, 1--95.
+    overwrite : bool
+        Allow writing over an existing catalog file.
+    n_workers : int, optional
+        Encoding threads.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Notes
+    -----
+    Every file is written to a temporary name and renamed, so readers never see
+    a partial file; the CSV is written last.  Images are read from the sample in
+    chunks, so a memory-mapped sample is never loaded whole.
+    """
+    if not isinstance(sample, GalaxySample):
+        raise TypeError(f"sample must be a GalaxySample, got {type(sample).__name__}")
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not (
+            1 <= quality <= 95):
+        raise ValueError(f"quality must be an integer from 1 to 95, got {quality!r}")
+    n_workers = _check_workers(n_workers)
+    root = Path(path)
+    csv_path = root / catalog
+    if csv_path.exists() and not overwrite:
+        raise FileExistsError(f"{csv_path} exists; pass overwrite=True to replace it")
+    img_dir = root / image_dir
+    img_dir.mkdir(parents=True, exist_ok=True)
+
+    objids = np.asarray(sample.catalog["objID"])
+    chunk = 256
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(sample), desc="writing images", unit="img",
+              disable=not progress) as bar, ThreadPoolExecutor(n_workers) as pool:
+        for start in range(0, len(sample), chunk):
+            images = sample.read_images(slice(start, start + chunk))
+            jobs = [(img_dir / f"{objids[start + i]}{_IMAGE_SUFFIX}", images[i], quality)
+                    for i in range(images.shape[0])]
+            for _ in pool.map(lambda job: _write_jpeg(*job), jobs):
+                bar.update(1)
+
+    with atomic_path(csv_path) as tmp:
+        sample.catalog.write(tmp, format="ascii.csv", overwrite=True)
+    return root
+
+
+# ---------------------------------------------------------------------------
+# decoding
+def _decode_image(path, size=None, objid=None):
+    """Decode one image file to an ``(H, W, 3)`` uint8 RGB array.
+
+    Parameters
+    ----------
+    path : path-like
+    size : (int, int), optional
+        Resize to this ``(height, width)`` (Lanczos) if the image differs.
+    objid : int, optional
+        For the error message.
+
+    Raises
+    ------
+    ImageReadError
+        If the file is missing, not an image, truncated or cannot be converted.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+            if size is not None and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(path, objid, str(exc) or type(exc).__name__) from exc
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageReadError(path, objid, f"decoded to shape {arr.shape}")
+    return arr
+
+
+def _image_size(path, objid=None):
+    """``(height, width)`` from the image header (no decoding)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(path, objid, str(exc) or type(exc).__name__) from exc
+    return (int(h), int(w))
+
+
+def _write_jpeg(path, image, quality):
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="JPEG",
+                                                          quality=int(quality))
+
+
+def _ordered_map(fn, jobs, n_workers):
+    """Run ``fn(*job)`` in threads; yield the futures in job order.
+
+    At most ``_IN_FLIGHT_PER_WORKER * n_workers`` jobs are submitted ahead of the
+    consumer, which bounds the results held in memory.
+    """
+    from PIL import Image
+
+    Image.init()  # load the format plugins once, before threads race to
+    window = _IN_FLIGHT_PER_WORKER * n_workers
+    pending = collections.deque()
+    with ThreadPoolExecutor(n_workers) as pool:
+        try:
+            for job in jobs:
+                pending.append(pool.submit(fn, *job))
+                if len(pending) >= window:
+                    yield pending.popleft()
+            while pending:
+                yield pending.popleft()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def _decode_rows(rows, objids, paths, size, resize, n_workers, progress, dropped, sink):
+    """Decode ``paths[rows]`` in threads and append them, in order, to ``sink``.
+
+    Failures are appended to ``dropped``; returns the rows written.
+    """
+    from tqdm.auto import tqdm
+
+    kept = []
+    jobs = ((paths[row], resize, int(objids[row])) for row in rows)
+    with tqdm(total=len(rows), desc="decoding images", unit="img",
+              disable=not progress) as bar:
+        for row, fut in zip(rows, _ordered_map(_decode_image, jobs, n_workers)):
+            try:
+                img = fut.result()
+            except ImageReadError as exc:
+                dropped.append((int(objids[row]), "unreadable", str(exc)))
+            else:
+                if img.shape[:2] == tuple(size):
+                    sink.write(img[np.newaxis])
+                    kept.append(row)
+                else:  # the file changed since its header was read
+                    dropped.append((int(objids[row]), "wrong size",
+                                    f"{paths[row]} is {img.shape[1]}x{img.shape[0]}"))
+            bar.update(1)
+    return kept
+
+
+def _majority_size(candidates, objids, paths, n_workers, progress, dropped):
+    """Read image headers; drop unreadable ones and those not of the commonest size."""
+    from tqdm.auto import tqdm
+
+    sizes = {}
+    jobs = ((paths[row], int(objids[row])) for row in candidates)
+    with tqdm(total=len(candidates), desc="reading image headers", unit="img",
+              disable=not progress) as bar:
+        for row, fut in zip(candidates, _ordered_map(_image_size, jobs, n_workers)):
+            try:
+                sizes[row] = fut.result()
+            except ImageReadError as exc:
+                dropped.append((int(objids[row]), "unreadable", str(exc)))
+            bar.update(1)
+    if not sizes:
+        return [], (0, 0)
+    majority = collections.Counter(sizes.values()).most_common(1)[0][0]
+    kept = []
+    for row in candidates:
+        if row not in sizes:
+            continue
+        if sizes[row] == majority:
+            kept.append(row)
+        else:
+            h, w = sizes[row]
+            dropped.append((int(objids[row]), "wrong size",
+                            f"{paths[row]} is {w}x{h}, not {majority[1]}x{majority[0]} "
+                            "like most images (pass image_size= to resize)"))
+    return kept, majority
+
+
+class _ArraySink:
+    """In-memory stand-in for `_NpyWriter` (``cache=False``)."""
+
+    def __init__(self, n, hw):
+        self.array = np.empty((n,) + tuple(hw) + (3,), dtype=np.uint8)
+        self.n = 0
+
+    def write(self, rows):
+        self.array[self.n:self.n + rows.shape[0]] = rows
+        self.n += rows.shape[0]
+
+
+# ---------------------------------------------------------------------------
+# catalog
+def _read_csv(csv_bytes, csv_path):
+    """Parse the CSV into a Table with ``objID`` as exact int64."""
+    from astropy.io import ascii
+
+    try:
+        text = csv_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"catalog file {csv_path} is not UTF-8 text: {exc}") from exc
+    if not text.strip():
+        raise ValueError(f"catalog file {csv_path} is empty")
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        table = ascii.read(text, format="csv", guess=False)
+    except (ValueError, ascii.InconsistentTableError) as exc:
+        raise ValueError(f"cannot parse catalog file {csv_path}: {exc}") from exc
+    if "objID" not in table.colnames:
+        raise ValueError(f"catalog file {csv_path} has no 'objID' column; its columns "
+                         f"are {table.colnames}")
+    col = table["objID"]
+    if getattr(col, "mask", None) is not None and np.any(col.mask):
+        rows = np.flatnonzero(np.asarray(col.mask))
+        raise ValueError(f"catalog file {csv_path} has {rows.size} empty objID value(s), "
+                         f"first at data row(s) {(rows[:_N_SHOWN] + 1).tolist()}")
+    if col.dtype.kind == "i":
+        ids = np.asarray(col, dtype=np.int64)
+    else:
+        # Not parsed as integers (floats, strings, out of range): re-read the
+        # column's text exactly, so no digit goes through float.
+        ids = _exact_ids(text, csv_path)
+    table.replace_column("objID", ids)
+    s = np.sort(ids)
+    dup = np.unique(s[1:][s[1:] == s[:-1]])
+    if dup.size:
+        raise ValueError(f"catalog file {csv_path} has {dup.size} duplicated objID(s), "
+                         f"e.g. {', '.join(str(int(d)) for d in dup[:_N_SHOWN])}")
+    return table
+
+
+def _exact_ids(text, csv_path):
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    j = [h.strip() for h in header].index("objID")
+    ids, bad = [], []
+    for i, rec in enumerate(reader):
+        if not rec:
+            continue
+        raw = rec[j].strip() if j < len(rec) else ""
+        try:
+            v = int(raw)
+        except ValueError:
+            bad.append((i + 1, raw))
+            continue
+        if not np.iinfo(np.int64).min <= v <= np.iinfo(np.int64).max:
+            bad.append((i + 1, raw))
+            continue
+        ids.append(v)
+    if bad:
+        shown = ", ".join(f"row {r}: {v!r}" for r, v in bad[:_N_SHOWN])
+        raise ValueError(f"catalog file {csv_path}: {len(bad)} objID value(s) are not "
+                         f"64-bit integers ({shown})")
+    return np.array(ids, dtype=np.int64)
+
+
+def _add_units(table):
+    """Give known columns their units (only where a column has none)."""
+    import astropy.units as u
+
+    for name, unit in _COLUMN_UNITS.items():
+        if name in table.colnames and table[name].unit is None and \
+                table[name].dtype.kind in "fiu":
+            table[name].unit = u.Unit(unit)
+    return table
+
+
+# ---------------------------------------------------------------------------
+# cache
+def _list_images(img_dir):
+    """``{file name: (size, mtime_ns)}`` of the image files in ``img_dir``."""
+    out = {}
+    with os.scandir(img_dir) as it:
+        for entry in it:
+            if entry.name.endswith(_IMAGE_SUFFIX) and entry.is_file():
+                st = entry.stat()
+                out[entry.name] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _cache_key(csv_bytes, image_dir, catalog, size, listing):
+    h = hashlib.sha256()
+    h.update(f"{_SOURCE_KIND} v{_LOADER_VERSION}\0{image_dir}\0{catalog}\0{size}\0"
+             .encode())
+    h.update(hashlib.sha256(csv_bytes).digest())
+    for name in sorted(listing):
+        st_size, mtime = listing[name]
+        h.update(f"{name}\0{st_size}\0{mtime}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def _resolve_cache(cache):
+    """``(directory, keyed)``: the cache root (keyed) or the exact directory."""
+    if cache is None or cache is False:
+        return None, False
+    if cache is True:
+        from ..config import conf
+
+        root = conf.cache_dir
+        if not root:
+            from astropy.config import get_cache_dir
+
+            root = Path(get_cache_dir()) / "sfnet"
+        return Path(root).expanduser() / "folders", True
+    if isinstance(cache, (str, os.PathLike)):
+        return Path(cache).expanduser(), False
+    raise TypeError(f"cache must be True, False or a directory path, got {cache!r}")
+
+
+def _holds_key(directory, key):
+    try:
+        return _read_manifest(directory).get("source", {}).get("key") == key
+    except (OSError, ValueError):
+        return False
+
+
+def _open_cache(directory, key):
+    """``(sample, source)`` if ``directory`` is a valid cache for ``key``."""
+    if not directory.is_dir():
+        return None
+    try:
+        source = _read_manifest(directory).get("source", {})
+        if source.get("kind") != _SOURCE_KIND or source.get("key") != key:
+            return None
+        return GalaxySample.load(directory, mmap=True), source
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------
+# reporting and argument checks
+def _summary(dropped):
+    counts = collections.Counter(cat for _, cat, _ in dropped)
+    return ", ".join(f"{n} {cat}" for cat, n in counts.items())
+
+
+def _warn_dropped(dropped, n_rows, root):
+    if not dropped:
+        return
+    shown = "; ".join(f"{objid} ({cat}: {detail})" for objid, cat, detail in
+                      dropped[:_N_SHOWN])
+    more = f"; ... and {len(dropped) - _N_SHOWN} more" if len(dropped) > _N_SHOWN else ""
+    msg = (f"dropped {len(dropped)} of {n_rows} galaxies in {root} whose image could "
+           f"not be used ({_summary(dropped)}); first objIDs: {shown}{more}")
+    warning = DataDroppedWarning(msg)
+    warning.objids = np.array([d[0] for d in dropped], dtype=np.int64)
+    warning.reasons = [f"{cat}: {detail}" for _, cat, detail in dropped]
+    warnings.warn(warning, stacklevel=3)
+
+
+def _check_image_size(image_size):
+    if image_size is None:
+        return None
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+        hw = (int(image_size), int(image_size))
+    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2 and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+            for s in image_size):
+        hw = (int(image_size[0]), int(image_size[1]))
+    else:
+        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
+    if min(hw) < 1:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    return hw
+
+
+def _check_workers(n_workers):
+    if n_workers is None:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not on Linux
+            n = os.cpu_count() or 1
+        return max(1, min(8, n))
+    if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) \
+            or n_workers < 1:
+        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+    return int(n_workers)
