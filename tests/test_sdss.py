@@ -1,0 +1,589 @@
+"""SDSS retrieval (sfnet.datasets.sdss) against fake services on 127.0.0.1.
+
+Every offline test talks only to `_fakeservers.FakeSDSS`; the two
+``remote_data`` tests at the end query the real SkyServer and hips2fits.
+"""
+
+import csv
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.table import Table
+from PIL import Image
+
+import sfnet
+from sfnet.datasets import _download as dl
+from sfnet.datasets import sdss
+from sfnet.exceptions import DataDroppedWarning
+
+from _fakeservers import FIRST_OBJID, FakeSDSS
+
+SIZE = 16  # small cutouts keep the tests fast
+
+FAST = dict(progress=False, cutout_size=SIZE, retry_backoff=0.001, rate_limit=None)
+
+
+@pytest.fixture
+def fake():
+    with FakeSDSS(n_rows=12) as server:
+        with sfnet.conf.set_temp("skyserver_url", server.skyserver_url), \
+                sfnet.conf.set_temp("hips2fits_url", server.hips2fits_url), \
+                sfnet.conf.set_temp("legacysurvey_url", server.legacysurvey_url), \
+                sfnet.conf.set_temp("timeout", 2.0), \
+                sfnet.conf.set_temp("max_retries", 3), \
+                sfnet.conf.set_temp("max_workers", 4), \
+                sfnet.conf.set_temp("data_release", 17):
+            yield server
+
+
+def run(path, n, **kwargs):
+    """Fetch into ``path`` (no folder loading) with fast test settings."""
+    options = {**FAST, **kwargs}
+    return sdss._fetch_to_folder(path, n, **options)
+
+
+def image_path(out, objid):
+    return out / "images-sdss" / f"{objid}.jpg"
+
+
+def assert_valid_image(path):
+    with Image.open(path) as im:
+        im.load()
+        assert im.size == (SIZE, SIZE) and im.mode == "RGB"
+
+
+def read_manifest(out):
+    with open(out / "failures.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def leftovers(out):
+    """Temporary files anywhere under ``out``."""
+    return [os.path.join(d, f) for d, _, files in os.walk(out) for f in files
+            if f.endswith(".tmp")]
+
+
+# -- the query ---------------------------------------------------------------
+
+def test_query_metallicity_has_joins_columns_and_cuts():
+    sql = sdss.build_sdss_query(500, "metallicity")
+    assert sql.startswith("SELECT TOP 500\n")
+    for join in ("FROM SpecObj AS s",
+                 "JOIN PhotoObj AS p ON p.objID = s.bestObjID",
+                 "JOIN galSpecInfo AS i ON i.specObjID = s.specObjID",
+                 "JOIN galSpecLine AS l ON l.specObjID = s.specObjID",
+                 "JOIN galSpecExtra AS e ON e.specObjID = s.specObjID"):
+        assert join in sql
+    for cut in ("s.class = 'GALAXY'", "s.zWarning = 0", "i.reliable = 1", "s.z > 0.02",
+                "p.petroMag_r >= 14.0", "p.petroMag_r <= 17.77", "e.oh_p50 > 0",
+                "e.lgm_tot_p50 > 0", "e.sfr_tot_p50 > -10"):
+        assert cut in sql
+    for name, info in sdss.SDSS_COLUMNS.items():
+        assert f"{info['table']}.{name}" in sql
+    assert sql.endswith("ORDER BY s.specObjID")
+    assert "nii_6584_flux > 3" not in sql
+
+
+def test_query_bpt_lines_has_line_cuts_and_custom_targets():
+    sql = sdss.build_sdss_query(10, "bpt_lines", r_mag_range=(None, 17.0), z_range=None)
+    for line in ("h_alpha", "h_beta", "oiii_5007", "nii_6584"):
+        assert f"l.{line}_flux > 3 * l.{line}_flux_err" in sql
+        assert f"l.{line}_flux_err > 0" in sql
+        assert f"l.{line}_flux < 100000" in sql
+    assert "oh_p50 > 0" not in sql and "s.z >" not in sql and "petroMag_r >=" not in sql
+    assert "p.petroMag_r <= 17.0" in sql
+    custom = sdss.build_sdss_query(5, ["z", "petroR50_r"], extra_columns=["modelMag_g"])
+    assert "p.petroR50_r" in custom and "p.modelMag_g" in custom
+
+
+BAD_PARAMETERS = [
+    dict(n_galaxies=-5),
+    dict(n_galaxies=0),
+    dict(n_galaxies=2.5),
+    dict(n_galaxies=True),
+    dict(n_galaxies="10; DROP TABLE SpecObj --"),
+    dict(target="oh_p50 > 0; DROP TABLE SpecObj"),
+    dict(target="metallicity' OR 1=1 --"),
+    dict(target=["z", "ra FROM SpecObj --"]),
+    dict(extra_columns=["petroR50_r, (SELECT 1)"]),
+    dict(data_release="17; DROP TABLE x"),
+    dict(data_release=5),
+    dict(r_mag_range=("14", "17.77 OR 1=1")),
+    dict(r_mag_range=(18.0, 14.0)),
+    dict(z_range=(0.02, float("nan"))),
+    dict(page_size=0),
+    dict(page_size="50000 --"),
+    dict(cutout_size="160; --"),
+    dict(cutout_size=-160),
+    dict(pixel_scale="0.262 --"),
+    dict(pixel_scale=-0.262 * u.arcsec),
+    dict(pixel_scale=1 * u.kg),
+    dict(cutout_service="hips2fits'; --"),
+    dict(max_workers=0),
+    dict(rate_limit="fast"),
+    dict(max_retries=-1),
+    dict(timeout=0),
+    dict(overwrite="yes"),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_PARAMETERS, ids=lambda d: f"{d}")
+def test_refused_parameters_send_no_request_and_write_nothing(fake, tmp_path, bad):
+    kwargs = {**FAST, "n_galaxies": 5, **bad}
+    n = kwargs.pop("n_galaxies")
+    out = tmp_path / "out"
+    with pytest.raises((ValueError, TypeError)) as info:
+        sdss.fetch_sdss_sample(out, n, **kwargs)
+    assert next(iter(bad)).split("_")[0] in str(info.value)  # names the argument
+    assert fake.n_requests() == 0
+    assert not out.exists()
+
+
+def test_sql_strings_are_value_errors(fake, tmp_path):
+    for bad in ({"n_galaxies": "5 OR 1=1"}, {"target": "x; DELETE FROM y"},
+                {"cutout_service": "legacysurvey --"}):
+        kwargs = {**FAST, "n_galaxies": 5, **bad}
+        n = kwargs.pop("n_galaxies")
+        with pytest.raises(ValueError):
+            sdss.fetch_sdss_sample(tmp_path / "out", n, **kwargs)
+    with pytest.raises(ValueError), sfnet.conf.set_temp("skyserver_url", "javascript:alert(1)"):
+        run(tmp_path / "out", 3)
+    assert fake.n_requests() == 0
+
+
+# -- catalog -----------------------------------------------------------------
+
+def test_paging_and_exact_int64_ids(fake, tmp_path):
+    out = tmp_path / "out"
+    report = run(out, 10, page_size=4)
+    sky = fake.requests("skyserver")
+    assert [r["path"] for r in sky] == ["/dr17/en/tools/search/x_results.aspx"] * 3
+    sqls = [r["params"]["cmd"] for r in sky]
+    assert [int(s.split("TOP ")[1].split()[0]) for s in sqls] == [4, 4, 2]
+    assert "specObjID >" not in sqls[0]
+    assert f"s.specObjID > {fake.rows[3]['specObjID']}" in sqls[1]
+    assert f"s.specObjID > {fake.rows[7]['specObjID']}" in sqls[2]
+    assert all(r["params"]["format"] == "csv" for r in sky)
+    assert report["catalog_rows"] == 10 and report["skyserver_requests"] == 3
+
+    expected = [r["objID"] for r in fake.rows[:10]]
+    # galaxies.csv holds the exact integers as text.
+    with open(out / "galaxies.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["objID"]) for r in rows] == expected
+    assert [int(r["specObjID"]) for r in rows] == [r["specObjID"] for r in fake.rows[:10]]
+    assert list(rows[0]) == list(sdss.SDSS_COLUMNS)
+
+    ecsv = Table.read(out / "galaxies.ecsv", format="ascii.ecsv")
+    assert ecsv["objID"].dtype == np.int64 and list(ecsv["objID"]) == expected
+    assert ecsv["ra"].unit == u.deg and ecsv["petroR90_r"].unit == u.arcsec
+    assert ecsv["h_alpha_flux"].unit == u.Unit("1e-17 erg / (s cm2)")
+    assert str(ecsv["lgm_tot_p50"].unit) == "dex(solMass)"
+    meta = ecsv.meta
+    assert meta["data_release"] == 17 and meta["target"] == "metallicity"
+    assert meta["sdss_query"] == " ".join(sdss.build_sdss_query(10).split())
+    assert meta["sfnet_version"] == sfnet.__version__ and meta["retrieved"].startswith("20")
+
+
+def test_short_last_page_stops_paging(fake, tmp_path):
+    table = sdss.query_sdss_catalog(50, page_size=5, retry_backoff=0.001)
+    assert len(table) == 12  # all the fake server has
+    assert fake.n_requests("skyserver") == 3  # 5 + 5 + 2 (short page: stop)
+
+
+def test_skyserver_503_then_success(fake, tmp_path):
+    fake.skyserver_faults = ["503", "503"]
+    report = run(tmp_path / "out", 3)
+    assert fake.n_requests("skyserver") == 3
+    assert report["skyserver_requests"] == 3 and report["skyserver_retries"] == 2
+    assert report["catalog_rows"] == 3 and report["failed"] == 0
+
+
+def test_skyserver_503_forever_is_an_error(fake, tmp_path):
+    fake.skyserver_faults = ["503"] * 10
+    with pytest.raises(sdss.SkyServerError, match=r"after 4 attempt\(s\): HTTP 503"):
+        run(tmp_path / "out", 3)
+    assert fake.n_requests("skyserver") == 4  # 1 + max_retries
+    assert not (tmp_path / "out" / "galaxies.csv").exists()
+
+
+def test_skyserver_html_error_page_is_an_error_not_data(fake, tmp_path):
+    fake.skyserver_faults = ["html"]
+    with pytest.raises(sdss.SkyServerError, match="HTML page.*Invalid column name") as info:
+        run(tmp_path / "out", 3)
+    assert "var x" not in str(info.value)  # scripts stripped from the message
+    assert fake.n_requests("skyserver") == 1  # an error page is not retried
+    assert not (tmp_path / "out" / "galaxies.csv").exists()
+    assert fake.n_requests("hips2fits") == 0
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("garbled", "garbled"),
+    ("missing_column", r"lacks the expected column\(s\) \['oh_p50'\]"),
+    ("empty", "empty response"),
+    ("float_ids", "not an exact integer"),
+    ("unordered", "out of specObjID order"),
+])
+def test_skyserver_malformed_tables_are_errors(fake, tmp_path, fault, message):
+    fake.skyserver_faults = [fault]
+    with pytest.raises(sdss.SkyServerError, match=message):
+        sdss.query_sdss_catalog(5, retry_backoff=0.001)
+
+
+def test_empty_result_is_an_error_for_fetch_but_not_for_query(fake, tmp_path):
+    fake.skyserver_faults = ["no_rows"]
+    table = sdss.query_sdss_catalog(5, retry_backoff=0.001)
+    assert len(table) == 0 and table["objID"].dtype == np.int64
+    fake.skyserver_faults = ["no_rows"]
+    with pytest.raises(sdss.SkyServerError, match="no galaxy matches"):
+        run(tmp_path / "out", 5)
+    assert not (tmp_path / "out" / "galaxies.csv").exists()
+
+
+def test_skyserver_slow_response_times_out_and_retries(fake, tmp_path):
+    fake.slow_seconds = 1.0
+    fake.skyserver_faults = ["slow"]
+    t0 = time.perf_counter()
+    report = run(tmp_path / "out", 3, timeout=0.2)
+    assert time.perf_counter() - t0 < 5
+    assert report["skyserver_requests"] == 2 and report["skyserver_retries"] == 1
+    fake.skyserver_faults = ["slow"] * 5
+    with pytest.raises(sdss.SkyServerError, match="timeout"):
+        sdss.query_sdss_catalog(3, timeout=0.2, max_retries=1, retry_backoff=0.001)
+
+
+def test_catalog_is_reused_for_the_same_query_only(fake, tmp_path):
+    out = tmp_path / "out"
+    run(out, 4)
+    assert fake.n_requests("skyserver") == 1
+    fake.reset_log()
+    report = run(out, 4)
+    assert report["catalog"] == "reused" and fake.n_requests("skyserver") == 0
+    assert fake.n_requests("hips2fits") == 0  # all images valid already
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        run(out, 5)  # a different query must not silently replace the catalog
+    assert fake.n_requests() == 0
+    report = run(out, 5, overwrite=True)  # ask SkyServer again, keep valid images
+    assert report["catalog"] == "queried" and fake.n_requests("skyserver") == 1
+    assert report["already_present"] == 4 and report["downloaded"] == 1
+    assert len(Table.read(out / "galaxies.ecsv")) == 5
+
+
+def test_a_foreign_catalog_is_never_overwritten_silently(fake, tmp_path):
+    (tmp_path / "galaxies.csv").write_text("objID,oh_p50\n1237648720693755918,8.9\n")
+    with pytest.raises(FileExistsError, match="not written by fetch_sdss_sample"):
+        run(tmp_path, 3)
+    assert fake.n_requests() == 0
+    assert (tmp_path / "galaxies.csv").read_text().startswith("objID,oh_p50\n")
+
+
+def test_killed_between_catalog_writes_resumes_without_query(fake, tmp_path):
+    run(tmp_path, 3)
+    (tmp_path / "galaxies.csv").unlink()  # as if killed after the ECSV was written
+    fake.reset_log()
+    run(tmp_path, 3)
+    assert fake.n_requests() == 0
+    with open(tmp_path / "galaxies.csv", newline="") as fh:
+        assert [int(r["objID"]) for r in csv.DictReader(fh)] == [
+            r["objID"] for r in fake.rows[:3]]
+
+
+# -- cutouts -----------------------------------------------------------------
+
+def test_hips2fits_request_and_files(fake, tmp_path):
+    out = tmp_path / "out"
+    report = run(out, 5, pixel_scale=0.262 * u.arcsec)
+    assert report == {**report, "valid": 5, "downloaded": 5, "failed": 0, "requests": 5,
+                      "retries": 0}
+    req = fake.requests("hips2fits")
+    assert len(req) == 5
+    p = req[0]["params"]
+    assert p["hips"] == "CDS/P/SDSS9/color" and p["format"] == "jpg"
+    assert p["width"] == p["height"] == str(SIZE) and p["projection"] == "TAN"
+    assert float(p["fov"]) == pytest.approx(SIZE * 0.262 / 3600, rel=1e-12)
+    by_id = {r["objID"]: r for r in fake.rows}
+    for r in req:
+        assert float(r["params"]["ra"]) == by_id[r["objID"]]["ra"]
+        assert float(r["params"]["dec"]) == by_id[r["objID"]]["dec"]
+    for row in fake.rows[:5]:
+        assert_valid_image(image_path(out, row["objID"]))
+    assert read_manifest(out) == []
+    saved = json.loads((out / "fetch_report.json").read_text())
+    assert saved["downloaded"] == 5 and saved["cutout_service"] == "hips2fits"
+    assert leftovers(out) == []
+
+
+def test_legacysurvey_request(fake, tmp_path):
+    out = tmp_path / "out"
+    report = run(out, 3, cutout_service="legacysurvey", pixel_scale=0.262)
+    assert report["downloaded"] == 3
+    req = fake.requests("legacysurvey")
+    assert len(req) == 3 and fake.n_requests("hips2fits") == 0
+    p = req[0]["params"]
+    assert p["layer"] == "sdss" and p["pixscale"] == "0.262" and p["size"] == str(SIZE)
+    assert_valid_image(image_path(out, fake.rows[0]["objID"]))
+
+
+def test_cutout_5xx_then_success_counts_retries(fake, tmp_path):
+    ids = [r["objID"] for r in fake.rows]
+    fake.cutout_faults = {ids[0]: ["503", "503"], ids[1]: ["500"], ids[2]: ["429"],
+                          ids[3]: ["reset"]}
+    out = tmp_path / "out"
+    report = run(out, 6)
+    assert report["failed"] == 0 and report["downloaded"] == 6
+    assert report["retries"] == 5 and report["requests"] == 11
+    assert len(fake.cutout_requests(ids[0])) == 3
+    for objid in ids[:6]:
+        assert_valid_image(image_path(out, objid))
+
+
+def test_truncated_jpeg_is_rejected_and_retried(fake, tmp_path):
+    ids = [r["objID"] for r in fake.rows]
+    fake.cutout_faults = {ids[0]: ["truncated"], ids[1]: ["html"]}
+    fake.always_faults = {ids[2]: "truncated"}
+    out = tmp_path / "out"
+    with pytest.warns(DataDroppedWarning, match=r"1 of 4 cutouts.*failures\.csv"):
+        report = run(out, 4)
+    assert report["failed"] == 1 and report["downloaded"] == 3
+    assert len(fake.cutout_requests(ids[0])) == 2
+    assert len(fake.cutout_requests(ids[2])) == 4  # 1 + max_retries, then given up
+    assert not image_path(out, ids[2]).exists()  # never written
+    assert_valid_image(image_path(out, ids[0]))
+    (row,) = read_manifest(out)
+    assert int(row["objID"]) == ids[2] and row["attempts"] == "4"
+    assert "truncated JPEG" in row["error"]
+    assert leftovers(out) == []
+
+
+def test_permanent_errors_are_not_retried(fake, tmp_path):
+    ids = [r["objID"] for r in fake.rows]
+    fake.always_faults = {ids[0]: "404", ids[1]: "gray", ids[2]: "blank"}
+    out = tmp_path / "out"
+    with pytest.warns(DataDroppedWarning):
+        report = run(out, 4)
+    assert report["failed"] == 3 and report["retries"] == 0 and report["requests"] == 4
+    errors = {int(r["objID"]): r["error"] for r in read_manifest(out)}
+    assert "HTTP 404" in errors[ids[0]]
+    assert "mode L" in errors[ids[1]] and "blank" in errors[ids[2]]
+
+
+def test_slow_cutout_times_out_then_succeeds(fake, tmp_path):
+    ids = [r["objID"] for r in fake.rows]
+    fake.slow_seconds = 1.0
+    fake.cutout_faults = {ids[1]: ["slow"]}
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    report = run(out, 3, timeout=0.2)
+    assert time.perf_counter() - t0 < 5
+    assert report["failed"] == 0 and report["retries"] == 1
+    assert len(fake.cutout_requests(ids[1])) == 2
+    assert_valid_image(image_path(out, ids[1]))
+
+
+def test_resume_after_partial_run_fetches_only_the_missing(fake, tmp_path):
+    ids = [r["objID"] for r in fake.rows]
+    fake.always_faults = {ids[2]: "503", ids[5]: "slow"}
+    fake.slow_seconds = 0.5
+    out = tmp_path / "out"
+    with pytest.warns(DataDroppedWarning, match="2 of 8"):
+        first = run(out, 8, timeout=0.2, max_retries=1)
+    assert first["failed"] == 2 and first["downloaded"] == 6
+    manifest = read_manifest(out)
+    assert [int(r["objID"]) for r in manifest] == [ids[2], ids[5]]
+    assert "HTTP 503" in manifest[0]["error"] and "timeout" in manifest[1]["error"]
+
+    fake.always_faults = {}
+    fake.reset_log()
+    second = run(out, 8, timeout=0.2, max_retries=1)
+    assert fake.n_requests("skyserver") == 0
+    assert sorted(r["objID"] for r in fake.cutout_requests()) == [ids[2], ids[5]]
+    assert second["already_present"] == 6 and second["downloaded"] == 2
+    assert second["failed"] == 0 and read_manifest(out) == []
+    for objid in ids[:8]:
+        assert_valid_image(image_path(out, objid))
+
+
+def test_deleted_and_corrupted_files_are_fetched_again(fake, tmp_path):
+    ids = [r["objID"] for r in fake.rows]
+    out = tmp_path / "out"
+    run(out, 6)
+    image_path(out, ids[1]).unlink()
+    data = image_path(out, ids[4]).read_bytes()
+    image_path(out, ids[4]).write_bytes(data[: len(data) // 3])
+    image_path(out, ids[3]).write_bytes(b"<html>not an image</html>")
+    fake.reset_log()
+    report = run(out, 6)
+    assert sorted(r["objID"] for r in fake.cutout_requests()) == sorted(
+        [ids[1], ids[3], ids[4]])
+    assert report["already_present"] == 3 and report["downloaded"] == 3
+    for objid in ids[:6]:
+        assert_valid_image(image_path(out, objid))
+
+
+def test_concurrent_requests_are_bounded(fake, tmp_path):
+    fake.cutout_delay = 0.15
+    out = tmp_path / "out"
+    report = run(out, 12, max_workers=3)
+    assert report["downloaded"] == 12
+    assert 2 <= fake.max_inflight <= 3
+
+
+def test_rate_limit_spaces_the_requests(fake, tmp_path):
+    run(tmp_path / "out", 6, rate_limit=40.0, max_workers=4)
+    starts = sorted(r["time"] for r in fake.cutout_requests())
+    assert len(starts) == 6
+    assert starts[-1] - starts[0] >= 5 / 40.0 * 0.9  # at most 40 request starts per second
+
+
+def test_stale_temporary_files_are_removed(fake, tmp_path):
+    out = tmp_path / "out"
+    (out / "images-sdss").mkdir(parents=True)
+    stale = out / "images-sdss" / f".{FIRST_OBJID}.jpg.abc123.tmp"
+    stale.write_bytes(b"\xff\xd8\xff partial")
+    keep = out / "images-sdss" / "notes.tmp"
+    keep.write_text("user file")
+    run(out, 2)
+    assert not stale.exists() and keep.exists()
+
+
+def test_interrupt_leaves_no_partial_file_and_resumes(fake, tmp_path, monkeypatch):
+    fake.cutout_delay = 0.05
+    out = tmp_path / "out"
+    real_wait = dl.cf.wait
+    calls = []
+
+    def interrupted_wait(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(dl.cf, "wait", interrupted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        run(out, 10, max_workers=2)
+    monkeypatch.undo()
+    time.sleep(0.3)  # let requests in flight finish (they write atomically)
+    assert leftovers(out) == []
+    done = sorted(p.name for p in (out / "images-sdss").iterdir())
+    assert 0 < len(done) < 10
+    for name in done:
+        assert_valid_image(out / "images-sdss" / name)
+    assert not (out / "failures.csv").exists()
+    fake.reset_log()
+    report = run(out, 10)
+    assert report["already_present"] == len(done) and report["valid"] == 10
+    assert len(fake.cutout_requests()) == 10 - len(done)
+
+
+def test_progress_bar_and_summary(fake, tmp_path, capsys):
+    run(tmp_path / "out", 3, progress=True)
+    err = capsys.readouterr().err
+    assert "cutouts (hips2fits)" in err and "3/3" in err
+    assert "cutouts: 3/3 valid (0 already present, 3 downloaded), 0 failed" in err
+
+
+def test_fetch_sdss_cutouts_for_an_existing_catalog(fake, tmp_path):
+    catalog = Table({"objID": np.array([r["objID"] for r in fake.rows[:3]], dtype=np.int64),
+                     "ra": [r["ra"] for r in fake.rows[:3]] * u.deg,
+                     "dec": [r["dec"] for r in fake.rows[:3]] * u.deg})
+    report = sdss.fetch_sdss_cutouts(catalog, tmp_path, **FAST)
+    assert report["downloaded"] == 3 and fake.n_requests("skyserver") == 0
+    catalog["objID"] = catalog["objID"].astype(float)
+    with pytest.raises(ValueError, match="objID"):
+        sdss.fetch_sdss_cutouts(catalog, tmp_path, **FAST)
+
+
+def test_fetch_sdss_sample_returns_the_loaded_folder(fake, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_load(path, progress):
+        seen.update(path=path, progress=progress)
+        return "sample"
+
+    monkeypatch.setattr(sdss, "_load_sample", fake_load)
+    assert sdss.fetch_sdss_sample(tmp_path, 2, **FAST) == "sample"
+    assert seen == {"path": tmp_path, "progress": False}
+
+
+def test_fetch_sdss_sample_loads_with_load_galaxy_folder(fake, tmp_path):
+    from sfnet.datasets import folder
+    if not hasattr(folder, "load_galaxy_folder"):
+        pytest.skip("load_galaxy_folder not available yet")
+    with sfnet.conf.set_temp("cache_dir", str(tmp_path / "cache")):
+        sample = sdss.fetch_sdss_sample(tmp_path / "out", 3, **FAST)
+    assert len(sample) == 3
+    assert list(sample.catalog["objID"]) == [r["objID"] for r in fake.rows[:3]]
+    assert np.asarray(sample.images).shape == (3, SIZE, SIZE, 3)
+    meta = sample.catalog.meta
+    assert meta["sdss_query"] == " ".join(sdss.build_sdss_query(3).split())
+    assert meta["data_release"] == 17 and meta["sdss_fetch"]["downloaded"] == 3
+
+
+# -- building blocks ---------------------------------------------------------
+
+def test_rate_limiter_spaces_request_starts():
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = dl.RateLimiter(4.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        limiter.wait()
+    assert now[0] == pytest.approx(1.0)  # 5 starts at 4/s: t = 0, .25, .5, .75, 1
+    assert dl.RateLimiter(None).wait() == 0.0
+
+
+def test_backoff_is_exponential_with_jitter():
+    import random
+    policy = dl.RetryPolicy(max_retries=5, backoff=1.0, max_backoff=8.0)
+    rng = random.Random(1)
+    delays = [[policy.delay(i, rng) for _ in range(200)] for i in range(5)]
+    for i, ds in enumerate(delays):
+        d = min(8.0, 2.0 ** i)
+        assert min(ds) >= d / 2 and max(ds) <= d and np.std(ds) > 0
+    assert policy.delay(0, rng, retry_after=5.0) == 5.0
+
+
+def test_pool_keeps_going_after_a_task_fails():
+    lock = threading.Lock()
+    seen = []
+
+    def work(task, stop):
+        with lock:
+            seen.append(task)
+        if task == 3:
+            raise OSError("disk full")
+        return task * 2
+
+    results = dict(dl.run_pool(range(10), work, max_workers=3))
+    assert sorted(seen) == list(range(10))
+    assert isinstance(results[3], OSError) and results[4] == 8
+
+
+# -- the real services (skipped unless --remote-data) --------------------------
+
+@pytest.mark.remote_data
+def test_real_skyserver_catalog():
+    table = sdss.query_sdss_catalog(3, "bpt_lines", page_size=2, timeout=120)
+    assert len(table) == 3 and table["objID"].dtype == np.int64
+    assert np.all(table["h_alpha_flux"] > 3 * table["h_alpha_flux_err"])
+    assert np.all(np.diff(table["specObjID"]) > 0)
+
+
+@pytest.mark.remote_data
+def test_real_fetch_three_galaxies(tmp_path):
+    report = sdss._fetch_to_folder(tmp_path, 3, progress=False, timeout=120)
+    assert report["valid"] == 3
+    table = Table.read(tmp_path / "galaxies.ecsv")
+    assert np.all(table["oh_p50"] > 0)
+    for objid in table["objID"]:
+        with Image.open(tmp_path / "images-sdss" / f"{objid}.jpg") as im:
+            assert im.size == (160, 160) and im.mode == "RGB"
