@@ -1,0 +1,366 @@
+"""``sfnet benchmark``: measure where the time goes, as ratios taken in one run.
+
+Every figure is measured in the same process, on the same synthetic data:
+
+(a) a bare PyTorch training loop (same network, batch, optimiser, loss and
+    precision, a batch already normalised on the device) against
+    `SparseFeatureNet.fit` on uint8 images (slicing, augmentation,
+    normalisation, schedule, checkpoint-free) — images/s and their ratio;
+(b) a bare ``inference_mode`` forward against `SparseFeatureNet.activations`;
+(c) achieved training FLOP/s (the network's FLOPs counted once with
+    `torch.utils.flop_counter`) against a dense matmul of the same precision
+    measured on the spot — the hardware ceiling;
+(d) a paper-style step that decodes and resizes every JPEG with PIL for every
+    batch (as the paper's fastai pipeline did in every epoch) against our path,
+    which decodes each JPEG once into a memory-mapped sample; plus JPEG-folder
+    decode and memmap read throughput;
+(e) peak memory (resident set size; CUDA allocator peak on GPUs).
+
+Absolute images/s drift on shared machines; ratios taken in one run do not.
+"""
+
+import json
+import logging
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from .nn import SparseFeatureNetwork
+from .training import autocast, resolve_device, resolve_precision
+
+__all__ = ["run_benchmark", "format_table", "add_arguments", "run"]
+
+log = logging.getLogger("sfnet")
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device, repeat):
+    """Run ``fn`` once to warm up, then ``repeat`` times; return seconds per call."""
+    fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t0) / repeat
+
+
+def _synthetic_images(n, size, seed=0):
+    """Smooth random blobs with noise, uint8 (N, size, size, 3): JPEG-like content."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / size
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        cx, cy, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0.05, 0.2)
+        blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+        img = blob[..., None] * rng.uniform(120, 250, 3) + rng.normal(20, 6, (size, size, 3))
+        out[i] = np.clip(img, 0, 255)
+    return out
+
+
+def _peak_rss_mb():
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 if sys.platform != "darwin" else rss / 1024**2
+
+
+def _bare_train(net, x, y, steps, device, dtype, lr):
+    opt = torch.optim.AdamW(net.parameters(), lr=lr)
+    net.train()
+
+    def step():
+        with autocast(device, dtype):
+            pred = net(x)
+        loss = torch.sqrt(torch.nn.functional.mse_loss(pred.float(), y))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return _timed(step, device, steps)
+
+
+def _matmul_ceiling(device, dtype, n=2048, repeat=10):
+    dt = dtype or torch.float32
+    a = torch.randn(n, n, device=device, dtype=dt)
+    b = torch.randn(n, n, device=device, dtype=dt)
+    sec = _timed(lambda: torch.mm(a, b), device, repeat)
+    return 2 * n**3 / sec
+
+
+def _train_flops(net, x, y, device, dtype):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net.train()
+    with FlopCounterMode(display=False) as counter:
+        with autocast(device, dtype):
+            pred = net(x)
+        torch.sqrt(torch.nn.functional.mse_loss(pred.float(), y)).backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def _paper_style_step_rate(paths, size, crop, net, device, dtype, batch_size, steps):
+    """Images/s of a loop that decodes + resizes JPEGs with PIL for every batch."""
+    from PIL import Image
+
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    net.train()
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+    y = torch.zeros(batch_size, 1, device=device)
+    state = {"i": 0}
+
+    def step():
+        batch = []
+        for _ in range(batch_size):
+            p = paths[state["i"] % len(paths)]
+            state["i"] += 1
+            with Image.open(p) as im:
+                im = im.convert("RGB").resize((size, size), Image.BILINEAR)
+                off = (size - crop) // 2
+                im = im.crop((off, off, off + crop, off + crop))
+                batch.append(torch.from_numpy(np.array(im)))
+        x = torch.stack(batch).permute(0, 3, 1, 2).to(device).float().div_(255)
+        x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+        with autocast(device, dtype):
+            pred = net(x)
+        loss = torch.sqrt(torch.nn.functional.mse_loss(pred.float(), y))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return batch_size / _timed(step, device, steps)
+
+
+def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("fp32", "auto"),
+                  steps=6, k=4, backbone="resnet18", io_images=256, paper_baseline=True,
+                  progress=False):
+    """Measure training, inference and I/O throughput; return a JSON-able dict.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``…
+    image_size : int
+        Side of the square images the network sees (the paper: 144 after cropping).
+    batch_size : int
+    precisions : sequence of {"fp32", "bf16", "auto"}
+        Each is measured in turn; ``"auto"`` resolves as in `SparseFeatureNet`.
+    steps : int
+        Timed training steps per measurement (``fit`` runs ``steps`` batches per
+        epoch for 2 epochs).
+    io_images : int
+        Images written as JPEGs / a saved sample for the I/O measurements.
+    paper_baseline : bool
+        Also time a paper-style loop that decodes JPEGs with PIL every batch.
+    """
+    from .estimator import SparseFeatureNet
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    n_fit = batch_size * steps
+    images = _synthetic_images(max(n_fit, batch_size), image_size)
+    yv = images.reshape(len(images), -1).mean(axis=1).astype(np.float64)
+    result = {"device": str(dev), "device_name": _device_name(dev), "image_size": image_size,
+              "batch_size": batch_size, "k": k, "backbone": backbone, "steps": steps,
+              "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "python": platform.python_version(), "precisions": {}}
+    seen = set()
+    for precision in precisions:
+        dtype = resolve_precision(precision, dev)
+        label = "bf16" if dtype == torch.bfloat16 else "fp32"
+        if label in seen:
+            continue
+        seen.add(label)
+        torch.manual_seed(0)
+        net = SparseFeatureNetwork(k, 1, backbone).to(dev).to(memory_format=torch.channels_last)
+        x = ((torch.from_numpy(images[:batch_size]).permute(0, 3, 1, 2).float() - 100) / 50)
+        x = x.to(dev).contiguous(memory_format=torch.channels_last)
+        y = torch.randn(batch_size, 1, device=dev)
+        bare_sec = _bare_train(net, x, y, steps, dev, dtype, 1e-3)
+        flops = _train_flops(net, x, y, dev, dtype)
+        ceiling = _matmul_ceiling(dev, dtype)
+
+        model = SparseFeatureNet(k=k, target="mean_pixel", backbone=backbone, epochs=3,
+                                 batch_size=batch_size, validation_fraction=0.0,
+                                 device=str(dev), precision=label, random_state=0,
+                                 progress=progress)
+        # the first epoch pays one-off costs (allocator, stats); time epochs 2-3
+        model.fit(images[:n_fit], yv[:n_fit])
+        fit_sec = float(np.mean([h["seconds"] for h in model.history_[1:]])) / steps
+        t_full = time.perf_counter()
+        model.set_params(epochs=1).fit(images[:n_fit], yv[:n_fit])
+        fit_total = time.perf_counter() - t_full
+
+        net.eval()
+
+        def bare_forward():
+            with torch.inference_mode(), autocast(dev, dtype):
+                net.sparse_features(x)
+
+        fwd_sec = _timed(bare_forward, dev, steps)
+        act_images = images[:n_fit]
+        model.activations(act_images[:batch_size], batch_size=batch_size)  # warm-up
+        _sync(dev)
+        t0 = time.perf_counter()
+        model.activations(act_images, batch_size=batch_size)
+        _sync(dev)
+        act_sec = (time.perf_counter() - t0) / (len(act_images) / batch_size)
+
+        entry = {
+            "bare_train_img_s": batch_size / bare_sec,
+            "fit_img_s": batch_size / fit_sec,
+            "fit_ratio": bare_sec / fit_sec,
+            "fit_img_s_including_setup": n_fit / fit_total,
+            "bare_forward_img_s": batch_size / fwd_sec,
+            "activations_img_s": batch_size / act_sec,
+            "activations_ratio": fwd_sec / act_sec,
+            "train_gflop_per_image": flops / batch_size / 1e9,
+            "train_tflop_s": flops / bare_sec / 1e12,
+            "fit_tflop_s": flops / fit_sec / 1e12,
+            "matmul_tflop_s": ceiling / 1e12,
+            "fit_fraction_of_matmul": (flops / fit_sec) / ceiling,
+        }
+        result["precisions"][label] = entry
+        del net, model
+    result["io"] = _io_benchmark(io_images, image_size, dev, batch_size, steps,
+                                 result["precisions"], k, backbone, paper_baseline)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    if dev.type == "cuda":
+        result["cuda_peak_mb"] = torch.cuda.max_memory_allocated(dev) / 1024**2
+    return result
+
+
+def _io_benchmark(n, image_size, dev, batch_size, steps, per_precision, k, backbone,
+                  paper_baseline):
+    from astropy.table import Table
+
+    from .datasets import GalaxySample, load_galaxy_folder
+    from .datasets.folder import write_galaxy_folder
+
+    jpeg_size = 160 if image_size <= 160 else image_size
+    imgs = _synthetic_images(n, jpeg_size, seed=1)
+    cat = Table({"objID": np.arange(1, n + 1, dtype=np.int64) + 1237648720693755000,
+                 "ra": np.linspace(150, 151, n), "dec": np.linspace(2, 3, n)})
+    out = {"n_images": n, "jpeg_size": jpeg_size}
+    with tempfile.TemporaryDirectory(prefix="sfnet-bench-") as tmp:
+        folder = os.path.join(tmp, "zenodo")
+        write_galaxy_folder(GalaxySample(imgs, cat), folder)
+        t0 = time.perf_counter()
+        sample = load_galaxy_folder(folder, cache=os.path.join(tmp, "cache"), progress=False)
+        out["jpeg_decode_img_s"] = n / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        load_galaxy_folder(folder, cache=os.path.join(tmp, "cache"), progress=False)
+        out["cached_folder_open_s"] = time.perf_counter() - t0
+        sample.save(os.path.join(tmp, "saved"))
+        saved = GalaxySample.load(os.path.join(tmp, "saved"), mmap=True)
+        order = np.random.default_rng(0).permutation(n)
+        t0 = time.perf_counter()
+        for start in range(0, n, batch_size):
+            saved.read_images(np.sort(order[start:start + batch_size]))
+        out["memmap_random_batch_img_s"] = n / (time.perf_counter() - t0)
+        if paper_baseline:
+            from PIL import Image  # noqa: F401
+
+            paths = sorted(os.path.join(folder, "images-sdss", f) for f in
+                           os.listdir(os.path.join(folder, "images-sdss")))
+            label = "bf16" if "bf16" in per_precision else "fp32"
+            dtype = torch.bfloat16 if label == "bf16" else None
+            torch.manual_seed(0)
+            net = SparseFeatureNetwork(k, 1, backbone).to(dev).to(memory_format=torch.channels_last)
+            rate = _paper_style_step_rate(paths, jpeg_size, image_size, net, dev, dtype,
+                                          batch_size, max(2, steps // 2))
+            out["paper_style_precision"] = label
+            out["paper_style_train_img_s"] = rate
+            out["fit_vs_paper_style"] = per_precision[label]["fit_img_s"] / rate
+    return out
+
+
+def _device_name(dev):
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return platform.processor() or platform.machine()
+
+
+def format_table(result):
+    """A plain-text table of a `run_benchmark` result."""
+    lines = [f"sfnet benchmark: {result['backbone']} k={result['k']}, "
+             f"{result['image_size']} px, batch {result['batch_size']}, device "
+             f"{result['device']} ({result['device_name']}), {result['threads']} threads, "
+             f"torch {result['torch']}", ""]
+    rows = [("training: bare PyTorch loop", "bare_train_img_s", "img/s"),
+            ("training: SparseFeatureNet.fit", "fit_img_s", "img/s"),
+            ("  fit / bare", "fit_ratio", "ratio"),
+            ("  fit incl. setup (1 epoch)", "fit_img_s_including_setup", "img/s"),
+            ("inference: bare forward", "bare_forward_img_s", "img/s"),
+            ("inference: activations()", "activations_img_s", "img/s"),
+            ("  activations / bare", "activations_ratio", "ratio"),
+            ("training FLOPs per image", "train_gflop_per_image", "GFLOP"),
+            ("fit achieved", "fit_tflop_s", "TFLOP/s"),
+            ("dense matmul ceiling", "matmul_tflop_s", "TFLOP/s"),
+            ("  fit / matmul ceiling", "fit_fraction_of_matmul", "ratio")]
+    labels = list(result["precisions"])
+    lines.append(f"{'':34s}" + "".join(f"{lab:>12s}" for lab in labels))
+    for name, key, unit in rows:
+        vals = "".join(f"{result['precisions'][lab][key]:12.3g}" for lab in labels)
+        lines.append(f"{name:34s}{vals}  {unit}")
+    io = result["io"]
+    lines += ["", f"I/O ({io['n_images']} images of {io['jpeg_size']} px):",
+              f"  JPEG folder decode (once, into a memmap) {io['jpeg_decode_img_s']:10.1f} img/s",
+              f"  cached folder re-open                    {io['cached_folder_open_s']:10.3f} s",
+              f"  memmap random batches                    {io['memmap_random_batch_img_s']:10.1f} img/s"]
+    if "paper_style_train_img_s" in io:
+        lines += [f"  paper-style training (PIL decode every batch, "
+                  f"{io['paper_style_precision']}) {io['paper_style_train_img_s']:8.1f} img/s",
+                  f"  fit / paper-style                        {io['fit_vs_paper_style']:10.2f} x"]
+    lines.append(f"peak resident memory {result['peak_rss_mb']:.0f} MB" +
+                 (f", CUDA peak {result['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in result else ""))
+    return "\n".join(lines)
+
+
+def add_arguments(parser):
+    """Options of ``sfnet benchmark``."""
+    parser.add_argument("--device", default="auto", help="torch device (default: auto)")
+    parser.add_argument("--image-size", type=int, default=144,
+                        help="image side in pixels (default: 144, the paper's crop)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
+    parser.add_argument("--precision", default="fp32,auto",
+                        help="comma-separated precisions to measure: fp32, bf16, auto "
+                             "(default: fp32,auto)")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps (default: 6)")
+    parser.add_argument("--k", type=int, default=4, help="top-k (default: 4)")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--io-images", type=int, default=256,
+                        help="images for the I/O measurements (default: 256)")
+    parser.add_argument("--no-paper-baseline", action="store_true",
+                        help="skip the paper-style PIL-decode-every-batch loop")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+
+
+def run(args):
+    """Entry point of ``sfnet benchmark``; returns the exit code."""
+    for name in ("image_size", "batch_size", "steps", "k", "io_images"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
+    result = run_benchmark(device=args.device, image_size=args.image_size,
+                           batch_size=args.batch_size,
+                           precisions=[p.strip() for p in args.precision.split(",") if p.strip()],
+                           steps=args.steps, k=args.k, backbone=args.backbone,
+                           io_images=args.io_images,
+                           paper_baseline=not args.no_paper_baseline)
+    print(format_table(result))
+    if args.json:
+        from ._io import atomic_write_json
+
+        atomic_write_json(args.json, result)
+    return 0
