@@ -1,6 +1,7 @@
 """Exceptions and warnings raised by sfnet."""
 
-__all__ = ["NotFittedError", "ImageReadError", "SfnetWarning", "DataDroppedWarning"]
+__all__ = ["NotFittedError", "ImageReadError", "SkyServerError", "SfnetWarning",
+           "DataDroppedWarning"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -38,3 +39,13 @@ class SfnetWarning(UserWarning):
 
 class DataDroppedWarning(SfnetWarning):
     """Rows were dropped from a sample (missing images, failed quality cuts)."""
+
+
+class SkyServerError(RuntimeError):
+    """SkyServer answered with something other than the expected table.
+
+    Raised for an HTML error page (for example an SQL error or an overloaded
+    server), an empty or garbled body, a table lacking expected columns, an
+    identifier that is not an exact 64-bit integer, or a query that still
+    fails after all retries.
+    """

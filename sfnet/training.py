@@ -404,7 +404,8 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
             gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
             perm = torch.randperm(n, generator=gen).numpy()
             model.train()
-            total, seen = 0.0, 0
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            seen = 0
             bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                        disable=not (cfg.progress and info.is_main), leave=False)
             for step in bar:
@@ -434,12 +435,12 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                     loss.backward()
                 opt.step()
                 sched.step()
-                total += float(loss.detach()) * len(pos)
+                total += loss.detach() * len(pos)  # no host sync per step
                 seen += len(pos)
-                if cfg.progress and info.is_main:
-                    bar.set_postfix(loss=f"{total / seen:.4f}")
+                if cfg.progress and info.is_main and (step % 10 == 0 or step == steps - 1):
+                    bar.set_postfix(loss=f"{float(total) / seen:.4f}")
             bar.close()
-            record = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
+            record = {"epoch": epoch + 1, "train_loss": float(total) / max(seen, 1),
                       "lr": float(sched.get_last_lr()[0])}
             if valid is not None and len(valid):
                 rmse = _evaluate_rmse(network, valid, y_valid, prep, device,

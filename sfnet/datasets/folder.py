@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path
+from ._columns import COLUMN_UNITS
 from ..exceptions import DataDroppedWarning, ImageReadError
 from .sample import (_CATALOG_FILE, _IMAGES_FILE, GalaxySample, _build_dir,
                      _check_target_dir, _NpyWriter, _read_manifest, _write_catalog,
@@ -38,21 +39,7 @@ _IN_FLIGHT_PER_WORKER = 4
 _N_SHOWN = 5
 
 #: Units given to known SkyServer / MPA-JHU columns that have none (a CSV has no units).
-_LINE_FLUX = "1e-17 erg / (s cm2)"
-_COLUMN_UNITS = {
-    "ra": "deg",
-    "dec": "deg",
-    "petroMag_r": "mag",
-    "petroR90_r": "arcsec",
-    "petroR50_r": "arcsec",
-    "lgm_tot_p50": "dex(solMass)",
-    "sfr_tot_p50": "dex(solMass / yr)",
-    "oh_p50": "dex",
-    "h_alpha_flux": _LINE_FLUX, "h_alpha_flux_err": _LINE_FLUX,
-    "h_beta_flux": _LINE_FLUX, "h_beta_flux_err": _LINE_FLUX,
-    "oiii_5007_flux": _LINE_FLUX, "oiii_5007_flux_err": _LINE_FLUX,
-    "nii_6584_flux": _LINE_FLUX, "nii_6584_flux_err": _LINE_FLUX,
-}
+_COLUMN_UNITS = COLUMN_UNITS
 
 
 def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",

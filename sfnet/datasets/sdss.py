@@ -53,9 +53,10 @@ from astropy.table import Column, Table
 
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..config import conf
-from ..exceptions import DataDroppedWarning
+from ..exceptions import DataDroppedWarning, SkyServerError
 from ..targets import BPT_LINES, TARGETS, Target, get_target
 from . import _download as _dl
+from ._columns import COLUMN_UNITS, LINE_FLUX_UNIT
 
 __all__ = ["fetch_sdss_sample", "build_sdss_query", "query_sdss_catalog",
            "fetch_sdss_cutouts", "SkyServerError", "SDSS_COLUMNS",
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 #: The HiPS the default cutouts come from (SDSS DR9 gri colour composite).
 HIPS_SDSS_COLOR = "CDS/P/SDSS9/color"
 
-_LINE_FLUX = "1e-17 erg / (s cm2)"
+_LINE_FLUX = LINE_FLUX_UNIT
 
 # Table aliases used in the SQL.
 _TABLES = (
@@ -89,16 +90,16 @@ def _col(alias, kind, unit, description):
 SDSS_COLUMNS = {
     "objID": _col("p", "id", None, "SDSS photometric object ID (PhotoObj.objID)"),
     "specObjID": _col("s", "id", None, "SDSS spectrum ID (SpecObj.specObjID)"),
-    "ra": _col("p", "float", "deg", "Right ascension (J2000) of the photometric object"),
-    "dec": _col("p", "float", "deg", "Declination (J2000) of the photometric object"),
+    "ra": _col("p", "float", COLUMN_UNITS["ra"], "Right ascension (J2000) of the photometric object"),
+    "dec": _col("p", "float", COLUMN_UNITS["dec"], "Declination (J2000) of the photometric object"),
     "z": _col("s", "float", None, "Spectroscopic redshift"),
-    "petroMag_r": _col("p", "float", "mag", "Petrosian r magnitude"),
-    "petroR90_r": _col("p", "float", "arcsec", "Radius containing 90% of the Petrosian r flux"),
-    "lgm_tot_p50": _col("e", "float", "dex(solMass)",
+    "petroMag_r": _col("p", "float", COLUMN_UNITS["petroMag_r"], "Petrosian r magnitude"),
+    "petroR90_r": _col("p", "float", COLUMN_UNITS["petroR90_r"], "Radius containing 90% of the Petrosian r flux"),
+    "lgm_tot_p50": _col("e", "float", COLUMN_UNITS["lgm_tot_p50"],
                         "MPA-JHU median log total stellar mass (-9999: missing)"),
-    "sfr_tot_p50": _col("e", "float", "dex(solMass / yr)",
+    "sfr_tot_p50": _col("e", "float", COLUMN_UNITS["sfr_tot_p50"],
                         "MPA-JHU median log total star formation rate (-9999: missing)"),
-    "oh_p50": _col("e", "float", "dex",
+    "oh_p50": _col("e", "float", COLUMN_UNITS["oh_p50"],
                    "MPA-JHU median 12 + log(O/H), Tremonti et al. 2004 (-9999: missing)"),
     "bptclass": _col("e", "int", None,
                      "MPA-JHU BPT class: -1 unclassifiable, 1 star-forming, 2 low-S/N "
@@ -163,16 +164,6 @@ _CATALOG_CSV = "galaxies.csv"
 _CATALOG_ECSV = "galaxies.ecsv"
 _MANIFEST = "failures.csv"
 _REPORT = "fetch_report.json"
-
-
-class SkyServerError(RuntimeError):
-    """SkyServer answered with something other than the expected table.
-
-    Raised for an HTML error page (for example an SQL error or an overloaded
-    server), an empty or garbled body, a table lacking expected columns, an
-    identifier that is not an exact 64-bit integer, or a query that still
-    fails after all retries.
-    """
 
 
 # --------------------------------------------------------------------------
