@@ -10,6 +10,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -115,7 +116,9 @@ class ImageSource:
         batch = np.asarray(batch)
         if batch.dtype != np.uint8:
             batch = batch.astype(np.float32, copy=False)
-        t = torch.from_numpy(np.ascontiguousarray(batch))
+        if not batch.flags.writeable or not batch.flags.c_contiguous:
+            batch = np.array(batch)  # read-only memmap slices: one copy, as torch needs
+        t = torch.from_numpy(batch)
         return t.permute(0, 3, 1, 2) if self.channels_last else t
 
     def batches(self, batch_size):
@@ -462,7 +465,7 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                     msg += " valid RMSE " + ", ".join(f"{v:.4f}" for v in record["valid_rmse"])
                 log.info(msg)
                 if cfg.progress:
-                    tqdm.write(msg)
+                    tqdm.write(msg, file=sys.stderr)
             if ckpt_path and info.is_main:
                 _save_checkpoint(ckpt_path, {
                     "model": network.state_dict(), "optimizer": opt.state_dict(),

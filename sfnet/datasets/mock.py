@@ -1,3 +1,332 @@
-"""Placeholder: being written."""
+"""An SDSS-like mock of main-sample galaxies: colour cutouts plus an MPA-JHU-style catalog.
 
-__all__ = []
+`make_mock_galaxies` is the embedded default data of sfnet (no network needed).
+The catalog has the column names, units and missing-value conventions of the
+real SkyServer/MPA-JHU query (see `~sfnet.datasets.fetch_sdss_sample`), so
+every downstream code path is the real one, plus ``mock_*`` columns with the
+latent truth.
+
+How the mock is built
+---------------------
+*Population* (`sfnet.datasets._mockphysics`): redshifts uniform in comoving
+volume for 0.02 < z < 0.2 with Planck18 distances; stellar masses from the
+Baldry et al. (2012) mass function; a quenched population whose fraction rises
+with mass (Peng et al. 2010); star-forming galaxies on the Speagle et al.
+(2014) main sequence (0.3 dex scatter).  Galaxies are drawn until ``n`` pass
+the SDSS main-sample selection (Strauss et al. 2002): 14.5 < petroMag_r <
+17.77 and mu_50 < 24.5 mag/arcsec^2.
+
+*Metallicity*: ``12 + log(O/H) = T04(mu) + h`` with ``T04`` the Tremonti et
+al. (2004) relation, ``mu = log M* - 0.32 (log SFR - log SFR_MS) - 1.5 dlogR``
+the Mannucci et al. (2010) fundamental-metallicity mass (taken relative to the
+main sequence) with a compactness term (``dlogR``, the offset from the
+size-mass relation in dex; Ellison et al. 2008: smaller galaxies are more metal
+rich at fixed mass), and ``h`` a hidden Gaussian scatter
+(``metallicity_scatter``) that no image property encodes.  The standard
+deviation of ``h`` among galaxies passing the ``"metallicity"`` cuts is
+``catalog.meta["oracle_rmse"]``: no image-based method can do better.
+
+*Images* (`sfnet.datasets._render`): de Vaucouleurs bulge plus exponential
+disk with inclination (Hubble 1926 axis ratio, intrinsic thickness 0.15) and
+position angle; sizes from the Shen et al. (2003) size-mass relations; B/T
+rising with mass and quenching; star-forming clumps whose light fraction rises
+with sSFR; dust (Calzetti et al. 2000) rising with metallicity (hence with mass,
+as Garn & Best 2010), star formation and inclination; colour gradients (red
+bulge, disks larger in g); stellar populations whose colours follow age (sSFR)
+and metallicity, with Bell et al. (2003) mass-to-light ratios and simple
+k-corrections; Gaussian PSF (``psf_fwhm``, 5% scatter per galaxy); sky noise
+of SDSS depth; the Lupton et al. (2004) composite of SDSS colour JPEGs
+(`astropy.visualization.make_lupton_rgb` on i, r, g); a neighbouring galaxy in
+30% and a star in 25% of the cutouts.  The metallicity is thus written in the
+disk colour and dust, which integrated colours mix with inclination, bulge
+light, clumps and redshift: a CNN can disentangle them, a linear fit on
+integrated photometry cannot (`sfnet.baselines`).
+
+*Emission lines* (fibre fluxes, 1e-17 erg/s/cm^2): Halpha from the SFR
+(Kennicutt 1998, Kroupa IMF) times the light fraction inside the 3" fibre,
+attenuated by nebular dust (Calzetti E(B-V)_gas = E(B-V)_star / 0.44; Balmer
+decrement from the intrinsic 2.86); [NII]/Halpha from the metallicity
+(Pettini & Pagel 2004 N2, after converting the Tremonti scale with Kewley &
+Ellison 2008); [OIII]/Hbeta along the star-forming sequence below Kauffmann et
+al. (2003).  AGN, more likely in massive bulge-dominated hosts, add Seyfert- or
+LINER-like lines (above Kewley et al. 2001 alone, composites when mixed with
+star formation); quenched galaxies have weak LINER-like emission (retired
+galaxies, Cid Fernandes et al. 2011).  Errors follow sky plus continuum noise;
+``bptclass`` is assigned from the noisy lines with the MPA-JHU rules
+(Brinchmann et al. 2004) and ``oh_p50`` is given only for ``bptclass == 1``
+(-9999 otherwise, as MPA-JHU).  0.4% of galaxies have failed SED fits
+(``lgm_tot_p50 = sfr_tot_p50 = -9999``).
+"""
+
+import numbers
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Column, Table
+
+from . import _mockphysics as _phys
+from ._render import render_block
+
+__all__ = ["make_mock_galaxies"]
+
+#: Version of the generator; bump when the output for a given seed changes.
+MOCK_VERSION = "1"
+#: Field of view of the paper's cutouts: 160 px x 0.262 arcsec.
+FIELD_OF_VIEW = 160 * 0.262
+_BATCH = 16384      # candidates per draw (fixed: the sample does not depend on n)
+_BLOCK = 64         # galaxies per rendering block (fixed: noise does not depend on n)
+_LINE_FLUX = "1e-17 erg / (s cm2)"
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_positive(value, name, unit):
+    if isinstance(value, u.Quantity):
+        try:
+            value = value.to_value(unit)
+        except u.UnitConversionError:
+            raise ValueError(f"{name} must be in units of {unit}, got {value!r}") from None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number or an astropy Quantity, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be positive and finite, got {value}")
+    return value
+
+
+def _sdss_ids(ints):
+    """DR7-style 18-digit objIDs and specObjIDs, unique, in row order.
+
+    ``ints`` holds one row of random integers per galaxy (see `_build_catalog`).
+    objID packs (skyVersion=1, rerun, run, camcol, field, obj) and specObjID
+    packs (plate, fiberID, mjd - 50000, run2d) as SkyServer does.
+    """
+    run, camcol, field, obj, plate, fiber = ints.T
+    rerun = np.where(run > 4000, 41, 40)
+    objid = ((1 << 59) | (rerun << 48) | (run << 32) | (camcol << 29)
+             | (field << 16) | obj).astype(np.int64)
+    mjd = 51578 + (plate - 266) * 3085 // 2709
+    run2d = 26
+
+    def _spec(fib):
+        return ((plate << 50) | (fib << 38) | ((mjd - 50000) << 24) | (run2d << 10)).astype(
+            np.int64)
+
+    spec = _spec(fiber)
+    # resolve the rare collisions in order (earlier rows keep their IDs)
+    for ids, bump in ((objid, 1), (spec, 1 << 38)):
+        seen = set()
+        for i, v in enumerate(ids.tolist()):
+            while v in seen:
+                v += bump
+            seen.add(v)
+            ids[i] = v
+    return objid, spec
+
+
+def _footprint(u_ra, u_dec):
+    """(ra, dec) uniform on the sky within the SDSS Legacy northern cap."""
+    ra = 115.0 + 140.0 * u_ra
+    s0, s1 = np.sin(np.radians(-3.0)), np.sin(np.radians(66.0))
+    dec = np.degrees(np.arcsin(s0 + (s1 - s0) * u_dec))
+    return ra, dec
+
+
+def _draw_sample(seed, n, oh_scatter, psf_fwhm):
+    """Draw candidate batches until ``n`` pass the selection; return the first ``n``."""
+    parts, got, batch = [], 0, 0
+    while got < n:
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, batch)))
+        cand = _phys.draw_candidates(rng, _BATCH, oh_scatter=oh_scatter, psf_fwhm=psf_fwhm)
+        sel = cand.pop("selected")
+        parts.append({k: v[sel] for k, v in cand.items()})
+        got += int(sel.sum())
+        batch += 1
+        if batch > 10000:  # pragma: no cover - would need an absurd n
+            raise RuntimeError("the mock's selection accepts too few candidates")
+    p = {k: np.concatenate([q[k] for q in parts])[:n] for k in parts[0]}
+    return p, batch * _BATCH
+
+
+def _build_catalog(p, seed):
+    # one row of random numbers per galaxy, so a sample is a prefix of a larger one
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    n = len(p["z"])
+    ints = rng.integers([94, 1, 11, 1, 266, 1], [8163, 7, 900, 1000, 2975, 641], size=(n, 6))
+    uni = rng.random((n, 3))
+    objid, specobjid = _sdss_ids(ints)
+    ra, dec = _footprint(uni[:, 0], uni[:, 1])
+    sed_fail = uni[:, 2] < 0.004
+    miss = _phys.MISSING
+    oh = np.where(p["bpt"] == 1, p["oh_true"], miss)
+    t = Table()
+    t["objID"] = Column(objid, description="SDSS photometric object ID (mock)")
+    t["specObjID"] = Column(specobjid, description="SDSS spectrum ID (mock)")
+    t["ra"] = Column(ra, unit="deg", description="Right ascension (J2000)")
+    t["dec"] = Column(dec, unit="deg", description="Declination (J2000)")
+    t["z"] = Column(p["z"], description="Spectroscopic redshift")
+    t["petroMag_r"] = Column(p["petro_mag"], unit="mag", description="Petrosian r magnitude")
+    t["petroR90_r"] = Column(p["petro_r90"], unit="arcsec",
+                             description="Radius containing 90% of the Petrosian r flux")
+    t["lgm_tot_p50"] = Column(np.where(sed_fail, miss, p["logm"]), unit="dex(solMass)",
+                              description="log total stellar mass (-9999: missing)")
+    t["sfr_tot_p50"] = Column(np.where(sed_fail, miss, p["logsfr"]), unit="dex(solMass / yr)",
+                              description="log total star formation rate (-9999: missing)")
+    t["oh_p50"] = Column(oh, unit="dex",
+                         description="12 + log(O/H), Tremonti+04 scale (-9999: not star-forming)")
+    t["bptclass"] = Column(p["bpt"].astype(np.int32),
+                           description="MPA-JHU BPT class: -1 unclassifiable, 1 star-forming, "
+                                       "2 low-S/N star-forming, 3 composite, 4 AGN, "
+                                       "5 low-S/N LINER")
+    for line, label in (("h_alpha", "H-alpha 6563"), ("h_beta", "H-beta 4861"),
+                        ("oiii_5007", "[OIII] 5007"), ("nii_6584", "[NII] 6584")):
+        t[f"{line}_flux"] = Column(p[f"{line}_flux"], unit=_LINE_FLUX,
+                                   description=f"{label} fibre line flux")
+        t[f"{line}_flux_err"] = Column(p[f"{line}_flux_err"], unit=_LINE_FLUX,
+                                       description=f"{label} fibre line flux error")
+
+    def mag(f):
+        return -2.5 * np.log10(f)
+
+    latent = [
+        ("mock_logm", p["logm"], "dex(solMass)", "true log stellar mass"),
+        ("mock_logsfr", p["logsfr"], "dex(solMass / yr)", "true log SFR"),
+        ("mock_oh_true", np.where(p["quenched"], np.nan, p["oh_true"]), "dex",
+         "true 12 + log(O/H) (NaN for quenched galaxies)"),
+        ("mock_oh_hidden", p["oh_hidden"], "dex",
+         "hidden metallicity scatter: not encoded in the image"),
+        ("mock_quenched", p["quenched"], None, "quenched (passive) galaxy"),
+        ("mock_agn", p["agn"], None, "hosts an AGN"),
+        ("mock_inclination", np.degrees(np.arccos(p["cos_i"])), "deg", "disk inclination"),
+        ("mock_axis_ratio", p["q_disk"], None, "projected disk axis ratio b/a"),
+        ("mock_position_angle", np.degrees(p["pa"]), "deg",
+         "disk major axis angle, counter-clockwise from the image x axis"),
+        ("mock_bt", p["bt"], None, "bulge-to-total r-band light ratio"),
+        ("mock_clump_fraction", p["clump_frac"], None,
+         "fraction of the disk r light in star-forming clumps"),
+        ("mock_ebv", p["ebv_disk"], "mag", "stellar E(B-V) of the disk (with inclination)"),
+        ("mock_re_disk", p["theta_d"], "arcsec", "disk half-light radius (major axis, r)"),
+        ("mock_re_bulge", p["theta_b"], "arcsec", "bulge half-light radius (major axis)"),
+        ("mock_disk_g_r", mag(p["flux_disk_g"]) - mag(p["flux_disk_r"]), "mag",
+         "observed g - r of the smooth disk"),
+        ("mock_disk_r_i", mag(p["flux_disk_r"]) - mag(p["flux_disk_i"]), "mag",
+         "observed r - i of the smooth disk"),
+        ("mock_bulge_g_r", mag(p["flux_bulge_g"]) - mag(p["flux_bulge_r"]), "mag",
+         "observed g - r of the bulge"),
+        ("mock_psf_fwhm", p["fwhm"], "arcsec", "PSF FWHM of the cutout"),
+        ("mock_neighbour", p["has_nb"], None, "a neighbouring galaxy is in the cutout"),
+        ("mock_star", p["has_star"], None, "a star is in the cutout"),
+    ]
+    for name, data, unit, desc in latent:
+        t[name] = Column(data, unit=unit, description=desc)
+    return t
+
+
+def make_mock_galaxies(n, *, image_size=64, pixel_scale=None, seed=None, progress=True,
+                       metallicity_scatter=0.06, psf_fwhm=1.4 * u.arcsec):
+    """Generate an SDSS-like mock sample: colour cutouts and an MPA-JHU-style catalog.
+
+    Parameters
+    ----------
+    n : int
+        Number of galaxies (all pass the SDSS main-sample selection).
+    image_size : int, optional
+        Cutout side in pixels (>= 16).
+    pixel_scale : float or `~astropy.units.Quantity`, optional
+        Arcsec per pixel.  Default: the paper's field of view, 160 x 0.262" =
+        41.92", whatever ``image_size`` (0.655"/px at 64 px).
+    seed : int, optional
+        Seed; the same seed gives identical catalog and images.  With ``None``
+        a fresh seed is drawn and recorded in ``catalog.meta["seed"]``.  The
+        catalog does not depend on ``image_size`` or ``pixel_scale``, and the
+        first ``m`` galaxies of a sample of ``n > m`` are the sample of ``m``.
+    progress : bool, optional
+        Show a progress bar while rendering (only for ``n >= 1000``).
+    metallicity_scatter : float, optional
+        Standard deviation (dex) of the hidden metallicity term.
+    psf_fwhm : float or `~astropy.units.Quantity`, optional
+        Median PSF FWHM (arcsec).
+
+    Returns
+    -------
+    GalaxySample
+        ``images`` of shape ``(n, image_size, image_size, 3)`` uint8 and a catalog
+        with the real query's columns (``objID``, ``specObjID``, ``ra``, ``dec``,
+        ``z``, ``petroMag_r``, ``petroR90_r``, ``lgm_tot_p50``, ``sfr_tot_p50``,
+        ``oh_p50``, ``bptclass``, the four BPT line fluxes and errors) plus latent
+        ``mock_*`` columns.  ``catalog.meta`` holds ``oracle_rmse`` (the best
+        RMSE any image-based predictor of ``oh_p50`` can reach on the
+        ``"metallicity"`` sample), ``seed``, ``generator``, ``mock_version``,
+        ``image_size``, ``pixel_scale`` (arcsec), ``psf_fwhm``,
+        ``metallicity_scatter``, ``n_candidates`` and ``cosmology``.
+
+    Examples
+    --------
+    >>> from sfnet.datasets import make_mock_galaxies
+    >>> sample = make_mock_galaxies(20, image_size=32, seed=1, progress=False)
+    >>> sample.images.shape, sample.images.dtype
+    ((20, 32, 32, 3), dtype('uint8'))
+    >>> bool((sample.catalog["petroMag_r"] < 17.77).all())
+    True
+    """
+    n = _check_int(n, "n", 1)
+    image_size = _check_int(image_size, "image_size", 16)
+    if pixel_scale is None:
+        pixel_scale = FIELD_OF_VIEW / image_size
+    pixel_scale = _check_positive(pixel_scale, "pixel_scale", u.arcsec)
+    psf_fwhm = _check_positive(psf_fwhm, "psf_fwhm", u.arcsec)
+    if isinstance(metallicity_scatter, (bool, np.bool_)) or not isinstance(
+            metallicity_scatter, numbers.Real):
+        raise TypeError(f"metallicity_scatter must be a number, got {metallicity_scatter!r}")
+    metallicity_scatter = float(metallicity_scatter)
+    if not (np.isfinite(metallicity_scatter) and metallicity_scatter >= 0):
+        raise ValueError(f"metallicity_scatter must be >= 0, got {metallicity_scatter}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy)
+    else:
+        seed = _check_int(seed, "seed", 0)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
+
+    from tqdm.auto import tqdm
+
+    from ..targets import get_target
+    from .sample import GalaxySample
+
+    p, n_candidates = _draw_sample(seed, n, metallicity_scatter, psf_fwhm)
+    catalog = _build_catalog(p, seed)
+
+    images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
+    with tqdm(total=n, desc="mock galaxies", unit="gal",
+              disable=not progress or n < 1000) as bar:
+        for block, start in enumerate(range(0, n, _BLOCK)):
+            idx = np.arange(start, min(start + _BLOCK, n))
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, block)))
+            images[idx] = render_block(p, idx, image_size, pixel_scale, rng)
+            bar.update(len(idx))
+
+    keep = get_target("metallicity").mask(catalog)
+    hidden = np.asarray(catalog["mock_oh_hidden"])[keep]
+    from .. import __version__
+
+    catalog.meta.update({
+        "oracle_rmse": float(hidden.std()) if hidden.size else float("nan"),
+        "generator": "sfnet.datasets.make_mock_galaxies",
+        "mock_version": MOCK_VERSION,
+        "sfnet_version": __version__,
+        "seed": seed,
+        "image_size": image_size,
+        "pixel_scale": pixel_scale,
+        "psf_fwhm": psf_fwhm,
+        "metallicity_scatter": metallicity_scatter,
+        "n_candidates": n_candidates,
+        "cosmology": "Planck18",
+        "selection": "14.5 < petroMag_r < 17.77, mu50_r < 24.5, 0.02 < z < 0.2",
+    })
+    return GalaxySample(images, catalog)

@@ -1,0 +1,476 @@
+"""Physical relations and the galaxy population behind the SDSS-like mock (private).
+
+Every relation is a small vectorised function citing its source; `draw_population`
+combines them into a flux-limited sample of SDSS main-sample-like galaxies with
+MPA-JHU-style catalog quantities and the latent parameters the renderer needs.
+
+References
+----------
+- Baldry et al. 2012, MNRAS 421, 621 -- z < 0.06 stellar mass function.
+- Bell et al. 2003, ApJS 149, 289 -- colour-based r-band mass-to-light ratio.
+- Brinchmann et al. 2004, MNRAS 351, 1151 -- MPA-JHU BPT classes.
+- Calzetti et al. 2000, ApJ 533, 682 -- attenuation curve, stellar/nebular E(B-V).
+- Garn & Best 2010, MNRAS 409, 421 -- Halpha attenuation rising with stellar mass.
+- Hubble 1926, ApJ 64, 321 -- axis ratio of an inclined oblate disk.
+- Kauffmann et al. 2003, MNRAS 346, 1055 -- SF/AGN demarcation; AGN in massive bulges.
+- Kennicutt 1998, ARA&A 36, 189 -- SFR from Halpha.
+- Kewley et al. 2001, ApJ 556, 121 -- maximum-starburst line.
+- Kewley & Ellison 2008, ApJ 681, 1183 -- conversions between metallicity scales.
+- Mannucci et al. 2010, MNRAS 408, 2115 -- fundamental metallicity relation.
+- Peng et al. 2010, ApJ 721, 193 -- mass quenching.
+- Pettini & Pagel 2004, MNRAS 348, L59 -- N2 calibration.
+- Shen et al. 2003, MNRAS 343, 978 -- size-mass relations of SDSS galaxies.
+- Speagle et al. 2014, ApJS 214, 15 -- star-forming main sequence.
+- Strauss et al. 2002, AJ 124, 1810 -- SDSS main-sample selection.
+- Tremonti et al. 2004, ApJ 613, 898 -- mass-metallicity relation.
+- Cid Fernandes et al. 2011, MNRAS 413, 1687 -- retired galaxies' LINER-like emission.
+"""
+
+from functools import lru_cache
+
+import numpy as np
+
+# --------------------------------------------------------------------------
+# Constants
+# --------------------------------------------------------------------------
+
+#: SDSS main galaxy sample: r_petro < 17.77, r_petro > 14.5 (fibre saturation and
+#: cross-talk) and mu_50 < 24.5 mag arcsec^-2 (Strauss et al. 2002).
+R_LIMIT = 17.77
+R_BRIGHT = 14.5
+SB_LIMIT = 24.5
+#: Redshift range of the mock (SDSS main sample).
+Z_MIN, Z_MAX = 0.02, 0.2
+#: Absolute r magnitude of the Sun (AB; Willmer 2018, ApJS 236, 47).
+MSUN_R = 4.65
+#: Calzetti et al. (2000) k(lambda) = A_lambda / E(B-V)_star at the g, r, i effective
+#: wavelengths (0.477, 0.623, 0.762 um) and at Halpha / Hbeta / [OIII] 5007.
+K_G, K_R, K_I = 4.68, 3.52, 2.74
+K_HA, K_HB, K_O3 = 3.33, 4.60, 4.46
+#: Calzetti et al. (2000): E(B-V)_star = 0.44 E(B-V)_gas.
+STAR_TO_GAS_EBV = 0.44
+#: Case-B Balmer decrement (T = 1e4 K) and the usual AGN value.
+HA_HB_SF, HA_HB_AGN = 2.86, 3.1
+#: SDSS spectroscopic fibre radius (arcsec).
+FIBRE_RADIUS = 1.5
+#: Missing value of the MPA-JHU catalogs.
+MISSING = -9999.0
+_ARCSEC_PER_RAD = 206264.806
+_CM_PER_MPC = 3.0856775814913673e24
+
+# --------------------------------------------------------------------------
+# Published relations
+# --------------------------------------------------------------------------
+
+
+def tremonti04(logm):
+    """Tremonti et al. (2004) mass-metallicity relation, 12 + log(O/H).
+
+    ``12 + log(O/H) = -1.492 + 1.847 x - 0.08026 x**2`` with ``x = log M*``; the
+    fit is valid for 8.5 < x < 11.5 and reaches its maximum (9.13) at x = 11.5,
+    so ``x`` is clipped there (the relation saturates rather than turning over).
+    """
+    x = np.minimum(logm, 11.5)
+    return -1.492 + 1.847 * x - 0.08026 * x * x
+
+
+def speagle14_main_sequence(logm, age_gyr):
+    """Star-forming main sequence of Speagle et al. (2014), log SFR [Msun/yr].
+
+    ``log SFR = (0.84 - 0.026 t) log M* - (6.51 - 0.11 t)`` with ``t`` the age of
+    the Universe in Gyr (their "best fit", Kroupa IMF).
+    """
+    return (0.84 - 0.026 * age_gyr) * logm - (6.51 - 0.11 * age_gyr)
+
+
+def quenched_fraction(logm, m_quench=10.95, floor=0.1):
+    """Fraction of quenched galaxies at a given stellar mass.
+
+    Peng et al. (2010) mass quenching, ``f = 1 - exp(-M/M*)`` with
+    ``log M* = m_quench``, plus a mass-independent ``floor`` standing for
+    environment quenching.
+    """
+    return 1.0 - (1.0 - floor) * np.exp(-(10.0 ** (logm - m_quench)))
+
+
+def baldry12_smf(logm):
+    """Double-Schechter stellar mass function of Baldry et al. (2012), per dex.
+
+    ``log M* = 10.66``, ``phi1 = 3.96e-3``, ``alpha1 = -0.35``,
+    ``phi2 = 0.79e-3``, ``alpha2 = -1.47`` (Mpc^-3 dex^-1, h = 0.7).
+    """
+    mu = 10.0 ** (logm - 10.66)
+    return np.log(10.0) * np.exp(-mu) * (3.96e-3 * mu ** (1 - 0.35) + 0.79e-3 * mu ** (1 - 1.47))
+
+
+def shen03_size_late(logm):
+    """Shen et al. (2003) late-type r-band half-light radius (kpc) and ln scatter.
+
+    ``R = 0.1 kpc M^0.14 (1 + M/M0)^0.25`` with ``M0 = 3.98e10`` Msun;
+    ``sigma_lnR = 0.34 + 0.13 / (1 + (M/M0)^2)``.
+    """
+    m = 10.0 ** (logm - np.log10(3.98e10))
+    r = 0.1 * 10.0 ** (0.14 * logm) * (1.0 + m) ** (0.39 - 0.14)
+    return r, 0.34 + (0.47 - 0.34) / (1.0 + m * m)
+
+
+def shen03_size_early(logm):
+    """Shen et al. (2003) early-type half-light radius (kpc) and ln scatter.
+
+    ``log R = 0.56 log M - 5.54`` (their b = 0.56, c = 3.47e-6 with h = 0.7); scatter
+    ``sigma_lnR`` ~ 0.3.
+    """
+    return 10.0 ** (0.56 * logm - 5.54), np.full(np.shape(logm), 0.3)
+
+
+def bell03_log_ml_r(g_r):
+    """Bell et al. (2003) log(M/L_r) from rest-frame g - r, Kroupa IMF.
+
+    ``log M/L_r = -0.306 + 1.097 (g - r)`` for their "diet Salpeter" IMF, minus
+    0.15 dex for a Kroupa IMF as used by MPA-JHU.
+    """
+    return -0.306 + 1.097 * g_r - 0.15
+
+
+def kennicutt98_halpha_luminosity(log_sfr):
+    """Halpha luminosity (erg/s) of a Kroupa-IMF SFR (Msun/yr), Kennicutt (1998).
+
+    ``SFR = 7.9e-42 L(Halpha)`` for a Salpeter IMF; a Kroupa SFR is 1.5 times smaller.
+    """
+    return 1.5 * 10.0 ** log_sfr / 7.9e-42
+
+
+def t04_to_pp04(oh_t04):
+    """Approximate conversion of a Tremonti+04 (MPA-JHU) abundance to the PP04 N2 scale.
+
+    Kewley & Ellison (2008) show the Tremonti et al. scale lies 0.2 dex (low
+    mass) to 0.4 dex (high mass) above Pettini & Pagel's N2 scale; a linear map
+    through (8.6, 8.4) and (9.1, 8.7) reproduces that.
+    """
+    return 8.4 + 0.6 * (oh_t04 - 8.6)
+
+
+def pp04_n2(oh_pp04):
+    """log([NII]6584/Halpha) from 12 + log(O/H) by inverting Pettini & Pagel (2004).
+
+    ``12 + log(O/H) = 8.90 + 0.57 N2``.
+    """
+    return (oh_pp04 - 8.90) / 0.57
+
+
+def kauffmann03(x):
+    """Kauffmann et al. (2003) demarcation, log [OIII]/Hbeta vs x = log [NII]/Halpha.
+
+    ``0.61 / (x - 0.05) + 1.3`` for x < 0.05, NaN elsewhere.
+    """
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x < 0.05, 0.61 / (x - 0.05) + 1.3, np.nan)
+
+
+def kewley01(x):
+    """Kewley et al. (2001) maximum-starburst line, ``0.61 / (x - 0.47) + 1.19`` for x < 0.47."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x < 0.47, 0.61 / (x - 0.47) + 1.19, np.nan)
+
+
+def sf_sequence_o3hb(x):
+    """Ridge of the SDSS star-forming sequence in the BPT diagram (log [OIII]/Hbeta).
+
+    ``0.55 / x + 0.8`` for x = log [NII]/Halpha (clipped at -0.22): a curve of the
+    Kauffmann et al. (2003) form through the ridge of the SDSS star-forming
+    galaxies, (-1.5, 0.45), (-1.0, 0.25), (-0.6, -0.1), (-0.4, -0.55),
+    (-0.3, -1.0), i.e. 0.3-0.6 dex below the Kauffmann et al. demarcation.
+    """
+    return 0.55 / np.minimum(x, -0.22) + 0.8
+
+
+def sersic_b(n):
+    """``b_n`` of a Sersic profile (Ciotti & Bertin 1999 expansion), so R_e holds half the light."""
+    n = np.asarray(n, dtype=float)
+    return 2.0 * n - 1.0 / 3.0 + 4.0 / (405.0 * n) + 46.0 / (25515.0 * n * n)
+
+
+def bpt_class_mpajhu(nii, nii_err, ha, ha_err, oiii, oiii_err, hb, hb_err):
+    """MPA-JHU ``bptclass`` codes from line fluxes (Brinchmann et al. 2004).
+
+    1 star-forming (S/N > 3 in all four lines, below Kauffmann+03); 3 composite
+    (between Kauffmann+03 and Kewley+01); 4 AGN (above Kewley+01); for the rest,
+    with S/N > 2 in Halpha and [NII]: 2 low-S/N star-forming if
+    log [NII]/Halpha < -0.4, else 5 low-S/N LINER; -1 unclassifiable otherwise.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sn = [f / e for f, e in ((nii, nii_err), (ha, ha_err), (oiii, oiii_err), (hb, hb_err))]
+        strong = np.all([s > 3 for s in sn], axis=0)
+        weak = (sn[0] > 2) & (sn[1] > 2)
+        x = np.log10(np.where((nii > 0) & (ha > 0), nii / ha, np.nan))
+        y = np.log10(np.where((oiii > 0) & (hb > 0), oiii / hb, np.nan))
+        below_k03 = (x < 0.05) & (y < kauffmann03(x))
+        below_k01 = (x < 0.47) & (y < kewley01(x))
+    cls = np.full(np.shape(ha), -1, dtype=np.int32)
+    cls[weak & (x < -0.4)] = 2
+    cls[weak & ~(x < -0.4)] = 5
+    cls[strong] = 4
+    cls[strong & below_k01] = 3
+    cls[strong & below_k03] = 1
+    return cls
+
+
+# --------------------------------------------------------------------------
+# Cosmology grid (Planck 2018), computed once
+# --------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _cosmology_grid():
+    from astropy.cosmology import Planck18
+
+    z = np.linspace(0.0, Z_MAX + 0.01, 2001)
+    z[0] = 1e-6
+    d_l = Planck18.luminosity_distance(z).to_value("Mpc")
+    d_a = Planck18.angular_diameter_distance(z).to_value("Mpc")
+    dvdz = Planck18.differential_comoving_volume(z).value
+    age = Planck18.age(z).to_value("Gyr")
+    inside = (z >= Z_MIN) & (z <= Z_MAX)
+    zc = z[inside]
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dvdz[inside][1:] + dvdz[inside][:-1])
+                                            * np.diff(zc))])
+    cdf /= cdf[-1]
+    return {"z": z, "d_l": d_l, "d_a": d_a, "age": age, "z_cdf": zc, "cdf": cdf}
+
+
+@lru_cache(maxsize=1)
+def _smf_grid(lo=8.3, hi=12.0):
+    m = np.linspace(lo, hi, 3001)
+    pdf = baldry12_smf(m)
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (pdf[1:] + pdf[:-1]) * np.diff(m))])
+    return m, cdf / cdf[-1]
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+# --------------------------------------------------------------------------
+# The population
+# --------------------------------------------------------------------------
+
+#: Number of star-forming clump slots per galaxy.
+N_CLUMPS = 12
+#: Share of the young light in spiral arms (the rest is in knots).
+ARM_SHARE = 0.6
+
+
+def draw_candidates(rng, m, *, oh_scatter=0.06, psf_fwhm=1.4):
+    """Draw ``m`` candidate galaxies (before the flux limit) with all their properties.
+
+    Returns a dict of arrays of length ``m`` (``(m, N_CLUMPS)`` for the clump
+    slots).  Everything random about a galaxy, apart from the pixel noise of its
+    image, is drawn here, so the catalog does not depend on the image size.
+    """
+    g = _cosmology_grid()
+    p = {}
+    size_dev = rng.normal(0.0, 1.0, m)              # size offset at fixed mass, in sigma
+    # --- redshift uniform in comoving volume; Planck18 distances -------------
+    z = np.interp(rng.random(m), g["cdf"], g["z_cdf"])
+    d_l = np.interp(z, g["z"], g["d_l"])
+    d_a = np.interp(z, g["z"], g["d_a"])
+    age = np.interp(z, g["z"], g["age"])
+    # --- stellar mass (Baldry+12) and star formation ------------------------
+    mgrid, mcdf = _smf_grid()
+    logm = np.interp(rng.random(m), mcdf, mgrid)
+    quenched = rng.random(m) < quenched_fraction(logm)
+    ms = speagle14_main_sequence(logm, age)
+    d_ms = rng.normal(0.0, 0.3, m)
+    log_ssfr_q = rng.normal(-12.0, 0.35, m)
+    logsfr = np.where(quenched, logm + log_ssfr_q, ms + d_ms)
+    d_ms = logsfr - ms
+    log_ssfr = logsfr - logm
+    # --- gas-phase metallicity: Tremonti+04 of the Mannucci+10 FMR mass ------
+    # mu = log M - 0.32 log SFR, taken relative to the main sequence so that
+    # galaxies on the sequence follow Tremonti+04 exactly.
+    # Ellison et al. (2008): at fixed mass, compact galaxies are more metal rich;
+    # written as a shift of mu by -1.5 x the size offset (dex) from the size-mass
+    # relation, ~0.15 dex in O/H between the smallest and largest size quartiles
+    # at 1e10 Msun (somewhat stronger than their ~0.1 dex, so that morphology
+    # carries more of the metallicity).
+    r_late, s_late = shen03_size_late(logm)
+    r_early, s_early = shen03_size_early(logm)
+    dlog_r = size_dev * np.where(quenched, s_early, s_late) / np.log(10.0)
+    mu = logm - 0.32 * np.where(quenched, 0.0, d_ms) - 1.5 * dlog_r
+    oh_model = tremonti04(mu)
+    oh_hidden = rng.normal(0.0, oh_scatter, m)
+    oh_true = oh_model + oh_hidden
+    # --- morphology ------------------------------------------------------------
+    bt_mean = np.where(quenched, np.clip(0.6 + 0.2 * (logm - 10.5), 0.3, 0.9),
+                       np.clip(0.1 + 0.2 * (logm - 9.5), 0.04, 0.5))
+    kappa = np.where(quenched, 8.0, 3.0)
+    bt = np.clip(rng.beta(bt_mean * kappa, (1 - bt_mean) * kappa), 1e-3, 0.999)
+    r50 = np.where(quenched, r_early, r_late) * 10.0 ** dlog_r
+    f_bulge = np.where(quenched, 0.6, 0.25)          # R_e,bulge / R_e,disk
+    re_disk = r50 / (1.0 - bt + bt * f_bulge)
+    re_bulge = f_bulge * re_disk
+    cos_i = rng.random(m)
+    q0 = np.where(quenched, 0.25, 0.15)              # intrinsic thickness
+    q_disk = np.sqrt(cos_i ** 2 * (1 - q0 ** 2) + q0 ** 2)   # Hubble (1926)
+    q_bulge = np.where(quenched, np.clip(rng.normal(0.75, 0.15, m), 0.35, 1.0),
+                       rng.uniform(0.6, 1.0, m))
+    pa = rng.uniform(0.0, np.pi, m)
+    pa_bulge = pa + rng.normal(0.0, 0.15, m)
+    # young stars: fraction of the disk r light rising with sSFR, shared between
+    # two logarithmic spiral arms (ARM_SHARE) and star-forming knots along them
+    clump_frac = np.minimum(0.3 * _sigmoid((log_ssfr + 10.3) / 0.25)
+                            * rng.lognormal(0.0, 0.3, m), 0.5)
+    n_clumps = np.clip(np.round(3 + 9 * _sigmoid((log_ssfr + 10.3) / 0.3)), 0, N_CLUMPS)
+    w = rng.lognormal(0.0, 0.5, (m, N_CLUMPS)) * (np.arange(N_CLUMPS) < n_clumps[:, None])
+    clump_w = w / np.maximum(w.sum(1, keepdims=True), 1e-30)
+    arm_pitch = np.radians(rng.uniform(12.0, 30.0, m))
+    arm_phase = rng.uniform(0, 2 * np.pi, m)
+    # knot positions in the disk plane: exponential radial distribution (in R_e),
+    # azimuth on one of the two arms
+    clump_r = rng.gamma(2.0, 1.0 / 1.678, (m, N_CLUMPS)) + 0.15
+    clump_phi = (np.log(clump_r) / np.tan(arm_pitch)[:, None] + arm_phase[:, None]
+                 + np.pi * rng.integers(0, 2, (m, N_CLUMPS)) + rng.normal(0, 0.25, (m, N_CLUMPS)))
+    # --- stellar populations (rest frame, dust free) ---------------------------
+    gr_bulge = 0.72 + 0.04 * (logm - 10.5) + rng.normal(0, 0.04, m)
+    ri_bulge = 0.37 + 0.35 * (gr_bulge - 0.72)
+    # disk: age (sSFR) and stellar metallicity (young stars share the gas metallicity)
+    z_stars = np.where(quenched, tremonti04(logm), oh_model)
+    gr_disk = (0.78 - 0.48 * _sigmoid((log_ssfr + 11.0) / 0.45)
+               + 0.20 * (z_stars - 8.9) + rng.normal(0, 0.015, m))
+    ri_disk = 0.12 + 0.36 * gr_disk + rng.normal(0, 0.01, m)
+    gr_clump, ri_clump = 0.05, -0.02
+    # --- dust: E(B-V)_star of the disk, rising with metallicity (dust-to-gas ~ Z),
+    # star formation (gas content) and inclination.  1.5 dex per dex of O/H
+    # reproduces the rise of A_Halpha with mass of Garn & Best (2010).
+    ebv_face = np.where(quenched, 0.02 * rng.random(m),
+                        0.06 * 10 ** (1.5 * (oh_model - 8.9) + 0.4 * d_ms
+                                      + rng.normal(0, 0.04, m)))
+    incl_factor = 1.0 + 3.0 * np.log10(1.0 / q_disk)
+    ebv_disk = ebv_face * incl_factor
+    ebv_bulge = 0.5 * ebv_disk
+    # --- luminosity: Bell+03 M/L from the integrated dust-free colour ----------
+    l_b = bt
+    l_d = (1 - bt) * (1 - clump_frac)
+    l_c = (1 - bt) * clump_frac
+    g_int = (l_b * 10 ** (-0.4 * gr_bulge) + l_d * 10 ** (-0.4 * gr_disk)
+             + l_c * 10 ** (-0.4 * gr_clump))
+    gr_int = -2.5 * np.log10(g_int)
+    log_lr = logm - bell03_log_ml_r(gr_int)
+    abs_r = MSUN_R - 2.5 * log_lr
+    dm = 5.0 * np.log10(d_l * 1e5)
+
+    def _kcorr(gr):
+        c = np.maximum(gr - 0.3, 0.0)
+        return z * (0.25 + 1.0 * c), z * (0.3 + 2.0 * c), z * 0.3   # K_r, K_(g-r), K_(r-i)
+
+    mags = {}
+    for name, frac, gr, ri, ebv in (("bulge", l_b, gr_bulge, ri_bulge, ebv_bulge),
+                                    ("disk", l_d, gr_disk, ri_disk, ebv_disk),
+                                    ("clump", l_c, gr_clump, ri_clump, ebv_disk)):
+        kr, kgr, kri = _kcorr(gr)
+        with np.errstate(divide="ignore"):
+            r = abs_r - 2.5 * np.log10(frac) + dm + kr + K_R * ebv
+        gmag = r + gr + kgr + (K_G - K_R) * ebv
+        imag = r - ri - kri - (K_R - K_I) * ebv
+        for band, mag in zip("gri", (gmag, r, imag)):
+            mags[f"{name}_{band}"] = 10.0 ** (-0.4 * (mag - 22.5))   # nanomaggies
+    flux = {b: mags[f"bulge_{b}"] + mags[f"disk_{b}"] + mags[f"clump_{b}"] for b in "gri"}
+    r_total = 22.5 - 2.5 * np.log10(flux["r"])
+    # Petrosian magnitudes miss ~2% of an exponential and ~20% of a de Vaucouleurs profile.
+    petro_mag = r_total + 0.02 + 0.2 * bt + rng.normal(0, 0.02, m)
+    # --- angular sizes, seeing, Petrosian radii ---------------------------------
+    kpc_to_arcsec = _ARCSEC_PER_RAD / (d_a * 1e3)
+    theta_d = re_disk * kpc_to_arcsec
+    theta_b = re_bulge * kpc_to_arcsec
+    fwhm = np.clip(psf_fwhm * 10 ** rng.normal(0, 0.05, m), 0.7 * psf_fwhm, 1.5 * psf_fwhm)
+    theta50 = (1 - bt) * theta_d * q_disk ** 0.35 + bt * theta_b * np.sqrt(q_bulge)
+    theta50_obs = np.hypot(theta50, 0.5 * fwhm)
+    conc = 2.3 + 1.0 * bt
+    petro_r90 = np.hypot(conc * theta50, 1.0 * fwhm) * 10 ** rng.normal(0, 0.01, m)
+    mu50 = petro_mag + 2.5 * np.log10(2 * np.pi * theta50_obs ** 2)
+    # --- emission lines (fibre) ---------------------------------------------------
+    # fibre light fraction of an exponential disk seen through the seeing
+    h = np.hypot(theta_d * np.sqrt(q_disk), 0.6 * fwhm) / 1.678
+    x = FIBRE_RADIUS / h
+    fib_frac = 1.0 - (1.0 + x) * np.exp(-x)
+    four_pi_dl2 = 4 * np.pi * (d_l * _CM_PER_MPC) ** 2 * 1e-17
+    ha_sf = np.where(quenched, 0.0,
+                     fib_frac * kennicutt98_halpha_luminosity(logsfr) / four_pi_dl2)
+    n2_sf = pp04_n2(t04_to_pp04(oh_true)) + rng.normal(0, 0.04, m)
+    n2_sf = np.minimum(n2_sf, -0.25)
+    o3_sf = sf_sequence_o3hb(n2_sf) + rng.normal(0, 0.1, m)
+    # AGN: more likely in massive, bulge-dominated hosts (Kauffmann+03)
+    p_agn = 0.85 * _sigmoid((logm - 10.5) / 0.25) * (0.4 + 0.6 * bt)
+    agn = rng.random(m) < p_agn
+    seyfert = agn & (rng.random(m) < np.where(quenched, 0.2, 0.5))
+    n2_agn = np.where(seyfert, rng.normal(-0.05, 0.15, m), rng.normal(0.12, 0.12, m))
+    o3_agn = np.where(seyfert, rng.normal(0.75, 0.2, m), rng.normal(0.0, 0.15, m))
+    # AGN Halpha relative to the fibre SF Halpha (SF hosts) or absolute (passive hosts)
+    l_agn = np.where(quenched, 10 ** rng.normal(39.8, 0.4, m),
+                     10 ** rng.normal(-0.3, 0.7, m) * ha_sf * four_pi_dl2)
+    # retired galaxies: weak LINER-like emission of old stars, L ~ M* (Cid Fernandes+11)
+    l_lier = np.where(quenched, 10 ** (39.2 + 0.8 * (logm - 11.0) + rng.normal(0, 0.3, m)), 0.0)
+    ha_agn = (np.where(agn, l_agn, 0.0) + l_lier) / four_pi_dl2
+    n2_agn = np.where(agn, n2_agn, rng.normal(0.1, 0.1, m))
+    o3_agn = np.where(agn, o3_agn, rng.normal(-0.05, 0.15, m))
+    ebv_gas = ebv_disk / STAR_TO_GAS_EBV
+    att = {k: 10 ** (-0.4 * kk * ebv_gas) for k, kk in (("ha", K_HA), ("hb", K_HB),
+                                                         ("o3", K_O3))}
+    hb_sf, hb_agn = ha_sf / HA_HB_SF, ha_agn / HA_HB_AGN
+    true = {
+        "h_alpha": (ha_sf + ha_agn) * att["ha"],
+        "nii_6584": (ha_sf * 10 ** n2_sf + ha_agn * 10 ** n2_agn) * att["ha"],
+        "h_beta": (hb_sf + hb_agn) * att["hb"],
+        "oiii_5007": (hb_sf * 10 ** o3_sf + hb_agn * 10 ** o3_agn) * att["o3"],
+    }
+    # errors: sky + continuum noise of the fibre spectrum (1e-17 erg/s/cm2)
+    fib_cont = flux["r"] * np.clip(fib_frac, 0.05, 1.0)
+    noise_scale = np.sqrt(1.0 + fib_cont / 20.0) * 10 ** rng.normal(0, 0.05, m)
+    for line, s0 in (("h_alpha", 2.0), ("nii_6584", 2.0), ("h_beta", 1.7), ("oiii_5007", 1.7)):
+        err = s0 * noise_scale
+        p[f"{line}_flux"] = true[line] + rng.normal(0, 1, m) * err
+        p[f"{line}_flux_err"] = err
+    bpt = bpt_class_mpajhu(p["nii_6584_flux"], p["nii_6584_flux_err"],
+                           p["h_alpha_flux"], p["h_alpha_flux_err"],
+                           p["oiii_5007_flux"], p["oiii_5007_flux_err"],
+                           p["h_beta_flux"], p["h_beta_flux_err"])
+    # --- neighbours and stars (positions in units of the field of view) ---------
+    has_nb = rng.random(m) < 0.3
+    nb_pos = _off_centre(rng, m, 0.12)
+    nb_r = rng.uniform(17.0, 21.5, m)
+    nb_gr = rng.uniform(0.3, 1.3, m)
+    nb_re = 10 ** rng.uniform(-0.3, 0.4, m)
+    nb_n = np.where(rng.random(m) < 0.5, 1.0, 4.0)
+    nb_q = rng.uniform(0.3, 1.0, m)
+    nb_pa = rng.uniform(0, np.pi, m)
+    has_star = rng.random(m) < 0.25
+    st_pos = _off_centre(rng, m, 0.1)
+    st_r = rng.uniform(15.0, 21.5, m)
+    st_gr = rng.uniform(0.3, 1.4, m)
+
+    p.update(
+        z=z, d_l=d_l, dlog_r=dlog_r, d_a=d_a, logm=logm, logsfr=logsfr, quenched=quenched,
+        d_ms=d_ms, oh_model=oh_model, oh_hidden=oh_hidden, oh_true=oh_true, bt=bt,
+        re_disk=re_disk, re_bulge=re_bulge, cos_i=cos_i, q_disk=q_disk, q_bulge=q_bulge, pa=pa,
+        pa_bulge=pa_bulge, clump_frac=clump_frac, arm_pitch=arm_pitch, arm_phase=arm_phase,
+        clump_w=clump_w, clump_r=clump_r, clump_phi=clump_phi, gr_bulge=gr_bulge, gr_disk=gr_disk, ri_disk=ri_disk,
+        ebv_disk=ebv_disk, ebv_face=ebv_face, theta_d=theta_d, theta_b=theta_b,
+        fwhm=fwhm, petro_mag=petro_mag, petro_r90=petro_r90, mu50=mu50, r_total=r_total,
+        agn=agn, seyfert=seyfert, bpt=bpt, fib_frac=fib_frac,
+        has_nb=has_nb, nb_pos=nb_pos, nb_r=nb_r, nb_gr=nb_gr, nb_re=nb_re, nb_n=nb_n,
+        nb_q=nb_q, nb_pa=nb_pa, has_star=has_star, st_pos=st_pos, st_r=st_r, st_gr=st_gr,
+    )
+    for key, val in mags.items():
+        p[f"flux_{key}"] = val
+    p["selected"] = (petro_mag < R_LIMIT) & (petro_mag > R_BRIGHT) & (mu50 < SB_LIMIT)
+    return p
+
+
+def _off_centre(rng, m, r_min):
+    """Positions in the field (units of the field of view, -0.45..0.45) avoiding the centre."""
+    pos = rng.uniform(-0.45, 0.45, (m, 2))
+    close = np.hypot(pos[:, 0], pos[:, 1]) < r_min
+    pos[close] *= r_min / np.maximum(np.hypot(pos[close, 0], pos[close, 1]), 1e-3)[:, None]
+    return pos

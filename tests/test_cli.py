@@ -1,0 +1,323 @@
+"""Tests of the ``sfnet`` command line (`sfnet.cli.main`), on tiny mock data."""
+
+import contextlib
+import io
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+import sfnet
+from sfnet import GalaxySample, SparseFeatureNet
+from sfnet.cli import main
+from sfnet.datasets import load_galaxy_folder, make_mock_galaxies, write_galaxy_folder
+
+TINY = ["--epochs", "1", "--k", "2", "--batch-size", "16", "--no-progress"]
+
+DEMO_KEYS = {"rmse", "nmad", "bias", "oracle_rmse", "baseline_rmse", "photometric_rmse",
+             "n_train", "n_valid", "k", "epochs", "image_size", "seconds",
+             "seconds_per_stage", "versions", "device", "precision"}
+
+
+def _one_error_line(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("sfnet: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A tiny Zenodo-layout folder (galaxies.csv + images-sdss/{objID}.jpg)."""
+    sample = make_mock_galaxies(100, image_size=32, seed=3, progress=False)
+    return write_galaxy_folder(sample, tmp_path_factory.mktemp("data") / "zenodo")
+
+
+@pytest.fixture(scope="module")
+def trained(folder, tmp_path_factory):
+    """A model trained by ``sfnet train`` on ``folder``, with the command's stdout."""
+    model_dir = tmp_path_factory.mktemp("models") / "model"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["train", str(folder), "--output", str(model_dir), "--seed", "1"] + TINY)
+    assert status == 0
+    return model_dir, out.getvalue()
+
+
+# ----------------------------------------------------------------------------- help
+def test_help_version_and_every_subcommand(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "fetch", "train", "predict", "interpret", "benchmark"):
+        assert command in out
+    assert main(["--version"]) == 0
+    assert sfnet.__version__ in capsys.readouterr().out
+    for command in ("demo", "fetch", "train", "predict", "interpret", "benchmark"):
+        assert main([command, "--help"]) == 0, command
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: sfnet {command}")
+        assert "examples:" in out and f"sfnet {command}" in out.split("examples:")[1]
+    assert main(["demo", "--help"]) == 0
+    out = capsys.readouterr().out
+    # How to scale the demo up is part of its help.
+    assert "--device cuda" in out and "--n-galaxies" in out
+
+
+def test_python_m_sfnet_help():
+    res = subprocess.run([sys.executable, "-m", "sfnet", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage: sfnet")
+    assert "demo" in res.stdout
+
+
+# ----------------------------------------------------------------------------- errors
+def test_usage_errors_are_one_line_and_exit_2(capsys, tmp_path):
+    cases = [
+        [],                                                        # no command
+        ["train", str(tmp_path), "--output", "m", "--k", "0"],     # bad --k
+        ["train", str(tmp_path), "--output", "m", "--k", "two"],
+        ["demo", "--bogus"],                                       # unknown option
+        ["predict", "model"],                                      # missing DATA
+        ["train", str(tmp_path), "--output", "m", "--target", ","],
+        ["train", str(tmp_path), "--output", "m", "--resume"],     # resume needs a dir
+        ["benchmark", "--no-such-option"],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        line = _one_error_line(capsys.readouterr().err)
+        assert "--help" in line
+    main(["train", str(tmp_path), "--output", "m", "--k", "0"])
+    assert "--k" in capsys.readouterr().err
+
+
+def test_user_errors_are_one_line_and_exit_1(capsys, tmp_path, folder):
+    missing = tmp_path / "no-such-folder"
+    assert main(["train", str(missing), "--output", str(tmp_path / "m")]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(missing) in line and "does not exist" in line
+
+    # k larger than the backbone's 512 features: refused before the data is read.
+    assert main(["train", str(missing), "--output", str(tmp_path / "m"), "--k", "600"]) == 1
+    assert "k=600" in _one_error_line(capsys.readouterr().err)
+
+    # A folder that is neither layout.
+    (tmp_path / "empty").mkdir()
+    assert main(["train", str(tmp_path / "empty"), "--output", str(tmp_path / "m")]) == 1
+    assert "galaxies.csv" in _one_error_line(capsys.readouterr().err)
+
+    assert main(["predict", str(tmp_path / "no-model"), str(folder),
+                 "--output", str(tmp_path / "p.ecsv")]) == 1
+    _one_error_line(capsys.readouterr().err)
+
+    assert main(["predict", str(tmp_path / "no-model"), str(folder),
+                 "--output", str(tmp_path / "p.txt")]) == 1
+    assert ".ecsv" in _one_error_line(capsys.readouterr().err)
+
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["demo", "--output", str(a_file), "--no-progress"]) == 1
+    assert "not a directory" in _one_error_line(capsys.readouterr().err)
+    assert not list(tmp_path.glob("**/metrics.json"))
+
+
+@pytest.mark.skipif(sfnet.estimator.torch.cuda.is_available(), reason="CUDA is available")
+def test_unavailable_device_is_a_clear_error(capsys, tmp_path, folder):
+    assert main(["train", str(folder), "--output", str(tmp_path / "m"), "--device", "cuda"]
+                + TINY) == 1
+    assert "CUDA is not available" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "m").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    missing = tmp_path / "missing"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        main(["--debug", "train", str(missing), "--output", str(tmp_path / "m")])
+    # --debug is also accepted after the command name.
+    with pytest.raises(FileNotFoundError):
+        main(["train", str(missing), "--output", str(tmp_path / "m"), "--debug"])
+    # The console script prints it.
+    res = subprocess.run([sys.executable, "-m", "sfnet", "--debug", "train", str(missing),
+                          "--output", str(tmp_path / "m")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert "Traceback (most recent call last)" in res.stderr
+    assert "FileNotFoundError" in res.stderr
+
+
+# ----------------------------------------------------------------------------- demo
+def test_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--output", str(out), "--n-galaxies", "120", "--image-size", "32",
+            "--seed", "0", "--max-features", "2"] + TINY
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert DEMO_KEYS <= set(metrics)
+    assert {"sfnet", "torch", "astropy", "python"} <= set(metrics["versions"])
+    assert metrics["versions"]["sfnet"] == sfnet.__version__
+    for key in ("rmse", "nmad", "oracle_rmse", "baseline_rmse", "photometric_rmse"):
+        assert math.isfinite(metrics[key]) and metrics[key] > 0, key
+    assert math.isfinite(metrics["bias"])
+    assert metrics["k"] == 2 and metrics["epochs"] == 1 and metrics["image_size"] == 32
+    assert metrics["seconds"] > 0
+    assert set(metrics["seconds_per_stage"]) >= {"generate", "train", "interpret"}
+    assert metrics["seconds"] >= sum(metrics["seconds_per_stage"].values()) - 0.01
+    assert metrics["precision"] in ("fp32", "bf16")
+    assert metrics["device"].startswith(("cpu", "cuda", "mps"))
+
+    # The split covers exactly the galaxies passing the metallicity cuts (the
+    # mock catalog does not depend on the image size).
+    mock = make_mock_galaxies(120, image_size=16, seed=0, progress=False)
+    selected = mock.select("metallicity")
+    assert metrics["n_train"] + metrics["n_valid"] == len(selected) == metrics["n_selected"]
+    assert metrics["n_valid"] == round(0.2 * len(selected))
+    assert metrics["oracle_rmse"] == pytest.approx(mock.catalog.meta["oracle_rmse"])
+    # The mean predictor cannot beat the spread of the held-out targets by much.
+    assert metrics["baseline_rmse"] >= 0.9 * metrics["target_std"]
+
+    model = SparseFeatureNet.load(out / "model")
+    assert model.k == 2 and model.target_names == ["oh_p50"]
+    valid = make_mock_galaxies(120, image_size=32, seed=0, progress=False).select(
+        "metallicity").split(0.2, seed=0)[1]
+    rmse = model.evaluate(valid)["oh_p50"]["rmse"]
+    assert rmse == pytest.approx(metrics["rmse"], rel=1e-3)
+
+    assert (out / "report.html").stat().st_size > 0
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert pngs and all(p.stat().st_size > 0 for p in pngs)
+    assert "figures/" in (out / "report.html").read_text()
+
+    # The summary table compares against the baselines and the oracle.
+    for label in ("SFNet", "photometric", "mean predictor", "oracle"):
+        assert label in stdout
+    assert f"{metrics['rmse']:.4f}" in stdout and f"{metrics['oracle_rmse']:.4f}" in stdout
+
+
+# ----------------------------------------------------------------------------- train / predict
+def test_train_reports_validation_metrics(folder, trained):
+    model_dir, stdout = trained
+    assert "validation metrics" in stdout and "oh_p50" in stdout and "RMSE" in stdout
+    selected = load_galaxy_folder(folder, progress=False).select("metallicity")
+    n_valid = round(0.2 * len(selected))
+    assert f"({n_valid} held-out galaxies)" in stdout
+    model = SparseFeatureNet.load(model_dir)
+    assert model.k == 2 and model.epochs == 1
+    # Trained on the galaxies passing the cuts, minus the held-out ones.
+    assert model.n_train_ == len(selected) - n_valid
+
+
+def test_train_predict_round_trip(folder, trained, tmp_path, capsys):
+    model_dir, _ = trained
+    sample = load_galaxy_folder(folder, progress=False)
+    expected = SparseFeatureNet.load(model_dir).predict(sample)
+
+    out = tmp_path / "predictions.ecsv"
+    assert main(["predict", str(model_dir), str(folder), "--output", str(out),
+                 "--no-progress"]) == 0
+    assert str(out) in capsys.readouterr().out
+    table = Table.read(out)
+    assert table.colnames == ["objID", "ra", "dec", "pred_oh_p50"]
+    assert table["objID"].dtype == np.int64
+    assert np.array_equal(np.asarray(table["objID"]), np.asarray(sample.catalog["objID"]))
+    assert str(table["pred_oh_p50"].unit) == "dex"
+    assert str(table["ra"].unit) == "deg"
+    np.testing.assert_allclose(table["pred_oh_p50"], expected, rtol=1e-5)
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+    # CSV by extension, and a saved GalaxySample as DATA.
+    saved = sample.save(tmp_path / "saved")
+    csv = tmp_path / "predictions.csv"
+    assert main(["predict", str(model_dir), str(saved), "--output", str(csv),
+                 "--no-progress"]) == 0
+    table = Table.read(csv, format="ascii.csv")
+    assert np.array_equal(np.asarray(table["objID"], dtype=np.int64),
+                          np.asarray(sample.catalog["objID"]))
+    np.testing.assert_allclose(table["pred_oh_p50"], expected, rtol=1e-5)
+
+
+def test_train_on_saved_sample_with_column_target(tmp_path, capsys):
+    sample = make_mock_galaxies(40, image_size=32, seed=5, progress=False)
+    saved = sample.save(tmp_path / "sample")
+    model_dir = tmp_path / "model"
+    assert main(["-v", "train", str(saved), "--output", str(model_dir), "--target",
+                 "z,petroMag_r", "--validation-fraction", "0.25"] + TINY) == 0
+    stdout, stderr = capsys.readouterr()
+    assert "opening the saved sample" in stderr  # -v: INFO log messages
+    assert "z" in stdout and "petroMag_r" in stdout and "(10 held-out" in stdout
+    model = SparseFeatureNet.load(model_dir)
+    assert model.target_names == ["z", "petroMag_r"]
+
+    # Refuses to write a model into an unrelated non-empty directory.
+    assert main(["train", str(saved), "--output", str(saved)] + TINY) == 1
+    assert "not an sfnet model" in _one_error_line(capsys.readouterr().err)
+
+
+def test_interpret_command(folder, trained, tmp_path, capsys):
+    model_dir, _ = trained
+    out = tmp_path / "report"
+    assert main(["interpret", str(model_dir), str(folder), "--output", str(out),
+                 "--max-features", "1", "--max-galaxies", "12", "--no-progress"]) == 0
+    assert str(out / "report.html") in capsys.readouterr().out
+    assert (out / "report.html").stat().st_size > 0
+    assert list((out / "figures").glob("*.png"))
+
+
+def test_demo_defaults_are_module_constants():
+    from sfnet.cli import DEMO_DEFAULTS, build_parser
+
+    args = build_parser().parse_args(["demo"])
+    for key in ("n_galaxies", "image_size", "epochs", "k", "batch_size", "seed"):
+        assert getattr(args, key) == DEMO_DEFAULTS[key]
+    assert args.output == DEMO_DEFAULTS["output"]
+
+
+def test_galaxy_sample_dir_detection_does_not_need_images_folder(tmp_path):
+    # A saved sample is recognised by its manifest, a Zenodo folder by galaxies.csv.
+    from sfnet.cli import load_data
+
+    sample = make_mock_galaxies(4, image_size=16, seed=0, progress=False)
+    loaded = load_data(sample.save(tmp_path / "s"))
+    assert isinstance(loaded, GalaxySample) and len(loaded) == 4
+
+
+# ----------------------------------------------------------------------------- fetch
+@pytest.fixture
+def fake_sdss():
+    from _fakeservers import FakeSDSS
+
+    with FakeSDSS(n_rows=6) as server, \
+            sfnet.conf.set_temp("skyserver_url", server.skyserver_url), \
+            sfnet.conf.set_temp("hips2fits_url", server.hips2fits_url), \
+            sfnet.conf.set_temp("legacysurvey_url", server.legacysurvey_url), \
+            sfnet.conf.set_temp("timeout", 2.0), \
+            sfnet.conf.set_temp("max_retries", 1):
+        yield server
+
+
+def test_fetch_writes_a_folder_that_train_reads(fake_sdss, tmp_path, capsys):
+    out = tmp_path / "sdss"
+    assert main(["fetch", "--output", str(out), "--n-galaxies", "4", "--cutout-size", "16",
+                 "--max-workers", "2", "--no-progress"]) == 0
+    assert "4 galaxies" in capsys.readouterr().out
+    assert (out / "galaxies.csv").is_file()
+    assert len(list((out / "images-sdss").glob("*.jpg"))) == 4
+    from sfnet.cli import load_data
+
+    sample = load_data(out, progress=False)
+    assert list(sample.catalog["objID"]) == [r["objID"] for r in fake_sdss.rows[:4]]
+    assert fake_sdss.n_requests("hips2fits") == 4
+
+
+def test_fetch_service_error_is_one_line(fake_sdss, tmp_path, capsys):
+    fake_sdss.skyserver_faults = ["html"]
+    assert main(["fetch", "--output", str(tmp_path / "sdss"), "--n-galaxies", "4",
+                 "--cutout-size", "16", "--no-progress"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "SkyServerError" in line

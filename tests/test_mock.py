@@ -1,0 +1,273 @@
+"""The SDSS-like mock: catalog conventions, physics, determinism, arguments."""
+
+import numpy as np
+import pytest
+from astropy import units as u
+
+from sfnet.baselines import photometric_features
+from sfnet.datasets import GalaxySample, make_mock_galaxies
+
+N = 2500
+MISSING = -9999
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return make_mock_galaxies(N, image_size=32, seed=7, progress=False)
+
+
+def col(sample, name):
+    return np.asarray(sample.catalog[name], dtype=float)
+
+
+def tremonti04(x):
+    return -1.492 + 1.847 * x - 0.08026 * x ** 2
+
+
+def k03(x):
+    return 0.61 / (x - 0.05) + 1.3
+
+
+def k01(x):
+    return 0.61 / (x - 0.47) + 1.19
+
+
+# ---------------------------------------------------------------- catalog
+def test_images_and_catalog_follow_the_real_query(sample):
+    assert isinstance(sample, GalaxySample)
+    assert sample.images.shape == (N, 32, 32, 3) and sample.images.dtype == np.uint8
+    cat = sample.catalog
+    for name in ("objID", "specObjID", "ra", "dec", "z", "petroMag_r", "petroR90_r",
+                 "lgm_tot_p50", "sfr_tot_p50", "oh_p50", "bptclass", "h_alpha_flux",
+                 "h_alpha_flux_err", "h_beta_flux", "h_beta_flux_err", "oiii_5007_flux",
+                 "oiii_5007_flux_err", "nii_6584_flux", "nii_6584_flux_err"):
+        assert name in cat.colnames
+    for name in ("objID", "specObjID"):
+        ids = np.asarray(cat[name])
+        assert ids.dtype == np.int64
+        assert len(np.unique(ids)) == N
+    assert all(len(str(v)) == 18 for v in cat["objID"][:50])
+    assert cat["ra"].unit == u.deg and cat["petroR90_r"].unit == u.arcsec
+    assert u.Unit(cat["h_alpha_flux"].unit) == u.Unit("1e-17 erg / (s cm2)")
+    assert set(np.unique(cat["bptclass"])) <= {-1, 1, 2, 3, 4, 5}
+    assert cat.meta["image_size"] == 32
+    assert cat.meta["seed"] == 7
+
+
+def test_sdss_main_sample_selection(sample):
+    r = col(sample, "petroMag_r")
+    z = col(sample, "z")
+    assert np.all((r > 14.5) & (r < 17.77))
+    assert np.all((z >= 0.02) & (z <= 0.2))
+    assert 0.06 < np.median(z) < 0.13                  # SDSS main sample: ~0.1
+    assert np.all(col(sample, "petroR90_r") > 0)
+    ra, dec = col(sample, "ra"), col(sample, "dec")
+    assert np.all((ra > 100) & (ra < 270) & (dec > -5) & (dec < 70))
+
+
+def test_missing_values_like_mpajhu(sample):
+    mass, sfr, oh = col(sample, "lgm_tot_p50"), col(sample, "sfr_tot_p50"), col(sample, "oh_p50")
+    failed = mass == MISSING
+    assert 0 < failed.sum() < 0.02 * N
+    assert np.all(sfr[failed] == MISSING)
+    assert np.all((oh == MISSING) | ((oh > 7.5) & (oh < 9.6)))
+    kept = sample.select("metallicity")
+    assert not np.any(np.isin(kept.catalog["objID"], sample.catalog["objID"][failed]))
+
+
+def test_cut_counts_are_sensible(sample):
+    n_met = len(sample.select("metallicity"))
+    n_bpt = len(sample.select("bpt_lines"))
+    assert 0.15 * N < n_met < 0.45 * N
+    assert 0.25 * N < n_bpt < 0.65 * N
+
+
+# ---------------------------------------------------------------- physics
+def test_mass_metallicity_relation_follows_tremonti04(sample):
+    sf = sample.select("metallicity")
+    m, oh = col(sf, "lgm_tot_p50"), col(sf, "oh_p50")
+    edges = np.arange(9.0, 10.81, 0.3)
+    centre = 0.5 * (edges[1:] + edges[:-1])
+    med = np.array([np.median(oh[(m >= a) & (m < b)]) for a, b in zip(edges[:-1], edges[1:])])
+    assert np.max(np.abs(med - tremonti04(centre))) < 0.06
+    slope, norm = np.polyfit(centre - 10.0, med, 1)
+    t_slope, t_norm = np.polyfit(centre - 10.0, tremonti04(centre), 1)
+    assert abs(slope - t_slope) < 0.07
+    assert abs(norm - t_norm) < 0.04
+    assert 0.12 < oh.std() < 0.22
+
+
+def test_quenched_fraction_rises_with_mass(sample):
+    m = col(sample, "mock_logm")
+    q = np.asarray(sample.catalog["mock_quenched"], dtype=bool)
+    frac = [q[(m >= a) & (m < b)].mean() for a, b in ((9.3, 10.0), (10.0, 10.5),
+                                                     (10.5, 11.0), (11.0, 12.0))]
+    assert np.all(np.diff(frac) > 0)
+    assert frac[0] < 0.3 and frac[-1] > 0.6
+
+
+def test_quenched_galaxies_have_no_metallicity(sample):
+    q = np.asarray(sample.catalog["mock_quenched"], dtype=bool)
+    oh = col(sample, "oh_p50")
+    assert q.sum() > 0.2 * N
+    assert np.all(oh[q] == MISSING)
+    cls = np.asarray(sample.catalog["bptclass"])
+    assert np.all((oh > 0) == (cls == 1))
+
+
+def test_bpt_classes_on_the_right_side_of_the_demarcations(sample):
+    cat = sample.catalog
+    f = {k: col(sample, f"{k}_flux") for k in ("nii_6584", "h_alpha", "oiii_5007", "h_beta")}
+    e = {k: col(sample, f"{k}_flux_err") for k in f}
+    strong = np.all([f[k] / e[k] > 3 for k in f], axis=0)
+    cls = np.asarray(cat["bptclass"])
+    assert np.array_equal(strong, np.isin(cls, (1, 3, 4)))
+    x = np.log10(f["nii_6584"][strong] / f["h_alpha"][strong])
+    y = np.log10(f["oiii_5007"][strong] / f["h_beta"][strong])
+    c = cls[strong]
+    sf, comp, agn = c == 1, c == 3, c == 4
+    assert sf.sum() > 100 and comp.sum() > 10 and agn.sum() > 10
+    assert np.all((x[sf] < 0.05) & (y[sf] < k03(x[sf])))
+    assert np.all((x[comp] < 0.47) & (y[comp] < k01(x[comp])))
+    assert np.all((x[comp] >= 0.05) | (y[comp] >= k03(x[comp])))
+    assert np.all((x[agn] >= 0.47) | (y[agn] >= k01(x[agn])))
+    # AGN prefer massive, bulge-dominated hosts
+    host_m = col(sample, "mock_logm")
+    is_agn = np.asarray(cat["mock_agn"], dtype=bool)
+    assert np.median(host_m[is_agn]) > np.median(host_m[~is_agn]) + 0.2
+    bt = col(sample, "mock_bt")
+    assert np.median(bt[is_agn]) > np.median(bt[~is_agn])
+
+
+def test_emission_lines_are_sdss_like(sample):
+    sf = sample.select("metallicity").catalog
+    decrement = np.asarray(sf["h_alpha_flux"]) / np.asarray(sf["h_beta_flux"])
+    assert 3.3 < np.median(decrement) < 5.5          # case B 2.86 plus dust
+    ha = np.asarray(sf["h_alpha_flux"])
+    assert 30 < np.median(ha) < 1000                  # 1e-17 erg/s/cm2 in a 3" fibre
+    # low-S/N classes follow the MPA-JHU rule on [NII]/Halpha
+    cat = sample.catalog
+    cls = np.asarray(cat["bptclass"])
+    n2 = np.log10(np.abs(col(sample, "nii_6584_flux") / col(sample, "h_alpha_flux")))
+    assert np.all(n2[cls == 2] < -0.4)
+    assert np.all(n2[cls == 5] >= -0.4)
+
+
+def test_quenched_galaxies_are_redder_in_the_images(sample):
+    g_r = photometric_features(sample)[:, 0]
+    q = np.asarray(sample.catalog["mock_quenched"], dtype=bool)
+    assert np.median(g_r[q]) > np.median(g_r[~q]) + 0.15
+
+
+def test_inclined_disks_are_redder(sample):
+    """Dust reddening rises with inclination: edge-on star-forming disks are redder."""
+    sf = sample.select("metallicity")
+    g_r = photometric_features(sf)[:, 0]
+    q = col(sf, "mock_axis_ratio")
+    assert np.median(g_r[q < 0.35]) > np.median(g_r[q > 0.7]) + 0.015
+    ebv = col(sf, "mock_ebv")
+    assert np.median(ebv[q < 0.35]) > 1.3 * np.median(ebv[q > 0.7])
+
+
+# ------------------------------------------------------------- the oracle
+def test_oracle_rmse_is_the_std_of_the_hidden_term(sample):
+    kept = sample.select("metallicity")
+    hidden = col(kept, "mock_oh_hidden")
+    assert sample.catalog.meta["oracle_rmse"] == pytest.approx(hidden.std(), rel=1e-9)
+    assert 0.045 < sample.catalog.meta["oracle_rmse"] < 0.075
+    # the hidden term is the only part of oh_p50 not set by the image parameters
+    resid = col(kept, "oh_p50") - col(kept, "mock_oh_true")
+    assert np.allclose(resid, 0.0)
+
+
+def test_hidden_term_is_not_in_the_images(sample):
+    kept = sample.select("metallicity")
+    feats = photometric_features(kept)
+    hidden = col(kept, "mock_oh_hidden")
+    for j in range(feats.shape[1]):
+        assert abs(np.corrcoef(feats[:, j], hidden)[0, 1]) < 0.15
+
+
+# ------------------------------------------------------------ determinism
+def test_same_seed_same_sample_different_seed_differs():
+    a = make_mock_galaxies(70, image_size=32, seed=3, progress=False)
+    b = make_mock_galaxies(70, image_size=32, seed=3, progress=False)
+    c = make_mock_galaxies(70, image_size=32, seed=4, progress=False)
+    assert np.array_equal(a.images, b.images)
+    for name in a.catalog.colnames:
+        assert np.array_equal(a.catalog[name], b.catalog[name], equal_nan=True), name
+    assert not np.array_equal(a.images, c.images)
+    assert not np.array_equal(a.catalog["objID"], c.catalog["objID"])
+    assert not np.allclose(a.catalog["z"], c.catalog["z"])
+
+
+def test_smaller_sample_is_a_prefix_and_catalog_ignores_image_size():
+    big = make_mock_galaxies(100, image_size=32, seed=5, progress=False)
+    small = make_mock_galaxies(40, image_size=32, seed=5, progress=False)
+    other = make_mock_galaxies(40, image_size=16, seed=5, progress=False)
+    assert np.array_equal(small.images, big.images[:40])
+    for name in ("objID", "z", "oh_p50", "petroMag_r", "h_alpha_flux"):
+        assert np.array_equal(small.catalog[name], big.catalog[name][:40])
+        assert np.array_equal(small.catalog[name], other.catalog[name])
+
+
+def test_seed_none_is_recorded_and_reproducible():
+    a = make_mock_galaxies(8, image_size=16, progress=False)
+    seed = a.catalog.meta["seed"]
+    b = make_mock_galaxies(8, image_size=16, seed=seed, progress=False)
+    assert np.array_equal(a.images, b.images)
+
+
+# ------------------------------------------------------------- arguments
+def test_pixel_scale_default_keeps_the_papers_field_of_view():
+    s = make_mock_galaxies(5, image_size=20, seed=1, progress=False)
+    assert s.catalog.meta["pixel_scale"] == pytest.approx(160 * 0.262 / 20)
+    t = make_mock_galaxies(5, image_size=20, pixel_scale=0.01 * u.arcmin, seed=1,
+                           progress=False)
+    assert t.catalog.meta["pixel_scale"] == pytest.approx(0.6)
+    assert not np.array_equal(s.images, t.images)
+
+
+def test_pixels_finer_than_sdss_have_correlated_noise():
+    """Below SDSS's 0.396" pixels the noise is correlated, as in resampled SDSS cutouts."""
+    fine = make_mock_galaxies(20, image_size=64, pixel_scale=0.2, seed=2, progress=False)
+    coarse = make_mock_galaxies(20, image_size=64, pixel_scale=0.6, seed=2, progress=False)
+
+    def border_corr(images):
+        sky = images[:, :6, :, 1].astype(float)          # green channel, bottom rows
+        sky = sky - sky.mean(axis=2, keepdims=True)
+        return np.mean(sky[:, :, 1:] * sky[:, :, :-1]) / np.mean(sky * sky)
+
+    assert border_corr(fine.images) > border_corr(coarse.images) + 0.2
+    centre = fine.images[:, 28:36, 28:36].mean()
+    assert centre > fine.images[:, :4].mean() + 30       # a galaxy on a darker sky
+
+
+def test_progress_bar(capsys):
+    make_mock_galaxies(1000, image_size=16, seed=1, progress=True)
+    assert "mock galaxies" in capsys.readouterr().err
+    make_mock_galaxies(1000, image_size=16, seed=1, progress=False)
+    assert "mock galaxies" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs, exc, name", [
+    ({"n": 0}, ValueError, "n"),
+    ({"n": 2.5}, TypeError, "n"),
+    ({"n": "10"}, TypeError, "n"),
+    ({"n": True}, TypeError, "n"),
+    ({"image_size": 8}, ValueError, "image_size"),
+    ({"image_size": 32.0}, TypeError, "image_size"),
+    ({"pixel_scale": -0.3}, ValueError, "pixel_scale"),
+    ({"pixel_scale": 1 * u.m}, ValueError, "pixel_scale"),
+    ({"pixel_scale": "big"}, TypeError, "pixel_scale"),
+    ({"seed": -1}, ValueError, "seed"),
+    ({"seed": 1.5}, TypeError, "seed"),
+    ({"progress": "yes"}, TypeError, "progress"),
+    ({"metallicity_scatter": -0.1}, ValueError, "metallicity_scatter"),
+    ({"psf_fwhm": 0}, ValueError, "psf_fwhm"),
+])
+def test_bad_arguments_are_named(kwargs, exc, name):
+    args = {"n": 5, "image_size": 16, "seed": 0, "progress": False}
+    args.update(kwargs)
+    with pytest.raises(exc, match=name):
+        make_mock_galaxies(**args)
