@@ -383,8 +383,13 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay},
              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.learning_rate, total_steps=cfg.epochs * steps, pct_start=0.25)
+        total_steps = cfg.epochs * steps
+        if total_steps >= 3:  # one-cycle needs a warm-up and an annealing step
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=cfg.learning_rate, total_steps=total_steps,
+                pct_start=min(0.5, max(0.25, 1.5 / total_steps)))
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
         history, best, best_state, start_epoch = [], math.inf, None, 0
         ckpt_path = None if checkpoint_dir is None else os.path.join(checkpoint_dir, CHECKPOINT_NAME)
         if resume and ckpt_path and os.path.exists(ckpt_path):

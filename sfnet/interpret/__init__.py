@@ -1,3 +1,33 @@
-"""Placeholder."""
+"""Interpreting Sparse Feature Networks: feature statistics, BPT diagnostics, figures, report.
 
-__all__ = []
+A fitted SFNet predicts ``bias + sum_j w_j a_j`` from at most k active features
+per galaxy.  This subpackage turns those features into astrophysics:
+
+* `sfnet.interpret.stats` -- how often each feature fires (`feature_stats`),
+  per-galaxy `contributions`, correlations with physical properties
+  (`feature_correlations`, `feature_correlation_matrix`) and `ablation`;
+* `sfnet.interpret.bpt` -- the `kauffmann03` and `kewley01` demarcation curves,
+  `bpt_class` and `line_ratios` (from measured fluxes or predicted log fluxes);
+* `sfnet.interpret.maps` -- `localization_maps`, where in a galaxy a feature fires;
+* `sfnet.interpret.plots` -- the figures (``plot_*``), each returning a Figure;
+* `sfnet.interpret.report` -- `write_report`, a static HTML report.
+
+Everything accepts precomputed activations (``model.activations(sample)``), so a
+large sample is run through the network once.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sfnet import interpret
+>>> interpret.bpt_class([-0.5, 0.3], [-0.3, 0.9]).tolist()
+['star-forming', 'AGN']
+"""
+
+from .bpt import *  # noqa: F401,F403
+from .stats import *  # noqa: F401,F403
+from .maps import *  # noqa: F401,F403
+from .plots import *  # noqa: F401,F403
+from .report import *  # noqa: F401,F403
+from . import bpt, stats, maps, plots, report
+
+__all__ = bpt.__all__ + stats.__all__ + maps.__all__ + plots.__all__ + report.__all__

@@ -1,0 +1,375 @@
+"""Private helpers shared by the `sfnet.interpret` modules.
+
+Input coercion (activations, catalogs, images, head weights), argument checks
+with messages that name the offending argument, catalog properties with the
+MPA-JHU missing-value conventions, and the regression metrics.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = []
+
+#: MPA-JHU writes -9999 (and sometimes -99 / -1) for missing values; anything at or
+#: below this is treated as missing in the log-quantity columns.
+_MISSING = -999.0
+
+#: Default columns of `feature_correlations` and the report.
+DEFAULT_PROPERTIES = ("metallicity", "mass", "sfr", "ssfr", "log_nii_ha",
+                      "log_oiii_hb", "z")
+
+#: Emission-line flux columns (MPA-JHU, 1e-17 erg s-1 cm-2) of the BPT diagram.
+LINE_FLUX = {"nii": "nii_6584_flux", "ha": "h_alpha_flux",
+             "oiii": "oiii_5007_flux", "hb": "h_beta_flux"}
+
+#: The log-flux columns of the ``"bpt_lines"`` target, in prediction order.
+LOG_LINE = {"nii": "log_N2", "ha": "log_Ha", "oiii": "log_O3", "hb": "log_Hb"}
+
+
+@dataclass(frozen=True)
+class Property:
+    """A physical galaxy property that can be read from an MPA-JHU catalog.
+
+    Attributes
+    ----------
+    name : str
+        Short name (``"metallicity"``, ``"mass"``, ...).
+    label : str
+        Axis label in astronomers' notation (matplotlib mathtext, units included).
+    short : str
+        Compact label for table headers and heat-map ticks.
+    columns : tuple of str
+        Catalog columns it is computed from.
+    description : str
+        One-line description.
+    """
+
+    name: str
+    label: str
+    short: str
+    columns: tuple
+    description: str
+
+
+PROPERTIES = {
+    "metallicity": Property(
+        "metallicity", r"$12+\log({\rm O/H})$", r"$12+\log({\rm O/H})$", ("oh_p50",),
+        "gas-phase oxygen abundance, MPA-JHU oh_p50 (Tremonti et al. 2004)"),
+    "mass": Property(
+        "mass", r"$\log(M_\ast/{\rm M}_\odot)$", r"$\log M_\ast$", ("lgm_tot_p50",),
+        "total stellar mass, MPA-JHU lgm_tot_p50"),
+    "sfr": Property(
+        "sfr", r"$\log({\rm SFR}/{\rm M}_\odot\,{\rm yr}^{-1})$", r"$\log{\rm SFR}$",
+        ("sfr_tot_p50",), "total star-formation rate, MPA-JHU sfr_tot_p50"),
+    "ssfr": Property(
+        "ssfr", r"$\log({\rm sSFR}/{\rm yr}^{-1})$", r"$\log{\rm sSFR}$",
+        ("sfr_tot_p50", "lgm_tot_p50"), "specific SFR = sfr_tot_p50 - lgm_tot_p50"),
+    "log_nii_ha": Property(
+        "log_nii_ha", r"$\log([{\rm N\,II}]\,\lambda6584/{\rm H}\alpha)$",
+        r"$\log([{\rm N\,II}]/{\rm H}\alpha)$", (LINE_FLUX["nii"], LINE_FLUX["ha"]),
+        "BPT line ratio log10(nii_6584_flux / h_alpha_flux)"),
+    "log_oiii_hb": Property(
+        "log_oiii_hb", r"$\log([{\rm O\,III}]\,\lambda5007/{\rm H}\beta)$",
+        r"$\log([{\rm O\,III}]/{\rm H}\beta)$", (LINE_FLUX["oiii"], LINE_FLUX["hb"]),
+        "BPT line ratio log10(oiii_5007_flux / h_beta_flux)"),
+    "z": Property("z", r"Redshift $z$", r"$z$", ("z",), "spectroscopic redshift"),
+}
+
+
+# --------------------------------------------------------------------------- coercion
+
+def plain(col):
+    """A column, Quantity, masked column or list as a float64 ndarray (masked -> NaN)."""
+    data = getattr(col, "value", col)
+    if np.ma.isMaskedArray(data):
+        return np.ma.filled(np.ma.asarray(data, dtype=np.float64), np.nan)
+    return np.asarray(data, dtype=np.float64)
+
+
+def get_catalog(sample, name="sample"):
+    """The catalog of a GalaxySample, or the Table itself."""
+    from astropy.table import Table
+
+    if isinstance(sample, Table):
+        return sample
+    cat = getattr(sample, "catalog", None)
+    if cat is None:
+        raise TypeError(
+            f"{name} must be a GalaxySample or an astropy Table, got {type(sample).__name__}")
+    return cat
+
+
+def get_images(sample, name="sample"):
+    """The image array of a GalaxySample (or an image array itself); not copied."""
+    images = getattr(sample, "images", sample)
+    shape = getattr(images, "shape", None)
+    if shape is None or len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(
+            f"{name} must be a GalaxySample or an (N, H, W, 3) image array, got shape {shape}")
+    return images
+
+
+def take_images(sample, index, name="sample"):
+    """``images[index]`` in their own dtype, reading only those rows (memmap friendly)."""
+    index = np.asarray(index, dtype=np.int64)
+    if hasattr(sample, "read_images"):  # GalaxySample: reads only these rows
+        return np.asarray(sample.read_images(index))
+    images = get_images(sample, name)
+    if index.size == 0:
+        return np.zeros((0,) + tuple(images.shape[1:]), dtype=images.dtype)
+    order = np.argsort(index, kind="stable")
+    got = np.asarray(images[index[order]])
+    out = np.empty_like(got)
+    out[order] = got
+    return out
+
+
+def display_image(img):
+    """An image ready for ``imshow``: uint8 as is, floats scaled to [0, 1]."""
+    img = np.asarray(img)
+    if img.dtype == np.uint8:
+        return img
+    img = img.astype(np.float64)
+    if np.nanmax(img) > 1.0:
+        img = img / 255.0
+    return np.clip(np.nan_to_num(img), 0.0, 1.0)
+
+
+def as_activations(activations, n_features=None, name="activations"):
+    """Dense float ``(N, n_features)`` activations (float32 input stays float32).
+
+    Accepts a dense array-like (numpy, torch tensor, anything ``np.asarray`` takes)
+    or the sparse pair ``(indices, values)`` of ``model.activations(X, sparse=True)``
+    (then ``n_features`` is needed).
+    """
+    if isinstance(activations, tuple) and len(activations) == 2:
+        idx, val = (_to_numpy(a) for a in activations)
+        idx = np.asarray(idx)
+        val = np.asarray(val, dtype=np.float64)
+        if idx.shape != val.shape or idx.ndim != 2:
+            raise ValueError(
+                f"{name}: sparse (indices, values) must have equal 2-d shapes, got "
+                f"{idx.shape} and {val.shape}")
+        if n_features is None:
+            raise ValueError(f"{name}: sparse (indices, values) needs n_features")
+        idx = idx.astype(np.int64)
+        used = idx >= 0  # inactive slots hold index -1 (and value 0)
+        if np.any(idx[used] >= n_features) or np.any(val[~used] != 0):
+            raise ValueError(f"{name}: feature indices outside [0, {n_features}) "
+                             "(or a value in a slot with index -1)")
+        dense = np.zeros((idx.shape[0], int(n_features)), dtype=np.float64)
+        rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)
+        dense[rows[used], idx[used]] = val[used]
+        return dense
+    arr = np.asarray(_to_numpy(activations))
+    if arr.dtype not in (np.float32, np.float64):  # keep float32: 250k x 512 is 0.5 GB
+        arr = arr.astype(np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-d (n_galaxies, n_features), got shape {arr.shape}")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features but the model has {n_features}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
+def _to_numpy(x):
+    if hasattr(x, "detach"):  # torch tensor
+        return x.detach().cpu().numpy()
+    return x
+
+
+def check_length(n, other, what, name="activations"):
+    """Raise if ``other`` rows (int) differ from ``n``."""
+    if n != other:
+        raise ValueError(f"{name} has {n} rows but {what} has {other}")
+
+
+def check_feature(feature, n_features, name="feature"):
+    """Validate a feature index (int-like, 0 <= feature < n_features) and return it."""
+    if isinstance(feature, (bool, np.bool_)) or not isinstance(feature, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer feature index, got {feature!r}")
+    feature = int(feature)
+    if not 0 <= feature < n_features:
+        raise ValueError(f"{name}={feature} is out of range [0, {n_features})")
+    return feature
+
+
+def check_features(features, n_features, name="features"):
+    """Validate a sequence of feature indices; return an int64 array."""
+    arr = np.atleast_1d(np.asarray(features))
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must be a sequence of integer feature indices")
+    arr = arr.astype(np.int64)
+    bad = arr[(arr < 0) | (arr >= n_features)]
+    if bad.size:
+        raise ValueError(f"{name} has index {int(bad[0])} out of range [0, {n_features})")
+    return arr
+
+
+def head_of(model_or_weights, bias=None, target_names=None, name="model"):
+    """``(weights (T, F), bias (T,), target_names)`` from a model or arrays.
+
+    ``model_or_weights`` is a fitted model (``head_weights``/``head_bias``), a
+    ``(weights, bias)`` pair or a weights array (then ``bias`` defaults to 0).
+    """
+    if hasattr(model_or_weights, "head_weights"):
+        w = model_or_weights.head_weights
+        b = model_or_weights.head_bias if bias is None else bias
+        if target_names is None:
+            target_names = getattr(model_or_weights, "target_names", None)
+    elif isinstance(model_or_weights, tuple) and len(model_or_weights) == 2:
+        w, b = model_or_weights
+    else:
+        w, b = model_or_weights, bias
+    w = np.asarray(_to_numpy(w), dtype=np.float64)
+    if w.ndim == 1:
+        w = w[None, :]
+    if w.ndim != 2:
+        raise ValueError(f"{name}: head weights must be (n_targets, n_features), got {w.shape}")
+    b = np.zeros(w.shape[0]) if b is None else np.atleast_1d(
+        np.asarray(_to_numpy(b), dtype=np.float64))
+    if b.shape != (w.shape[0],):
+        raise ValueError(f"{name}: head bias has shape {b.shape}, expected ({w.shape[0]},)")
+    if target_names is None:
+        target_names = ["y"] if w.shape[0] == 1 else [f"y{i}" for i in range(w.shape[0])]
+    target_names = [str(t) for t in target_names]
+    if len(target_names) != w.shape[0]:
+        raise ValueError(f"{name}: {len(target_names)} target names for {w.shape[0]} targets")
+    return w, b, target_names
+
+
+# --------------------------------------------------------------------------- properties
+
+def _column(cat, name, what="column"):
+    if name not in cat.colnames:
+        raise ValueError(f"{what} {name!r} is not in the catalog (columns: {cat.colnames})")
+    return plain(cat[name])
+
+
+def _log_ratio(cat, num, den, min_snr=None):
+    a = _column(cat, num)
+    b = _column(cat, den)
+    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    if min_snr is not None:
+        for col in (num, den):
+            err = _column(cat, col + "_err")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ok &= (err > 0) & (_column(cat, col) / err > min_snr)
+    out = np.full(len(cat), np.nan)
+    out[ok] = np.log10(a[ok] / b[ok])
+    return out
+
+
+def property_values(sample, name, min_snr=None):
+    """Values of a property, NaN where missing.
+
+    Parameters
+    ----------
+    sample : GalaxySample or `~astropy.table.Table`
+        Source of the catalog.
+    name : str
+        A key of `PROPERTIES` (``"metallicity"``, ``"mass"``, ``"sfr"``, ``"ssfr"``,
+        ``"log_nii_ha"``, ``"log_oiii_hb"``, ``"z"``) or any numeric catalog column.
+    min_snr : float, optional
+        For the line ratios, also require flux / error above this on both lines.
+
+    Returns
+    -------
+    values : ndarray
+        float64, NaN where the catalog marks the value missing (MPA-JHU -9999),
+        for non-positive line fluxes and for non-finite entries.
+    """
+    cat = get_catalog(sample)
+    if name == "metallicity":
+        v = _column(cat, "oh_p50")
+        v = np.where(v > 0, v, np.nan)
+    elif name == "mass":
+        v = _column(cat, "lgm_tot_p50")
+        v = np.where(v > 0, v, np.nan)
+    elif name == "sfr":
+        v = _column(cat, "sfr_tot_p50")
+        v = np.where(v > -10, v, np.nan)
+    elif name == "ssfr":
+        sfr = property_values(cat, "sfr")
+        mass = property_values(cat, "mass")
+        v = sfr - mass
+    elif name == "log_nii_ha":
+        v = _log_ratio(cat, LINE_FLUX["nii"], LINE_FLUX["ha"], min_snr)
+    elif name == "log_oiii_hb":
+        v = _log_ratio(cat, LINE_FLUX["oiii"], LINE_FLUX["hb"], min_snr)
+    elif name == "z":
+        v = _column(cat, "z")
+        v = np.where(v >= 0, v, np.nan)
+    elif isinstance(name, str):
+        v = _column(cat, name, "property")
+        v = np.where(v > _MISSING, v, np.nan)
+    else:
+        raise TypeError(f"property name must be a string, got {name!r}")
+    return np.where(np.isfinite(v), v, np.nan)
+
+
+def property_label(name, short=False):
+    """Axis label of a property (the column name itself for plain columns)."""
+    prop = PROPERTIES.get(name)
+    if prop is None:
+        return str(name).replace("_", r"\_") if short else str(name)
+    return prop.short if short else prop.label
+
+
+def has_columns(sample, columns):
+    """Whether the sample's catalog holds all ``columns``."""
+    cat = get_catalog(sample)
+    return all(c in cat.colnames for c in columns)
+
+
+# --------------------------------------------------------------------------- statistics
+
+def pearson(x, y):
+    """Pearson r of two 1-d arrays (NaN if either is constant or n < 3)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.size < 3:
+        return np.nan
+    dx = x - x.mean()
+    dy = y - y.mean()
+    sx = np.sqrt(np.sum(dx * dx))
+    sy = np.sqrt(np.sum(dy * dy))
+    if sx == 0 or sy == 0 or not np.isfinite(sx * sy):
+        return np.nan
+    return float(np.clip(np.sum(dx * dy) / (sx * sy), -1.0, 1.0))
+
+
+def spearman(x, y):
+    """Spearman rank correlation (average ranks for ties; NaN if constant)."""
+    from scipy.stats import rankdata
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.size < 3:
+        return np.nan
+    return pearson(rankdata(x), rankdata(y))
+
+
+def regression_metrics(y_true, y_pred):
+    """RMSE, NMAD, bias (mean of pred - true), R² and n over finite pairs."""
+    t = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    ok = np.isfinite(t) & np.isfinite(p)
+    n = int(ok.sum())
+    if n == 0:
+        return {"rmse": np.nan, "nmad": np.nan, "bias": np.nan, "r2": np.nan, "n": 0}
+    d = p[ok] - t[ok]
+    rmse = float(np.sqrt(np.mean(d * d)))
+    nmad = float(1.4826 * np.median(np.abs(d - np.median(d))))
+    var = float(np.sum((t[ok] - t[ok].mean()) ** 2))
+    r2 = float(1.0 - np.sum(d * d) / var) if var > 0 else np.nan
+    return {"rmse": rmse, "nmad": nmad, "bias": float(np.mean(d)), "r2": r2, "n": n}
+
+
+def frequency_order(acts):
+    """Feature indices sorted by how many galaxies activate them (desc; ties by index)."""
+    n_active = np.count_nonzero(acts != 0, axis=0)
+    return np.lexsort((np.arange(acts.shape[1]), -n_active)), n_active
