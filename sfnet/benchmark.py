@@ -19,7 +19,6 @@ Every figure is measured in the same process, on the same synthetic data:
 Absolute images/s drift on shared machines; ratios taken in one run do not.
 """
 
-import json
 import logging
 import os
 import platform
@@ -232,7 +231,6 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
             "fit_fraction_of_matmul": (flops / fit_sec) / ceiling,
         }
         result["precisions"][label] = entry
-        del net, model
     result["io"] = _io_benchmark(io_images, image_size, dev, batch_size, steps,
                                  result["precisions"], k, backbone, paper_baseline)
     result["peak_rss_mb"] = _peak_rss_mb()

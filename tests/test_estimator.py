@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from astropy import units as u
 from astropy.table import Column, Table
 

@@ -5,7 +5,6 @@ that the tool runs end to end and that streaming never reads more than a batch.
 """
 
 import numpy as np
-import pytest
 from astropy.table import Table
 
 import sfnet.training

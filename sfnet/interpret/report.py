@@ -9,7 +9,6 @@ zipped, mailed or served as it is.
 import datetime
 import html
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -113,12 +112,6 @@ def _label(prop):
     return _HTML_LABEL.get(prop, _e(prop))
 
 
-def _readable(path):
-    """Make a written file world-readable (temporary files are created 0600), so the
-    report can be served by a web server or shared from a group directory."""
-    os.chmod(path, 0o644)
-
-
 class _Figures:
     """Saves figures atomically into output_dir/figures and remembers what it wrote."""
 
@@ -131,7 +124,6 @@ class _Figures:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=self.dpi, facecolor="white")
         atomic_write_bytes(self.dir / name, buf.getvalue())
-        _readable(self.dir / name)
         self.written.append(name)
         return f"figures/{name}"
 
@@ -536,9 +528,7 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
     table = table[np.lexsort((np.asarray(table["feature"]), -np.asarray(table["n_active"])))]
     with atomic_path(output_dir / csv_name, suffix=".csv") as tmp:
         table.write(tmp, format="ascii.csv", overwrite=True)
-    _readable(output_dir / csv_name)
     path = output_dir / "report.html"
     atomic_write_text(path, page)
-    _readable(path)
     return path
 
