@@ -614,8 +614,8 @@ def plot_predictions(y_true, y_pred, *, target=None, labels=None, units=None, ax
 
     Notes
     -----
-    RMSE = sqrt(mean(Δ²)), NMAD = 1.4826 median(|Δ − median(Δ)|) and bias =
-    mean(Δ), with Δ = predicted − true.
+    ``RMSE = sqrt(mean(Δ²))``, ``NMAD = 1.4826 median(|Δ − median(Δ)|)`` and
+    ``bias = mean(Δ)``, with ``Δ = predicted − true``.
 
     Examples
     --------

@@ -514,7 +514,7 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
         f"<main><nav>{nav}</nav>{''.join(parts)}"
         "<footer>Sparse Feature Network (SFNet): every prediction is the head bias plus "
         "at most k terms w&middot;a of active features. Method: Wu (2025), ApJ 980, 183, "
-        "<a href=\"https://doi.org/10.3847/1538-4357/ad9f2f\">doi:10.3847/1538-4357/ad9f2f"
+        "<a href=\"https://doi.org/10.3847/1538-4357/adadec\">doi:10.3847/1538-4357/adadec"
         "</a>. BPT demarcations: Kauffmann et al. (2003), Kewley et al. (2001).</footer>"
         "</main></body></html>\n")
 
