@@ -471,7 +471,8 @@ class SparseFeatureNet:
                 pin = device.type == "cuda"
                 if pin:
                     x = x.pin_memory()
-                x = prep.normalize(prep.geometry(x.to(device, non_blocking=pin)))
+                x = prep.normalize(prep.geometry(x.to(device, non_blocking=pin)),
+                                   self.autocast_dtype_)
                 with autocast(device, self.autocast_dtype_):
                     res = fn(net, x)
                 res = res.float().cpu().numpy()

@@ -158,11 +158,19 @@ class Preprocessor:
             x = x[..., top:top + c, left:left + c]
         return x
 
-    def normalize(self, x):
-        """Float32 normalised tensor in channels-last memory format."""
-        mean = torch.tensor(self.mean, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
-        x = (x.float() - mean) / std
+    def normalize(self, x, dtype=None):
+        """Normalised tensor in channels-last memory format.
+
+        ``dtype`` is the autocast dtype (None: float32).  Under bfloat16
+        autocast the first convolution would cast its input anyway, so the
+        normalisation writes bfloat16 directly: one pass over the batch, half
+        the memory traffic.
+        """
+        dtype = dtype or torch.float32
+        mean = torch.tensor(self.mean, device=x.device, dtype=dtype).view(1, -1, 1, 1)
+        scale = torch.tensor([1.0 / s for s in self.std], device=x.device,
+                             dtype=dtype).view(1, -1, 1, 1)
+        x = x.to(dtype, copy=True).sub_(mean).mul_(scale)  # never modifies the input
         return x.contiguous(memory_format=torch.channels_last)
 
     def fit_stats(self, source, max_images=2048, seed=0):
@@ -226,9 +234,10 @@ class DeviceImages:
         if in_memory == "auto":
             in_memory = nbytes <= IN_MEMORY_LIMIT
         self.tensor = None
-        if in_memory:
-            parts = [prep.geometry(t.to(device)) for _, t in source.batches(512)]
-            self.tensor = torch.cat(parts) if parts else None
+        if in_memory:  # kept channels-last (N, H, W, C), as the network reads it
+            parts = [prep.geometry(t.to(device)).permute(0, 2, 3, 1)
+                     for _, t in source.batches(512)]
+            self.tensor = torch.cat(parts).contiguous() if parts else None
 
     def __len__(self):
         return len(self.source)
@@ -237,7 +246,7 @@ class DeviceImages:
         """Geometry-applied batch (uint8 or float) on the device."""
         if self.tensor is not None:
             idx = torch.as_tensor(positions, device=self.device)
-            return self.tensor.index_select(0, idx)
+            return self.tensor.index_select(0, idx).permute(0, 3, 1, 2)
         pos = np.asarray(positions)
         order = np.argsort(pos, kind="stable")
         x = self.source.read(pos[order])  # sorted reads are memmap friendly
@@ -329,7 +338,7 @@ def _evaluate_rmse(network, valid, y_valid, prep, device, dtype, info, batch_siz
     with torch.inference_mode():
         for start in range(0, len(mine), batch_size):
             pos = mine[start:start + batch_size]
-            x = prep.normalize(valid.batch(pos))
+            x = prep.normalize(valid.batch(pos), dtype)
             with autocast(device, dtype):
                 pred = network(x)
             err = pred.float() - y_valid[torch.as_tensor(pos, device=device)]
@@ -424,7 +433,7 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                 if cfg.augment:  # drawn for the global batch: DDP == one process
                     draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
                     x = dihedral(x, draws=draws[:, mine])
-                x = prep.normalize(x)
+                x = prep.normalize(x, cfg.autocast_dtype)
                 y = y_train[torch.as_tensor(pos, device=device)]
                 with autocast(device, cfg.autocast_dtype):
                     pred = model(x)
