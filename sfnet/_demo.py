@@ -22,9 +22,9 @@ log = logging.getLogger("sfnet.demo")
 #: galaxies, AGN and composites have no MPA-JHU metallicity).
 DEMO_DEFAULTS = {
     "output": "sfnet-demo",
-    "n_galaxies": 4000,
+    "n_galaxies": 8000,
     "image_size": 64,
-    "epochs": 8,
+    "epochs": 12,
     "k": 4,
     "batch_size": 64,
     "seed": 0,
