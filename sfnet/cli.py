@@ -260,6 +260,14 @@ def build_parser():
                    help="cutout size in pixels (0.262 arcsec/px)")
     p.add_argument("--max-workers", type=_int_at_least(1), default=None, metavar="N",
                    help="concurrent downloads (default: sfnet.conf.max_workers)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds per request (default: sfnet.conf.timeout)")
+    p.add_argument("--max-retries", type=_int_at_least(0), default=None, metavar="N",
+                   help="retries on timeouts and 5xx (default: sfnet.conf.max_retries)")
+    p.add_argument("--rate-limit", type=float, default=10.0, metavar="R",
+                   help="at most R cutout requests started per second (default: 10)")
+    p.add_argument("--print-sql", action="store_true",
+                   help="print the SkyServer SQL and exit without any request")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a catalog in DIR that comes from a different query")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -468,14 +476,22 @@ def _cmd_demo(args):
 
 
 def _cmd_fetch(args):
-    from .datasets import fetch_sdss_sample
+    from .datasets import build_sdss_query, fetch_sdss_sample
 
+    if args.print_sql:
+        print(build_sdss_query(args.n_galaxies, args.target))
+        return 0
     sample = fetch_sdss_sample(args.output, args.n_galaxies, target=args.target,
                                data_release=args.data_release,
                                cutout_size=args.cutout_size,
                                cutout_service=args.cutout_service,
                                max_workers=args.max_workers, overwrite=args.overwrite,
-                               progress=_progress(args))
+                               timeout=args.timeout, max_retries=args.max_retries,
+                               rate_limit=args.rate_limit, progress=_progress(args))
+    report = sample.catalog.meta.get("sdss_fetch", {})
+    if report:
+        print("sfnet fetch: " + ", ".join(f"{k} {v}" for k, v in report.items()
+                                          if isinstance(v, (int, float, str))))
     print(f"sfnet fetch: {len(sample)} galaxies with images in {args.output} "
           f"(train with: sfnet train {args.output} --output MODEL)")
     return 0

@@ -326,8 +326,12 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
     hist_html = ""
     if history:
         src = figs.save(plots.plot_history(history, target_names=names), "history.png")
-        hist_html = _figure_html(src, "Training loss and validation RMSE per epoch; the "
-                                 "star marks the best validation epoch.", "training history")
+        caption = ("Training loss and validation RMSE per epoch; the star marks the best "
+                   "validation epoch (the model kept)."
+                   if any("valid_rmse" in h for h in history) else
+                   "Training loss per epoch (training used no validation split, so the "
+                   "last epoch is kept; the metrics below are on held-out galaxies).")
+        hist_html = _figure_html(src, caption, "training history")
     parts.append(f'<h2 id="model">Model card</h2><div class="grid2"><div>{card}</div>'
                  f"<div>{hist_html}</div></div>")
 
