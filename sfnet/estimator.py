@@ -471,8 +471,7 @@ class SparseFeatureNet:
                 pin = device.type == "cuda"
                 if pin:
                     x = x.pin_memory()
-                x = prep.normalize(prep.geometry(x.to(device, non_blocking=pin)),
-                                   self.autocast_dtype_)
+                x = prep.normalize(prep.geometry(x.to(device, non_blocking=pin)))
                 with autocast(device, self.autocast_dtype_):
                     res = fn(net, x)
                 res = res.float().cpu().numpy()

@@ -158,19 +158,17 @@ class Preprocessor:
             x = x[..., top:top + c, left:left + c]
         return x
 
-    def normalize(self, x, dtype=None):
-        """Normalised tensor in channels-last memory format.
+    def normalize(self, x):
+        """Float32 normalised copy in channels-last memory format.
 
-        ``dtype`` is the autocast dtype (None: float32).  Under bfloat16
-        autocast the first convolution would cast its input anyway, so the
-        normalisation writes bfloat16 directly: one pass over the batch, half
-        the memory traffic.
+        One conversion and two in-place passes (measured fastest on CPU: in-place
+        float32 arithmetic beats bfloat16 arithmetic and broadcasting ``addcmul``);
+        under bfloat16 autocast the first convolution casts the result.
         """
-        dtype = dtype or torch.float32
-        mean = torch.tensor(self.mean, device=x.device, dtype=dtype).view(1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
         scale = torch.tensor([1.0 / s for s in self.std], device=x.device,
-                             dtype=dtype).view(1, -1, 1, 1)
-        x = x.to(dtype, copy=True).sub_(mean).mul_(scale)  # never modifies the input
+                             dtype=torch.float32).view(1, -1, 1, 1)
+        x = x.to(torch.float32, copy=True).sub_(mean).mul_(scale)  # never modifies the input
         return x.contiguous(memory_format=torch.channels_last)
 
     def fit_stats(self, source, max_images=2048, seed=0):
@@ -338,7 +336,7 @@ def _evaluate_rmse(network, valid, y_valid, prep, device, dtype, info, batch_siz
     with torch.inference_mode():
         for start in range(0, len(mine), batch_size):
             pos = mine[start:start + batch_size]
-            x = prep.normalize(valid.batch(pos), dtype)
+            x = prep.normalize(valid.batch(pos))
             with autocast(device, dtype):
                 pred = network(x)
             err = pred.float() - y_valid[torch.as_tensor(pos, device=device)]
@@ -433,7 +431,7 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                 if cfg.augment:  # drawn for the global batch: DDP == one process
                     draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
                     x = dihedral(x, draws=draws[:, mine])
-                x = prep.normalize(x, cfg.autocast_dtype)
+                x = prep.normalize(x)
                 y = y_train[torch.as_tensor(pos, device=device)]
                 with autocast(device, cfg.autocast_dtype):
                     pred = model(x)
