@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._utils import as_float64
+
 __all__ = ["DEMO_DEFAULTS", "run_demo", "format_summary"]
 
 log = logging.getLogger("sfnet.demo")
@@ -63,11 +65,7 @@ def _rmse(truth, pred):
     return float(np.sqrt(np.mean((pred - truth) ** 2)))
 
 
-def _plain(col):
-    data = getattr(col, "value", col)
-    if np.ma.isMaskedArray(data):
-        data = np.ma.filled(data.astype(np.float64), np.nan)
-    return np.asarray(data, dtype=np.float64)
+_plain = as_float64
 
 
 def _photometric_rmse(train, valid):

@@ -15,6 +15,8 @@ as on the mock.
 
 import numpy as np
 
+from ._utils import as_float64
+
 from .targets import get_target
 
 __all__ = ["photometric_features", "photometric_baseline", "mean_baseline_rmse",
@@ -30,11 +32,7 @@ _BORDER = 3
 _BATCH = 1024
 
 
-def _plain(col):
-    data = getattr(col, "value", col)
-    if np.ma.isMaskedArray(data):
-        data = np.ma.filled(data.astype(np.float64), np.nan)
-    return np.asarray(data, dtype=np.float64)
+_plain = as_float64
 
 
 def _pixel_scale(sample, width):

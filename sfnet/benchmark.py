@@ -72,19 +72,20 @@ def _peak_rss_mb():
     return rss / 1024 if sys.platform != "darwin" else rss / 1024**2
 
 
+def _plain_step(net, opt, x, y, device, dtype):
+    """One bare PyTorch training step: forward, RMSE loss, backward, AdamW."""
+    with autocast(device, dtype):
+        pred = net(x)
+    loss = torch.sqrt(torch.nn.functional.mse_loss(pred.float(), y))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def _bare_train(net, x, y, steps, device, dtype, lr):
     opt = torch.optim.AdamW(net.parameters(), lr=lr)
     net.train()
-
-    def step():
-        with autocast(device, dtype):
-            pred = net(x)
-        loss = torch.sqrt(torch.nn.functional.mse_loss(pred.float(), y))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return _timed(step, device, steps)
+    return _timed(lambda: _plain_step(net, opt, x, y, device, dtype), device, steps)
 
 
 def _matmul_ceiling(device, dtype, n=2048, repeat=10):
@@ -130,12 +131,7 @@ def _paper_style_step_rate(paths, size, crop, net, device, dtype, batch_size, st
                 batch.append(torch.from_numpy(np.array(im)))
         x = torch.stack(batch).permute(0, 3, 1, 2).to(device).float().div_(255)
         x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-        with autocast(device, dtype):
-            pred = net(x)
-        loss = torch.sqrt(torch.nn.functional.mse_loss(pred.float(), y))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        _plain_step(net, opt, x, y, device, dtype)
 
     return batch_size / _timed(step, device, steps)
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._utils import as_float64
+
 __all__ = ["Target", "get_target", "TARGETS", "BPT_LINES"]
 
 #: Derived column -> (flux column, error column) for the BPT target.
@@ -122,15 +124,7 @@ class Target:
         return out
 
 
-def _plain(col):
-    """A column, Quantity or masked column as a float64 ndarray (masked -> NaN)."""
-    data = getattr(col, "value", col)
-    if np.ma.isMaskedArray(data):
-        data = np.ma.filled(data.astype(np.float64), np.nan)
-    try:
-        return np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"column {getattr(col, 'name', '')!r} is not numeric") from exc
+_plain = as_float64
 
 
 TARGETS = {

@@ -30,6 +30,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .._utils import kauffmann03_curve, kewley01_curve
+
 # --------------------------------------------------------------------------
 # Constants
 # --------------------------------------------------------------------------
@@ -158,21 +160,8 @@ def pp04_n2(oh_pp04):
     return (oh_pp04 - 8.90) / 0.57
 
 
-def kauffmann03(x):
-    """Kauffmann et al. (2003) demarcation, log [OIII]/Hbeta vs x = log [NII]/Halpha.
-
-    ``0.61 / (x - 0.05) + 1.3`` for x < 0.05, NaN elsewhere.
-    """
-    x = np.asarray(x, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x < 0.05, 0.61 / (x - 0.05) + 1.3, np.nan)
-
-
-def kewley01(x):
-    """Kewley et al. (2001) maximum-starburst line, ``0.61 / (x - 0.47) + 1.19`` for x < 0.47."""
-    x = np.asarray(x, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x < 0.47, 0.61 / (x - 0.47) + 1.19, np.nan)
+kauffmann03 = kauffmann03_curve
+kewley01 = kewley01_curve
 
 
 def sf_sequence_o3hb(x):

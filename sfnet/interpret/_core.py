@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._utils import as_float64
+
 __all__ = []
 
 #: MPA-JHU writes -9999 (and sometimes -99 / -1) for missing values; anything at or
@@ -79,12 +81,7 @@ PROPERTIES = {
 
 # --------------------------------------------------------------------------- coercion
 
-def plain(col):
-    """A column, Quantity, masked column or list as a float64 ndarray (masked -> NaN)."""
-    data = getattr(col, "value", col)
-    if np.ma.isMaskedArray(data):
-        return np.ma.filled(np.ma.asarray(data, dtype=np.float64), np.nan)
-    return np.asarray(data, dtype=np.float64)
+plain = as_float64
 
 
 def get_catalog(sample, name="sample"):

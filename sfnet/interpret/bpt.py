@@ -17,6 +17,8 @@ MPA-JHU ``bptclass``).
 
 import numpy as np
 
+from .._utils import kauffmann03_curve, kewley01_curve
+
 from ._core import LINE_FLUX, LOG_LINE, get_catalog, has_columns, plain, property_values
 
 __all__ = ["kauffmann03", "kewley01", "bpt_class", "line_ratios", "BPT_CLASSES"]
@@ -27,11 +29,8 @@ BPT_CLASSES = ("star-forming", "composite", "AGN")
 _UNCLASSIFIED = "unclassified"
 
 
-def _curve(log_nii_ha, x0, a, b):
-    x = np.asarray(plain(log_nii_ha), dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = a / (x - x0) + b
-    y = np.where(x < x0, y, np.nan)
+def _curve(curve, log_nii_ha):
+    y = curve(plain(log_nii_ha))
     return y if y.ndim else float(y)
 
 
@@ -59,7 +58,7 @@ def kauffmann03(log_nii_ha):
     >>> kauffmann03(0.1)
     nan
     """
-    return _curve(log_nii_ha, 0.05, 0.61, 1.30)
+    return _curve(kauffmann03_curve, log_nii_ha)
 
 
 def kewley01(log_nii_ha):
@@ -83,7 +82,7 @@ def kewley01(log_nii_ha):
     >>> round(kewley01(-0.14), 3)
     0.19
     """
-    return _curve(log_nii_ha, 0.47, 0.61, 1.19)
+    return _curve(kewley01_curve, log_nii_ha)
 
 
 def bpt_class(log_nii_ha, log_oiii_hb):

@@ -1,0 +1,32 @@
+"""Private helpers shared across sfnet's layers (no imports from sfnet)."""
+
+import numpy as np
+
+__all__ = ["as_float64", "kauffmann03_curve", "kewley01_curve"]
+
+
+def as_float64(col):
+    """A column, Quantity, masked column or list as a float64 ndarray (masked -> NaN)."""
+    data = getattr(col, "value", col)
+    if np.ma.isMaskedArray(data):
+        data = np.ma.filled(np.ma.asarray(data).astype(np.float64), np.nan)
+    try:
+        return np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"column {getattr(col, 'name', '')!r} is not numeric") from exc
+
+
+def _hyperbola(x, x0, a, b):
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x < x0, a / (x - x0) + b, np.nan)
+
+
+def kauffmann03_curve(x):
+    """Kauffmann et al. (2003): ``0.61 / (x - 0.05) + 1.30`` for x < 0.05, NaN elsewhere."""
+    return _hyperbola(x, 0.05, 0.61, 1.30)
+
+
+def kewley01_curve(x):
+    """Kewley et al. (2001): ``0.61 / (x - 0.47) + 1.19`` for x < 0.47, NaN elsewhere."""
+    return _hyperbola(x, 0.47, 0.61, 1.19)
