@@ -284,6 +284,21 @@ class SparseFeatureNet:
         target = get_target(self.target)
         return device, dtype, target
 
+    def _training_seed(self, checkpoint_dir, resume):
+        """``random_state``, or the seed of the checkpoint being resumed, or a fresh one."""
+        if self.random_state is not None:
+            return int(self.random_state)
+        if resume:
+            from .training import CHECKPOINT_NAME, load_checkpoint
+
+            path = Path(checkpoint_dir) / CHECKPOINT_NAME
+            if path.is_file():
+                return int(load_checkpoint(path)["extra"]["seed"])
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("random_state must be set when training under torchrun, so "
+                             "that every process draws the same split and shuffling")
+        return int(np.random.default_rng().integers(2**31 - 1))
+
     # ------------------------------------------------------------------ data
     def _training_data(self, X, y, target):
         """-> (images, channels_last, rows, y (N,T), names, units)."""
@@ -325,7 +340,9 @@ class SparseFeatureNet:
             raise TypeError(f"X holds {kind} images but the model was trained on "
                             f"{self.input_kind_} images")
         shape = images.shape[1:3] if channels_last else images.shape[2:4]
-        if self.image_size is None and self.crop_size is None and tuple(shape) != tuple(self.input_shape_):
+        prep = self.preprocessor_
+        if prep.image_size is None and prep.crop_size is None and \
+                tuple(shape) != tuple(self.input_shape_):
             raise ValueError(f"X has {shape[0]}x{shape[1]} images but the model was trained on "
                              f"{self.input_shape_[0]}x{self.input_shape_[1]}; set image_size")
         return ImageSource(images, rows, channels_last=channels_last)
@@ -356,9 +373,7 @@ class SparseFeatureNet:
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir")
         images, channels_last, rows, values, names, units = self._training_data(X, y, target)
-        seed = self.random_state
-        if seed is None:
-            seed = int(np.random.default_rng().integers(2**31 - 1))
+        seed = self._training_seed(checkpoint_dir, resume)
         n = len(rows)
         n_valid = int(round(n * self.validation_fraction))
         if self.validation_fraction > 0:
@@ -383,19 +398,29 @@ class SparseFeatureNet:
                                             device=device)  # noqa: E731
 
         torch.manual_seed(seed)
-        network = SparseFeatureNetwork(self.k, values.shape[1], self.backbone, self.weights)
+        network = SparseFeatureNetwork(int(self.k), values.shape[1], self.backbone, self.weights)
         network.to(device).to(memory_format=torch.channels_last)
         if checkpoint_dir is not None:
             os.makedirs(checkpoint_dir, exist_ok=True)
         train = DeviceImages(train_src, prep, device)
         valid = (DeviceImages(ImageSource(images, rows[valid_pos], channels_last), prep, device)
                  if n_valid else None)
-        cfg = TrainConfig(self.epochs, self.batch_size, float(self.learning_rate),
+        cfg = TrainConfig(int(self.epochs), int(self.batch_size), float(self.learning_rate),
                           float(self.weight_decay), bool(self.augment), seed,
                           bool(self.progress), dtype)
+        # everything a resumed run must share with the interrupted one
+        fingerprint = hashlib.sha256()
+        for part in (rows, values, np.asarray(images.shape), np.asarray(prep.mean)):
+            fingerprint.update(np.ascontiguousarray(part).tobytes())
         extra = {"n_train": int(len(train_pos)), "n_valid": int(n_valid), "seed": seed,
-                 "k": int(self.k), "backbone": self.backbone, "epochs": int(self.epochs),
-                 "batch_size": int(self.batch_size), "targets": names}
+                 "k": int(self.k), "backbone": self.backbone, "weights": self.weights,
+                 "epochs": int(self.epochs), "batch_size": int(self.batch_size),
+                 "learning_rate": float(self.learning_rate),
+                 "weight_decay": float(self.weight_decay), "augment": bool(self.augment),
+                 "image_size": self.image_size and int(self.image_size),
+                 "crop_size": self.crop_size and int(self.crop_size),
+                 "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
+                 "targets": names, "data_sha256": fingerprint.hexdigest()}
         history, best_epoch = train_network(
             network, train, y_std_t(values[train_pos]), valid,
             y_std_t(values[valid_pos]) if n_valid else None, prep, cfg, device,
@@ -511,6 +536,7 @@ class SparseFeatureNet:
         ``predict(X) == activations(X) @ head_weights.T + head_bias`` to float
         rounding.
         """
+        self._check_fitted()
         if not sparse:
             return self._run(X, lambda net, x: net.sparse_features(x), batch_size)
         k = self.network_.k
@@ -573,12 +599,25 @@ class SparseFeatureNet:
 
     # ------------------------------------------------------------------ scores
     def _y_true(self, X, y):
+        """(truth (N, T), rows of X to score): with a sample, the target's cuts apply."""
+        self._check_fitted()
         if y is None:
             if not _is_sample(X):
                 raise ValueError("y is required when X is an image array")
             catalog = self.target_.prepare(X.catalog)
-            return self.target_.values(catalog)
-        return _target_array(y, len(X))[0]
+            keep = self.target_.mask(catalog)
+            if not keep.any():
+                raise ValueError(f"no galaxy in X passes the quality cuts of target "
+                                 f"{self.target_.name!r}")
+            if not keep.all():
+                warnings.warn(
+                    f"{int((~keep).sum())} of {len(keep)} galaxies fail the quality cuts of "
+                    f"target {self.target_.name!r} and are not scored", DataDroppedWarning,
+                    stacklevel=3)
+            rows = np.flatnonzero(keep)
+            return self.target_.values(catalog[rows]), rows
+        truth = _target_array(y, len(X))[0]
+        return truth, np.arange(len(truth))
 
     def evaluate(self, X, y=None, *, batch_size=None):
         """Metrics per target: ``rmse``, ``nmad``, ``bias``, ``r2``, ``n``.
@@ -586,7 +625,9 @@ class SparseFeatureNet:
         ``nmad`` is 1.4826 × the median absolute deviation of the residuals,
         ``bias`` the mean residual (prediction − truth).
         """
-        truth = self._y_true(X, y)
+        truth, rows = self._y_true(X, y)
+        if len(rows) < len(X):
+            X = X[rows]
         pred = self.predict(X, batch_size=batch_size).reshape(len(truth), -1)
         if pred.shape != truth.shape:
             raise ValueError(f"y has {truth.shape[1]} columns but the model predicts {pred.shape[1]}")
@@ -607,10 +648,6 @@ class SparseFeatureNet:
         path = Path(path)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
             return path
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu() for k, v in self.network_.state_dict().items()}
-        with atomic_path(path / _WEIGHTS) as tmp:
-            torch.save(state, tmp)
         params = self.get_params()
         params["target"] = params["target"] if isinstance(params["target"], (str, list)) \
             else list(self.target_.columns)
@@ -629,8 +666,14 @@ class SparseFeatureNet:
             "input_kind": self.input_kind_, "input_shape": list(self.input_shape_),
             "history": self.history_, "best_epoch": self.best_epoch_, "seed": self.seed_,
             "n_train": self.n_train_, "n_valid": self.n_valid_,
-            "weights_sha256": _sha256(path / _WEIGHTS),
         }
+        meta = _json_safe(meta)
+        json.dumps(meta)  # fail before anything is written
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.network_.state_dict().items()}
+        with atomic_path(path / _WEIGHTS) as tmp:
+            torch.save(state, tmp)
+        meta["weights_sha256"] = _sha256(path / _WEIGHTS)
         atomic_write_json(path / _META, meta)
         return path
 
@@ -687,7 +730,7 @@ class SparseFeatureNet:
     def from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
                              precision="auto", image_size=160, crop_size=144,
                              mean=(0.485 * 255, 0.456 * 255, 0.406 * 255),
-                             std=(0.229 * 255, 0.224 * 255, 0.225 * 255)):
+                             std=(0.229 * 255, 0.224 * 255, 0.225 * 255), stats_from=None):
         """Load one of the paper's released ``resnet18-topk_{k}-{target}.pth`` files.
 
         Those files are whole pickled ``ResNet18TopK`` modules (from the
@@ -708,8 +751,14 @@ class SparseFeatureNet:
             ``"metallicity"`` or ``"bpt_lines"``; guessed from the file name and
             the number of outputs when omitted.
         image_size, crop_size, mean, std
-            Preprocessing assumed for the released weights (160 px JPEGs, centre
-            crop 144, ImageNet normalisation on the 0–255 scale).
+            Preprocessing assumed for the released weights: 160 px JPEGs, centre
+            crop 144, per-channel mean and std on the 0–255 scale.  The ``.pth``
+            files do not store the normalisation the paper's fastai pipeline
+            used; the ImageNet statistics here are only a default.
+        stats_from : GalaxySample or image array, optional
+            Compute ``mean`` and ``std`` from these images instead (after the
+            resize and crop), as a data-derived normalisation would have; use
+            galaxies like those the model was trained on.
         """
         from .targets import get_target
 
@@ -750,6 +799,9 @@ class SparseFeatureNet:
                 "input_kind": "uint8", "input_shape": [image_size, image_size],
                 "history": [], "best_epoch": None, "seed": None}
         self._set_fitted(net, t, meta)
+        if stats_from is not None:
+            images, rows, channels_last = _image_store(stats_from)
+            self.preprocessor_.fit_stats(ImageSource(images, rows, channels_last))
         return self
 
 
@@ -798,6 +850,19 @@ def _metrics(truth, pred):
             "bias": float(np.mean(r)),
             "r2": float(1 - np.sum(r ** 2) / ss_tot) if ss_tot > 0 else float("nan"),
             "n": int(len(r))}
+
+
+def _json_safe(obj):
+    """NumPy scalars/arrays and tuples in ``obj`` as plain JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
 def _sha256(path):

@@ -6,6 +6,8 @@ globally average-pooled features pass through ReLU and a *top-k* constraint
 linear layer.  Every prediction is therefore ``bias + sum of at most k terms``.
 """
 
+import numbers
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -37,9 +39,9 @@ class TopK(nn.Module):
 
     def __init__(self, k):
         super().__init__()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        self.k = k
+        self.k = int(k)
 
     def forward(self, x):
         x = F.relu(x)

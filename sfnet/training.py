@@ -41,9 +41,12 @@ def resolve_device(device):
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device {device!r} is not a valid torch device") from exc
+    if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per rank
+    return dev
 
 
 def _cpu_has_bf16():
@@ -165,11 +168,20 @@ class Preprocessor:
         float32 arithmetic beats bfloat16 arithmetic and broadcasting ``addcmul``);
         under bfloat16 autocast the first convolution casts the result.
         """
-        mean = torch.tensor(self.mean, device=x.device, dtype=torch.float32).view(1, -1, 1, 1)
-        scale = torch.tensor([1.0 / s for s in self.std], device=x.device,
-                             dtype=torch.float32).view(1, -1, 1, 1)
+        mean, scale = self._stats(x.device)
         x = x.to(torch.float32, copy=True).sub_(mean).mul_(scale)  # never modifies the input
         return x.contiguous(memory_format=torch.channels_last)
+
+    def _stats(self, device):
+        """(mean, 1/std) tensors on ``device``, made once per device and statistics."""
+        key = (str(device), tuple(self.mean), tuple(self.std))
+        cache = self.__dict__.setdefault("_stats_cache", {})
+        if key not in cache:
+            cache.clear()
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
+            scale = torch.tensor([1.0 / s for s in self.std], dtype=torch.float32).view(1, -1, 1, 1)
+            cache[key] = (mean.to(device), scale.to(device))
+        return cache[key]
 
     def fit_stats(self, source, max_images=2048, seed=0):
         """Per-channel mean and std from (a random subset of) ``source``."""
@@ -240,10 +252,14 @@ class DeviceImages:
     def __len__(self):
         return len(self.source)
 
-    def batch(self, positions):
-        """Geometry-applied batch (uint8 or float) on the device."""
+    def batch(self, positions, idx=None):
+        """Geometry-applied batch (uint8 or float) on the device.
+
+        ``idx`` is ``positions`` already as a tensor on the device, if the caller has it.
+        """
         if self.tensor is not None:
-            idx = torch.as_tensor(positions, device=self.device)
+            if idx is None:
+                idx = torch.as_tensor(positions, device=self.device)
             return self.tensor.index_select(0, idx).permute(0, 3, 1, 2)
         pos = np.asarray(positions)
         order = np.argsort(pos, kind="stable")
@@ -281,7 +297,11 @@ def distributed_context(device):
         return
     created = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group(backend="nccl", device_id=device)
+        else:
+            dist.init_process_group(backend="gloo")
         created = True
     try:
         yield DistInfo(dist.get_world_size(), dist.get_rank(), True, created)
@@ -322,6 +342,11 @@ class TrainConfig:
     autocast_dtype: object = None
 
 
+def _accumulator_dtype(device):
+    """float64 for running sums, except on MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def _batch_rmse(pred, y):
     return torch.sqrt(F.mse_loss(pred.float(), y))
 
@@ -330,8 +355,9 @@ def _evaluate_rmse(network, valid, y_valid, prep, device, dtype, info, batch_siz
     """Per-target RMSE (standardised units) on the validation images, summed over ranks."""
     n = len(valid)
     mine = np.arange(info.rank, n, info.world_size)
-    sse = torch.zeros(y_valid.shape[1], dtype=torch.float64, device=device)
-    count = torch.zeros(1, dtype=torch.float64, device=device)
+    acc = _accumulator_dtype(device)
+    sse = torch.zeros(y_valid.shape[1], dtype=acc, device=device)
+    count = torch.zeros(1, dtype=acc, device=device)
     network.eval()
     with torch.inference_mode():
         for start in range(0, len(mine), batch_size):
@@ -340,7 +366,7 @@ def _evaluate_rmse(network, valid, y_valid, prep, device, dtype, info, batch_siz
             with autocast(device, dtype):
                 pred = network(x)
             err = pred.float() - y_valid[torch.as_tensor(pos, device=device)]
-            sse += (err.double() ** 2).sum(0)
+            sse += (err.to(acc) ** 2).sum(0)
             count += len(pos)
     _all_reduce_sum(sse, info)
     _all_reduce_sum(count, info)
@@ -381,9 +407,11 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
         per_rank = max(1, cfg.batch_size // info.world_size)
         global_batch = per_rank * info.world_size
         n = len(train)
-        if n < 2:
-            raise ValueError(f"need at least 2 training images, got {n}")
-        steps = max(1, n // global_batch) if n >= global_batch else 1
+        if n < max(2, info.world_size):
+            raise ValueError(f"need at least {max(2, info.world_size)} training images "
+                             f"({info.world_size} process(es)), got {n}")
+        full = n >= global_batch  # else one step over all (smaller) training data
+        steps = n // global_batch if full else 1
         decay, no_decay = [], []
         for name, p in network.named_parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
@@ -419,20 +447,21 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
             gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
             perm = torch.randperm(n, generator=gen).numpy()
             model.train()
-            total = torch.zeros((), dtype=torch.float64, device=device)
+            total = torch.zeros((), dtype=_accumulator_dtype(device), device=device)
             seen = 0
             bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                        disable=not (cfg.progress and info.is_main), leave=False)
             for step in bar:
-                glob = perm[step * global_batch:(step + 1) * global_batch] if steps > 1 else perm
+                glob = perm[step * global_batch:(step + 1) * global_batch] if full else perm
                 mine = slice(info.rank, None, info.world_size)
                 pos = glob[mine]
-                x = train.batch(pos)
+                idx = torch.as_tensor(pos, device=device)  # one host->device copy per step
+                x = train.batch(pos, idx)
                 if cfg.augment:  # drawn for the global batch: DDP == one process
                     draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
                     x = dihedral(x, draws=draws[:, mine])
                 x = prep.normalize(x)
-                y = y_train[torch.as_tensor(pos, device=device)]
+                y = y_train[idx]
                 with autocast(device, cfg.autocast_dtype):
                     pred = model(x)
                 loss = _batch_rmse(pred, y)

@@ -164,3 +164,50 @@ def test_predict_rejects_mismatched_images(fitted):
         fitted.predict(np.zeros((2, 32, 32, 3), np.float32))
     with pytest.raises(ValueError, match="features must be integers"):
         fitted.feature_maps(np.zeros((2, 32, 32, 3), np.uint8), [600])
+
+
+def test_evaluate_applies_the_target_cuts_of_a_sample(fitted, data):
+    from sfnet import GalaxySample
+    from sfnet.exceptions import DataDroppedWarning
+
+    Xt, yt = data[2], data[3]
+    catalog = Table({"objID": np.arange(len(yt), dtype=np.int64) + 1, "radius": yt})
+    catalog["radius"][:5] = np.nan  # e.g. missing measurements
+    sample = GalaxySample(Xt, catalog)
+    with pytest.warns(DataDroppedWarning, match="5 of 200 galaxies fail"):
+        metrics = fitted.evaluate(sample)["radius"]
+    assert metrics["n"] == 195
+    expected = fitted.evaluate(Xt[5:], yt[5:])["radius"]
+    assert metrics["rmse"] == pytest.approx(expected["rmse"], rel=1e-6)
+
+
+def test_resume_refuses_changed_hyperparameters_and_reuses_the_seed(data, tmp_path):
+    X, y = data[0][:96], data[1][:96]
+    ckpt = tmp_path / "ckpt"
+    params = dict(k=2, target="radius", epochs=2, batch_size=32, progress=False)
+    first = SparseFeatureNet(**params).fit(X, y, checkpoint_dir=ckpt)  # random_state=None
+    # an unseeded resume takes the checkpoint's seed instead of refusing
+    again = SparseFeatureNet(**params).fit(X, y, checkpoint_dir=ckpt, resume=True)
+    assert again.seed_ == first.seed_
+    for change in ({"learning_rate": 0.1}, {"augment": False}, {"image_size": 24}):
+        with pytest.raises(ValueError, match="different data or parameters"):
+            SparseFeatureNet(**params, **change).fit(X, y, checkpoint_dir=ckpt, resume=True)
+    with pytest.raises(ValueError, match="different data or parameters"):
+        SparseFeatureNet(**params).fit(X, y + 1, checkpoint_dir=ckpt, resume=True)
+
+
+def test_numpy_integer_parameters_fit_and_save(data, tmp_path):
+    X, y = data[0][:64], data[1][:64]
+    model = SparseFeatureNet(k=np.int64(2), epochs=np.int64(1), batch_size=np.int64(32),
+                             random_state=np.int64(0), progress=False).fit(X, y)
+    loaded = SparseFeatureNet.load(model.save(tmp_path / "m"))
+    assert loaded.k == 2 and isinstance(loaded.get_params()["batch_size"], int)
+
+
+def test_not_fitted_for_every_entry_point(data):
+    model = SparseFeatureNet()
+    X, y = data[2][:4], data[3][:4]
+    for call in (lambda: model.activations(X, sparse=True), lambda: model.evaluate(X, y),
+                 lambda: model.score(X, y), lambda: model.pooled_features(X)):
+        with pytest.raises(NotFittedError):
+            call()

@@ -95,3 +95,15 @@ def test_unrelated_file_is_rejected(tmp_path):
         SparseFeatureNet.from_seed_checkpoint(path)
     with pytest.raises(FileNotFoundError):
         SparseFeatureNet.from_seed_checkpoint(tmp_path / "missing.pth")
+
+
+def test_normalisation_statistics_from_data(tmp_path, monkeypatch):
+    path = tmp_path / "resnet18-topk_4-metallicity.pth"
+    _write_seed_file(path, "model", "ResNet18TopK", 1, 4, monkeypatch)
+    images = np.random.default_rng(1).integers(0, 120, (6, 160, 160, 3), dtype=np.uint8)
+    default = SparseFeatureNet.from_seed_checkpoint(path)
+    assert default.preprocessor_.mean[0] == pytest.approx(0.485 * 255)
+    model = SparseFeatureNet.from_seed_checkpoint(path, stats_from=images)
+    cropped = images[:, 8:152, 8:152].astype(np.float64)
+    np.testing.assert_allclose(model.preprocessor_.mean, cropped.mean(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(model.preprocessor_.std, cropped.std(axis=(0, 1, 2)), rtol=1e-5)
