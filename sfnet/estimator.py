@@ -741,6 +741,8 @@ class SparseFeatureNet:
         torch/torchvision module classes of a ResNet-18, and those two class
         names (mapped onto a harmless stand-in) are allowed.  Anything else
         raises `pickle.UnpicklingError` before any code from the file runs.
+        (A hostile file can still ask for huge allow-listed layers and exhaust
+        memory; load files from sources you trust.)
 
         Parameters
         ----------
@@ -821,7 +823,7 @@ def _seed_safe_globals():
 
     allowed = [
         nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d,
-        nn.Sequential, nn.Linear, nn.Identity, nn.Module, collections.OrderedDict,
+        nn.Sequential, nn.Linear, nn.Identity, collections.OrderedDict,
         torchvision.models.resnet.ResNet, torchvision.models.resnet.BasicBlock,
         torchvision.models.resnet.Bottleneck, set,
         (_SeedTopKStandIn, "model.ResNet18TopK"),
