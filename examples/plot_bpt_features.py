@@ -28,7 +28,7 @@ import numpy as np
 from sfnet import SparseFeatureNet, interpret
 from sfnet.datasets import make_mock_galaxies
 
-sample = make_mock_galaxies(700, image_size=32, seed=7, progress=False)
+sample = make_mock_galaxies(2000, image_size=48, seed=7, progress=False)
 lines = sample.select("bpt_lines")
 print(f"{len(lines)} of {len(sample)} galaxies have S/N > 3 in all four lines")
 lines.catalog["objID", "log_N2", "log_Ha", "log_O3", "log_Hb"][:5]
@@ -58,7 +58,7 @@ fig = interpret.plot_bpt(lines)
 # all sharing the same ``k`` active features of each galaxy.
 
 train, valid = lines.split(0.25, seed=0)
-model = SparseFeatureNet(k=2, target="bpt_lines", epochs=2, batch_size=32,
+model = SparseFeatureNet(k=2, target="bpt_lines", epochs=6, batch_size=32,
                          random_state=0, progress=False).fit(train)
 print(model.target_names)
 for line, m in model.evaluate(valid).items():
@@ -107,4 +107,4 @@ fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.3), layout="constrained")
 interpret.plot_bpt(valid, model.activations(valid), feature=feature, ax=axes[0])
 axes[0].set_title("measured lines")
 interpret.plot_bpt(pred, model.activations(valid), feature=feature, ax=axes[1])
-axes[1].set_title("predicted lines")
+_ = axes[1].set_title("predicted lines")

@@ -23,10 +23,10 @@ import numpy as np
 from sfnet import SparseFeatureNet, interpret
 from sfnet.datasets import make_mock_galaxies
 
-sample = make_mock_galaxies(1000, image_size=32, seed=3, progress=False)
+sample = make_mock_galaxies(2000, image_size=64, seed=3, progress=False)
 galaxies = sample.select("metallicity")
 train, valid = galaxies.split(0.25, seed=0)
-model = SparseFeatureNet(k=4, epochs=2, batch_size=32, random_state=1,
+model = SparseFeatureNet(k=4, epochs=6, batch_size=32, random_state=1,
                          progress=False).fit(train)
 fig = interpret.plot_history(model.history_, target_names=model.target_names)
 
@@ -148,8 +148,8 @@ fig = interpret.plot_ablation(result)
 # channel map onto the image the network sees; its mean over the pixels is the
 # feature's value before the top-k.  Gradients through the top-k layer are zero
 # for features that were not selected, so the channel map, not a gradient
-# saliency map, is the right tool here.  (At 32 pixels the map is a single
-# cell; with the paper's 144-pixel crops it is 5 x 5.)
+# saliency map, is the right tool here.  (At 64 pixels the map is 2 x 2
+# cells; with the paper's 144-pixel crops it is 5 x 5.)
 
 maps = interpret.localization_maps(model, galaxies[:4], feature)
 pre_topk = model.pooled_features(galaxies[:4])[:, feature]
