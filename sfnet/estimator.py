@@ -58,6 +58,24 @@ def _image_store(X):
     return array, np.asarray(rows, dtype=np.int64), channels_last
 
 
+def _target_rows(target, catalog, purpose):
+    """Rows passing ``target``'s quality cuts and their target values.
+
+    Rows that fail are reported in one `DataDroppedWarning`; none passing is an error.
+    """
+    catalog = target.prepare(catalog)
+    keep = target.mask(catalog)
+    if not keep.any():
+        raise ValueError(f"no galaxy in X passes the quality cuts of target {target.name!r}")
+    if not keep.all():
+        warnings.warn(
+            f"{int((~keep).sum())} of {len(keep)} galaxies fail the quality cuts of target "
+            f"{target.name!r} and are not {purpose} (use sample.select({target.name!r}) to "
+            "drop them explicitly)", DataDroppedWarning, stacklevel=4)
+    rows = np.flatnonzero(keep)
+    return rows, target.values(catalog[rows])
+
+
 def _check_images(images, name="X"):
     """Validate an image array; return (array, channels_last)."""
     if isinstance(images, torch.Tensor):
@@ -305,19 +323,7 @@ class SparseFeatureNet:
         images, store_rows, channels_last = _image_store(X)
         if _is_sample(X):
             if y is None:
-                catalog = target.prepare(X.catalog)
-                keep = target.mask(catalog)
-                if not keep.any():
-                    raise ValueError(f"no galaxy in X passes the quality cuts of target "
-                                     f"{target.name!r}")
-                if not keep.all():
-                    warnings.warn(
-                        f"{int((~keep).sum())} of {len(keep)} galaxies fail the quality cuts "
-                        f"of target {target.name!r} and are not used for training "
-                        f"(use sample.select({target.name!r}) to drop them explicitly)",
-                        DataDroppedWarning, stacklevel=3)
-                rows = np.flatnonzero(keep)
-                values = target.values(catalog[rows])
+                rows, values = _target_rows(target, X.catalog, "used for training")
                 return (images, channels_last, store_rows[rows], values, list(target.columns),
                         list(target.units))
         elif y is None:
@@ -604,18 +610,8 @@ class SparseFeatureNet:
         if y is None:
             if not _is_sample(X):
                 raise ValueError("y is required when X is an image array")
-            catalog = self.target_.prepare(X.catalog)
-            keep = self.target_.mask(catalog)
-            if not keep.any():
-                raise ValueError(f"no galaxy in X passes the quality cuts of target "
-                                 f"{self.target_.name!r}")
-            if not keep.all():
-                warnings.warn(
-                    f"{int((~keep).sum())} of {len(keep)} galaxies fail the quality cuts of "
-                    f"target {self.target_.name!r} and are not scored", DataDroppedWarning,
-                    stacklevel=3)
-            rows = np.flatnonzero(keep)
-            return self.target_.values(catalog[rows]), rows
+            rows, values = _target_rows(self.target_, X.catalog, "scored")
+            return values, rows
         truth = _target_array(y, len(X))[0]
         return truth, np.arange(len(truth))
 
