@@ -261,16 +261,42 @@ class DeviceImages:
             if idx is None:
                 idx = torch.as_tensor(positions, device=self.device)
             return self.tensor.index_select(0, idx).permute(0, 3, 1, 2)
+        return self._to_device(self._read_host(positions))
+
+    def batches(self, plan):
+        """Yield ``(idx, batch)`` for each array of positions in ``plan``.
+
+        When streaming, the next batch is read from the memory-mapped file (and
+        pinned, on CUDA) in a background thread while the current one trains.
+        """
+        if self.tensor is not None or not plan:
+            for pos in plan:
+                idx = torch.as_tensor(pos, device=self.device)
+                yield idx, self.batch(pos, idx)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfnet-prefetch") as pool:
+            future = pool.submit(self._read_host, plan[0])
+            for i, pos in enumerate(plan):
+                host = future.result()
+                if i + 1 < len(plan):
+                    future = pool.submit(self._read_host, plan[i + 1])
+                yield torch.as_tensor(pos, device=self.device), self._to_device(host)
+
+    def _read_host(self, positions):
+        """Read a batch from the source (sorted, memmap friendly), in the requested order."""
         pos = np.asarray(positions)
         order = np.argsort(pos, kind="stable")
-        x = self.source.read(pos[order])  # sorted reads are memmap friendly
+        x = self.source.read(pos[order])
         inv = np.empty_like(order)
         inv[order] = np.arange(len(order))
         x = x[torch.from_numpy(inv)]
+        return x.pin_memory() if self.device.type == "cuda" else x
+
+    def _to_device(self, host):
         pin = self.device.type == "cuda"
-        if pin:
-            x = x.pin_memory()
-        return self.prep.geometry(x.to(self.device, non_blocking=pin))
+        return self.prep.geometry(host.to(self.device, non_blocking=pin))
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -451,12 +477,13 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
             seen = 0
             bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                        disable=not (cfg.progress and info.is_main), leave=False)
-            for step in bar:
-                glob = perm[step * global_batch:(step + 1) * global_batch] if full else perm
-                mine = slice(info.rank, None, info.world_size)
+            mine = slice(info.rank, None, info.world_size)
+            globs = [perm[step * global_batch:(step + 1) * global_batch] if full else perm
+                     for step in range(steps)]
+            batches = train.batches([g[mine] for g in globs])
+            for step, (idx, x) in zip(bar, batches):
+                glob = globs[step]
                 pos = glob[mine]
-                idx = torch.as_tensor(pos, device=device)  # one host->device copy per step
-                x = train.batch(pos, idx)
                 if cfg.augment:  # drawn for the global batch: DDP == one process
                     draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
                     x = dihedral(x, draws=draws[:, mine])
@@ -484,6 +511,7 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                 if cfg.progress and info.is_main and (step % 10 == 0 or step == steps - 1):
                     bar.set_postfix(loss=f"{float(total) / seen:.4f}")
             bar.close()
+            batches.close()  # stops the prefetch thread
             record = {"epoch": epoch + 1, "train_loss": float(total) / max(seen, 1),
                       "lr": float(sched.get_last_lr()[0])}
             if valid is not None and len(valid):

@@ -5,6 +5,7 @@ that the tool runs end to end and that streaming never reads more than a batch.
 """
 
 import numpy as np
+import pytest
 from astropy.table import Table
 
 import sfnet.training
@@ -81,3 +82,15 @@ def test_fit_memmapped_sample_matches_in_memory(tmp_path):
     np.testing.assert_allclose(m1.predict(subset), m2.predict(X[catalog["radius"] > 3]),
                                rtol=1e-5, atol=1e-5)
     assert m1.n_train_ + m1.n_valid_ == int((catalog["radius"] > 3).sum())
+
+
+def test_streamed_training_equals_in_memory_training(monkeypatch):
+    X, y = blobs(96, seed=6)
+    params = dict(k=2, target="r", epochs=2, batch_size=16, progress=False,
+                  random_state=0, precision="fp32")
+    in_memory = SparseFeatureNet(**params).fit(X, y)
+    monkeypatch.setattr(sfnet.training, "IN_MEMORY_LIMIT", 0)  # read + prefetch batches
+    streamed = SparseFeatureNet(**params).fit(X, y)
+    np.testing.assert_allclose(streamed.predict(X), in_memory.predict(X), rtol=1e-5, atol=1e-5)
+    assert [h["train_loss"] for h in streamed.history_] == pytest.approx(
+        [h["train_loss"] for h in in_memory.history_], rel=1e-5)
