@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._utils import as_float64
+from ._utils import as_float64, regression_metrics
 
 __all__ = ["DEMO_DEFAULTS", "run_demo", "format_summary"]
 
@@ -57,12 +57,6 @@ def versions():
     return {"sfnet": sfnet.__version__, "torch": torch.__version__,
             "torchvision": torchvision.__version__, "astropy": astropy.__version__,
             "numpy": np.__version__, "python": platform.python_version()}
-
-
-def _rmse(truth, pred):
-    truth = np.asarray(truth, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
-    return float(np.sqrt(np.mean((pred - truth) ** 2)))
 
 
 _plain = as_float64
@@ -174,7 +168,7 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
 
     t0 = time.perf_counter()
     say("fitting the baselines (mean predictor, photometric linear fit)")
-    baseline_rmse = _rmse(truth, np.full_like(truth, train_truth.mean()))
+    baseline_rmse = regression_metrics(truth, np.full_like(truth, train_truth.mean()))["rmse"]
     photometric_rmse, photometric = _photometric_rmse(train, valid)
     stage("baselines", t0)
 
@@ -237,7 +231,7 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
         "report": Path(report).name,
         "figures": sorted(p.name for p in (output / "figures").glob("*.png")),
     }
-    atomic_write_json(output / "metrics.json", _json_safe(metrics))
+    atomic_write_json(output / "metrics.json", metrics)
     return metrics
 
 
@@ -245,19 +239,6 @@ def _torch_threads():
     import torch
 
     return int(torch.get_num_threads())
-
-
-def _json_safe(obj):
-    """Replace NaN/inf (not valid JSON) by None, recursively."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def _fmt_seconds(s):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["as_float64", "kauffmann03_curve", "kewley01_curve"]
+__all__ = ["as_float64", "kauffmann03_curve", "kewley01_curve", "regression_metrics"]
 
 
 def as_float64(col):
@@ -30,3 +30,20 @@ def kauffmann03_curve(x):
 def kewley01_curve(x):
     """Kewley et al. (2001): ``0.61 / (x - 0.47) + 1.19`` for x < 0.47, NaN elsewhere."""
     return _hyperbola(x, 0.47, 0.61, 1.19)
+
+
+def regression_metrics(y_true, y_pred):
+    """RMSE, NMAD (1.4826 × median absolute deviation), bias (mean of pred − true),
+    R² and n over the finite pairs."""
+    t = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    ok = np.isfinite(t) & np.isfinite(p)
+    n = int(ok.sum())
+    if n == 0:
+        return {"rmse": np.nan, "nmad": np.nan, "bias": np.nan, "r2": np.nan, "n": 0}
+    d = p[ok] - t[ok]
+    rmse = float(np.sqrt(np.mean(d * d)))
+    nmad = float(1.4826 * np.median(np.abs(d - np.median(d))))
+    var = float(np.sum((t[ok] - t[ok].mean()) ** 2))
+    r2 = float(1.0 - np.sum(d * d) / var) if var > 0 else np.nan
+    return {"rmse": rmse, "nmad": nmad, "bias": float(np.mean(d)), "r2": r2, "n": n}

@@ -191,6 +191,11 @@ def _common():
     return parent
 
 
+def _add_model_and_data(p):
+    p.add_argument("model", metavar="MODEL", help="model directory (sfnet train --output)")
+    p.add_argument("data", metavar="DATA", help="Zenodo-layout folder or saved GalaxySample")
+
+
 def _add_device(p, precision=True):
     p.add_argument("--device", default="auto",
                    help="torch device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
@@ -309,8 +314,7 @@ def build_parser():
 
     # predict ---------------------------------------------------------------
     p = add("predict", "predict with a trained model", _PREDICT_EPILOG)
-    p.add_argument("model", metavar="MODEL", help="model directory (sfnet train --output)")
-    p.add_argument("data", metavar="DATA", help="Zenodo-layout folder or saved GalaxySample")
+    _add_model_and_data(p)
     p.add_argument("--output", "-o", required=True, metavar="FILE",
                    help="predictions table (.ecsv, .csv or .fits)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=None, metavar="B",
@@ -322,8 +326,7 @@ def build_parser():
     # interpret -------------------------------------------------------------
     p = add("interpret", "write the interpretation report of a trained model",
             _INTERPRET_EPILOG)
-    p.add_argument("model", metavar="MODEL", help="model directory (sfnet train --output)")
-    p.add_argument("data", metavar="DATA", help="Zenodo-layout folder or saved GalaxySample")
+    _add_model_and_data(p)
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="report directory")
     p.add_argument("--max-features", type=_int_at_least(1), default=12, metavar="N",
                    help="features with their own section, most frequent first")

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_path, atomic_write_json
+from ._io import atomic_path, atomic_write_json, json_safe
+from ._utils import regression_metrics
 from .exceptions import DataDroppedWarning, NotFittedError
 from .nn import BACKBONES, SparseFeatureNetwork
 from .targets import get_target
@@ -627,7 +628,8 @@ class SparseFeatureNet:
         pred = self.predict(X, batch_size=batch_size).reshape(len(truth), -1)
         if pred.shape != truth.shape:
             raise ValueError(f"y has {truth.shape[1]} columns but the model predicts {pred.shape[1]}")
-        return {name: _metrics(truth[:, j], pred[:, j]) for j, name in enumerate(self.target_names_)}
+        return {name: regression_metrics(truth[:, j], pred[:, j])
+                for j, name in enumerate(self.target_names_)}
 
     def score(self, X, y=None):
         """Coefficient of determination R², averaged over targets."""
@@ -663,7 +665,7 @@ class SparseFeatureNet:
             "history": self.history_, "best_epoch": self.best_epoch_, "seed": self.seed_,
             "n_train": self.n_train_, "n_valid": self.n_valid_,
         }
-        meta = _json_safe(meta)
+        meta = json_safe(meta)
         json.dumps(meta)  # fail before anything is written
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in self.network_.state_dict().items()}
@@ -838,29 +840,6 @@ def _restricted_load(path):
             raise
         except RuntimeError as exc:  # torch wraps some unpickling failures
             raise pickle.UnpicklingError(f"{path}: refused to load: {exc}") from exc
-
-
-def _metrics(truth, pred):
-    r = pred - truth
-    ss_tot = float(np.sum((truth - truth.mean()) ** 2))
-    return {"rmse": float(np.sqrt(np.mean(r ** 2))),
-            "nmad": float(1.4826 * np.median(np.abs(r - np.median(r)))),
-            "bias": float(np.mean(r)),
-            "r2": float(1 - np.sum(r ** 2) / ss_tot) if ss_tot > 0 else float("nan"),
-            "n": int(len(r))}
-
-
-def _json_safe(obj):
-    """NumPy scalars/arrays and tuples in ``obj`` as plain JSON types."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 def _sha256(path):

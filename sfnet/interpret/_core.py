@@ -350,22 +350,6 @@ def spearman(x, y):
     return pearson(rankdata(x), rankdata(y))
 
 
-def regression_metrics(y_true, y_pred):
-    """RMSE, NMAD, bias (mean of pred - true), R² and n over finite pairs."""
-    t = np.asarray(y_true, dtype=np.float64).ravel()
-    p = np.asarray(y_pred, dtype=np.float64).ravel()
-    ok = np.isfinite(t) & np.isfinite(p)
-    n = int(ok.sum())
-    if n == 0:
-        return {"rmse": np.nan, "nmad": np.nan, "bias": np.nan, "r2": np.nan, "n": 0}
-    d = p[ok] - t[ok]
-    rmse = float(np.sqrt(np.mean(d * d)))
-    nmad = float(1.4826 * np.median(np.abs(d - np.median(d))))
-    var = float(np.sum((t[ok] - t[ok].mean()) ** 2))
-    r2 = float(1.0 - np.sum(d * d) / var) if var > 0 else np.nan
-    return {"rmse": rmse, "nmad": nmad, "bias": float(np.mean(d)), "r2": r2, "n": n}
-
-
 def frequency_order(acts):
     """Feature indices sorted by how many galaxies activate them (desc; ties by index)."""
     n_active = np.count_nonzero(acts != 0, axis=0)

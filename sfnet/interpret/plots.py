@@ -17,9 +17,10 @@ import functools
 
 import numpy as np
 
+from .._utils import regression_metrics
 from ._core import (PROPERTIES, as_activations, check_feature, check_length,
                     display_image, get_catalog, head_of, pearson, plain, property_label,
-                    property_values, regression_metrics, spearman, take_images)
+                    property_values, spearman, take_images)
 from .bpt import kauffmann03, kewley01, line_ratios
 from .stats import feature_correlation_matrix, feature_correlations, feature_stats
 

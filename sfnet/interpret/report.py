@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path, atomic_write_bytes, atomic_write_text
-from ._core import (as_activations, check_length, get_catalog, has_columns, head_of,
-                    regression_metrics)
+from .._utils import regression_metrics
+from ._core import as_activations, check_length, get_catalog, has_columns, head_of
 from .bpt import BPT_CLASSES, bpt_class, line_ratios
 from .stats import ablation, feature_correlations, feature_stats
 

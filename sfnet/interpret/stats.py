@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._utils import regression_metrics
 from ._core import (DEFAULT_PROPERTIES, PROPERTIES, Property, as_activations, check_features,
                     check_length, frequency_order, get_catalog, has_columns, head_of,
                     pearson, plain, property_values, spearman)
@@ -373,12 +374,7 @@ def _target_values(model, X, y, n):
 
 
 def _rmse_per_target(pred, y):
-    out = np.empty(y.shape[1])
-    for t in range(y.shape[1]):
-        ok = np.isfinite(y[:, t])
-        d = pred[ok, t] - y[ok, t]
-        out[t] = np.sqrt(np.mean(d * d)) if d.size else np.nan
-    return out
+    return np.array([regression_metrics(y[:, t], pred[:, t])["rmse"] for t in range(y.shape[1])])
 
 
 def ablation(model, X, y=None, top_n=(1, 2, 5, 10, 20, 50, 100), *, activations=None):
