@@ -1,150 +1,47 @@
 """The `SparseFeatureNet` estimator: fit, predict, activations, evaluate, save, load.
 
-It follows scikit-learn conventions: ``__init__`` only stores parameters,
-``fit`` validates them and sets fitted attributes ending in ``_``.
+It follows scikit-learn conventions: ``__init__`` only stores parameters (all
+after ``k`` keyword-only); `SparseFeatureNet.validate_params` checks them
+against the declarative ``_parameter_constraints``; ``fit`` validates, trains
+(`sfnet.training`) and sets the fitted attributes, which end in ``_`` and are
+set in one place (``_set_fitted``), also by ``load`` and
+``from_seed_checkpoint``.  Input coercion lives in `sfnet._inputs`, the file
+formats in `sfnet._persistence`.
 """
 
 import hashlib
 import inspect
-import json
-import logging
 import os
-import pickle
-import warnings
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ._io import atomic_path, atomic_write_json, json_safe
+from . import _params
+from ._inputs import inference_source, scoring_truth, training_data
+from ._persistence import (IMAGENET_MEAN, IMAGENET_STD, load_model, model_from_seed_checkpoint,
+                           save_model)
 from ._utils import regression_metrics
-from .exceptions import DataDroppedWarning, NotFittedError
+from .exceptions import NotFittedError
 from .nn import BACKBONES, SparseFeatureNetwork
 from .targets import get_target
-from .training import (DeviceImages, ImageSource, Preprocessor, TrainConfig,
-                       autocast, resolve_device, resolve_precision, train_network)
+from .training import (CHECKPOINT_NAME, DeviceImages, ImageSource, Preprocessor, TrainConfig,
+                       autocast, load_checkpoint, resolve_device, resolve_precision,
+                       train_network)
 
-__all__ = ["SparseFeatureNet"]
+__all__ = ["SparseFeatureNet", "ResolvedParams"]
 
-log = logging.getLogger("sfnet")
-
-_FORMAT = "sfnet-model/1"
-_WEIGHTS = "weights.pt"
-_META = "sfnet.json"
-
-
-def _is_sample(X):
-    return hasattr(X, "images") and hasattr(X, "catalog")
+#: What `SparseFeatureNet.validate_params` returns: the training ``device``
+#: (`torch.device`), the autocast ``dtype`` (None for float32) and the `~sfnet.targets.Target`.
+ResolvedParams = namedtuple("ResolvedParams", "device dtype target")
 
 
-def _image_store(X):
-    """(array, rows, channels_last) for a GalaxySample or an image array.
-
-    A lazy subset of a memory-mapped sample is returned as the whole memmap
-    plus the rows in use, so nothing is read before a batch needs it.
-    """
-    if _is_sample(X):
-        if hasattr(X, "image_store"):
-            array, rows = X.image_store()
-        else:
-            array, rows = X.images, None
-        array, channels_last = _check_images(array, "X.images")
-    else:
-        array, channels_last = _check_images(X, "X")
-        rows = None
-    if rows is None:
-        rows = np.arange(len(array), dtype=np.int64)
-    if len(rows) == 0:
-        raise ValueError("X is empty (0 images)")
-    return array, np.asarray(rows, dtype=np.int64), channels_last
-
-
-def _target_rows(target, catalog, purpose):
-    """Rows passing ``target``'s quality cuts and their target values.
-
-    Rows that fail are reported in one `DataDroppedWarning`; none passing is an error.
-    """
-    catalog = target.prepare(catalog)
-    keep = target.mask(catalog)
-    if not keep.any():
-        raise ValueError(f"no galaxy in X passes the quality cuts of target {target.name!r}")
-    if not keep.all():
-        warnings.warn(
-            f"{int((~keep).sum())} of {len(keep)} galaxies fail the quality cuts of target "
-            f"{target.name!r} and are not {purpose} (use sample.select({target.name!r}) to "
-            "drop them explicitly)", DataDroppedWarning, stacklevel=4)
-    rows = np.flatnonzero(keep)
-    return rows, target.values(catalog[rows])
-
-
-def _check_images(images, name="X"):
-    """Validate an image array; return (array, channels_last)."""
-    if isinstance(images, torch.Tensor):
-        images = images.detach().cpu().numpy()
-    if not hasattr(images, "shape") or not hasattr(images, "dtype"):
-        images = np.asarray(images)
-    if images.dtype == object or not (np.issubdtype(images.dtype, np.integer)
-                                      or np.issubdtype(images.dtype, np.floating)):
-        raise TypeError(f"{name} must be a numeric image array, got dtype {images.dtype}")
-    if images.ndim != 4:
-        raise ValueError(f"{name} must have 4 dimensions (N, H, W, 3) or (N, 3, H, W), "
-                         f"got shape {images.shape}")
-    if images.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 images)")
-    if images.shape[-1] == 3:
-        channels_last = True
-    elif images.shape[1] == 3:
-        channels_last = False
-    else:
-        raise ValueError(f"{name} must have 3 colour channels, got shape {images.shape}")
-    if np.issubdtype(images.dtype, np.integer) and images.dtype != np.uint8:
-        raise TypeError(f"{name}: integer images must be uint8 (0-255), got {images.dtype}")
-    return images, channels_last
-
-
-def _target_array(y, n, name="y"):
-    """y -> (float64 array (N, T), column names or None, units or None)."""
-    names = units = None
-    try:
-        from astropy.table import Table
-    except ImportError:  # pragma: no cover
-        Table = ()
-    if isinstance(y, Table):
-        names = list(y.colnames)
-        units = [str(y[c].unit) if getattr(y[c], "unit", None) else "" for c in names]
-        cols = []
-        for c in names:
-            v = getattr(y[c], "value", y[c])
-            cols.append(np.ma.filled(np.ma.asarray(v, dtype=np.float64), np.nan))
-        arr = np.stack(cols, axis=1) if cols else np.empty((len(y), 0))
-    else:
-        unit = getattr(y, "unit", None)
-        if unit is not None:
-            units = [str(unit)]
-        if isinstance(getattr(y, "name", None), str) and y.name:
-            names = [y.name]
-        v = getattr(y, "value", y)
-        if isinstance(v, torch.Tensor):
-            v = v.detach().cpu().numpy()
-        if np.ma.isMaskedArray(v):
-            v = np.ma.filled(v.astype(np.float64), np.nan)
-        try:
-            arr = np.asarray(v, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be numeric, got {type(y).__name__}") from exc
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (N,) or (N, n_targets), got {arr.shape}")
-    if len(arr) != n:
-        raise ValueError(f"{name} has {len(arr)} rows but X has {n} images")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1))[:5].tolist()
-        raise ValueError(f"{name} contains {int(bad.sum())} NaN/inf value(s) (rows {rows}...)")
-    if units is not None and len(units) != arr.shape[1]:
-        units = units * arr.shape[1] if len(units) == 1 else None
-    return arr, names, units
+def _k_fits_backbone(k, resolved):
+    n_features = BACKBONES[resolved["backbone"]][1]
+    if k > n_features:
+        raise ValueError(f"k={k} exceeds n_features={n_features} of {resolved['backbone']}")
+    return k
 
 
 class SparseFeatureNet:
@@ -219,7 +116,30 @@ class SparseFeatureNet:
     True
     """
 
-    def __init__(self, k=2, target="metallicity", backbone="resnet18", weights=None,
+    #: Constraints of every parameter, checked in this order by `validate_params`
+    #: (see `sfnet._params`); each entry may use the parameters resolved before it.
+    _parameter_constraints = {
+        "backbone": [_params.OneOf(BACKBONES, "unknown backbone {value!r}; choose from {choices}")],
+        "k": [_params.Integer(1), _params.Resolve(_k_fits_backbone)],
+        "epochs": [_params.Integer(1)],
+        "batch_size": [_params.Integer(1)],
+        "learning_rate": [_params.Real(0, open_low=True, wording="a positive number")],
+        "weight_decay": [_params.Real(0, wording="a positive number")],
+        "image_size": [_params.Integer(8, allow_none=True)],
+        "crop_size": [_params.Integer(8, allow_none=True), _params.AtMost("image_size")],
+        "validation_fraction": [_params.Real(0, 1, wording="in [0, 1)")],
+        "weights": [_params.OneOf((None, "imagenet"),
+                                  "weights must be None or 'imagenet', got {value!r}")],
+        "random_state": [_params.Integer(0, allow_none=True)],
+        "device": [_params.Resolve(lambda device, _: resolve_device(device))],
+        "precision": [_params.Resolve(lambda precision, r: resolve_precision(precision,
+                                                                             r["device"]))],
+        "target": [_params.Resolve(lambda target, _: get_target(target))],
+        "augment": [],
+        "progress": [],
+    }
+
+    def __init__(self, k=2, *, target="metallicity", backbone="resnet18", weights=None,
                  epochs=20, batch_size=64, learning_rate=3e-3, weight_decay=1e-2,
                  image_size=None, crop_size=None, validation_fraction=0.2, augment=True,
                  device="auto", precision="auto", random_state=None, progress=True):
@@ -267,92 +187,25 @@ class SparseFeatureNet:
                    if not _same(v, defaults.get(k))]
         return f"SparseFeatureNet({', '.join(changed)})"
 
-    def _validate_params(self):
-        def posint(name, value, minimum=1):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    def validate_params(self):
+        """Check every parameter; return the resolved device, precision and target.
 
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; choose from {sorted(BACKBONES)}")
-        n_features = BACKBONES[self.backbone][1]
-        posint("k", self.k)
-        if self.k > n_features:
-            raise ValueError(f"k={self.k} exceeds n_features={n_features} of {self.backbone}")
-        posint("epochs", self.epochs)
-        posint("batch_size", self.batch_size)
-        for name in ("learning_rate", "weight_decay"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0 \
-                    or (name == "learning_rate" and v == 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
-        for name in ("image_size", "crop_size"):
-            v = getattr(self, name)
-            if v is not None:
-                posint(name, v, 8)
-        if self.image_size and self.crop_size and self.crop_size > self.image_size:
-            raise ValueError(f"crop_size={self.crop_size} exceeds image_size={self.image_size}")
-        vf = self.validation_fraction
-        if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {vf!r}")
-        if self.weights not in (None, "imagenet"):
-            raise ValueError(f"weights must be None or 'imagenet', got {self.weights!r}")
-        if self.random_state is not None:
-            posint("random_state", self.random_state, 0)
-        device = resolve_device(self.device)
-        dtype = resolve_precision(self.precision, device)
-        target = get_target(self.target)
-        return device, dtype, target
+        `fit` calls it first; call it yourself to fail early, before reading
+        data.  The checks are declared in ``_parameter_constraints``.
 
-    def _training_seed(self, checkpoint_dir, resume):
-        """``random_state``, or the seed of the checkpoint being resumed, or a fresh one."""
-        if self.random_state is not None:
-            return int(self.random_state)
-        if resume:
-            from .training import CHECKPOINT_NAME, load_checkpoint
+        Returns
+        -------
+        ResolvedParams
+            ``(device, dtype, target)``: the `torch.device` to train on, the
+            autocast dtype (None for float32) and the `~sfnet.targets.Target`.
 
-            path = Path(checkpoint_dir) / CHECKPOINT_NAME
-            if path.is_file():
-                return int(load_checkpoint(path)["extra"]["seed"])
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ValueError("random_state must be set when training under torchrun, so "
-                             "that every process draws the same split and shuffling")
-        return int(np.random.default_rng().integers(2**31 - 1))
-
-    # ------------------------------------------------------------------ data
-    def _training_data(self, X, y, target):
-        """-> (images, channels_last, rows, y (N,T), names, units)."""
-        images, store_rows, channels_last = _image_store(X)
-        if _is_sample(X):
-            if y is None:
-                rows, values = _target_rows(target, X.catalog, "used for training")
-                return (images, channels_last, store_rows[rows], values, list(target.columns),
-                        list(target.units))
-        elif y is None:
-            raise ValueError("y is required when X is an image array "
-                             "(pass a GalaxySample to take targets from its catalog)")
-        values, names, units = _target_array(y, len(store_rows))
-        if names is None or len(names) != values.shape[1]:
-            names = (list(target.columns) if len(target.columns) == values.shape[1]
-                     else [f"target_{i}" for i in range(values.shape[1])])
-            if units is None and len(target.columns) == values.shape[1]:
-                units = list(target.units)
-        return images, channels_last, store_rows, values, names, units
-
-    def _source(self, X):
-        """An ImageSource over X (a sample or an image array) for inference."""
-        self._check_fitted()
-        images, rows, channels_last = _image_store(X)
-        kind = "uint8" if images.dtype == np.uint8 else "float"
-        if kind != self.input_kind_:
-            raise TypeError(f"X holds {kind} images but the model was trained on "
-                            f"{self.input_kind_} images")
-        shape = images.shape[1:3] if channels_last else images.shape[2:4]
-        prep = self.preprocessor_
-        if prep.image_size is None and prep.crop_size is None and \
-                tuple(shape) != tuple(self.input_shape_):
-            raise ValueError(f"X has {shape[0]}x{shape[1]} images but the model was trained on "
-                             f"{self.input_shape_[0]}x{self.input_shape_[1]}; set image_size")
-        return ImageSource(images, rows, channels_last=channels_last)
+        Raises
+        ------
+        ValueError, TypeError
+            The message names the offending parameter.
+        """
+        resolved = _params.validate(self._parameter_constraints, self.get_params())
+        return ResolvedParams(resolved["device"], resolved["precision"], resolved["target"])
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, checkpoint_dir=None, resume=False):
@@ -376,12 +229,51 @@ class SparseFeatureNet:
         -------
         self
         """
-        device, dtype, target = self._validate_params()
+        device, dtype, target = self.validate_params()
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir")
-        images, channels_last, rows, values, names, units = self._training_data(X, y, target)
+        data = training_data(X, y, target)
         seed = self._training_seed(checkpoint_dir, resume)
-        n = len(rows)
+        train_pos, valid_pos = self._split(len(data.rows), seed)
+        train_src = ImageSource(data.images, data.rows[train_pos], data.channels_last)
+        prep = self._fit_preprocessor(train_src, seed)
+        y_mean = data.values[train_pos].mean(axis=0)
+        y_std = data.values[train_pos].std(axis=0)
+        y_std = np.where(y_std > 0, y_std, 1.0)
+
+        torch.manual_seed(seed)
+        network = SparseFeatureNetwork(int(self.k), data.values.shape[1], self.backbone,
+                                       self.weights)
+        network.to(device).to(memory_format=torch.channels_last)
+        if checkpoint_dir is not None:
+            os.makedirs(checkpoint_dir, exist_ok=True)
+        history, best_epoch = self._train(
+            network, data, train_pos, valid_pos, prep, y_mean=y_mean, y_std=y_std, seed=seed,
+            device=device, dtype=dtype, checkpoint_dir=checkpoint_dir, resume=resume)
+        self._set_fitted(
+            network, target=target, device=device, autocast_dtype=dtype, preprocessor=prep,
+            y_mean=y_mean, y_std=y_std, target_names=data.names,
+            target_units=data.units or [""] * len(data.names),
+            input_kind="uint8" if data.images.dtype == np.uint8 else "float",
+            input_shape=tuple(int(s) for s in train_src.image_shape), history=history,
+            best_epoch=best_epoch, seed=seed, n_train=len(train_pos), n_valid=len(valid_pos))
+        return self
+
+    def _training_seed(self, checkpoint_dir, resume):
+        """``random_state``, or the seed of the checkpoint being resumed, or a fresh one."""
+        if self.random_state is not None:
+            return int(self.random_state)
+        if resume:
+            path = Path(checkpoint_dir) / CHECKPOINT_NAME
+            if path.is_file():
+                return int(load_checkpoint(path)["extra"]["seed"])
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("random_state must be set when training under torchrun, so "
+                             "that every process draws the same split and shuffling")
+        return int(np.random.default_rng().integers(2**31 - 1))
+
+    def _split(self, n, seed):
+        """Sorted (training, validation) positions of ``n`` galaxies, drawn with ``seed``."""
         n_valid = int(round(n * self.validation_fraction))
         if self.validation_fraction > 0:
             n_valid = max(n_valid, 1)
@@ -389,65 +281,73 @@ class SparseFeatureNet:
             raise ValueError(f"X has {n} usable images: too few to train with "
                              f"validation_fraction={self.validation_fraction}")
         perm = np.random.default_rng(seed).permutation(n)
-        valid_pos, train_pos = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
+        return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
-        train_src = ImageSource(images, rows[train_pos], channels_last)
+    def _fit_preprocessor(self, train_src, seed):
+        """The `Preprocessor` of ``image_size``/``crop_size`` with statistics of ``train_src``."""
         shape = train_src.image_shape
-        prep = Preprocessor(self.image_size, self.crop_size)
-        side = self.crop_size or self.image_size
-        if side is None and shape[0] != shape[1]:
+        if (self.crop_size or self.image_size) is None and shape[0] != shape[1]:
             raise ValueError(f"images must be square (got {shape[0]}x{shape[1]}); set image_size")
-        prep.fit_stats(train_src, seed=seed)
-        y_mean = values[train_pos].mean(axis=0)
-        y_std = values[train_pos].std(axis=0)
-        y_std = np.where(y_std > 0, y_std, 1.0)
-        y_std_t = lambda v: torch.as_tensor((v - y_mean) / y_std, dtype=torch.float32,
-                                            device=device)  # noqa: E731
+        return Preprocessor(self.image_size, self.crop_size).fit_stats(train_src, seed=seed)
 
-        torch.manual_seed(seed)
-        network = SparseFeatureNetwork(int(self.k), values.shape[1], self.backbone, self.weights)
-        network.to(device).to(memory_format=torch.channels_last)
-        if checkpoint_dir is not None:
-            os.makedirs(checkpoint_dir, exist_ok=True)
-        train = DeviceImages(train_src, prep, device)
-        valid = (DeviceImages(ImageSource(images, rows[valid_pos], channels_last), prep, device)
-                 if n_valid else None)
+    def _train(self, network, data, train_pos, valid_pos, prep, *, y_mean, y_std, seed,
+               device, dtype, checkpoint_dir, resume):
+        """`train_network` on ``data`` split at ``train_pos``/``valid_pos``: (history, best_epoch)."""
+        def images(pos):
+            return DeviceImages(ImageSource(data.images, data.rows[pos], data.channels_last),
+                                prep, device)
+
+        def standardised(pos):
+            return torch.as_tensor((data.values[pos] - y_mean) / y_std, dtype=torch.float32,
+                                   device=device)
+
+        has_valid = len(valid_pos) > 0
         cfg = TrainConfig(int(self.epochs), int(self.batch_size), float(self.learning_rate),
                           float(self.weight_decay), bool(self.augment), seed,
                           bool(self.progress), dtype)
-        # everything a resumed run must share with the interrupted one
+        return train_network(
+            network, images(train_pos), standardised(train_pos),
+            images(valid_pos) if has_valid else None,
+            standardised(valid_pos) if has_valid else None, prep, cfg, device,
+            checkpoint_dir=checkpoint_dir, resume=resume,
+            extra_state=self._resume_key(data, len(train_pos), len(valid_pos), seed, prep, dtype),
+            y_scale=y_std)
+
+    def _resume_key(self, data, n_train, n_valid, seed, prep, dtype):
+        """Everything a resumed run must share with the interrupted one."""
         fingerprint = hashlib.sha256()
-        for part in (rows, values, np.asarray(images.shape), np.asarray(prep.mean)):
+        for part in (data.rows, data.values, np.asarray(data.images.shape), np.asarray(prep.mean)):
             fingerprint.update(np.ascontiguousarray(part).tobytes())
-        extra = {"n_train": int(len(train_pos)), "n_valid": int(n_valid), "seed": seed,
-                 "k": int(self.k), "backbone": self.backbone, "weights": self.weights,
-                 "epochs": int(self.epochs), "batch_size": int(self.batch_size),
-                 "learning_rate": float(self.learning_rate),
-                 "weight_decay": float(self.weight_decay), "augment": bool(self.augment),
-                 "image_size": self.image_size and int(self.image_size),
-                 "crop_size": self.crop_size and int(self.crop_size),
-                 "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
-                 "targets": names, "data_sha256": fingerprint.hexdigest()}
-        history, best_epoch = train_network(
-            network, train, y_std_t(values[train_pos]), valid,
-            y_std_t(values[valid_pos]) if n_valid else None, prep, cfg, device,
-            checkpoint_dir=checkpoint_dir, resume=resume, extra_state=extra, y_scale=y_std)
-        network.eval()
-        self.network_ = network
+        return {"n_train": int(n_train), "n_valid": int(n_valid), "seed": seed,
+                "k": int(self.k), "backbone": self.backbone, "weights": self.weights,
+                "epochs": int(self.epochs), "batch_size": int(self.batch_size),
+                "learning_rate": float(self.learning_rate),
+                "weight_decay": float(self.weight_decay), "augment": bool(self.augment),
+                "image_size": self.image_size and int(self.image_size),
+                "crop_size": self.crop_size and int(self.crop_size),
+                "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
+                "targets": data.names, "data_sha256": fingerprint.hexdigest()}
+
+    def _set_fitted(self, network, *, target, device, autocast_dtype, preprocessor, y_mean,
+                    y_std, target_names, target_units, input_kind, input_shape, history=(),
+                    best_epoch=None, seed=None, n_train=None, n_valid=None):
+        """Set every fitted attribute: the one place that does, for fit, load and seed files."""
+        self.network_ = network.to(device).to(memory_format=torch.channels_last).eval()
         self.device_ = device
-        self.autocast_dtype_ = dtype
-        self.preprocessor_ = prep
-        self.y_mean_, self.y_std_ = y_mean, y_std
-        self.target_names_ = list(names)
-        self.target_units_ = list(units) if units else [""] * len(names)
+        self.autocast_dtype_ = autocast_dtype
+        self.preprocessor_ = preprocessor
+        self.y_mean_ = np.asarray(y_mean, dtype=np.float64)
+        self.y_std_ = np.asarray(y_std, dtype=np.float64)
         self.target_ = target
-        self.history_ = history
+        self.target_names_ = list(target_names)
+        self.target_units_ = list(target_units)
+        self.history_ = list(history)
         self.best_epoch_ = best_epoch
         self.seed_ = seed
-        self.input_kind_ = "uint8" if images.dtype == np.uint8 else "float"
-        self.input_shape_ = tuple(int(s) for s in shape)
-        self.n_train_, self.n_valid_ = int(len(train_pos)), int(n_valid)
-        return self
+        self.input_kind_ = input_kind
+        self.input_shape_ = tuple(input_shape)
+        self.n_train_ = None if n_train is None else int(n_train)
+        self.n_valid_ = None if n_valid is None else int(n_valid)
 
     # ------------------------------------------------------------------ fitted state
     def _check_fitted(self):
@@ -604,25 +504,23 @@ class SparseFeatureNet:
             out.append(x.permute(0, 2, 3, 1).numpy())
         return np.concatenate(out)
 
-    # ------------------------------------------------------------------ scores
-    def _y_true(self, X, y):
-        """(truth (N, T), rows of X to score): with a sample, the target's cuts apply."""
+    def _source(self, X):
+        """An ImageSource over X (a sample or an image array) for inference."""
         self._check_fitted()
-        if y is None:
-            if not _is_sample(X):
-                raise ValueError("y is required when X is an image array")
-            rows, values = _target_rows(self.target_, X.catalog, "scored")
-            return values, rows
-        truth = _target_array(y, len(X))[0]
-        return truth, np.arange(len(truth))
+        return inference_source(X, input_kind=self.input_kind_, input_shape=self.input_shape_,
+                                preprocessor=self.preprocessor_)
 
+    # ------------------------------------------------------------------ scores
     def evaluate(self, X, y=None, *, batch_size=None):
         """Metrics per target: ``rmse``, ``nmad``, ``bias``, ``r2``, ``n``.
 
         ``nmad`` is 1.4826 × the median absolute deviation of the residuals,
-        ``bias`` the mean residual (prediction − truth).
+        ``bias`` the mean residual (prediction − truth).  With a
+        `~sfnet.GalaxySample` and no ``y``, galaxies failing the target's cuts
+        are left out with a warning.
         """
-        truth, rows = self._y_true(X, y)
+        self._check_fitted()
+        truth, rows = scoring_truth(X, y, self.target_)
         if len(rows) < len(X):
             X = X[rows]
         pred = self.predict(X, batch_size=batch_size).reshape(len(truth), -1)
@@ -641,39 +539,13 @@ class SparseFeatureNet:
 
         The metadata records the SHA-256 of the weights, so a tampered file is
         refused by `load`.  Under ``torchrun`` only rank 0 writes.
+
+        Returns
+        -------
+        pathlib.Path
         """
         self._check_fitted()
-        path = Path(path)
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
-            return path
-        params = self.get_params()
-        params["target"] = params["target"] if isinstance(params["target"], (str, list)) \
-            else list(self.target_.columns)
-        meta = {
-            "format": _FORMAT, "sfnet_version": _version(), "torch_version": torch.__version__,
-            "params": params, "backbone": self.network_.backbone, "k": self.network_.k,
-            "n_features": self.network_.n_features,
-            "target_names": self.target_names_, "target_units": self.target_units_,
-            "target": {"name": self.target_.name, "columns": list(self.target_.columns),
-                       "units": list(self.target_.units), "labels": list(self.target_.labels),
-                       "required": list(self.target_.required)},
-            "y_mean": self.y_mean_.tolist(), "y_std": self.y_std_.tolist(),
-            "preprocessing": {"image_size": self.preprocessor_.image_size,
-                              "crop_size": self.preprocessor_.crop_size,
-                              "mean": self.preprocessor_.mean, "std": self.preprocessor_.std},
-            "input_kind": self.input_kind_, "input_shape": list(self.input_shape_),
-            "history": self.history_, "best_epoch": self.best_epoch_, "seed": self.seed_,
-            "n_train": self.n_train_, "n_valid": self.n_valid_,
-        }
-        meta = json_safe(meta)
-        json.dumps(meta)  # fail before anything is written
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu() for k, v in self.network_.state_dict().items()}
-        with atomic_path(path / _WEIGHTS) as tmp:
-            torch.save(state, tmp)
-        meta["weights_sha256"] = _sha256(path / _WEIGHTS)
-        atomic_write_json(path / _META, meta)
-        return path
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path, *, device="auto", precision="auto"):
@@ -682,53 +554,12 @@ class SparseFeatureNet:
         Only tensors are read from the weights file (``torch.load(weights_only=True)``)
         and its SHA-256 must match the metadata; otherwise `ValueError`.
         """
-        from .targets import Target
-
-        path = Path(path)
-        for name in (_META, _WEIGHTS):
-            if not (path / name).is_file():
-                raise FileNotFoundError(f"{path / name} not found: not an sfnet model directory")
-        meta = json.loads((path / _META).read_text())
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path / _META} is not an sfnet model ({meta.get('format')!r})")
-        if _sha256(path / _WEIGHTS) != meta["weights_sha256"]:
-            raise ValueError(f"{path / _WEIGHTS} does not match the checksum in {path / _META}: "
-                             "the file was modified or is corrupt; refusing to load it")
-        params = dict(meta["params"])
-        params.update(device=device, precision=precision)
-        self = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
-        self.device_ = resolve_device(device)
-        self.autocast_dtype_ = resolve_precision(precision, self.device_)
-        state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
-        net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"])
-        net.load_state_dict(state)
-        t = meta["target"]
-        self._set_fitted(net, Target(t["name"], tuple(t["columns"]), tuple(t["units"]),
-                                     tuple(t["labels"]), tuple(t["required"])), meta)
-        return self
-
-    def _set_fitted(self, net, target, meta):
-        p = meta["preprocessing"]
-        self.network_ = net.to(self.device_).to(memory_format=torch.channels_last).eval()
-        self.preprocessor_ = Preprocessor(p["image_size"], p["crop_size"], list(p["mean"]),
-                                          list(p["std"]))
-        self.y_mean_ = np.asarray(meta["y_mean"], dtype=np.float64)
-        self.y_std_ = np.asarray(meta["y_std"], dtype=np.float64)
-        self.target_names_ = list(meta["target_names"])
-        self.target_units_ = list(meta["target_units"])
-        self.target_ = target
-        self.history_ = list(meta.get("history", []))
-        self.best_epoch_ = meta.get("best_epoch")
-        self.seed_ = meta.get("seed")
-        self.input_kind_ = meta["input_kind"]
-        self.input_shape_ = tuple(meta["input_shape"])
-        self.n_train_, self.n_valid_ = meta.get("n_train"), meta.get("n_valid")
+        return load_model(cls, path, device=device, precision=precision)
 
     @classmethod
     def from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
                              precision="auto", image_size=160, crop_size=144,
-                             mean=(0.485 * 255, 0.456 * 255, 0.406 * 255),
-                             std=(0.229 * 255, 0.224 * 255, 0.225 * 255), stats_from=None):
+                             mean=IMAGENET_MEAN, std=IMAGENET_STD, stats_from=None):
         """Load one of the paper's released ``resnet18-topk_{k}-{target}.pth`` files.
 
         Those files are whole pickled ``ResNet18TopK`` modules (from the
@@ -760,100 +591,10 @@ class SparseFeatureNet:
             resize and crop), as a data-derived normalisation would have; use
             galaxies like those the model was trained on.
         """
-        from .targets import get_target
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found")
-        obj = _restricted_load(path)
-        resnet = getattr(obj, "resnet", None)
-        if resnet is None or not hasattr(getattr(resnet, "fc", None), "weight"):
-            raise ValueError(f"{path} does not hold a ResNetTopK module with a 'resnet' "
-                             "attribute and a linear 'fc'")
-        file_k = getattr(obj, "k", None)
-        k = int(k if k is not None else file_k if file_k is not None else 0)
-        if k < 1:
-            raise ValueError(f"{path}: k is not stored in the file; pass k=")
-        fc = resnet.fc
-        n_out = fc.weight.shape[0]
-        if target is None:
-            target = "bpt_lines" if (n_out == 4 or "bpt" in path.name.lower()) else "metallicity"
-        t = get_target(target)
-        if len(t.columns) != n_out:
-            raise ValueError(f"{path} predicts {n_out} outputs but target {target!r} has "
-                             f"{len(t.columns)} columns")
-        net = SparseFeatureNetwork(k, n_out, "resnet18")
-        state = {f"resnet.{key}": v for key, v in resnet.state_dict().items()
-                 if not key.startswith("fc.")}
-        state["head.weight"] = fc.weight.detach()
-        state["head.bias"] = fc.bias.detach()
-        net.load_state_dict(state)
-        self = cls(k=k, target=target, backbone="resnet18", image_size=image_size,
-                   crop_size=crop_size, device=device, precision=precision)
-        self.device_ = resolve_device(device)
-        self.autocast_dtype_ = resolve_precision(precision, self.device_)
-        meta = {"preprocessing": {"image_size": image_size, "crop_size": crop_size,
-                                  "mean": list(mean), "std": list(std)},
-                "y_mean": [0.0] * n_out, "y_std": [1.0] * n_out,
-                "target_names": list(t.columns), "target_units": list(t.units),
-                "input_kind": "uint8", "input_shape": [image_size, image_size],
-                "history": [], "best_epoch": None, "seed": None}
-        self._set_fitted(net, t, meta)
-        if stats_from is not None:
-            images, rows, channels_last = _image_store(stats_from)
-            self.preprocessor_.fit_stats(ImageSource(images, rows, channels_last))
-        return self
-
-
-# ---------------------------------------------------------------------- helpers
-class _SeedTopKStandIn(torch.nn.Module):
-    """Harmless stand-in for the paper's pickled ``ResNet18TopK`` classes.
-
-    Unpickling only restores attributes (``resnet``, ``k``); it has no forward.
-    """
-
-
-def _seed_safe_globals():
-    import collections
-
-    import torchvision
-    from torch import nn
-
-    allowed = [
-        nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d,
-        nn.Sequential, nn.Linear, nn.Identity, collections.OrderedDict,
-        torchvision.models.resnet.ResNet, torchvision.models.resnet.BasicBlock,
-        torchvision.models.resnet.Bottleneck, set,
-        (_SeedTopKStandIn, "model.ResNet18TopK"),
-        (_SeedTopKStandIn, "__main__.ResNetTopK"),
-        (_SeedTopKStandIn, "__main__.ResNet18TopK"),
-        (_SeedTopKStandIn, "src.model.ResNet18TopK"),
-    ]
-    return allowed
-
-
-def _restricted_load(path):
-    with torch.serialization.safe_globals(_seed_safe_globals()):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            raise
-        except RuntimeError as exc:  # torch wraps some unpickling failures
-            raise pickle.UnpicklingError(f"{path}: refused to load: {exc}") from exc
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _version():
-    from . import __version__
-
-    return __version__
+        return model_from_seed_checkpoint(
+            cls, path, k, target=target, device=device, precision=precision,
+            image_size=image_size, crop_size=crop_size, mean=mean, std=std,
+            stats_from=stats_from)
 
 
 def _same(a, b):

@@ -1,0 +1,242 @@
+"""Saving and loading `sfnet.SparseFeatureNet` models; reading the paper's seed checkpoints.
+
+Private module behind `SparseFeatureNet.save`, `SparseFeatureNet.load` and
+`SparseFeatureNet.from_seed_checkpoint`.
+
+* The sfnet format is a directory with ``weights.pt`` (a state dict of
+  tensors, read back with ``torch.load(weights_only=True)``) and
+  ``sfnet.json`` (parameters, target, preprocessing, history and the SHA-256
+  of the weights).  Nothing in it is pickled code.
+* The paper's released ``resnet18-topk_{k}-{target}.pth`` files are whole
+  pickled modules; they are read through an allow-listed unpickler
+  (`restricted_load`) that refuses any class outside a ResNet-18.
+"""
+
+import collections
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._inputs import image_store
+from ._io import atomic_path, atomic_write_json, json_safe
+from .nn import SparseFeatureNetwork
+from .targets import Target, get_target
+from .training import ImageSource, Preprocessor, resolve_device, resolve_precision
+
+__all__ = ["FORMAT", "WEIGHTS", "META", "save_model", "load_model", "model_from_seed_checkpoint",
+           "restricted_load", "seed_safe_globals", "sha256"]
+
+FORMAT = "sfnet-model/1"
+WEIGHTS = "weights.pt"
+META = "sfnet.json"
+
+#: ImageNet channel statistics on the 0-255 scale: only a default for seed checkpoints.
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+# ---------------------------------------------------------------------- the sfnet format
+def _metadata(model):
+    """The JSON metadata of a fitted ``model`` (without the weights' checksum)."""
+    params = model.get_params()
+    params["target"] = params["target"] if isinstance(params["target"], (str, list)) \
+        else list(model.target_.columns)
+    target, prep = model.target_, model.preprocessor_
+    return {
+        "format": FORMAT, "sfnet_version": _version(), "torch_version": torch.__version__,
+        "params": params, "backbone": model.network_.backbone, "k": model.network_.k,
+        "n_features": model.network_.n_features,
+        "target_names": model.target_names_, "target_units": model.target_units_,
+        "target": {"name": target.name, "columns": list(target.columns),
+                   "units": list(target.units), "labels": list(target.labels),
+                   "required": list(target.required)},
+        "y_mean": model.y_mean_.tolist(), "y_std": model.y_std_.tolist(),
+        "preprocessing": {"image_size": prep.image_size, "crop_size": prep.crop_size,
+                          "mean": prep.mean, "std": prep.std},
+        "input_kind": model.input_kind_, "input_shape": list(model.input_shape_),
+        "history": model.history_, "best_epoch": model.best_epoch_, "seed": model.seed_,
+        "n_train": model.n_train_, "n_valid": model.n_valid_,
+    }
+
+
+def save_model(model, path):
+    """Write a fitted ``model`` into directory ``path``; see `SparseFeatureNet.save`."""
+    path = Path(path)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
+        return path
+    meta = json_safe(_metadata(model))
+    json.dumps(meta)  # fail before anything is written
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.network_.state_dict().items()}
+    with atomic_path(path / WEIGHTS) as tmp:
+        torch.save(state, tmp)
+    meta["weights_sha256"] = sha256(path / WEIGHTS)
+    atomic_write_json(path / META, meta)
+    return path
+
+
+def _read_metadata(path):
+    """The checked metadata of model directory ``path``."""
+    for name in (META, WEIGHTS):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path / name} not found: not an sfnet model directory")
+    meta = json.loads((path / META).read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path / META} is not an sfnet model ({meta.get('format')!r})")
+    if sha256(path / WEIGHTS) != meta["weights_sha256"]:
+        raise ValueError(f"{path / WEIGHTS} does not match the checksum in {path / META}: "
+                         "the file was modified or is corrupt; refusing to load it")
+    return meta
+
+
+def _fitted_state(meta):
+    """Keyword arguments of `SparseFeatureNet._set_fitted` stored in ``meta``."""
+    p = meta["preprocessing"]
+    return dict(
+        preprocessor=Preprocessor(p["image_size"], p["crop_size"], list(p["mean"]),
+                                  list(p["std"])),
+        y_mean=np.asarray(meta["y_mean"], dtype=np.float64),
+        y_std=np.asarray(meta["y_std"], dtype=np.float64),
+        target_names=list(meta["target_names"]), target_units=list(meta["target_units"]),
+        history=list(meta.get("history", [])), best_epoch=meta.get("best_epoch"),
+        seed=meta.get("seed"), input_kind=meta["input_kind"],
+        input_shape=tuple(meta["input_shape"]),
+        n_train=meta.get("n_train"), n_valid=meta.get("n_valid"))
+
+
+def load_model(cls, path, *, device="auto", precision="auto"):
+    """A ``cls`` model read from directory ``path``; see `SparseFeatureNet.load`."""
+    path = Path(path)
+    meta = _read_metadata(path)
+    params = dict(meta["params"])
+    params.update(device=device, precision=precision)
+    model = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
+    placement = _placement(device, precision)
+    state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+    net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"])
+    net.load_state_dict(state)
+    t = meta["target"]
+    target = Target(t["name"], tuple(t["columns"]), tuple(t["units"]), tuple(t["labels"]),
+                    tuple(t["required"]))
+    model._set_fitted(net, target=target, **placement, **_fitted_state(meta))
+    return model
+
+
+# ---------------------------------------------------------------------- seed checkpoints
+class _SeedTopKStandIn(torch.nn.Module):
+    """Harmless stand-in for the paper's pickled ``ResNet18TopK`` classes.
+
+    Unpickling only restores attributes (``resnet``, ``k``); it has no forward.
+    """
+
+
+def seed_safe_globals():
+    """The classes (and class names mapped onto `_SeedTopKStandIn`) a seed file may hold."""
+    import torchvision
+    from torch import nn
+
+    allowed = [
+        nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d,
+        nn.Sequential, nn.Linear, nn.Identity, collections.OrderedDict,
+        torchvision.models.resnet.ResNet, torchvision.models.resnet.BasicBlock,
+        torchvision.models.resnet.Bottleneck, set,
+        (_SeedTopKStandIn, "model.ResNet18TopK"),
+        (_SeedTopKStandIn, "__main__.ResNetTopK"),
+        (_SeedTopKStandIn, "__main__.ResNet18TopK"),
+        (_SeedTopKStandIn, "src.model.ResNet18TopK"),
+    ]
+    return allowed
+
+
+def restricted_load(path):
+    """``torch.load`` with only `seed_safe_globals` allowed; else `pickle.UnpicklingError`."""
+    with torch.serialization.safe_globals(seed_safe_globals()):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise
+        except RuntimeError as exc:  # torch wraps some unpickling failures
+            raise pickle.UnpicklingError(f"{path}: refused to load: {exc}") from exc
+
+
+def _read_seed_file(path, k):
+    """(the pickled torchvision ResNet, k) of the seed file ``path``; ``k`` overrides the file's."""
+    obj = restricted_load(path)
+    resnet = getattr(obj, "resnet", None)
+    if resnet is None or not hasattr(getattr(resnet, "fc", None), "weight"):
+        raise ValueError(f"{path} does not hold a ResNetTopK module with a 'resnet' "
+                         "attribute and a linear 'fc'")
+    file_k = getattr(obj, "k", None)
+    k = int(k if k is not None else file_k if file_k is not None else 0)
+    if k < 1:
+        raise ValueError(f"{path}: k is not stored in the file; pass k=")
+    return resnet, k
+
+
+def _seed_network(resnet, k):
+    """The `SparseFeatureNetwork` holding the weights of the paper's ``resnet``."""
+    fc = resnet.fc
+    net = SparseFeatureNetwork(k, fc.weight.shape[0], "resnet18")
+    state = {f"resnet.{key}": v for key, v in resnet.state_dict().items()
+             if not key.startswith("fc.")}
+    state["head.weight"] = fc.weight.detach()
+    state["head.bias"] = fc.bias.detach()
+    net.load_state_dict(state)
+    return net
+
+
+def model_from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
+                               precision="auto", image_size=160, crop_size=144,
+                               mean=IMAGENET_MEAN, std=IMAGENET_STD, stats_from=None):
+    """A ``cls`` model from a paper ``.pth`` file; see `SparseFeatureNet.from_seed_checkpoint`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    resnet, k = _read_seed_file(path, k)
+    n_out = resnet.fc.weight.shape[0]
+    if target is None:
+        target = "bpt_lines" if (n_out == 4 or "bpt" in path.name.lower()) else "metallicity"
+    t = get_target(target)
+    if len(t.columns) != n_out:
+        raise ValueError(f"{path} predicts {n_out} outputs but target {target!r} has "
+                         f"{len(t.columns)} columns")
+    net = _seed_network(resnet, k)
+    model = cls(k=k, target=target, backbone="resnet18", image_size=image_size,
+                crop_size=crop_size, device=device, precision=precision)
+    placement = _placement(device, precision)
+    prep = Preprocessor(image_size, crop_size, list(mean), list(std))
+    if stats_from is not None:
+        images, rows, channels_last = image_store(stats_from)
+        prep.fit_stats(ImageSource(images, rows, channels_last))
+    model._set_fitted(net, target=t, **placement, preprocessor=prep,
+                      y_mean=np.zeros(n_out), y_std=np.ones(n_out),
+                      target_names=list(t.columns), target_units=list(t.units),
+                      input_kind="uint8", input_shape=(image_size, image_size))
+    return model
+
+
+# ---------------------------------------------------------------------- helpers
+def sha256(path):
+    """Hex SHA-256 of the file at ``path``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _placement(device, precision):
+    """``device`` and ``autocast_dtype`` keyword arguments of `SparseFeatureNet._set_fitted`."""
+    device = resolve_device(device)
+    return {"device": device, "autocast_dtype": resolve_precision(precision, device)}
+
+
+def _version():
+    from . import __version__
+
+    return __version__
