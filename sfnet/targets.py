@@ -1,4 +1,11 @@
-"""Named regression targets, their catalog columns and quality cuts.
+"""Named regression targets: their output columns and declarative quality cuts.
+
+A `Target` is data: the columns it predicts, how derived outputs are made from
+catalog columns, and a tuple of small cut objects (`Cut`, `SnrCut`).  Everything
+else is derived from those declarations -- the numpy row mask
+(`Target.mask`), the SkyServer SQL ``WHERE`` conditions (`Target.sql_where`),
+and the "truth with NaN where the cuts fail" array (`Target.truth`) used to
+score models.  Adding a target is one entry in `TARGETS`.
 
 Two targets follow Wu (2025):
 
@@ -15,25 +22,132 @@ Two targets follow Wu (2025):
 
 Any list of numeric catalog column names is also a target; its rows are kept
 where all values are finite.
+
+Examples
+--------
+>>> from sfnet.targets import get_target
+>>> get_target("metallicity").sql_where({"oh_p50": "e", "lgm_tot_p50": "e",
+...                                      "sfr_tot_p50": "e"})
+['e.oh_p50 > 0', 'e.lgm_tot_p50 > 0', 'e.sfr_tot_p50 > -10']
 """
 
+import math
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._utils import as_float64
+from .catalog import BPT_LINES as _LINES
+from .catalog import LOG_FLUX_UNIT, PROPERTIES
 
-__all__ = ["Target", "get_target", "TARGETS", "BPT_LINES"]
+__all__ = ["Target", "Cut", "SnrCut", "LogColumn", "get_target", "TARGETS", "BPT_LINES"]
 
 #: Derived column -> (flux column, error column) for the BPT target.
-BPT_LINES = {
-    "log_N2": ("nii_6584_flux", "nii_6584_flux_err"),
-    "log_Ha": ("h_alpha_flux", "h_alpha_flux_err"),
-    "log_O3": ("oiii_5007_flux", "oiii_5007_flux_err"),
-    "log_Hb": ("h_beta_flux", "h_beta_flux_err"),
-}
+BPT_LINES = {line.log_column: (line.flux, line.error) for line in _LINES.values()}
 
-_LINE_UNIT = "dex(1e-17 erg / (s cm2))"
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+def _sql_literal(value):
+    """A finite number as an SQL literal: integers without a decimal point."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value!r}")
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _qualify(aliases, column):
+    alias = aliases.get(column) if aliases else None
+    return f"{alias}.{column}" if alias else column
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Keep rows where ``column <op> value`` (NaN never passes).
+
+    Parameters
+    ----------
+    column : str
+        Catalog column.
+    op : {">", ">=", "<", "<="}
+        Comparison.
+    value : float
+        Threshold.
+
+    Examples
+    --------
+    >>> Cut("oh_p50", ">", 0).sql()
+    'oh_p50 > 0'
+    """
+
+    column: str
+    op: str
+    value: float
+
+    def __post_init__(self):
+        if self.op not in _OPS:
+            raise ValueError(f"Cut op must be one of {sorted(_OPS)}, got {self.op!r}")
+
+    @property
+    def columns(self):
+        return (self.column,)
+
+    def mask(self, catalog):
+        """Boolean array of the rows that pass."""
+        with np.errstate(invalid="ignore"):
+            return _OPS[self.op](as_float64(catalog[self.column]), self.value)
+
+    def sql(self, aliases=None):
+        """The SQL condition; ``aliases`` maps a column to its table alias."""
+        return f"{_qualify(aliases, self.column)} {self.op} {_sql_literal(self.value)}"
+
+    def sql_conditions(self, aliases=None):
+        return [self.sql(aliases)]
+
+
+@dataclass(frozen=True)
+class SnrCut:
+    """Keep rows where ``error > 0`` and ``flux / error > min_snr``.
+
+    Examples
+    --------
+    >>> SnrCut("h_alpha_flux", "h_alpha_flux_err", 3).sql_conditions({"h_alpha_flux": "l",
+    ...                                                               "h_alpha_flux_err": "l"})
+    ['l.h_alpha_flux_err > 0', 'l.h_alpha_flux > 3 * l.h_alpha_flux_err']
+    """
+
+    flux: str
+    error: str
+    min_snr: float
+
+    @property
+    def columns(self):
+        return (self.flux, self.error)
+
+    def mask(self, catalog):
+        f = as_float64(catalog[self.flux])
+        e = as_float64(catalog[self.error])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (e > 0) & (f / e > self.min_snr)
+
+    def sql_conditions(self, aliases=None):
+        f, e = _qualify(aliases, self.flux), _qualify(aliases, self.error)
+        return [f"{e} > 0", f"{f} > {_sql_literal(self.min_snr)} * {e}"]
+
+
+@dataclass(frozen=True)
+class LogColumn:
+    """An output column derived as log10 of a catalog column (NaN where not positive)."""
+
+    name: str
+    source: str
+    unit: str
+
+    def compute(self, catalog):
+        f = as_float64(catalog[self.source])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(f > 0, np.log10(np.where(f > 0, f, 1.0)), np.nan)
 
 
 @dataclass(frozen=True)
@@ -52,14 +166,30 @@ class Target:
     labels : tuple of str
         Axis labels for plots (matplotlib mathtext).
     required : tuple of str
-        Catalog columns the target needs.
+        Catalog columns the target needs (by default those of its cuts and derived
+        columns, and its outputs that are not derived).
+    cuts : tuple of `Cut` or `SnrCut`
+        Quality cuts; a row is usable when it passes all of them and its outputs
+        are finite.
+    derived : tuple of `LogColumn`
+        Outputs computed from catalog columns by :meth:`prepare`.
     """
 
     name: str
     columns: tuple
     units: tuple
     labels: tuple
-    required: tuple = field(default=())
+    required: tuple = field(default=None)
+    cuts: tuple = ()
+    derived: tuple = ()
+
+    def __post_init__(self):
+        if self.required is None:
+            made = {d.name for d in self.derived}
+            need = [c for cut in self.cuts for c in cut.columns]
+            need += [d.source for d in self.derived]
+            need += [c for c in self.columns if c not in made]
+            object.__setattr__(self, "required", tuple(dict.fromkeys(need)))
 
     def _check(self, catalog):
         missing = [c for c in self.required if c not in catalog.colnames]
@@ -71,39 +201,32 @@ class Target:
     def prepare(self, catalog):
         """Return ``catalog`` with the target's derived columns added (a copy if any are added)."""
         self._check(catalog)
-        if self.name != "bpt_lines" or all(c in catalog.colnames for c in BPT_LINES):
+        todo = [d for d in self.derived if d.name not in catalog.colnames]
+        if not todo:
             return catalog
         from astropy.table import Column
 
         catalog = catalog.copy(copy_data=False)
-        for name, (flux, _) in BPT_LINES.items():
-            f = _plain(catalog[flux])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                logf = np.where(f > 0, np.log10(np.where(f > 0, f, 1.0)), np.nan)
-            catalog[name] = Column(logf, unit=_LINE_UNIT,
-                                   description=f"log10 of {flux}")
+        for d in todo:
+            catalog[d.name] = Column(d.compute(catalog), unit=d.unit,
+                                     description=f"log10 of {d.source}")
         return catalog
 
     def mask(self, catalog):
-        """Boolean array: rows that pass the target's quality cuts."""
+        """Boolean array: rows that pass the target's quality cuts and have finite outputs."""
         self._check(catalog)
-        n = len(catalog)
-        if self.name == "metallicity":
-            oh = _plain(catalog["oh_p50"])
-            keep = (oh > 0) & (_plain(catalog["lgm_tot_p50"]) > 0) & (
-                _plain(catalog["sfr_tot_p50"]) > -10)
-        elif self.name == "bpt_lines":
-            keep = np.ones(n, dtype=bool)
-            for flux, err in BPT_LINES.values():
-                f = _plain(catalog[flux])
-                e = _plain(catalog[err])
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    keep &= (e > 0) & (f / e > 3) & (f < 1e5)
-        else:
-            keep = np.ones(n, dtype=bool)
-        values = self.values(catalog, check=False)
-        keep &= np.all(np.isfinite(values), axis=1)
+        keep = np.ones(len(catalog), dtype=bool)
+        for cut in self.cuts:
+            keep &= cut.mask(catalog)
+        keep &= np.all(np.isfinite(self.values(catalog, check=False)), axis=1)
         return keep
+
+    def sql_where(self, aliases=None):
+        """The cuts as SQL conditions (a list of strings, to be joined with AND).
+
+        ``aliases`` maps a column name to the alias of its table in the query.
+        """
+        return [cond for cut in self.cuts for cond in cut.sql_conditions(aliases)]
 
     def values(self, catalog, check=True):
         """Target values, float64 of shape ``(N, n_targets)``.
@@ -115,7 +238,7 @@ class Target:
         for j, col in enumerate(self.columns):
             if col not in catalog.colnames:
                 raise ValueError(f"target column {col!r} is not in the catalog")
-            out[:, j] = _plain(catalog[col])
+            out[:, j] = as_float64(catalog[col])
             if check and not np.all(np.isfinite(out[:, j])):
                 bad = int(np.sum(~np.isfinite(out[:, j])))
                 raise ValueError(
@@ -123,26 +246,39 @@ class Target:
                     f"target's quality cuts first (sample.select({self.name!r}))")
         return out
 
+    def truth(self, catalog):
+        """Target values ``(N, n_targets)`` with NaN in the rows that fail the cuts."""
+        catalog = self.prepare(catalog)
+        y = self.values(catalog, check=False)
+        y[~self.mask(catalog)] = np.nan
+        return y
 
-_plain = as_float64
+
+def _bpt_lines():
+    lines = tuple(_LINES.values())
+    return Target(
+        name="bpt_lines",
+        columns=tuple(line.log_column for line in lines),
+        units=(LOG_FLUX_UNIT,) * len(lines),
+        labels=tuple(line.label for line in lines),
+        required=tuple(c for line in lines for c in (line.flux, line.error)),
+        cuts=tuple(c for line in lines
+                   for c in (SnrCut(line.flux, line.error, 3), Cut(line.flux, "<", 1e5))),
+        derived=tuple(LogColumn(line.log_column, line.flux, LOG_FLUX_UNIT) for line in lines),
+    )
 
 
+#: The named targets.  Adding one is one entry here.
 TARGETS = {
     "metallicity": Target(
         name="metallicity",
         columns=("oh_p50",),
         units=("dex",),
-        labels=(r"$12+\log({\rm O/H})$",),
-        required=("oh_p50", "lgm_tot_p50", "sfr_tot_p50"),
+        labels=(PROPERTIES["metallicity"].label,),
+        # Wu (2025); MPA-JHU writes -9999 for missing values.
+        cuts=(Cut("oh_p50", ">", 0), Cut("lgm_tot_p50", ">", 0), Cut("sfr_tot_p50", ">", -10)),
     ),
-    "bpt_lines": Target(
-        name="bpt_lines",
-        columns=tuple(BPT_LINES),
-        units=(_LINE_UNIT,) * 4,
-        labels=(r"$\log F_{\rm [NII]\,6584}$", r"$\log F_{\rm H\alpha}$",
-                r"$\log F_{\rm [OIII]\,5007}$", r"$\log F_{\rm H\beta}$"),
-        required=tuple(c for pair in BPT_LINES.values() for c in pair),
-    ),
+    "bpt_lines": _bpt_lines(),
 }
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path
-from ._columns import COLUMN_UNITS
+from ..catalog import add_units as _add_units
 from ..exceptions import DataDroppedWarning, ImageReadError
 from .sample import (_CATALOG_FILE, _IMAGES_FILE, GalaxySample, _build_dir,
                      _check_target_dir, _NpyWriter, _read_manifest, _write_catalog,
@@ -39,7 +39,6 @@ _IN_FLIGHT_PER_WORKER = 4
 _N_SHOWN = 5
 
 #: Units given to known SkyServer / MPA-JHU columns that have none (a CSV has no units).
-_COLUMN_UNITS = COLUMN_UNITS
 
 
 def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
@@ -495,16 +494,6 @@ def _exact_ids(text, csv_path):
                          f"64-bit integers ({shown})")
     return np.array(ids, dtype=np.int64)
 
-
-def _add_units(table):
-    """Give known columns their units (only where a column has none)."""
-    import astropy.units as u
-
-    for name, unit in _COLUMN_UNITS.items():
-        if name in table.colnames and table[name].unit is None and \
-                table[name].dtype.kind in "fiu":
-            table[name].unit = u.Unit(unit)
-    return table
 
 
 # ---------------------------------------------------------------------------

@@ -54,9 +54,9 @@ from astropy.table import Column, Table
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..config import conf
 from ..exceptions import DataDroppedWarning, SkyServerError
-from ..targets import BPT_LINES, TARGETS, Target, get_target
+from ..targets import TARGETS, Target, get_target
 from . import _download as _dl
-from ._columns import COLUMN_UNITS, LINE_FLUX_UNIT
+from ..catalog import COLUMNS
 
 __all__ = ["fetch_sdss_sample", "build_sdss_query", "query_sdss_catalog",
            "fetch_sdss_cutouts", "SkyServerError", "SDSS_COLUMNS",
@@ -67,91 +67,18 @@ log = logging.getLogger(__name__)
 #: The HiPS the default cutouts come from (SDSS DR9 gri colour composite).
 HIPS_SDSS_COLOR = "CDS/P/SDSS9/color"
 
-_LINE_FLUX = LINE_FLUX_UNIT
-
-# Table aliases used in the SQL.
-_TABLES = (
-    ("SpecObj", "s"),
-    ("PhotoObj", "p"),
-    ("galSpecInfo", "i"),
-    ("galSpecLine", "l"),
-    ("galSpecExtra", "e"),
-)
-
-
-def _col(alias, kind, unit, description):
-    return {"table": alias, "kind": kind, "unit": unit, "description": description}
+def _col(c):
+    return {"table": c.table, "kind": c.kind, "unit": c.unit, "description": c.description}
 
 
 #: The catalog columns of a fetched sample (DESIGN.md), in order:
 #: name -> table alias (s=SpecObj, p=PhotoObj, l=galSpecLine, e=galSpecExtra),
-#: kind ("id", "int" or "float"), unit and description.  The names are the
-#: SkyServer/MPA-JHU column names.
-SDSS_COLUMNS = {
-    "objID": _col("p", "id", None, "SDSS photometric object ID (PhotoObj.objID)"),
-    "specObjID": _col("s", "id", None, "SDSS spectrum ID (SpecObj.specObjID)"),
-    "ra": _col("p", "float", COLUMN_UNITS["ra"], "Right ascension (J2000) of the photometric object"),
-    "dec": _col("p", "float", COLUMN_UNITS["dec"], "Declination (J2000) of the photometric object"),
-    "z": _col("s", "float", None, "Spectroscopic redshift"),
-    "petroMag_r": _col("p", "float", COLUMN_UNITS["petroMag_r"], "Petrosian r magnitude"),
-    "petroR90_r": _col("p", "float", COLUMN_UNITS["petroR90_r"], "Radius containing 90% of the Petrosian r flux"),
-    "lgm_tot_p50": _col("e", "float", COLUMN_UNITS["lgm_tot_p50"],
-                        "MPA-JHU median log total stellar mass (-9999: missing)"),
-    "sfr_tot_p50": _col("e", "float", COLUMN_UNITS["sfr_tot_p50"],
-                        "MPA-JHU median log total star formation rate (-9999: missing)"),
-    "oh_p50": _col("e", "float", COLUMN_UNITS["oh_p50"],
-                   "MPA-JHU median 12 + log(O/H), Tremonti et al. 2004 (-9999: missing)"),
-    "bptclass": _col("e", "int", None,
-                     "MPA-JHU BPT class: -1 unclassifiable, 1 star-forming, 2 low-S/N "
-                     "star-forming, 3 composite, 4 AGN, 5 low-S/N LINER"),
-}
-for _line, _label in (("h_alpha", "H-alpha 6563"), ("h_beta", "H-beta 4861"),
-                      ("oiii_5007", "[OIII] 5007"), ("nii_6584", "[NII] 6584")):
-    SDSS_COLUMNS[f"{_line}_flux"] = _col("l", "float", _LINE_FLUX, f"{_label} line flux")
-    SDSS_COLUMNS[f"{_line}_flux_err"] = _col("l", "float", _LINE_FLUX,
-                                             f"{_label} line flux error")
+#: kind ("id", "int" or "float"), unit and description, from `sfnet.catalog`.
+SDSS_COLUMNS = {name: _col(c) for name, c in COLUMNS.items() if c.default}
 
 #: Further columns that may be requested with ``extra_columns`` (allow-list:
 #: nothing else ever reaches the SQL).
-SDSS_EXTRA_COLUMNS = {
-    "zErr": _col("s", "float", None, "Redshift error"),
-    "velDisp": _col("s", "float", "km / s", "Velocity dispersion"),
-    "velDispErr": _col("s", "float", "km / s", "Velocity dispersion error"),
-    "plate": _col("s", "int", None, "Spectroscopic plate"),
-    "mjd": _col("s", "int", "d", "MJD of the spectroscopic observation"),
-    "fiberID": _col("s", "int", None, "Spectroscopic fibre"),
-    "petroR50_r": _col("p", "float", "arcsec", "Radius containing 50% of the Petrosian r flux"),
-    "petroMagErr_r": _col("p", "float", "mag", "Petrosian r magnitude error"),
-    "fracDeV_r": _col("p", "float", None, "Weight of the de Vaucouleurs component (r)"),
-    "expAB_r": _col("p", "float", None, "Exponential fit axis ratio b/a (r)"),
-    "deVAB_r": _col("p", "float", None, "de Vaucouleurs fit axis ratio b/a (r)"),
-    "extinction_r": _col("p", "float", "mag", "Galactic extinction in r (SFD98)"),
-    "e_bv_sfd": _col("i", "float", "mag", "E(B-V) from the SFD98 maps (MPA-JHU)"),
-    "sn_median": _col("i", "float", None, "Median S/N per pixel of the spectrum"),
-    "sigma_balmer": _col("l", "float", "km / s", "Velocity dispersion of the Balmer lines"),
-    "specsfr_tot_p50": _col("e", "float", "dex(1 / yr)", "MPA-JHU median log specific SFR"),
-    "lgm_fib_p50": _col("e", "float", "dex(solMass)", "MPA-JHU median log fibre stellar mass"),
-    "sfr_fib_p50": _col("e", "float", "dex(solMass / yr)", "MPA-JHU median log fibre SFR"),
-}
-for _band in "ugiz":
-    SDSS_EXTRA_COLUMNS[f"petroMag_{_band}"] = _col("p", "float", "mag",
-                                                   f"Petrosian {_band} magnitude")
-for _band in "ugriz":
-    SDSS_EXTRA_COLUMNS[f"modelMag_{_band}"] = _col("p", "float", "mag",
-                                                   f"Model {_band} magnitude")
-for _p in ("p16", "p84"):
-    SDSS_EXTRA_COLUMNS[f"lgm_tot_{_p}"] = _col("e", "float", "dex(solMass)",
-                                               f"MPA-JHU log stellar mass, {_p}")
-    SDSS_EXTRA_COLUMNS[f"sfr_tot_{_p}"] = _col("e", "float", "dex(solMass / yr)",
-                                               f"MPA-JHU log SFR, {_p}")
-    SDSS_EXTRA_COLUMNS[f"oh_{_p}"] = _col("e", "float", "dex",
-                                          f"MPA-JHU 12 + log(O/H), {_p}")
-for _line in ("oii_3726", "oii_3729", "h_delta", "h_gamma", "oiii_4959", "oi_6300",
-              "nii_6548", "sii_6717", "sii_6731"):
-    SDSS_EXTRA_COLUMNS[f"{_line}_flux"] = _col("l", "float", _LINE_FLUX, f"{_line} line flux")
-    SDSS_EXTRA_COLUMNS[f"{_line}_flux_err"] = _col("l", "float", _LINE_FLUX,
-                                                   f"{_line} line flux error")
-del _line, _label, _band, _p
+SDSS_EXTRA_COLUMNS = {name: _col(c) for name, c in COLUMNS.items() if not c.default}
 
 _KNOWN_COLUMNS = {**SDSS_COLUMNS, **SDSS_EXTRA_COLUMNS}
 
@@ -318,13 +245,8 @@ class _QuerySpec:
             cond.append(f"p.petroMag_r >= {_sql_num(lo)}")
         if hi is not None:
             cond.append(f"p.petroMag_r <= {_sql_num(hi)}")
-        if self.target.name == "metallicity":
-            # Wu (2025) cuts; MPA-JHU writes -9999 for missing values.
-            cond += ["e.oh_p50 > 0", "e.lgm_tot_p50 > 0", "e.sfr_tot_p50 > -10"]
-        elif self.target.name == "bpt_lines":
-            # S/N > 3 on the four BPT lines and flux < 1e5 (Wu 2025).
-            for flux, err in BPT_LINES.values():
-                cond += [f"l.{err} > 0", f"l.{flux} > 3 * l.{err}", f"l.{flux} < 100000"]
+        aliases = {name: col.table for name, col in COLUMNS.items()}
+        cond += self.target.sql_where(aliases)
         return cond
 
     def sql(self, top=None, after=None):
