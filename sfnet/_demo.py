@@ -124,7 +124,7 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
                              validation_fraction=0.0, device=device, precision=precision,
                              random_state=seed, progress=progress)
     # Validate every parameter before spending minutes on the mock.
-    model._validate_params()
+    model.validate_params()
     if not isinstance(n_galaxies, int) or n_galaxies < 10:
         raise ValueError(f"n_galaxies must be an integer >= 10, got {n_galaxies!r}")
 

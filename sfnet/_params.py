@@ -5,15 +5,14 @@ must meet (``_parameter_constraints``); `validate` checks them in that order
 and returns the *resolved* values (a device string becomes a `torch.device`, a
 target name a `~sfnet.targets.Target`, ...).  A constraint is a callable
 ``constraint(name, value, resolved) -> value``: it raises `ValueError` or
-`TypeError` naming the parameter, and may read parameters resolved before it
+`TypeError` naming the parameter (through the shared checks of
+`sfnet._validation`), and may read the parameters resolved before it
 (``resolved``) for checks across parameters.
 """
 
-import math
+from ._validation import check_choice, check_float, check_int
 
-import numpy as np
-
-__all__ = ["Integer", "Real", "OneOf", "AtMost", "Resolve", "validate"]
+__all__ = ["Integer", "Real", "Choice", "AtMost", "Resolve", "validate"]
 
 
 def validate(constraints, params):
@@ -40,64 +39,57 @@ def validate(constraints, params):
     return resolved
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 class Integer:
-    """An integer (Python or NumPy, not bool) ``>= minimum``, or None if ``allow_none``."""
+    """An integer (NumPy integers included) ``>= minimum``, or None if ``allow_none``.
+
+    Bools, floats and strings are a `ValueError`, other objects a `TypeError`.
+    """
 
     def __init__(self, minimum, *, allow_none=False):
         self.minimum, self.allow_none = minimum, allow_none
 
     def __call__(self, name, value, resolved):
         if value is None and self.allow_none:
-            return value
-        if not _is_int(value) or value < self.minimum:
-            raise ValueError(f"{name} must be an integer >= {self.minimum}, got {value!r}")
-        return value
+            return None
+        return check_int(value, name, self.minimum, text_is_value_error=True)
 
 
 class Real:
-    """A finite int or float (not bool) in ``[low, high)``; ``low`` excluded if ``open_low``.
+    """A finite real number ``>= minimum`` (``> minimum`` if ``strict_min``), ``< below``."""
 
-    ``wording`` describes the range in the error message (default ``"in [low, high)"``).
-    """
-
-    def __init__(self, low, high=math.inf, *, open_low=False, wording=None):
-        self.low, self.high, self.open_low = low, high, open_low
-        self.wording = wording or f"in [{low}, {high})"
+    def __init__(self, minimum, *, strict_min=False, below=None):
+        self.minimum, self.strict_min, self.below = minimum, strict_min, below
 
     def __call__(self, name, value, resolved):
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and math.isfinite(value) and self.low <= value < self.high
-              and not (self.open_low and value == self.low))
-        if not ok:
-            raise ValueError(f"{name} must be {self.wording}, got {value!r}")
+        value = check_float(value, name, minimum=self.minimum, strict_min=self.strict_min,
+                            text_is_value_error=True)
+        if self.below is not None and not value < self.below:
+            raise ValueError(f"{name} must be < {self.below}, got {value}")
         return value
 
 
-class OneOf:
-    """One of ``choices`` (any container, read when checked, so a registry may grow).
+class Choice:
+    """One of ``choices`` (read when checked, so a registry such as a dict may grow).
 
-    ``message`` is formatted with ``name``, ``value`` and ``choices`` (sorted when
-    the choices are strings).
+    ``message``, if given, replaces the standard one; it is formatted with
+    ``name``, ``value`` and ``choices`` (sorted).
     """
 
-    def __init__(self, choices, message="{name} must be one of {choices}, got {value!r}"):
+    def __init__(self, choices, message=None):
         self.choices, self.message = choices, message
 
     def __call__(self, name, value, resolved):
-        if value not in self.choices:
-            choices = self.choices
-            if all(isinstance(c, str) for c in choices):
-                choices = sorted(choices)
-            raise ValueError(self.message.format(name=name, value=value, choices=choices))
-        return value
+        try:
+            return check_choice(value, name, self.choices)
+        except ValueError:
+            if self.message is None:
+                raise
+            raise ValueError(self.message.format(name=name, value=value,
+                                                 choices=sorted(self.choices))) from None
 
 
 class AtMost:
-    """Not larger than parameter ``other`` (checked only when both are set)."""
+    """Not larger than the parameter ``other`` (checked only when both are set)."""
 
     def __init__(self, other):
         self.other = other

@@ -25,7 +25,7 @@ import torch
 from ._inputs import image_store
 from ._io import atomic_path, atomic_write_json, json_safe
 from .nn import SparseFeatureNetwork
-from .targets import Target, get_target
+from .targets import TARGETS, Target, get_target
 from .training import ImageSource, Preprocessor, resolve_device, resolve_precision
 
 __all__ = ["FORMAT", "WEIGHTS", "META", "save_model", "load_model", "model_from_seed_checkpoint",
@@ -109,6 +109,16 @@ def _fitted_state(meta):
         n_train=meta.get("n_train"), n_valid=meta.get("n_valid"))
 
 
+def _target(t):
+    """The `~sfnet.targets.Target` stored as ``t``: a named one (with its cuts and derived
+    columns) by name, any other from its columns."""
+    named = TARGETS.get(t["name"])
+    if named is not None and list(named.columns) == list(t["columns"]):
+        return named
+    return Target(t["name"], tuple(t["columns"]), tuple(t["units"]), tuple(t["labels"]),
+                  tuple(t["required"]))
+
+
 def load_model(cls, path, *, device="auto", precision="auto"):
     """A ``cls`` model read from directory ``path``; see `SparseFeatureNet.load`."""
     path = Path(path)
@@ -120,10 +130,7 @@ def load_model(cls, path, *, device="auto", precision="auto"):
     state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
     net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"])
     net.load_state_dict(state)
-    t = meta["target"]
-    target = Target(t["name"], tuple(t["columns"]), tuple(t["units"]), tuple(t["labels"]),
-                    tuple(t["required"]))
-    model._set_fitted(net, target=target, **placement, **_fitted_state(meta))
+    model._set_fitted(net, target=_target(meta["target"]), **placement, **_fitted_state(meta))
     return model
 
 

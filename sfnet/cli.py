@@ -515,7 +515,7 @@ def _cmd_train(args):
         image_size=args.image_size, crop_size=args.crop_size, validation_fraction=0.0,
         device=args.device, precision=args.precision, random_state=args.seed,
         progress=_progress(args))
-    model._validate_params()  # before reading a possibly large folder
+    model.validate_params()  # before reading a possibly large folder
     say = _say(args)
     sample = load_data(args.data, progress=_progress(args))
     n_all = len(sample)

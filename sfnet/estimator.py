@@ -119,17 +119,17 @@ class SparseFeatureNet:
     #: Constraints of every parameter, checked in this order by `validate_params`
     #: (see `sfnet._params`); each entry may use the parameters resolved before it.
     _parameter_constraints = {
-        "backbone": [_params.OneOf(BACKBONES, "unknown backbone {value!r}; choose from {choices}")],
+        "backbone": [_params.Choice(BACKBONES,
+                                    "unknown backbone {value!r}; choose from {choices}")],
         "k": [_params.Integer(1), _params.Resolve(_k_fits_backbone)],
         "epochs": [_params.Integer(1)],
         "batch_size": [_params.Integer(1)],
-        "learning_rate": [_params.Real(0, open_low=True, wording="a positive number")],
-        "weight_decay": [_params.Real(0, wording="a positive number")],
+        "learning_rate": [_params.Real(0, strict_min=True)],
+        "weight_decay": [_params.Real(0)],
         "image_size": [_params.Integer(8, allow_none=True)],
         "crop_size": [_params.Integer(8, allow_none=True), _params.AtMost("image_size")],
-        "validation_fraction": [_params.Real(0, 1, wording="in [0, 1)")],
-        "weights": [_params.OneOf((None, "imagenet"),
-                                  "weights must be None or 'imagenet', got {value!r}")],
+        "validation_fraction": [_params.Real(0, below=1)],
+        "weights": [_params.Choice((None, "imagenet"))],
         "random_state": [_params.Integer(0, allow_none=True)],
         "device": [_params.Resolve(lambda device, _: resolve_device(device))],
         "precision": [_params.Resolve(lambda precision, r: resolve_precision(precision,
@@ -292,7 +292,7 @@ class SparseFeatureNet:
 
     def _train(self, network, data, train_pos, valid_pos, prep, *, y_mean, y_std, seed,
                device, dtype, checkpoint_dir, resume):
-        """`train_network` on ``data`` split at ``train_pos``/``valid_pos``: (history, best_epoch)."""
+        """Run `train_network` on ``data`` split into train/valid; (history, best_epoch)."""
         def images(pos):
             return DeviceImages(ImageSource(data.images, data.rows[pos], data.channels_last),
                                 prep, device)
