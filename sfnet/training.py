@@ -421,138 +421,207 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
     y_scale : array, optional
         Target standard deviations, to report validation RMSE in original units.
     """
-    from tqdm.auto import tqdm
-
     with distributed_context(device) as info:
-        model = network
-        if info.enabled:
-            if device.type == "cuda":
-                network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
-            model = torch.nn.parallel.DistributedDataParallel(
-                network, device_ids=[device.index] if device.type == "cuda" else None)
-        per_rank = max(1, cfg.batch_size // info.world_size)
-        global_batch = per_rank * info.world_size
-        n = len(train)
-        if n < max(2, info.world_size):
-            raise ValueError(f"need at least {max(2, info.world_size)} training images "
-                             f"({info.world_size} process(es)), got {n}")
-        full = n >= global_batch  # else one step over all (smaller) training data
-        steps = n // global_batch if full else 1
-        decay, no_decay = [], []
-        for name, p in network.named_parameters():
-            (no_decay if p.ndim <= 1 else decay).append(p)
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
-        total_steps = cfg.epochs * steps
-        if total_steps >= 3:  # one-cycle needs a warm-up and an annealing step
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=cfg.learning_rate, total_steps=total_steps,
-                pct_start=min(0.5, max(0.25, 1.5 / total_steps)))
-        else:
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-        history, best, best_state, start_epoch = [], math.inf, None, 0
-        ckpt_path = None if checkpoint_dir is None else os.path.join(checkpoint_dir, CHECKPOINT_NAME)
-        if resume and ckpt_path and os.path.exists(ckpt_path):
-            state = load_checkpoint(ckpt_path)
-            if state.get("extra") != (extra_state or {}):
-                raise ValueError(
-                    f"checkpoint {ckpt_path} was written for different data or parameters "
-                    f"({state.get('extra')}); use another checkpoint_dir or resume=False")
-            network.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
-            best_state = state["best_state"]
-            torch.set_rng_state(state["torch_rng"])
-            log.info("resumed from %s at epoch %d", ckpt_path, start_epoch)
-        scale = None if y_scale is None else np.asarray(y_scale, dtype=np.float64)
-
-        for epoch in range(start_epoch, cfg.epochs):
+        run = _start_run(network, len(train), cfg, device, info, checkpoint_dir,
+                         extra_state, y_scale)
+        if resume and run.ckpt_path and os.path.exists(run.ckpt_path):
+            _resume(run)
+        for epoch in range(run.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-            perm = torch.randperm(n, generator=gen).numpy()
-            model.train()
-            total = torch.zeros((), dtype=_accumulator_dtype(device), device=device)
-            seen = 0
-            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                       disable=not (cfg.progress and info.is_main), leave=False)
-            mine = slice(info.rank, None, info.world_size)
-            globs = [perm[step * global_batch:(step + 1) * global_batch] if full else perm
-                     for step in range(steps)]
-            batches = train.batches([g[mine] for g in globs])
-            for step, (idx, x) in zip(bar, batches):
-                glob = globs[step]
-                pos = glob[mine]
-                if cfg.augment:  # drawn for the global batch: DDP == one process
-                    draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
-                    x = dihedral(x, draws=draws[:, mine])
-                x = prep.normalize(x)
-                y = y_train[idx]
-                with autocast(device, cfg.autocast_dtype):
-                    pred = model(x)
-                loss = _batch_rmse(pred, y)
-                opt.zero_grad(set_to_none=True)
-                if info.enabled:
-                    # DDP averages gradients, and the mean of per-process RMSE gradients
-                    # is not the gradient of the global RMSE; this surrogate's is:
-                    # d sqrt(m) = d m / (2 sqrt(m)) with m the global mean squared error.
-                    mse = loss.detach() ** 2
-                    _all_reduce_sum(mse, info)
-                    global_rmse = torch.sqrt(mse / info.world_size)
-                    (loss ** 2 / (2 * global_rmse.clamp(min=1e-12))).backward()
-                    loss = global_rmse
-                else:
-                    loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.detach() * len(pos)  # no host sync per step
-                seen += len(pos)
-                if cfg.progress and info.is_main and (step % 10 == 0 or step == steps - 1):
-                    bar.set_postfix(loss=f"{float(total) / seen:.4f}")
-            bar.close()
-            batches.close()  # stops the prefetch thread
-            record = {"epoch": epoch + 1, "train_loss": float(total) / max(seen, 1),
-                      "lr": float(sched.get_last_lr()[0])}
+            record = _train_epoch(run, epoch, train, y_train, prep)
             if valid is not None and len(valid):
-                rmse = _evaluate_rmse(network, valid, y_valid, prep, device,
-                                      cfg.autocast_dtype, info, 2 * per_rank)
-                score = float(np.sqrt(np.mean(rmse ** 2)))
-                record["valid_rmse"] = [float(v) for v in (rmse * scale if scale is not None else rmse)]
-                record["valid_score"] = score
+                score = _validate_epoch(run, record, valid, y_valid, prep)
             else:
                 score = -float(epoch)  # no validation: keep the last epoch
             record["seconds"] = time.perf_counter() - t0
-            history.append(record)
-            if score < best:
-                best = score
-                best_state = {k: v.detach().to("cpu", copy=True)
-                              for k, v in network.state_dict().items()}
-            if info.is_main:
-                msg = f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f}"
-                if "valid_rmse" in record:
-                    msg += " valid RMSE " + ", ".join(f"{v:.4f}" for v in record["valid_rmse"])
-                log.info(msg)
-                if cfg.progress:
-                    tqdm.write(msg, file=sys.stderr)
-            if ckpt_path and info.is_main:
-                _save_checkpoint(ckpt_path, {
-                    "model": network.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
-                    "best": best, "best_state": best_state,
-                    "torch_rng": torch.get_rng_state(), "extra": extra_state or {}})
-            if info.enabled:
-                import torch.distributed as dist
+            _end_epoch(run, epoch, record, score)
+        return _finish(run)
 
-                dist.barrier()
-        if best_state is not None:
-            network.load_state_dict(best_state)
-        if info.enabled:
-            # batch-norm running statistics are per process: make every rank hold
-            # exactly rank 0's model
-            import torch.distributed as dist
 
-            for tensor in network.state_dict().values():
-                dist.broadcast(tensor, src=0)
-        best_epoch = int(np.argmin([h.get("valid_score", -h["epoch"]) for h in history])) + 1
-        return history, best_epoch
+@dataclass
+class _Run:
+    """The state of one training run, shared by its steps."""
+
+    network: object          # the bare network (its state is what is saved)
+    model: object            # what is called: the network or its DDP wrapper
+    opt: object
+    sched: object
+    cfg: TrainConfig
+    device: object
+    info: DistInfo
+    n: int                   # training images
+    per_rank: int            # batch size per process
+    global_batch: int
+    full: bool               # False: one step over all the (few) training images
+    steps: int               # steps per epoch
+    ckpt_path: object
+    extra_state: dict
+    scale: object            # target standard deviations or None
+    history: list = field(default_factory=list)
+    best: float = math.inf
+    best_state: object = None
+    start_epoch: int = 0
+
+
+def _start_run(network, n, cfg, device, info, checkpoint_dir, extra_state, y_scale):
+    """Wrap the network for DDP, plan the steps and build the optimiser and schedule."""
+    model = network
+    if info.enabled:
+        if device.type == "cuda":
+            network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+        model = torch.nn.parallel.DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == "cuda" else None)
+    per_rank = max(1, cfg.batch_size // info.world_size)
+    global_batch = per_rank * info.world_size
+    if n < max(2, info.world_size):
+        raise ValueError(f"need at least {max(2, info.world_size)} training images "
+                         f"({info.world_size} process(es)), got {n}")
+    full = n >= global_batch  # else one step over all (smaller) training data
+    steps = n // global_batch if full else 1
+    opt, sched = _optimizer_and_schedule(network, cfg, cfg.epochs * steps)
+    ckpt_path = None if checkpoint_dir is None else os.path.join(checkpoint_dir, CHECKPOINT_NAME)
+    scale = None if y_scale is None else np.asarray(y_scale, dtype=np.float64)
+    return _Run(network, model, opt, sched, cfg, device, info, n, per_rank, global_batch,
+                full, steps, ckpt_path, extra_state or {}, scale)
+
+
+def _optimizer_and_schedule(network, cfg, total_steps):
+    """AdamW (no decay on biases and norms) with a one-cycle learning-rate schedule."""
+    decay, no_decay = [], []
+    for _, p in network.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+    if total_steps >= 3:  # one-cycle needs a warm-up and an annealing step
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.learning_rate, total_steps=total_steps,
+            pct_start=min(0.5, max(0.25, 1.5 / total_steps)))
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    return opt, sched
+
+
+def _resume(run):
+    """Restore the run from its checkpoint (refused if it was written for other data)."""
+    state = load_checkpoint(run.ckpt_path)
+    if state.get("extra") != run.extra_state:
+        raise ValueError(
+            f"checkpoint {run.ckpt_path} was written for different data or parameters "
+            f"({state.get('extra')}); use another checkpoint_dir or resume=False")
+    run.network.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    run.history, run.best, run.start_epoch = state["history"], state["best"], state["epoch"] + 1
+    run.best_state = state["best_state"]
+    torch.set_rng_state(state["torch_rng"])
+    log.info("resumed from %s at epoch %d", run.ckpt_path, run.start_epoch)
+
+
+def _train_epoch(run, epoch, train, y_train, prep):
+    """One pass over the training images; returns the epoch's history record."""
+    from tqdm.auto import tqdm
+
+    cfg, info = run.cfg, run.info
+    gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+    perm = torch.randperm(run.n, generator=gen).numpy()
+    run.model.train()
+    total = torch.zeros((), dtype=_accumulator_dtype(run.device), device=run.device)
+    seen = 0
+    bar = tqdm(range(run.steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+               disable=not (cfg.progress and info.is_main), leave=False)
+    mine = slice(info.rank, None, info.world_size)
+    globs = [perm[step * run.global_batch:(step + 1) * run.global_batch] if run.full else perm
+             for step in range(run.steps)]
+    batches = train.batches([g[mine] for g in globs])
+    for step, (idx, x) in zip(bar, batches):
+        glob = globs[step]
+        if cfg.augment:  # drawn for the global batch: DDP == one process
+            draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
+            x = dihedral(x, draws=draws[:, mine])
+        loss = _train_step(run, prep.normalize(x), y_train[idx])
+        n_mine = len(glob[mine])
+        total += loss * n_mine  # no host sync per step
+        seen += n_mine
+        if cfg.progress and info.is_main and (step % 10 == 0 or step == run.steps - 1):
+            bar.set_postfix(loss=f"{float(total) / seen:.4f}")
+    bar.close()
+    batches.close()  # stops the prefetch thread
+    return {"epoch": epoch + 1, "train_loss": float(total) / max(seen, 1),
+            "lr": float(run.sched.get_last_lr()[0])}
+
+
+def _train_step(run, x, y):
+    """Forward, backward and update on one batch; returns the (global) batch RMSE."""
+    with autocast(run.device, run.cfg.autocast_dtype):
+        pred = run.model(x)
+    loss = _batch_rmse(pred, y)
+    run.opt.zero_grad(set_to_none=True)
+    if run.info.enabled:
+        # DDP averages gradients, and the mean of per-process RMSE gradients
+        # is not the gradient of the global RMSE; this surrogate's is:
+        # d sqrt(m) = d m / (2 sqrt(m)) with m the global mean squared error.
+        mse = loss.detach() ** 2
+        _all_reduce_sum(mse, run.info)
+        global_rmse = torch.sqrt(mse / run.info.world_size)
+        (loss ** 2 / (2 * global_rmse.clamp(min=1e-12))).backward()
+        loss = global_rmse
+    else:
+        loss.backward()
+    run.opt.step()
+    run.sched.step()
+    return loss.detach()
+
+
+def _validate_epoch(run, record, valid, y_valid, prep):
+    """Add the validation RMSE to ``record``; return the score that selects the best epoch."""
+    rmse = _evaluate_rmse(run.network, valid, y_valid, prep, run.device,
+                          run.cfg.autocast_dtype, run.info, 2 * run.per_rank)
+    record["valid_rmse"] = [float(v) for v in
+                            (rmse * run.scale if run.scale is not None else rmse)]
+    record["valid_score"] = float(np.sqrt(np.mean(rmse ** 2)))
+    return record["valid_score"]
+
+
+def _end_epoch(run, epoch, record, score):
+    """Keep the best weights, report the epoch and write the checkpoint."""
+    from tqdm.auto import tqdm
+
+    run.history.append(record)
+    if score < run.best:
+        run.best = score
+        run.best_state = {k: v.detach().to("cpu", copy=True)
+                          for k, v in run.network.state_dict().items()}
+    if run.info.is_main:
+        msg = f"epoch {epoch + 1}/{run.cfg.epochs} loss {record['train_loss']:.4f}"
+        if "valid_rmse" in record:
+            msg += " valid RMSE " + ", ".join(f"{v:.4f}" for v in record["valid_rmse"])
+        log.info(msg)
+        if run.cfg.progress:
+            tqdm.write(msg, file=sys.stderr)
+    if run.ckpt_path and run.info.is_main:
+        _save_checkpoint(run.ckpt_path, {
+            "model": run.network.state_dict(), "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict(), "epoch": epoch, "history": run.history,
+            "best": run.best, "best_state": run.best_state,
+            "torch_rng": torch.get_rng_state(), "extra": run.extra_state})
+    if run.info.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _finish(run):
+    """Load the best weights (on every rank: rank 0's); return ``(history, best_epoch)``."""
+    if run.best_state is not None:
+        run.network.load_state_dict(run.best_state)
+    if run.info.enabled:
+        # batch-norm running statistics are per process: make every rank hold
+        # exactly rank 0's model
+        import torch.distributed as dist
+
+        for tensor in run.network.state_dict().values():
+            dist.broadcast(tensor, src=0)
+    history = run.history
+    best_epoch = int(np.argmin([h.get("valid_score", -h["epoch"]) for h in history])) + 1
+    return history, best_epoch
