@@ -63,14 +63,9 @@ _plain = as_float64
 
 
 def _photometric_rmse(train, valid):
-    """RMSE of `sfnet.baselines.photometric_baseline`, or None if it is not available."""
-    try:
-        from .baselines import photometric_baseline
-    except ModuleNotFoundError as exc:  # pragma: no cover - until sfnet.baselines lands
-        if exc.name != "sfnet.baselines":
-            raise
-        log.warning("sfnet.baselines is not available: no photometric baseline")
-        return None, {}
+    """RMSE of `sfnet.baselines.photometric_baseline` and its other numeric results."""
+    from .baselines import photometric_baseline
+
     result = photometric_baseline(train, valid, target=_TARGET)
     extra = {k: float(v) for k, v in result.items()
              if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}

@@ -606,12 +606,8 @@ def _cmd_interpret(args):
 
 
 def _cmd_benchmark(args, extra=()):
-    try:
-        from . import benchmark
-    except ModuleNotFoundError as exc:
-        if exc.name != "sfnet.benchmark":
-            raise
-        raise ValueError("'sfnet benchmark' is not available in this installation") from None
+    from . import benchmark
+
     parser = _Parser(prog="sfnet benchmark", formatter_class=_Formatter,
                      parents=[_common()], epilog=_BENCHMARK_EPILOG,
                      description="Measure training/inference throughput of SparseFeatureNet\n"
@@ -690,11 +686,9 @@ def main(argv=None):
 def _is_user_error(exc):
     if isinstance(exc, _USER_ERRORS):
         return True
-    try:
-        from .datasets.sdss import SkyServerError
-    except ImportError:  # pragma: no cover
-        SkyServerError = ()
-    if SkyServerError and isinstance(exc, SkyServerError):
+    from .exceptions import SkyServerError
+
+    if isinstance(exc, SkyServerError):
         return True
     import torch
 

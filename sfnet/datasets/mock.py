@@ -58,12 +58,12 @@ galaxies, Cid Fernandes et al. 2011).  Errors follow sky plus continuum noise;
 (``lgm_tot_p50 = sfr_tot_p50 = -9999``).
 """
 
-import numbers
 
 import numpy as np
 from astropy import units as u
 from astropy.table import Column, Table
 
+from .._validation import check_bool, check_float, check_int
 from . import _mockphysics as _phys
 from ._render import render_block
 
@@ -76,28 +76,6 @@ FIELD_OF_VIEW = 160 * 0.262
 _BATCH = 16384      # candidates per draw (fixed: the sample does not depend on n)
 _BLOCK = 64         # galaxies per rendering block (fixed: noise does not depend on n)
 _LINE_FLUX = "1e-17 erg / (s cm2)"
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_positive(value, name, unit):
-    if isinstance(value, u.Quantity):
-        try:
-            value = value.to_value(unit)
-        except u.UnitConversionError:
-            raise ValueError(f"{name} must be in units of {unit}, got {value!r}") from None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number or an astropy Quantity, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be positive and finite, got {value}")
-    return value
 
 
 def _sdss_ids(ints):
@@ -275,24 +253,18 @@ def make_mock_galaxies(n, *, image_size=64, pixel_scale=None, seed=None, progres
     >>> bool((sample.catalog["petroMag_r"] < 17.77).all())
     True
     """
-    n = _check_int(n, "n", 1)
-    image_size = _check_int(image_size, "image_size", 16)
+    n = check_int(n, "n", 1)
+    image_size = check_int(image_size, "image_size", 16)
     if pixel_scale is None:
         pixel_scale = FIELD_OF_VIEW / image_size
-    pixel_scale = _check_positive(pixel_scale, "pixel_scale", u.arcsec)
-    psf_fwhm = _check_positive(psf_fwhm, "psf_fwhm", u.arcsec)
-    if isinstance(metallicity_scatter, (bool, np.bool_)) or not isinstance(
-            metallicity_scatter, numbers.Real):
-        raise TypeError(f"metallicity_scatter must be a number, got {metallicity_scatter!r}")
-    metallicity_scatter = float(metallicity_scatter)
-    if not (np.isfinite(metallicity_scatter) and metallicity_scatter >= 0):
-        raise ValueError(f"metallicity_scatter must be >= 0, got {metallicity_scatter}")
+    pixel_scale = check_float(pixel_scale, "pixel_scale", u.arcsec, 0, strict_min=True)
+    psf_fwhm = check_float(psf_fwhm, "psf_fwhm", u.arcsec, 0, strict_min=True)
+    metallicity_scatter = check_float(metallicity_scatter, "metallicity_scatter", minimum=0)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy)
     else:
-        seed = _check_int(seed, "seed", 0)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True or False, got {progress!r}")
+        seed = check_int(seed, "seed", 0)
+    progress = check_bool(progress, "progress")
 
     from tqdm.auto import tqdm
 
