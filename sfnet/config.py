@@ -10,8 +10,34 @@ sfnet at another server::
 """
 
 from astropy import config as _config
+from astropy.extern.configobj import validate as _validate
 
 __all__ = ["Conf", "conf"]
+
+
+class _CutoutServiceItem(_config.ConfigItem):
+    """A string item whose value must name a registered cutout service.
+
+    The names come from the registry of `sfnet.datasets.cutouts`
+    (`~sfnet.datasets.cutouts.cutout_services`), so a service registered with
+    `~sfnet.datasets.cutouts.register_cutout_service` can be configured too.
+    The registry is imported on first use (it imports this module); the
+    default is checked as a plain string when the item is defined.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._use_registry = False
+        super().__init__(*args, **kwargs)
+        self._use_registry = True
+
+    def _validate_val(self, val):
+        val = super()._validate_val(val)
+        if self._use_registry:
+            from .datasets.cutouts import cutout_services
+
+            if val not in cutout_services():
+                raise _validate.VdtValueError(val)
+        return val
 
 
 class Conf(_config.ConfigNamespace):
@@ -25,8 +51,9 @@ class Conf(_config.ConfigNamespace):
     skyserver_url = _config.ConfigItem(
         "https://skyserver.sdss.org/", "SkyServer base URL; the SQL goes through "
         "astroquery.sdss pointed at it.", cfgtype="string")
-    cutout_service = _config.ConfigItem(
-        ["hips2fits", "legacysurvey"], "Service for colour cutouts.")
+    cutout_service = _CutoutServiceItem(
+        "hips2fits", "Service for colour cutouts: a name registered in "
+        "sfnet.datasets.cutouts (built in: 'hips2fits', 'legacysurvey').", cfgtype="string")
     hips2fits_url = _config.ConfigItem(
         "https://alasky.cds.unistra.fr/hips-image-services/hips2fits",
         "hips2fits server base URL (as astroquery's hips2fits.conf.server).",

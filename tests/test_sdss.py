@@ -587,3 +587,31 @@ def test_real_fetch_three_galaxies(tmp_path):
     for objid in table["objID"]:
         with Image.open(tmp_path / "images-sdss" / f"{objid}.jpg") as im:
             assert im.size == (160, 160) and im.mode == "RGB"
+
+
+# -- cutout service registry --------------------------------------------------
+
+def test_cutout_service_registry(fake, tmp_path):
+    from sfnet.datasets import cutouts
+
+    assert cutouts.cutout_services()[:2] == ("hips2fits", "legacysurvey")
+    with pytest.raises(ValueError, match="already registered"):
+        cutouts.register_cutout_service("hips2fits")(cutouts.LegacySurveyService)
+    legacy = cutouts.LegacySurveyService(160, 0.262)
+    assert legacy.url.endswith("/cutout.jpg") and legacy.service == "legacysurvey"
+    assert legacy.params(1.5, -2.0) == {"ra": "1.5", "dec": "-2.0", "layer": "sdss",
+                                        "pixscale": "0.262", "size": 160}
+    with pytest.raises(TypeError):
+        sfnet.conf.cutout_service = "nowhere"
+
+    @cutouts.register_cutout_service("test-mirror")
+    class Mirror(cutouts.LegacySurveyService):
+        pass
+
+    try:
+        assert "test-mirror" in cutouts.cutout_services()
+        with sfnet.conf.set_temp("cutout_service", "test-mirror"):
+            report = run(tmp_path / "out", 2)
+        assert report["cutout_service"] == "test-mirror" and report["valid"] == 2
+    finally:
+        del cutouts._SERVICES["test-mirror"]

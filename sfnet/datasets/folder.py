@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path
+from .._validation import check_image_size, check_workers
 from ..catalog import add_units as _add_units
 from ..exceptions import DataDroppedWarning, ImageReadError
 from .sample import (_CATALOG_FILE, _IMAGES_FILE, GalaxySample, _build_dir,
@@ -134,8 +135,8 @@ def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
     img_dir = root / image_dir
     if not img_dir.is_dir():
         raise FileNotFoundError(f"image folder {img_dir} does not exist")
-    size = _check_image_size(image_size)
-    n_workers = _check_workers(n_workers)
+    size = check_image_size(image_size)
+    n_workers = check_workers(n_workers)
     cache_path, keyed = _resolve_cache(cache)
 
     csv_bytes = csv_path.read_bytes()
@@ -251,7 +252,7 @@ def write_galaxy_folder(sample, path, *, image_dir="images-sdss", catalog="galax
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not (
             1 <= quality <= 95):
         raise ValueError(f"quality must be an integer from 1 to 95, got {quality!r}")
-    n_workers = _check_workers(n_workers)
+    n_workers = check_workers(n_workers)
     root = Path(path)
     csv_path = root / catalog
     if csv_path.exists() and not overwrite:
@@ -577,32 +578,3 @@ def _warn_dropped(dropped, n_rows, root):
     warning.objids = np.array([d[0] for d in dropped], dtype=np.int64)
     warning.reasons = [f"{cat}: {detail}" for _, cat, detail in dropped]
     warnings.warn(warning, stacklevel=3)
-
-
-def _check_image_size(image_size):
-    if image_size is None:
-        return None
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        hw = (int(image_size), int(image_size))
-    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2 and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-            for s in image_size):
-        hw = (int(image_size[0]), int(image_size[1]))
-    else:
-        raise TypeError(f"image_size must be an int or (height, width), got {image_size!r}")
-    if min(hw) < 1:
-        raise ValueError(f"image_size must be positive, got {image_size!r}")
-    return hw
-
-
-def _check_workers(n_workers):
-    if n_workers is None:
-        try:
-            n = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not on Linux
-            n = os.cpu_count() or 1
-        return max(1, min(8, n))
-    if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) \
-            or n_workers < 1:
-        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
-    return int(n_workers)

@@ -1,0 +1,423 @@
+"""Colour cutouts of catalog galaxies: a registry of cutout services and the download loop.
+
+Each service is one small class registered under a name with
+`register_cutout_service`; it knows its URL (from `sfnet.conf`) and builds
+the request parameters of one cutout for (ra, dec, size, scale).  Two are
+registered:
+
+``"hips2fits"`` (`Hips2FitsService`)
+    The CDS hips2fits service on the ``CDS/P/SDSS9/color`` HiPS
+    (``sfnet.conf.hips2fits_url``), parameters built by astroquery.
+``"legacysurvey"`` (`LegacySurveyService`)
+    The Legacy Survey viewer's ``cutout.jpg?layer=sdss``
+    (``sfnet.conf.legacysurvey_url``), the service the paper used.
+
+`cutout_services` lists the names; ``cutout_service`` arguments are checked
+against the registry.  `fetch_sdss_cutouts` (and `fetch_sdss_sample`) run the
+downloads in a bounded thread pool with a polite rate limit, retry timeouts,
+connection errors, HTTP 5xx and truncated images with exponential backoff and
+jitter, write each image atomically to ``images-sdss/{objID}.jpg`` and only
+count it once it decodes as a complete RGB JPEG of the requested size.
+Valid images already on disk are kept; failures go to ``failures.csv``.
+"""
+
+import io
+import logging
+import os
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+
+from .._io import atomic_write_bytes
+from .._validation import check_bool, check_float, check_int, check_url
+from ..config import conf
+from ..exceptions import DataDroppedWarning
+from . import _download as _dl
+from .skyserver import _html_text, _policy, _progress_bar, _retry_after, _sfnet_version, \
+    _timeout
+
+__all__ = ["fetch_sdss_cutouts", "register_cutout_service", "cutout_services",
+           "Hips2FitsService", "LegacySurveyService", "HIPS_SDSS_COLOR"]
+
+log = logging.getLogger(__name__)
+
+#: The HiPS the default cutouts come from (SDSS DR9 gri colour composite).
+HIPS_SDSS_COLOR = "CDS/P/SDSS9/color"
+
+# Layout of an output folder (see `sfnet.datasets.sdss`).
+_IMAGE_DIR = "images-sdss"
+_CATALOG_CSV = "galaxies.csv"
+_CATALOG_ECSV = "galaxies.ecsv"
+_MANIFEST = "failures.csv"
+_REPORT = "fetch_report.json"
+
+
+# --------------------------------------------------------------------------
+# Service registry
+# --------------------------------------------------------------------------
+
+_SERVICES = {}
+
+
+def register_cutout_service(name):
+    """Class decorator: register a cutout service under ``name``.
+
+    The class is called as ``cls(size, scale_arcsec)`` (validated before the
+    first request) and must provide ``url`` and ``params(ra, dec)``.  A name
+    already registered raises `ValueError`.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a cutout service name must be a non-empty string, got {name!r}")
+
+    def decorator(cls):
+        if name in _SERVICES:
+            raise ValueError(f"a cutout service named {name!r} is already registered")
+        _SERVICES[name] = cls
+        cls.name = name
+        return cls
+
+    return decorator
+
+
+def cutout_services():
+    """The names of the registered cutout services, in registration order."""
+    return tuple(_SERVICES)
+
+
+def _check_service(cutout_service):
+    if cutout_service is None:
+        cutout_service = conf.cutout_service
+    if not isinstance(cutout_service, str) or cutout_service not in _SERVICES:
+        raise ValueError(f"cutout_service must be one of {cutout_services()}, "
+                         f"got {cutout_service!r}")
+    return cutout_service
+
+
+class _CutoutService:
+    """A cutout service: ``url`` and the parameters of one ``size`` x ``size`` cutout."""
+
+    name = None
+
+    def __init__(self, size, scale_arcsec):
+        self.size = size
+        self.scale = scale_arcsec
+
+    @property
+    def service(self):
+        return self.name
+
+    def params(self, ra, dec):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@register_cutout_service("hips2fits")
+class Hips2FitsService(_CutoutService):
+    """CDS hips2fits on the ``CDS/P/SDSS9/color`` HiPS (``sfnet.conf.hips2fits_url``)."""
+
+    def __init__(self, size, scale_arcsec):
+        super().__init__(size, scale_arcsec)
+        self.url = check_url(conf.hips2fits_url, "sfnet.conf.hips2fits_url")
+        self.params(0.0, 0.0)  # import + validate up front
+
+    def params(self, ra, dec):
+        """Request parameters of astroquery.hips2fits for one JPEG cutout (no request)."""
+        from astropy.coordinates import Angle
+        from astroquery.hips2fits import hips2fits
+
+        return hips2fits.query_async(
+            get_query_payload=True, hips=HIPS_SDSS_COLOR, width=self.size, height=self.size,
+            projection="TAN", ra=Angle(ra * u.deg), dec=Angle(dec * u.deg),
+            fov=Angle(self.size * self.scale * u.arcsec), coordsys="icrs",
+            rotation_angle=Angle(0 * u.deg), format="jpg", min_cut=0.5, max_cut=99.5,
+            stretch="linear", cmap="Greys_r")
+
+
+@register_cutout_service("legacysurvey")
+class LegacySurveyService(_CutoutService):
+    """Legacy Survey viewer ``cutout.jpg`` with ``layer=sdss`` (``sfnet.conf.legacysurvey_url``)."""
+
+    def __init__(self, size, scale_arcsec):
+        super().__init__(size, scale_arcsec)
+        base = check_url(conf.legacysurvey_url, "sfnet.conf.legacysurvey_url")
+        self.url = base.rstrip("/") + "/cutout.jpg"
+
+    def params(self, ra, dec):
+        return {"ra": repr(float(ra)), "dec": repr(float(dec)), "layer": "sdss",
+                "pixscale": f"{self.scale:g}", "size": self.size}
+
+
+class _CutoutOptions:
+    """Validated cutout parameters."""
+
+    def __init__(self, cutout_size, pixel_scale, cutout_service, max_workers, rate_limit,
+                 timeout, max_retries, retry_backoff):
+        self.size = check_int(cutout_size, "cutout_size", minimum=8, maximum=2048,
+                              text_is_value_error=True)
+        scale = check_float(pixel_scale, "pixel_scale", unit=u.arcsec, minimum=0.0,
+                            maximum=60.0, strict_min=True, text_is_value_error=True)
+        service = _check_service(cutout_service)
+        self.request = _SERVICES[service](self.size, scale)
+        self.max_workers = check_int(conf.max_workers if max_workers is None else max_workers,
+                                     "max_workers", minimum=1, maximum=64,
+                                     text_is_value_error=True)
+        self.rate_limit = None if rate_limit is None else check_float(
+            rate_limit, "rate_limit", unit=u.Hz, minimum=0.0, strict_min=True,
+            text_is_value_error=True)
+        self.timeout = _timeout(timeout)
+        self.policy = _policy(max_retries, retry_backoff)
+
+
+# --------------------------------------------------------------------------
+# Image checks and the download loop
+# --------------------------------------------------------------------------
+
+class _BadImage(Exception):
+    def __init__(self, message, retryable=True):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def _check_jpeg(data, size):
+    """Raise `_BadImage` unless ``data`` is a complete ``size`` x ``size`` RGB JPEG."""
+    from PIL import Image
+
+    if len(data) < 4 or data[:3] != b"\xff\xd8\xff":
+        snippet = data[:60].decode("latin-1", errors="replace")
+        raise _BadImage(f"not a JPEG ({len(data)} bytes starting {snippet!r})")
+    if b"\xff\xd9" not in data[-64:]:
+        raise _BadImage(f"truncated JPEG ({len(data)} bytes, no end-of-image marker)")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # full decode
+            fmt, mode, dims = im.format, im.mode, im.size
+            extrema = im.getextrema()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise _BadImage(f"JPEG does not decode: {exc}") from None
+    if fmt != "JPEG" or mode != "RGB":
+        raise _BadImage(f"not an RGB JPEG (format {fmt}, mode {mode})", retryable=False)
+    if dims != (size, size):
+        raise _BadImage(f"image is {dims[0]}x{dims[1]} px, expected {size}x{size}",
+                        retryable=False)
+    if all(lo == hi for lo, hi in extrema):
+        raise _BadImage("blank cutout (a single colour: outside the survey footprint?)",
+                        retryable=False)
+
+
+def _valid_on_disk(path, size):
+    """True if ``path`` holds a valid cutout (kept by a resumed run)."""
+    if not path.exists():
+        return False
+    try:
+        _check_jpeg(path.read_bytes(), size)
+    except _BadImage as exc:
+        log.debug("re-fetching %s: %s", path, exc)
+        return False
+    return True
+
+
+def _download_one(session, request, ra, dec, timeout):
+    """One attempt at one cutout; return its bytes or raise a classified error."""
+    import requests
+
+    try:
+        response = session.get(request.url, params=request.params(ra, dec), timeout=timeout)
+    except requests.Timeout:
+        raise _dl.TransientError(f"timeout: no answer within {timeout:g} s") from None
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError) as exc:
+        raise _dl.TransientError(f"connection error: {exc}") from None
+    except requests.RequestException as exc:
+        raise _dl.PermanentError(f"request error: {exc}") from None
+    status = response.status_code
+    if status in _dl.RETRYABLE_STATUS:
+        raise _dl.TransientError(f"HTTP {status}", retry_after=_retry_after(response))
+    if status != 200:
+        raise _dl.PermanentError(f"HTTP {status}: {_html_text(response.text, 200)!r}")
+    data = response.content
+    try:
+        _check_jpeg(data, request.size)
+    except _BadImage as exc:
+        cls = _dl.TransientError if exc.retryable else _dl.PermanentError
+        raise cls(f"invalid image: {exc}") from None
+    return data
+
+
+def _failure(task, outcome):
+    """The failure-manifest entry of a task that raised ``outcome``."""
+    if isinstance(outcome, (_dl.TransientError, _dl.PermanentError)):
+        attempts, error = outcome.n_attempts, str(outcome)
+    else:
+        attempts, error = 0, f"{type(outcome).__name__}: {outcome}"
+    return _dl.Failure(task[0], attempts, error, extra={
+        "objID": task[0], "ra": repr(task[1]), "dec": repr(task[2])})
+
+
+def _fetch_cutouts(catalog, out, *, request, timeout, policy, max_workers, rate_limit,
+                   progress):
+    """Download every missing or invalid cutout; return (counters, failures, seconds)."""
+    import requests
+
+    image_dir = out / _IMAGE_DIR
+    image_dir.mkdir(parents=True, exist_ok=True)
+    counters = _dl.Counters()
+    limiter = _dl.RateLimiter(rate_limit)
+    sessions = _dl.SessionPool(
+        f"sfnet/{_sfnet_version()} python-requests/{requests.__version__}")
+
+    def work(task, stop):
+        objid, ra, dec = task
+        path = image_dir / f"{objid}.jpg"
+        if _valid_on_disk(path, request.size):
+            counters.add(skipped=1)
+            return "present"
+        data, _ = _dl.call_with_retries(
+            lambda: _download_one(sessions.get(), request, ra, dec, timeout),
+            policy, counters, stop=stop, limiter=limiter)
+        atomic_write_bytes(path, data)
+        counters.add(downloaded=1)
+        return "downloaded"
+
+    tasks = ((int(o), float(r), float(d)) for o, r, d in zip(
+        np.asarray(catalog["objID"]), _deg(catalog["ra"]), _deg(catalog["dec"])))
+    failures = []
+    bar = _progress_bar(progress, total=len(catalog), desc=f"cutouts ({request.service})",
+                        unit="img")
+
+    def on_done(task, outcome):
+        if isinstance(outcome, BaseException):
+            failures.append(_failure(task, outcome))
+            counters.add(failed=1)
+            bar.set_postfix(failed=counters.failed, retries=counters.retries, refresh=False)
+
+    t0 = time.perf_counter()
+    try:
+        _dl.run_pool(tasks, work, max_workers=max_workers, progress_bar=bar, on_done=on_done)
+    finally:
+        bar.close()
+        sessions.close()
+    failures.sort(key=lambda f: f.key)
+    return counters, failures, time.perf_counter() - t0
+
+
+def _deg(col):
+    if isinstance(col, u.Quantity):
+        return np.asarray(col.to_value(u.deg), dtype=np.float64)
+    unit = getattr(col, "unit", None)
+    data = np.asarray(col, dtype=np.float64)
+    return data if unit is None else (data * u.Unit(unit)).to_value(u.deg)
+
+
+# --------------------------------------------------------------------------
+# Output folder helpers (shared with sfnet.datasets.sdss)
+# --------------------------------------------------------------------------
+
+def _check_output_dir(output_dir):
+    if not isinstance(output_dir, (str, os.PathLike)):
+        raise TypeError(f"output_dir must be a path, got {output_dir!r}")
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output_dir {str(out)!r} exists and is not a directory")
+    return out
+
+
+_TMP_NAME = re.compile(r"^\.(\d+\.jpg|galaxies\.e?csv|failures\.csv|fetch_report\.json)"
+                       r"\..+\.tmp$")
+
+
+def _remove_stale_temporaries(out):
+    """Remove temporary files an earlier, killed run may have left (never real files)."""
+    for folder in (out, out / _IMAGE_DIR):
+        if folder.is_dir():
+            for entry in os.scandir(folder):
+                if entry.is_file() and _TMP_NAME.match(entry.name):
+                    try:
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        pass
+
+
+def _cutout_summary(counters, failures, seconds, n_total, out):
+    c = counters.as_dict()
+    report = {
+        "n_galaxies": int(n_total),
+        "valid": int(c["skipped"] + c["downloaded"]),
+        "already_present": c["skipped"],
+        "downloaded": c["downloaded"],
+        "failed": c["failed"],
+        "requests": c["requests"],
+        "retries": c["retries"],
+        "seconds": round(seconds, 3),
+        "failures_file": _MANIFEST,
+    }
+    text = (f"cutouts: {report['valid']}/{n_total} valid ({c['skipped']} already present, "
+            f"{c['downloaded']} downloaded), {c['failed']} failed; {c['requests']} requests, "
+            f"{c['retries']} retries, {seconds:.1f} s")
+    if failures:
+        text += f"; failures listed in {out / _MANIFEST}"
+    return report, text
+
+
+def _warn_failures(failures, n_total, out, stacklevel):
+    if failures:
+        shown = ", ".join(f"{f.key} ({f.error})" for f in failures[:3])
+        warnings.warn(
+            f"{len(failures)} of {n_total} cutouts could not be fetched and will be "
+            f"missing from the sample (run again to retry them); see "
+            f"{out / _MANIFEST}: {shown}{', ...' if len(failures) > 3 else ''}",
+            DataDroppedWarning, stacklevel=stacklevel)
+
+
+def fetch_sdss_cutouts(catalog, output_dir, *, cutout_size=160, pixel_scale=0.262 * u.arcsec,
+                       cutout_service=None, progress=True, max_workers=None, rate_limit=10.0,
+                       timeout=None, max_retries=None, retry_backoff=1.0):
+    """Fetch colour cutouts for an existing catalog into ``output_dir/images-sdss``.
+
+    Useful to complete a folder (for example the Zenodo release) whose
+    images are missing.  Valid images already on disk are kept; missing or
+    damaged ones are fetched.  Failures are written to
+    ``output_dir/failures.csv``.
+
+    Parameters
+    ----------
+    catalog : `~astropy.table.Table`
+        With ``objID`` (integer), ``ra`` and ``dec`` (degrees).
+    output_dir : path-like
+    cutout_size, pixel_scale, cutout_service, progress
+        See `fetch_sdss_sample`.
+    max_workers, rate_limit, timeout, max_retries, retry_backoff
+        See `fetch_sdss_sample`.
+
+    Returns
+    -------
+    dict
+        Counts: ``valid``, ``already_present``, ``downloaded``, ``failed``,
+        ``requests``, ``retries``, ``seconds``.
+    """
+    out = _check_output_dir(output_dir)
+    opts = _CutoutOptions(cutout_size, pixel_scale, cutout_service, max_workers, rate_limit,
+                          timeout, max_retries, retry_backoff)
+    progress = check_bool(progress, "progress")
+    for name in ("objID", "ra", "dec"):
+        if name not in getattr(catalog, "colnames", ()):
+            raise ValueError(f"catalog needs an {name!r} column")
+    if not np.issubdtype(np.asarray(catalog["objID"]).dtype, np.integer):
+        raise ValueError("catalog['objID'] must hold integers (read it as int64, never float)")
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
+    counters, failures, seconds = _fetch_cutouts(
+        catalog, out, request=opts.request, timeout=opts.timeout, policy=opts.policy,
+        max_workers=opts.max_workers, rate_limit=opts.rate_limit, progress=progress)
+    _dl.write_failure_manifest(out / _MANIFEST, failures)
+    report, text = _cutout_summary(counters, failures, seconds, len(catalog), out)
+    log.info(text)
+    if progress:
+        print(text, file=sys.stderr)
+    _warn_failures(failures, len(catalog), out, stacklevel=3)
+    return report
+
+

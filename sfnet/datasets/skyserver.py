@@ -1,0 +1,517 @@
+"""SkyServer catalog queries: the SQL builder, transport with paging, and CSV parsing.
+
+`build_sdss_query` renders one SkyServer SQL statement from validated numbers
+and allow-listed column names only (`_QuerySpec`).  `query_sdss_catalog`
+sends it through `astroquery.sdss.SDSSClass.query_sql_async` page by page
+(``TOP page_size`` rows ordered by ``specObjID``, each page starting after
+the last ``specObjID`` seen), retrying timeouts, connection errors and HTTP
+5xx with exponential backoff and jitter.  The response is checked before it
+becomes data: an HTML error page, an empty or garbled body or a table
+without the expected columns raises `SkyServerError`; ``objID`` and
+``specObjID`` are parsed from their text as exact int64.
+
+The endpoint and defaults come from `sfnet.conf` (``skyserver_url``,
+``data_release``, ``timeout``, ``max_retries``).
+"""
+
+import csv
+import datetime
+import html
+import logging
+import math
+import re
+import sys
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Column, Table
+
+from .._validation import check_bool, check_float, check_int, check_range, check_url
+from ..catalog import COLUMNS
+from ..config import conf
+from ..exceptions import SkyServerError
+from ..targets import TARGETS, Target, get_target
+from . import _download as _dl
+
+__all__ = ["build_sdss_query", "query_sdss_catalog", "SkyServerError", "SDSS_COLUMNS",
+           "SDSS_EXTRA_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+
+def _col(c):
+    return {"table": c.table, "kind": c.kind, "unit": c.unit, "description": c.description}
+
+
+#: The catalog columns of a fetched sample (DESIGN.md), in order:
+#: name -> table alias (s=SpecObj, p=PhotoObj, l=galSpecLine, e=galSpecExtra),
+#: kind ("id", "int" or "float"), unit and description, from `sfnet.catalog`.
+SDSS_COLUMNS = {name: _col(c) for name, c in COLUMNS.items() if c.default}
+
+#: Further columns that may be requested with ``extra_columns`` (allow-list:
+#: nothing else ever reaches the SQL).
+SDSS_EXTRA_COLUMNS = {name: _col(c) for name, c in COLUMNS.items() if not c.default}
+
+_KNOWN_COLUMNS = {**SDSS_COLUMNS, **SDSS_EXTRA_COLUMNS}
+
+#: SkyServer's row limit for one synchronous query.
+_MAX_PAGE = 500_000
+_INT64 = np.iinfo(np.int64)
+
+
+# --------------------------------------------------------------------------
+# Parameter validation (before the first request).
+# --------------------------------------------------------------------------
+
+def _check_target(target):
+    """Resolve ``target`` and return (Target, tuple of its SkyServer column names)."""
+    if isinstance(target, Target):
+        if target.name in TARGETS and TARGETS[target.name] == target:
+            return target, ()
+        names = tuple(target.required)
+    else:
+        target = get_target(target)
+        if target.name in TARGETS:
+            return target, ()
+        names = tuple(target.columns)
+    unknown = [c for c in names if c not in _KNOWN_COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"target must be 'metallicity', 'bpt_lines' or SDSS catalog column names "
+            f"known to sfnet (SDSS_COLUMNS, SDSS_EXTRA_COLUMNS); {unknown[0]!r} is not "
+            f"one (no free text is ever passed into the SQL)")
+    return target, names
+
+
+def _check_extra_columns(extra_columns):
+    if extra_columns is None:
+        return ()
+    if isinstance(extra_columns, str):
+        extra_columns = (extra_columns,)
+    if not isinstance(extra_columns, (tuple, list)):
+        raise TypeError(f"extra_columns must be a list of column names, got {extra_columns!r}")
+    out = []
+    for name in extra_columns:
+        if not isinstance(name, str) or name not in _KNOWN_COLUMNS:
+            raise ValueError(
+                f"extra_columns: {name!r} is not a column sfnet can request; choose "
+                f"from SDSS_EXTRA_COLUMNS: {sorted(SDSS_EXTRA_COLUMNS)}")
+        if name not in SDSS_COLUMNS and name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _check_data_release(data_release):
+    if data_release is None:
+        data_release = conf.data_release
+    # The MPA-JHU galSpec tables exist in SkyServer from DR8 on.
+    return check_int(data_release, "data_release", minimum=8, maximum=19,
+                     text_is_value_error=True)
+
+
+def _check_page_size(page_size):
+    return check_int(page_size, "page_size", minimum=1, maximum=_MAX_PAGE,
+                     text_is_value_error=True)
+
+
+class _QuerySpec:
+    """Validated parameters of the catalog query; renders the SQL."""
+
+    def __init__(self, n_galaxies, target, r_mag_range, z_range, extra_columns):
+        self.n = check_int(n_galaxies, "n_galaxies", minimum=1, maximum=10_000_000,
+                           text_is_value_error=True)
+        self.target, target_cols = _check_target(target)
+        self.r_mag_range = check_range(r_mag_range, "r_mag_range", unit=u.mag)
+        self.z_range = check_range(z_range, "z_range")
+        extra = _check_extra_columns(extra_columns)
+        self.extra = tuple(dict.fromkeys(
+            c for c in extra + target_cols if c not in SDSS_COLUMNS))
+        self.columns = tuple(SDSS_COLUMNS) + self.extra
+
+    def where(self):
+        cond = ["s.class = 'GALAXY'", "s.sciencePrimary = 1", "s.zWarning = 0",
+                "i.reliable = 1"]
+        lo, hi = self.z_range
+        if lo is not None:
+            cond.append(f"s.z > {_sql_num(lo)}")
+        if hi is not None:
+            cond.append(f"s.z < {_sql_num(hi)}")
+        lo, hi = self.r_mag_range
+        if lo is not None:
+            cond.append(f"p.petroMag_r >= {_sql_num(lo)}")
+        if hi is not None:
+            cond.append(f"p.petroMag_r <= {_sql_num(hi)}")
+        aliases = {name: col.table for name, col in COLUMNS.items()}
+        cond += self.target.sql_where(aliases)
+        return cond
+
+    def sql(self, top=None, after=None):
+        top = self.n if top is None else top
+        names = [f"{_KNOWN_COLUMNS[c]['table']}.{c}" for c in self.columns]
+        lines = [[]]
+        for name in names:
+            if lines[-1] and sum(len(x) + 2 for x in lines[-1]) + len(name) > 64:
+                lines.append([])
+            lines[-1].append(name)
+        cols = ",\n       ".join(", ".join(line) for line in lines)
+        cond = self.where()
+        if after is not None:
+            cond.append(f"s.specObjID > {int(after)}")
+        return (
+            f"SELECT TOP {int(top)}\n       {cols}\n"
+            "FROM SpecObj AS s\n"
+            "  JOIN PhotoObj AS p ON p.objID = s.bestObjID\n"
+            "  JOIN galSpecInfo AS i ON i.specObjID = s.specObjID\n"
+            "  JOIN galSpecLine AS l ON l.specObjID = s.specObjID\n"
+            "  JOIN galSpecExtra AS e ON e.specObjID = s.specObjID\n"
+            "WHERE " + "\n  AND ".join(cond) + "\n"
+            "ORDER BY s.specObjID")
+
+
+def _sql_num(x):
+    """A validated finite float as an SQL literal (shortest exact repr)."""
+    if not math.isfinite(x):  # pragma: no cover - validated before
+        raise ValueError(f"not a finite number: {x!r}")
+    return repr(float(x))
+
+
+def _one_line(sql):
+    return " ".join(sql.split())
+
+
+def build_sdss_query(n_galaxies, target="metallicity", *, r_mag_range=(14.0, 17.77),
+                     z_range=(0.02, None), extra_columns=()):
+    """The SkyServer SQL that selects the sample (for inspection and the docs).
+
+    The query joins ``SpecObj`` to ``PhotoObj`` on ``bestObjID`` and to the
+    MPA-JHU tables ``galSpecInfo``, ``galSpecLine`` and ``galSpecExtra`` on
+    ``specObjID``; it keeps primary galaxy spectra with a clean redshift
+    (``class = 'GALAXY'``, ``sciencePrimary = 1``, ``zWarning = 0``), MPA-JHU
+    ``reliable = 1``, the redshift and Petrosian r-magnitude ranges, and the
+    target's quality cuts (see `sfnet.targets`).  Only validated numbers and
+    allow-listed column names enter the text.  `fetch_sdss_sample` runs it in
+    pages of ``TOP page_size`` rows, each with ``s.specObjID >`` the last
+    value seen.
+
+    Parameters
+    ----------
+    n_galaxies : int
+        Number of galaxies (``TOP n_galaxies``), positive.
+    target : str or list of str
+        ``"metallicity"``, ``"bpt_lines"`` or a list of column names from
+        `SDSS_COLUMNS` / `SDSS_EXTRA_COLUMNS`.
+    r_mag_range : (float or None, float or None)
+        Inclusive range of ``petroMag_r``; ``None`` leaves a side open.
+    z_range : (float or None, float or None)
+        Exclusive range of the redshift ``z``; default ``z > 0.02``.
+    extra_columns : list of str
+        Further columns from `SDSS_EXTRA_COLUMNS`.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError, TypeError
+        A parameter is not a valid number or known name.
+
+    Examples
+    --------
+    >>> from sfnet.datasets import build_sdss_query
+    >>> sql = build_sdss_query(1000, "metallicity")
+    >>> print(sql.splitlines()[0])
+    SELECT TOP 1000
+    >>> "e.oh_p50 > 0" in sql and sql.endswith("ORDER BY s.specObjID")
+    True
+    """
+    return _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns).sql()
+
+
+# --------------------------------------------------------------------------
+# Transport and parsing
+# --------------------------------------------------------------------------
+
+def _html_text(text, limit=400):
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
+    text = re.sub(r"(?s)<[^>]*>", " ", text)
+    text = " ".join(html.unescape(text).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _parse_int64(text, name, row):
+    s = text.strip()
+    if not re.fullmatch(r"[+-]?\d+", s):
+        raise SkyServerError(
+            f"SkyServer returned {name} = {text!r} in data row {row}, which is not an "
+            f"exact integer")
+    value = int(s)
+    if not _INT64.min <= value <= _INT64.max:
+        raise SkyServerError(f"SkyServer returned {name} = {s} in data row {row}, outside int64")
+    return value
+
+
+def _csv_rows(content):
+    """Check SkyServer's answer (``#Table1``, header, rows); return (header, rows)."""
+    text = content.decode("utf-8-sig", errors="replace") if isinstance(
+        content, bytes) else content
+    stripped = text.strip()
+    if not stripped:
+        raise SkyServerError("SkyServer returned an empty response instead of a table")
+    head = stripped[:4000].lower()
+    if stripped.startswith("<") or "<html" in head or "<body" in head:
+        raise SkyServerError(
+            f"SkyServer returned an HTML page instead of a table: {_html_text(text)!r}")
+    lines = stripped.splitlines()
+    if lines[0].strip() != "#Table1":
+        raise SkyServerError(
+            "SkyServer returned an unexpected response (it does not start with "
+            f"'#Table1'): {stripped[:300]!r}")
+    if any(line.startswith("#Table") for line in lines[1:]):
+        raise SkyServerError("SkyServer returned more than one table")
+    reader = csv.reader(lines[1:])
+    header = next(reader, None)
+    if not header:
+        raise SkyServerError("SkyServer returned a table without a header line")
+    rows = []
+    for k, row in enumerate(reader, start=1):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise SkyServerError(
+                f"SkyServer returned a garbled table: data row {k} has {len(row)} fields, "
+                f"the header has {len(header)}")
+        rows.append(row)
+    return header, rows
+
+
+def _parse_floats(rows, j, name):
+    arr = np.empty(len(rows), dtype=np.float64)
+    for k, r in enumerate(rows):
+        s = r[j].strip()
+        if s == "" or s.lower() == "null":
+            arr[k] = np.nan
+            continue
+        try:
+            arr[k] = float(s)
+        except ValueError:
+            raise SkyServerError(
+                f"SkyServer returned {name} = {s!r} in data row {k + 1}, "
+                "which is not a number") from None
+    return arr
+
+
+def _parse_skyserver_csv(content, columns):
+    """Parse SkyServer's CSV answer (``#Table1``, header, rows) into column arrays.
+
+    Identifiers are parsed from their text as exact int64 (never via float).
+    """
+    header, rows = _csv_rows(content)
+    index = {h.strip().lower(): j for j, h in enumerate(header)}
+    missing = [c for c in columns if c.lower() not in index]
+    if missing:
+        raise SkyServerError(
+            f"SkyServer table lacks the expected column(s) {missing}; it has {header}")
+    out = {}
+    for name in columns:
+        j = index[name.lower()]
+        if _KNOWN_COLUMNS[name]["kind"] in ("id", "int"):
+            values = [_parse_int64(r[j], name, k) for k, r in enumerate(rows, start=1)]
+            out[name] = np.array(values, dtype=np.int64)
+        else:
+            out[name] = _parse_floats(rows, j, name)
+    return out
+
+
+def _run_sql(client, sql, *, data_release, timeout, policy, counters):
+    """Send one SQL statement through astroquery, with retries; return column arrays."""
+    import requests
+    from astroquery.sdss import conf as sdss_conf
+
+    base = conf.skyserver_url.rstrip("/")
+
+    def attempt():
+        try:
+            with sdss_conf.set_temp("skyserver_baseurl", base):
+                response = client.query_sql_async(sql, timeout=timeout,
+                                                  data_release=data_release, cache=False)
+        except requests.Timeout:
+            raise _dl.TransientError(f"no answer within the {timeout} s timeout") from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise _dl.TransientError(f"connection error: {exc}") from None
+        status = response.status_code
+        if status in _dl.RETRYABLE_STATUS:
+            raise _dl.TransientError(f"HTTP {status} from {base}",
+                                     retry_after=_retry_after(response))
+        if status != 200:
+            raise _dl.PermanentError(
+                f"HTTP {status} from {base}: {_html_text(response.text, 300)!r}")
+        return response.content
+
+    try:
+        content, _ = _dl.call_with_retries(attempt, policy, counters)
+    except (_dl.TransientError, _dl.PermanentError) as exc:
+        raise SkyServerError(
+            f"SkyServer query failed after {exc.n_attempts} attempt(s): {exc}") from exc
+    return content
+
+
+def _retry_after(response):
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _policy(max_retries, retry_backoff):
+    max_retries = check_int(conf.max_retries if max_retries is None else max_retries,
+                            "max_retries", minimum=0, maximum=100, text_is_value_error=True)
+    retry_backoff = check_float(retry_backoff, "retry_backoff", minimum=0.0, maximum=3600.0,
+                                text_is_value_error=True)
+    return _dl.RetryPolicy(max_retries=max_retries, backoff=retry_backoff,
+                           max_backoff=max(60.0, retry_backoff))
+
+
+def _timeout(timeout):
+    return check_float(conf.timeout if timeout is None else timeout, "timeout",
+                       unit=u.s, minimum=0.0, strict_min=True, text_is_value_error=True)
+
+
+def _sfnet_version():
+    from .. import __version__
+    return __version__
+
+
+def _progress_bar(progress, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
+                **kwargs)
+
+
+def _fetch_pages(client, spec, *, data_release, page_size, timeout, policy, bar, counters):
+    """Send the query page by page (keyset paging on specObjID); return the pages."""
+    pages = []
+    got = 0
+    after = None
+    while got < spec.n:
+        top = min(page_size, spec.n - got)
+        content = _run_sql(client, spec.sql(top=top, after=after),
+                           data_release=data_release, timeout=timeout, policy=policy,
+                           counters=counters)
+        page = _parse_skyserver_csv(content, spec.columns)
+        ids = page["specObjID"]
+        if len(ids) > top:
+            raise SkyServerError(
+                f"SkyServer returned {len(ids)} rows for a TOP {top} query")
+        if len(ids) and (np.any(np.diff(ids) <= 0) or (
+                after is not None and ids[0] <= after)):
+            raise SkyServerError(
+                "SkyServer returned rows out of specObjID order; paging would not "
+                "be reliable")
+        pages.append(page)
+        got += len(ids)
+        bar.update(len(ids))
+        if len(ids) < top:
+            break
+        after = int(ids[-1])
+    return pages
+
+
+def _catalog_table(spec, pages, data_release):
+    """Join the pages into a Table with units, one row per objID, and provenance meta."""
+    import astroquery
+
+    table = Table()
+    for name in spec.columns:
+        info = _KNOWN_COLUMNS[name]
+        data = np.concatenate([p[name] for p in pages]) if pages else np.array(
+            [], dtype=np.int64 if info["kind"] != "float" else np.float64)
+        table[name] = Column(data, unit=info["unit"], description=info["description"])
+    # One row per photometric object (each image is keyed by objID).
+    _, first = np.unique(table["objID"], return_index=True)
+    if len(first) < len(table):
+        log.info("dropping %d duplicate objID row(s)", len(table) - len(first))
+        table = table[np.sort(first)]
+    if len(table) < spec.n:
+        log.info("SkyServer has only %d galaxies matching the query (asked for %d)",
+                 len(table), spec.n)
+    table.meta.update({
+        "sdss_query": _one_line(spec.sql()),
+        "data_release": int(data_release),
+        "skyserver_url": conf.skyserver_url,
+        "target": spec.target.name,
+        "n_requested": int(spec.n),
+        "retrieved": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "sfnet_version": _sfnet_version(),
+        "astroquery_version": astroquery.__version__,
+        "source": "SDSS SkyServer, MPA-JHU galSpec tables (Brinchmann et al. 2004, "
+                  "Tremonti et al. 2004, Kauffmann et al. 2003)",
+    })
+    return table
+
+
+def _query_catalog(spec, *, data_release, page_size, timeout, policy, progress, counters):
+    """Page through the query; return a Table with units and provenance meta."""
+    from astroquery.sdss import SDSSClass
+
+    client = SDSSClass()
+    bar = _progress_bar(progress, total=spec.n, desc="SkyServer catalog", unit="row")
+    try:
+        pages = _fetch_pages(client, spec, data_release=data_release, page_size=page_size,
+                             timeout=timeout, policy=policy, bar=bar, counters=counters)
+    finally:
+        bar.close()
+        client._session.close()
+    return _catalog_table(spec, pages, data_release)
+
+
+def query_sdss_catalog(n_galaxies, target="metallicity", *, data_release=None,
+                       page_size=50000, r_mag_range=(14.0, 17.77), z_range=(0.02, None),
+                       extra_columns=(), timeout=None, max_retries=None,
+                       retry_backoff=1.0, progress=False):
+    """Run `build_sdss_query` on SkyServer and return the catalog (no images).
+
+    Parameters
+    ----------
+    n_galaxies, target, r_mag_range, z_range, extra_columns
+        See `build_sdss_query`.
+    data_release : int, optional
+        SDSS data release (8-19); default ``sfnet.conf.data_release``.
+    page_size : int
+        Rows per request (at most 500000, SkyServer's limit).
+    timeout : float or `~astropy.units.Quantity`, optional
+        Seconds per request; default ``sfnet.conf.timeout``.
+    max_retries : int, optional
+        Retries per request on timeouts, connection errors and HTTP 5xx;
+        default ``sfnet.conf.max_retries``.
+    retry_backoff : float
+        Base delay of the exponential backoff, in seconds.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        Columns of `SDSS_COLUMNS` (plus extras) with units; ``objID`` and
+        ``specObjID`` int64; ``meta`` holds the query and provenance.
+
+    Raises
+    ------
+    SkyServerError
+        An error page, a malformed table, or failure after all retries.
+    """
+    spec = _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns)
+    data_release = _check_data_release(data_release)
+    page_size = _check_page_size(page_size)
+    timeout = _timeout(timeout)
+    policy = _policy(max_retries, retry_backoff)
+    progress = check_bool(progress, "progress")
+    check_url(conf.skyserver_url, "sfnet.conf.skyserver_url")
+    return _query_catalog(spec, data_release=data_release, page_size=page_size,
+                          timeout=timeout, policy=policy, progress=progress,
+                          counters=_dl.Counters())
+
+
