@@ -138,10 +138,9 @@ def photometric_features(sample):
 
 
 def _target_rows(sample, target):
-    mask = target.mask(sample.catalog)
-    rows = np.flatnonzero(mask)
-    y = target.values(sample.catalog, check=False)[rows]
-    return rows, y
+    y = target.truth(sample.catalog)
+    rows = np.flatnonzero(np.all(np.isfinite(y), axis=1))
+    return rows, y[rows]
 
 
 def mean_baseline_rmse(train, valid, target="metallicity"):

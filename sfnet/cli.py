@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from ._demo import DEMO_DEFAULTS
+from .datasets.cutouts import cutout_services
 
 __all__ = ["main", "build_parser", "DEMO_DEFAULTS"]
 
@@ -260,7 +261,7 @@ def build_parser():
                         "comma-separated column names")
     p.add_argument("--data-release", type=_int_at_least(1), default=None, metavar="DR",
                    help="SDSS data release (default: sfnet.conf.data_release)")
-    p.add_argument("--cutout-service", choices=("hips2fits", "legacysurvey"), default=None,
+    p.add_argument("--cutout-service", choices=cutout_services(), default=None,
                    help="where cutouts come from (default: sfnet.conf.cutout_service)")
     p.add_argument("--cutout-size", type=_int_at_least(16), default=160, metavar="PX",
                    help="cutout size in pixels (0.262 arcsec/px)")
