@@ -1,9 +1,22 @@
-"""Galaxy samples: the container, the embedded mock, the Zenodo-layout loader and SDSS retrieval."""
+"""Galaxy samples: the container, the embedded mock, the Zenodo-layout loader and SDSS retrieval.
+
+* `sfnet.datasets.sample` -- `GalaxySample`, images plus catalog, saved as ECSV + ``.npy``;
+* `sfnet.datasets.mock` -- `make_mock_galaxies`, the SDSS-like mock (the offline default);
+* `sfnet.datasets.folder` -- `load_galaxy_folder` / `write_galaxy_folder`, the Zenodo layout;
+* `sfnet.datasets.skyserver` -- the SkyServer SQL query (`build_sdss_query`,
+  `query_sdss_catalog`);
+* `sfnet.datasets.cutouts` -- the cutout services behind a registry
+  (`register_cutout_service`) and `fetch_sdss_cutouts`;
+* `sfnet.datasets.sdss` -- `fetch_sdss_sample`: catalog and cutouts into a folder.
+"""
 
 from .sample import *  # noqa: F401,F403
 from .folder import *  # noqa: F401,F403
 from .mock import *  # noqa: F401,F403
+from .skyserver import *  # noqa: F401,F403
+from .cutouts import *  # noqa: F401,F403
 from .sdss import *  # noqa: F401,F403
-from . import sample, folder, mock, sdss
+from . import sample, folder, mock, skyserver, cutouts, sdss
 
-__all__ = sample.__all__ + folder.__all__ + mock.__all__ + sdss.__all__
+__all__ = list(dict.fromkeys(sample.__all__ + folder.__all__ + mock.__all__ + skyserver.__all__
+                             + cutouts.__all__ + sdss.__all__))
