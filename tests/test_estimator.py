@@ -211,3 +211,13 @@ def test_not_fitted_for_every_entry_point(data):
                  lambda: model.score(X, y), lambda: model.pooled_features(X)):
         with pytest.raises(NotFittedError):
             call()
+
+
+def test_load_keeps_the_cuts_of_a_named_target(data, tmp_path):
+    from sfnet.targets import get_target
+
+    X, y = data[0][:32], data[1][:32]
+    model = SparseFeatureNet(k=1, target="metallicity", epochs=1, batch_size=16,
+                             progress=False, random_state=0).fit(X, y)
+    loaded = SparseFeatureNet.load(model.save(tmp_path / "m"))
+    assert loaded.target_ == get_target("metallicity") and loaded.target_.cuts
