@@ -146,6 +146,64 @@ def test_damaged_images_dropped_with_one_warning(damaged_folder, sample):
     assert np.abs(loaded.images[ok].astype(int) - sample.images[0].astype(int)).mean() < 2
 
 
+def opened_files(monkeypatch):
+    """Record every file PIL opens (path arguments of `PIL.Image.open`)."""
+    opened = []
+    real_open = Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        opened.append(os.fspath(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    return opened
+
+
+def test_each_image_is_opened_once(damaged_folder, monkeypatch):
+    opened = opened_files(monkeypatch)
+    loaded, warning = load_one_warning(damaged_folder, cache=False)
+    assert len(opened) == N - 1  # every existing file once (one is missing)
+    assert len(set(opened)) == len(opened)
+    assert len(loaded) == N - 4
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_majority_size_differs_from_the_first_image(tmp_path, cache, cache_dir, monkeypatch):
+    """The first readable image is of a minority size: the majority is kept all the same."""
+    n = 8
+    sample = make_sample(n)
+    path = write_galaxy_folder(sample, tmp_path / "d")
+    ids = sample.catalog["objID"]
+    small = smooth_images(3, 24, seed=5)
+    for i, row in enumerate((0, 2, 5)):  # three 24 px images, the first one first
+        Image.fromarray(small[i]).save(jpg(path, ids[row]), format="JPEG", quality=95)
+    jpg(path, ids[1]).write_bytes(b"not an image")
+    opened = opened_files(monkeypatch)
+    loaded, warning = load_one_warning(path, cache=cache)
+    keep = [3, 4, 6, 7]
+    assert loaded.catalog["objID"].tolist() == [ids[i] for i in keep]
+    assert loaded.image_shape == (SIZE, SIZE, 3)
+    err = np.abs(loaded.read_images().astype(int) - sample.images[keep].astype(int))
+    assert err.mean() < 2
+    assert warning.objids.tolist() == [ids[i] for i in (0, 1, 2, 5)]
+    assert [r.split(":")[0] for r in warning.reasons] == [
+        "wrong size", "unreadable", "wrong size", "wrong size"]
+    assert f"is 24x24, not {SIZE}x{SIZE}" in warning.reasons[0]
+    # every file once, then the images of the majority size a second time
+    assert len(opened) == n + len(keep)
+
+
+def test_size_tie_goes_to_the_first_image(tmp_path):
+    sample = make_sample(4)
+    path = write_galaxy_folder(sample, tmp_path / "d")
+    ids = sample.catalog["objID"]
+    for row in (1, 3):
+        Image.fromarray(smooth_images(1, 24)[0]).save(jpg(path, ids[row]), format="JPEG")
+    loaded, warning = load_one_warning(path, cache=False)
+    assert loaded.catalog["objID"].tolist() == [ids[0], ids[2]]
+    assert warning.objids.tolist() == [ids[1], ids[3]]
+
+
 def test_image_size_resizes_everything(damaged_folder, sample):
     loaded, warning = load_one_warning(damaged_folder, cache=False, image_size=16)
     assert loaded.image_shape == (16, 16, 3)
@@ -178,18 +236,13 @@ def test_cache_reused_then_invalidated(damaged_folder, sample, cache_dir, monkey
     np.testing.assert_array_equal(GalaxySample.load(keyed[0]).images, first.images)
 
     calls = []
-    real_decode, real_size = folder_mod._decode_image, folder_mod._image_size
+    real_decode = folder_mod._decode_image
 
     def counting_decode(*args, **kwargs):
         calls.append(args[0])
         return real_decode(*args, **kwargs)
 
-    def counting_size(*args, **kwargs):
-        calls.append(args[0])
-        return real_size(*args, **kwargs)
-
     monkeypatch.setattr(folder_mod, "_decode_image", counting_decode)
-    monkeypatch.setattr(folder_mod, "_image_size", counting_size)
     second, warning = load_one_warning(damaged_folder)  # the warning is repeated
     assert calls == []
     assert isinstance(second.images, np.memmap)

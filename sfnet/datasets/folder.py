@@ -167,35 +167,41 @@ def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
             candidates.append(row)
         else:
             dropped.append((int(objid), "missing", f"no file {paths[row]}"))
-    if size is None:
-        candidates, size = _majority_size(candidates, objids, paths, n_workers,
-                                          progress, dropped)
-        resize = None
-    else:
-        resize = size
 
-    def decode(sink):
-        kept = _decode_rows(candidates, objids, paths, size, resize, n_workers,
-                            progress, dropped, sink)
+    def decode(open_sink):
+        kept, hw = _decode_all(candidates, objids, paths, size, n_workers, progress,
+                               dropped, open_sink)
         if not kept:
             raise ValueError(f"no usable image for any of the {n_rows} galaxies in "
                              f"{csv_path}: {_summary(dropped)}")
         row_of = {int(o): i for i, o in enumerate(objids)}
         dropped.sort(key=lambda d: row_of[d[0]])
-        return _add_units(table[kept])
+        return _add_units(table[kept]), hw
 
     if cache_path is None:
-        sink = _ArraySink(len(candidates), size)
-        cat = decode(sink)
-        out = GalaxySample(sink.array[:sink.n], cat)
+        sinks = []
+
+        def open_array(hw):
+            sinks[:] = [_ArraySink(len(candidates), hw)]
+            return sinks[0]
+
+        cat, _ = decode(open_array)
+        out = GalaxySample(sinks[0].array[:sinks[0].n], cat)
         _warn_dropped(dropped, n_rows, root)
         return out
 
     def fill(tmp):
         with open(tmp / _IMAGES_FILE, "wb") as fh:
-            writer = _NpyWriter(fh, len(candidates), tuple(size) + (3,), np.uint8)
-            cat = decode(writer)
-            writer.close()
+            writers = []
+
+            def open_npy(hw):  # (re)start the file: the image size is now known
+                fh.seek(0)
+                fh.truncate()
+                writers[:] = [_NpyWriter(fh, len(candidates), tuple(hw) + (3,), np.uint8)]
+                return writers[0]
+
+            cat, hw = decode(open_npy)
+            writers[0].close()
             fh.flush()
             os.fsync(fh.fileno())
         _write_catalog(tmp / _CATALOG_FILE, cat)
@@ -203,7 +209,7 @@ def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
                   "image_dir": str(image_dir), "catalog": str(catalog),
                   "image_size": None if image_size is None else list(size),
                   "n_rows": n_rows, "dropped": [list(d) for d in dropped]}
-        _write_manifest(tmp, len(cat), tuple(size) + (3,), np.uint8, cat,
+        _write_manifest(tmp, len(cat), tuple(hw) + (3,), np.uint8, cat,
                         extra={"source": source})
 
     _build_dir(cache_path, fill, replace=True)
@@ -313,18 +319,6 @@ def _decode_image(path, size=None, objid=None):
     return arr
 
 
-def _image_size(path, objid=None):
-    """``(height, width)`` from the image header (no decoding)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-        raise ImageReadError(path, objid, str(exc) or type(exc).__name__) from exc
-    return (int(h), int(w))
-
-
 def _write_jpeg(path, image, quality):
     from PIL import Image
 
@@ -357,61 +351,88 @@ def _ordered_map(fn, jobs, n_workers):
                 fut.cancel()
 
 
-def _decode_rows(rows, objids, paths, size, resize, n_workers, progress, dropped, sink):
-    """Decode ``paths[rows]`` in threads and append them, in order, to ``sink``.
+def _decode_rows(rows, objids, paths, size, resize, n_workers, progress, dropped,
+                 open_sink, desc="decoding images"):
+    """Decode ``paths[rows]`` in threads, opening each file once, and append those
+    of ``size`` to a sink, in order.
 
-    Failures are appended to ``dropped``; returns the rows written.
+    ``size`` None: the size of the first image that decodes.  The sink is
+    ``open_sink(size)``, called once that size is known.  Unreadable files are
+    appended to ``dropped``; decodable images of another size are neither written
+    nor dropped here but returned, so the caller can choose the majority size.
+
+    Returns
+    -------
+    kept : list of int
+        The rows written, in order.
+    size : (int, int) or None
+        The size written (None if nothing decoded).
+    others : dict
+        ``{row: (height, width)}`` of the images of another size, in row order.
     """
     from tqdm.auto import tqdm
 
-    kept = []
+    kept, others, sink = [], {}, None
+    if size is not None:
+        sink = open_sink(size)
     jobs = ((paths[row], resize, int(objids[row])) for row in rows)
-    with tqdm(total=len(rows), desc="decoding images", unit="img",
-              disable=not progress) as bar:
+    with tqdm(total=len(rows), desc=desc, unit="img", disable=not progress) as bar:
         for row, fut in zip(rows, _ordered_map(_decode_image, jobs, n_workers)):
             try:
                 img = fut.result()
             except ImageReadError as exc:
                 dropped.append((int(objids[row]), "unreadable", str(exc)))
             else:
-                if img.shape[:2] == tuple(size):
+                hw = img.shape[:2]
+                if size is None:
+                    size = hw
+                    sink = open_sink(size)
+                if hw == tuple(size):
                     sink.write(img[np.newaxis])
                     kept.append(row)
-                else:  # the file changed since its header was read
-                    dropped.append((int(objids[row]), "wrong size",
-                                    f"{paths[row]} is {img.shape[1]}x{img.shape[0]}"))
+                else:
+                    others[row] = hw
             bar.update(1)
-    return kept
+    return kept, size, others
 
 
-def _majority_size(candidates, objids, paths, n_workers, progress, dropped):
-    """Read image headers; drop unreadable ones and those not of the commonest size."""
-    from tqdm.auto import tqdm
+def _decode_all(candidates, objids, paths, size, n_workers, progress, dropped, open_sink):
+    """Decode the candidate rows into ``open_sink(size)``; return ``(kept, size)``.
 
-    sizes = {}
-    jobs = ((paths[row], int(objids[row])) for row in candidates)
-    with tqdm(total=len(candidates), desc="reading image headers", unit="img",
-              disable=not progress) as bar:
-        for row, fut in zip(candidates, _ordered_map(_image_size, jobs, n_workers)):
-            try:
-                sizes[row] = fut.result()
-            except ImageReadError as exc:
-                dropped.append((int(objids[row]), "unreadable", str(exc)))
-            bar.update(1)
-    if not sizes:
+    With ``size`` given every image is resized to it.  Otherwise the images keep
+    their size and only those of the most common size are kept (ties: the
+    size met first), the others dropped as "wrong size".  Each file is opened
+    once: the first decodable image's size is assumed to be the most common
+    one, which it nearly always is; in the rare case it is not, the images of the
+    most common size are decoded again into a new sink.
+    """
+    if size is not None:
+        kept, size, others = _decode_rows(candidates, objids, paths, size, size, n_workers,
+                                          progress, dropped, open_sink)
+        for row, (h, w) in others.items():  # only if resizing failed to reach the size
+            dropped.append((int(objids[row]), "wrong size", f"{paths[row]} is {w}x{h}"))
+        return kept, size
+    kept, first, others = _decode_rows(candidates, objids, paths, None, None, n_workers,
+                                       progress, dropped, open_sink)
+    if first is None:
         return [], (0, 0)
-    majority = collections.Counter(sizes.values()).most_common(1)[0][0]
-    kept = []
-    for row in candidates:
-        if row not in sizes:
-            continue
-        if sizes[row] == majority:
-            kept.append(row)
-        else:
-            h, w = sizes[row]
-            dropped.append((int(objids[row]), "wrong size",
-                            f"{paths[row]} is {w}x{h}, not {majority[1]}x{majority[0]} "
-                            "like most images (pass image_size= to resize)"))
+    counts = collections.Counter({first: len(kept)})
+    counts.update(others.values())
+    majority = counts.most_common(1)[0][0]  # stable: a tie goes to the first size met
+    wrong = others
+    if majority != first:
+        rerun = [row for row, hw in others.items() if hw == majority]
+        wrong = {row: first for row in kept}
+        wrong.update((row, hw) for row, hw in others.items() if hw != majority)
+        kept, _, changed = _decode_rows(rerun, objids, paths, majority, None, n_workers,
+                                        progress, dropped, open_sink,
+                                        desc=f"decoding {majority[1]}x{majority[0]} images")
+        wrong.update(changed)  # files that changed size since the first pass
+    for row in sorted(wrong):
+        h, w = wrong[row]
+        dropped.append((int(objids[row]), "wrong size",
+                        f"{paths[row]} is {w}x{h}, not {majority[1]}x{majority[0]} "
+                        "like most images (pass image_size= to resize)"))
     return kept, majority
 
 
