@@ -448,3 +448,144 @@ def test_image_store_of_lazy_subset(saved):
     assert rows.dtype == np.int64 and len(rows) == len(sub)
     np.testing.assert_array_equal(array[rows], sub.read_images())
     assert "lazy subset" in repr(sub)
+
+
+# ------------------------------------------------------- pandas and QTable catalogs
+def _mock_catalog(n=40, seed=3):
+    from sfnet.datasets import make_mock_galaxies
+
+    s = make_mock_galaxies(n, image_size=16, seed=seed, progress=False)
+    return s.images, s.catalog
+
+
+def test_dataframe_catalog_converted_with_units():
+    pd = pytest.importorskip("pandas")
+    images = np.zeros((3, 4, 4, 3), np.uint8)
+    df = pd.DataFrame({"objID": np.arange(3, dtype=np.int64) + BIG,
+                       "ra": [150.0, 150.1, 150.2], "dec": [2.0, 2.1, 2.2],
+                       "oh_p50": [8.9, -9999.0, 9.1], "h_alpha_flux": [120.0, 80.0, np.nan],
+                       "my_column": [1, 2, 3], "name": ["a", "b", "c"]})
+    s = GalaxySample(images, df)
+    cat = s.catalog
+    assert isinstance(cat, Table)
+    assert cat["objID"].dtype == np.int64
+    assert cat["objID"].tolist() == [BIG, BIG + 1, BIG + 2]  # not rounded through float
+    # known columns get the schema's units and descriptions; unknown ones are left alone
+    assert cat["ra"].unit == u.deg and cat["dec"].unit == u.deg
+    assert cat["oh_p50"].unit == u.dex
+    assert cat["h_alpha_flux"].unit == u.Unit("1e-17 erg / (s cm2)")
+    assert "12 + log(O/H)" in cat["oh_p50"].description
+    assert cat["my_column"].unit is None and cat["name"].tolist() == ["a", "b", "c"]
+    # NaN is missing (masked), as in astropy's from_pandas
+    assert cat["h_alpha_flux"].mask.tolist() == [False, False, True]
+    np.testing.assert_allclose(s.coords.ra.deg, [150.0, 150.1, 150.2])
+    # the DataFrame itself is untouched
+    assert list(df.columns)[:2] == ["objID", "ra"] and df["oh_p50"].iloc[1] == -9999.0
+
+
+def test_dataframe_objid_index_strings_and_errors():
+    pd = pytest.importorskip("pandas")
+    img = np.zeros((2, 4, 4, 3), np.uint8)
+    # objID as the (named) index, e.g. after read_csv(..., index_col="objID")
+    df = pd.DataFrame({"objID": [BIG + 1, BIG], "z": [0.1, 0.2]}).set_index("objID")
+    s = GalaxySample(img, df)
+    assert s.catalog["objID"].tolist() == [BIG + 1, BIG]
+    assert s.catalog["z"].tolist() == [0.1, 0.2]
+    # objID read as strings to keep all digits: converted exactly
+    s = GalaxySample(img, pd.DataFrame({"objID": [str(BIG), str(BIG + 7)]}, dtype=str))
+    assert s.catalog["objID"].dtype == np.int64
+    assert s.catalog["objID"].tolist() == [BIG, BIG + 7]
+    s = GalaxySample(img, Table({"objID": np.array([str(BIG), "12"])}))  # Tables too
+    assert s.catalog["objID"].tolist() == [BIG, 12]
+    with pytest.raises(TypeError, match="'objID' must be integer.*float64"):
+        GalaxySample(img, pd.DataFrame({"objID": [float(BIG), 1.0]}))
+    with pytest.raises(TypeError, match="'objID' must be integer \\(or strings of digits\\)"):
+        GalaxySample(img, pd.DataFrame({"objID": ["12", "12.5"]}))
+    with pytest.raises(TypeError, match="'objID' must be integer \\(or strings"):
+        GalaxySample(img, Table({"objID": np.array([1, 2.5], dtype=object)}))
+    with pytest.raises(ValueError, match="'objID' has 1 masked"):
+        GalaxySample(img, pd.DataFrame({"objID": pd.array([BIG, None], dtype="Int64")}))
+    with pytest.raises(ValueError, match="'objID' column"):
+        GalaxySample(img, pd.DataFrame({"id": [1, 2]}))
+    with pytest.raises(ValueError, match="images has 2 rows but catalog has 3"):
+        GalaxySample(img, pd.DataFrame({"objID": [1, 2, 3]}))
+    with pytest.raises(TypeError, match="string column names"):
+        GalaxySample(img, pd.DataFrame({"objID": [1, 2], 0: [3, 4]}))
+
+
+def test_to_pandas_round_trip_keeps_ids_units_and_order():
+    pd = pytest.importorskip("pandas")
+    s = make_sample(6)
+    s.catalog["flux"] = MaskedColumn(np.arange(6.0), mask=[0, 1, 0, 0, 0, 0],
+                                     unit="1e-17 erg / (s cm2)")
+    s.catalog["n"] = MaskedColumn(np.arange(6), mask=[0, 1, 0, 0, 0, 0])
+    sub = s[[5, 1, 3]]
+    df = sub.to_pandas()
+    assert isinstance(df, pd.DataFrame)
+    assert df["objID"].dtype == np.int64
+    assert df["objID"].tolist() == [BIG + 5, BIG + 1, BIG + 3]  # row i is image i
+    assert list(df.index) == [0, 1, 2]
+    units = {k: u.Unit(v) for k, v in df.attrs["units"].items()}
+    assert units == {"ra": u.deg, "dec": u.deg, "flux": u.Unit("1e-17 erg / (s cm2)")}
+    assert df["flux"].isna().tolist() == [False, True, False]
+    assert str(df["n"].dtype) == "Int64" and df["n"].isna().tolist() == [False, True, False]
+
+    back = GalaxySample(sub.images, df)
+    assert back.catalog["objID"].tolist() == sub.catalog["objID"].tolist()
+    assert back.catalog["ra"].unit == u.deg
+    assert back.catalog["flux"].unit == u.Unit("1e-17 erg / (s cm2)")
+    np.testing.assert_array_equal(back.images, sub.images)
+
+    by_id = s.to_pandas(index="objID")
+    assert by_id.index.name == "objID" and by_id.loc[BIG + 2, "z"] == s.catalog["z"][2]
+    with pytest.raises(ValueError, match="'nope' is not in the catalog"):
+        s.to_pandas(index="nope")
+    s.catalog["vec"] = np.zeros((6, 2))
+    with pytest.raises(ValueError, match=r"\['vec'\] are multidimensional"):
+        s.to_pandas()
+
+
+def test_qtable_catalog_select_and_to_pandas():
+    images, cat = _mock_catalog()
+    q = QTable(cat)
+    assert isinstance(q["oh_p50"], u.Quantity)
+    s = GalaxySample(images, q)
+    assert isinstance(s.catalog, QTable)
+    plain = GalaxySample(images, cat)
+    for target in ("metallicity", "bpt_lines"):
+        assert (s.select(target).catalog["objID"].tolist()
+                == plain.select(target).catalog["objID"].tolist())
+    pytest.importorskip("pandas")
+    df = s.to_pandas()
+    assert df["objID"].tolist() == cat["objID"].tolist()
+    np.testing.assert_allclose(df["oh_p50"], np.asarray(cat["oh_p50"]))
+    assert df.attrs["units"]["oh_p50"] == "dex"
+
+
+def test_dataframe_from_mock_selects_like_the_table():
+    pytest.importorskip("pandas")
+    images, cat = _mock_catalog()
+    df = GalaxySample(images, cat).to_pandas()
+    df.attrs.clear()  # as if read from a CSV file: units come from the schema
+    s = GalaxySample(images, df)
+    for name in ("ra", "oh_p50", "lgm_tot_p50", "h_alpha_flux", "petroMag_r"):
+        assert s.catalog[name].unit == cat[name].unit, name
+    for target in ("metallicity", "bpt_lines"):
+        a = s.select(target).catalog
+        b = GalaxySample(images, cat).select(target).catalog
+        assert a["objID"].tolist() == b["objID"].tolist()
+
+
+def test_to_pandas_without_pandas(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pandas(name, *args, **kwargs):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("No module named 'pandas'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pandas)
+    with pytest.raises(ImportError, match=r"sfnet\[pandas\]"):
+        make_sample(2).to_pandas()

@@ -2,7 +2,10 @@
 
 A sample holds an ``(N, H, W, 3)`` ``uint8`` image array -- in memory or a
 `numpy.memmap` -- and an `astropy.table.Table` with one row per image and at
-least the 64-bit SDSS ``objID``.  Samples are saved as a directory::
+least the 64-bit SDSS ``objID``.  A `pandas.DataFrame` is accepted as the
+catalog too (converted to a Table, with units for the columns sfnet knows), and
+`GalaxySample.to_pandas` hands the catalog back as a DataFrame.  Samples are
+saved as a directory::
 
     sample/
         catalog.ecsv    the catalog (units, meta and int64 objIDs kept exactly)
@@ -32,6 +35,7 @@ import logging
 import os
 import shutil
 import struct
+import sys
 import uuid
 from pathlib import Path
 
@@ -40,6 +44,9 @@ import numpy as np
 from ..targets import get_target
 
 __all__ = ["GalaxySample"]
+
+# pytest-doctestplus: these examples need the optional pandas.
+__doctest_requires__ = {("GalaxySample", "GalaxySample.to_pandas"): ["pandas"]}
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +69,24 @@ class GalaxySample:
         RGB cutouts, channels last.  A `numpy.ndarray` (including a
         `numpy.memmap`) is used as is, never copied; anything else goes
         through `numpy.asarray`.
-    catalog : `~astropy.table.Table` or `~astropy.table.QTable`
+    catalog : `~astropy.table.Table`, `~astropy.table.QTable` or `pandas.DataFrame`
         One row per image with at least an integer ``objID`` column (unique;
-        64-bit SDSS identifiers are kept exactly).  The sample keeps a shallow
-        copy of the table (new columns added to the sample's catalog do not
-        appear in yours; the data are shared).
+        64-bit SDSS identifiers are kept exactly; strings of digits, as read
+        by ``pandas.read_csv(..., dtype=str)``, are converted exactly).  The
+        sample keeps a shallow copy of a table (new columns added to the
+        sample's catalog do not appear in yours; the data are shared).  A
+        DataFrame is converted with `astropy.table.Table.from_pandas` (a named
+        index, e.g. after ``set_index("objID")``, becomes a column; missing
+        values become masked entries), and the columns sfnet knows (see
+        `sfnet.catalog.COLUMNS`) get their units and descriptions with
+        `sfnet.catalog.add_units`; units recorded by `to_pandas` in
+        ``DataFrame.attrs["units"]`` are restored first.
 
     Raises
     ------
     TypeError
-        If ``images`` is not ``uint8`` or ``catalog`` is not a Table.
+        If ``images`` is not ``uint8`` or ``catalog`` is not a Table or
+        DataFrame.
     ValueError
         If ``images`` is not ``(N, H, W, 3)``, the lengths differ, or
         ``objID`` is missing, masked, not integer or not unique.
@@ -99,6 +114,18 @@ class GalaxySample:
     >>> train, valid = sample.split(0.25, seed=0)
     >>> len(train), len(valid)
     (3, 1)
+
+    A `pandas.DataFrame` works as the catalog; `catalog` is always an astropy
+    table, with units on the columns sfnet knows:
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"objID": [1237648720693755918, 1237648720693755919],
+    ...                    "ra": [150.1, 150.2], "dec": [2.2, 2.3]})
+    >>> s = GalaxySample(np.zeros((2, 8, 8, 3), np.uint8), df)
+    >>> s.catalog["ra"].unit
+    Unit("deg")
+    >>> s.to_pandas()["objID"].dtype
+    dtype('int64')
     """
 
     def __init__(self, images, catalog):
@@ -131,6 +158,73 @@ class GalaxySample:
     def catalog(self):
         """`~astropy.table.Table`: the catalog, one row per image."""
         return self._catalog
+
+    def to_pandas(self, index=False):
+        """The catalog as a `pandas.DataFrame`, one row per image, in order.
+
+        ``objID`` stays an exact ``int64``; masked integers become pandas'
+        nullable ``Int64``; Quantity columns (of a `~astropy.table.QTable`)
+        become plain numbers.  pandas has no units, so the unit of every column
+        that has one is recorded in ``DataFrame.attrs["units"]`` (name -> unit
+        string), which `GalaxySample` reads back when given the DataFrame.
+
+        Parameters
+        ----------
+        index : bool or str
+            ``False`` (default): a plain ``RangeIndex``, so row ``i`` of the
+            DataFrame is image ``i``.  A column name (e.g. ``"objID"``): that
+            column becomes the index.  ``True``: the table's primary key, if
+            it has one.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed (``pip install "sfnet[pandas]"``).
+        ValueError
+            If the catalog has columns pandas cannot hold (multidimensional
+            columns, or mixin columns such as `~astropy.coordinates.SkyCoord`
+            that astropy cannot convert); the message names them.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astropy.table import Table
+        >>> from sfnet import GalaxySample
+        >>> s = GalaxySample(np.zeros((2, 4, 4, 3), np.uint8),
+        ...                  Table({"objID": [2**62 + 1, 2**62 + 2], "ra": [1.0, 2.0]}))
+        >>> s.catalog["ra"].unit = "deg"
+        >>> df = s.to_pandas()
+        >>> df["objID"].tolist(), df.attrs["units"]
+        ([4611686018427387905, 4611686018427387906], {'ra': 'deg'})
+        """
+        try:
+            import pandas  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("GalaxySample.to_pandas needs pandas; install it with "
+                              "'pip install sfnet[pandas]' or 'pip install pandas'") from exc
+        catalog = self._catalog
+        multidim = [name for name in catalog.colnames
+                    if getattr(catalog[name], "ndim", 1) > 1]
+        if multidim:
+            raise ValueError(f"cannot convert the catalog to pandas: column(s) {multidim} "
+                             "are multidimensional; remove or flatten them first")
+        if index is True:
+            index = None  # astropy: the primary key, if any
+        elif index is not False and index not in catalog.colnames:
+            raise ValueError(f"index must be False, True or a column name; "
+                             f"{index!r} is not in the catalog")
+        units = {name: catalog[name].unit.to_string() for name in catalog.colnames
+                 if getattr(catalog[name], "unit", None) is not None}
+        try:
+            df = catalog.to_pandas(index=index)
+        except ValueError as exc:
+            raise ValueError(f"cannot convert the catalog to pandas: {exc}") from exc
+        df.attrs["units"] = units
+        return df
 
     @property
     def images(self):
@@ -540,15 +634,67 @@ def _check_images(images):
     return images
 
 
+def _is_dataframe(obj):
+    # pandas is optional: an object can only be a DataFrame if pandas is imported.
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(obj, pd.DataFrame)
+
+
+def _table_from_pandas(df):
+    """A `~astropy.table.Table` from a DataFrame, with units where they are known."""
+    from astropy import units as u
+    from astropy.table import Table
+
+    from ..catalog import add_units
+
+    names = list(df.columns) + [n for n in df.index.names if n is not None]
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"catalog (a DataFrame) must have string column names; got {bad!r}")
+    # A named index (``df.set_index("objID")``) is data; a default RangeIndex is not.
+    keep_index = any(n is not None for n in df.index.names)
+    try:
+        table = Table.from_pandas(df, index=keep_index)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"catalog (a DataFrame) cannot be converted to an astropy "
+                        f"Table: {exc}") from exc
+    units = df.attrs.get("units") if isinstance(df.attrs, dict) else None
+    for name, unit in (units or {}).items():
+        if name in table.colnames and table[name].dtype.kind in "fiuc":
+            try:
+                table[name].unit = u.Unit(unit)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"catalog (a DataFrame) records unit {unit!r} for column "
+                                 f"{name!r}, which astropy cannot parse: {exc}") from exc
+    return add_units(table, descriptions=True)
+
+
+def _exact_int64(data):
+    """Strings of digits or Python ints as exact int64, or None if they are not."""
+    if data.dtype.kind not in "OUS":
+        return None
+    if data.dtype.kind == "O" and not all(
+            isinstance(v, (int, np.integer, str)) and not isinstance(v, bool)
+            for v in data):
+        return None  # floats among them would be truncated silently
+    try:
+        return data.astype(np.int64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _check_catalog(catalog):
     from astropy.table import Table
 
-    if not isinstance(catalog, Table):
-        raise TypeError(f"catalog must be an astropy Table or QTable, got "
-                        f"{type(catalog).__name__}")
+    if _is_dataframe(catalog):
+        catalog = _table_from_pandas(catalog)
+    elif isinstance(catalog, Table):
+        catalog = catalog.copy(copy_data=False)
+    else:
+        raise TypeError(f"catalog must be an astropy Table or QTable (or a pandas "
+                        f"DataFrame), got {type(catalog).__name__}")
     if "objID" not in catalog.colnames:
         raise ValueError(f"catalog must have an 'objID' column; it has {catalog.colnames}")
-    catalog = catalog.copy(copy_data=False)
     col = catalog["objID"]
     if getattr(col, "mask", None) is not None and np.any(col.mask):
         raise ValueError(f"catalog column 'objID' has {int(np.sum(col.mask))} masked value(s)")
@@ -556,6 +702,13 @@ def _check_catalog(catalog):
     if data.ndim != 1:
         raise ValueError(f"catalog column 'objID' must be one-dimensional, got shape "
                          f"{data.shape}")
+    if data.dtype.kind in "OUS":
+        exact = _exact_int64(data)
+        if exact is None:
+            raise TypeError(f"catalog column 'objID' must be integer (or strings of "
+                            f"digits), got dtype {data.dtype} with other values")
+        catalog.replace_column("objID", exact)
+        col, data = catalog["objID"], exact
     if data.dtype.kind not in "iu":
         raise TypeError(f"catalog column 'objID' must be integer (64-bit SDSS ids "
                         f"lose digits as float), got dtype {data.dtype}")
