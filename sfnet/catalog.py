@@ -64,6 +64,11 @@ SKYSERVER_TABLES = {
     "i": "galSpecInfo",
     "l": "galSpecLine",
     "e": "galSpecExtra",
+    # Used by the paper's selection (``selection="paper"``): the Galaxy view of
+    # PhotoObj (its photometric columns replace PhotoObj's, alias ``p``) and the
+    # DR7 cross-match table that supplies ``DR7ObjID``.
+    "g": "Galaxy",
+    "p7": "PhotoObjDR7",
 }
 
 
@@ -113,8 +118,12 @@ def _columns():
         default=True)
     add("z", "s", "float", None, "Spectroscopic redshift", default=True)
     add("petroMag_r", "p", "float", "mag", "Petrosian r magnitude", default=True)
+    add("petroR50_r", "p", "float", "arcsec", "Radius containing 50% of the Petrosian r flux",
+        default=True)
     add("petroR90_r", "p", "float", "arcsec", "Radius containing 90% of the Petrosian r flux",
         default=True)
+    for band in "ugriz":
+        add(f"modelMag_{band}", "p", "float", "mag", f"Model {band} magnitude", default=True)
     add("lgm_tot_p50", "e", "float", "dex(solMass)",
         "MPA-JHU median log total stellar mass (-9999: missing)", MISSING, True)
     add("sfr_tot_p50", "e", "float", "dex(solMass / yr)",
@@ -131,13 +140,15 @@ def _columns():
             default=True)
 
     # ---- further columns that may be requested (allow-list)
+    add("DR7ObjID", "p7", "id", None, "SDSS DR7 photometric object ID (PhotoObjDR7.dr7objid; "
+        "only with selection='paper', which joins PhotoObjDR7)")
+    add("reliable", "i", "int", None, "MPA-JHU galSpecInfo.reliable flag (1: reliable)")
     add("zErr", "s", "float", None, "Redshift error")
     add("velDisp", "s", "float", "km / s", "Velocity dispersion")
     add("velDispErr", "s", "float", "km / s", "Velocity dispersion error")
     add("plate", "s", "int", None, "Spectroscopic plate")
     add("mjd", "s", "int", "d", "MJD of the spectroscopic observation")
     add("fiberID", "s", "int", None, "Spectroscopic fibre")
-    add("petroR50_r", "p", "float", "arcsec", "Radius containing 50% of the Petrosian r flux")
     add("petroMagErr_r", "p", "float", "mag", "Petrosian r magnitude error")
     add("fracDeV_r", "p", "float", None, "Weight of the de Vaucouleurs component (r)")
     add("expAB_r", "p", "float", None, "Exponential fit axis ratio b/a (r)")
@@ -154,8 +165,6 @@ def _columns():
         MISSING)
     for band in "ugiz":
         add(f"petroMag_{band}", "p", "float", "mag", f"Petrosian {band} magnitude")
-    for band in "ugriz":
-        add(f"modelMag_{band}", "p", "float", "mag", f"Model {band} magnitude")
     for p in ("p16", "p84"):
         add(f"lgm_tot_{p}", "e", "float", "dex(solMass)", f"MPA-JHU log stellar mass, {p}",
             MISSING)

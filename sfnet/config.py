@@ -7,6 +7,14 @@ sfnet at another server::
     >>> with sfnet.conf.set_temp("timeout", 5):
     ...     sfnet.conf.timeout
     5.0
+
+The SDSS endpoints follow astroquery unless set here: an empty
+``skyserver_url`` or ``hips2fits_url`` and an unset (``None``)
+``data_release`` mean astroquery's ``astroquery.sdss.conf.skyserver_baseurl``,
+``astroquery.hips2fits.conf.server`` and ``astroquery.sdss.conf.default_release``
+(so a mirror configured for astroquery is used by sfnet too).  The default
+cutout service is the paper's, the Legacy Survey viewer's ``layer=sdss``
+JPEGs (``legacysurvey_url``).
 """
 
 from astropy import config as _config
@@ -47,17 +55,20 @@ class Conf(_config.ConfigNamespace):
         "", "Directory for cached decoded images and downloads; empty means "
         "astropy's cache directory (``~/.astropy/cache/sfnet``).", cfgtype="string")
     data_release = _config.ConfigItem(
-        17, "SDSS data release used by the SkyServer SQL queries.", cfgtype="integer")
+        None, "SDSS data release used by the SkyServer SQL queries; unset (None) means "
+        "astroquery's astroquery.sdss.conf.default_release (17 in astroquery 0.4).",
+        cfgtype="integer(default=None)")
     skyserver_url = _config.ConfigItem(
-        "https://skyserver.sdss.org/", "SkyServer base URL; the SQL goes through "
-        "astroquery.sdss pointed at it.", cfgtype="string")
-    cutout_service = _CutoutServiceItem(
-        "hips2fits", "Service for colour cutouts: a name registered in "
-        "sfnet.datasets.cutouts (built in: 'hips2fits', 'legacysurvey').", cfgtype="string")
-    hips2fits_url = _config.ConfigItem(
-        "https://alasky.cds.unistra.fr/hips-image-services/hips2fits",
-        "hips2fits server base URL (as astroquery's hips2fits.conf.server).",
+        "", "SkyServer base URL; the SQL goes through astroquery.sdss pointed at it. "
+        "Empty means astroquery's astroquery.sdss.conf.skyserver_baseurl.",
         cfgtype="string")
+    cutout_service = _CutoutServiceItem(
+        "legacysurvey", "Service for colour cutouts: a name registered in "
+        "sfnet.datasets.cutouts (built in: 'legacysurvey', the paper's and the default, "
+        "and 'hips2fits').", cfgtype="string")
+    hips2fits_url = _config.ConfigItem(
+        "", "hips2fits server base URL; empty means the server astroquery knows "
+        "(astroquery.hips2fits.conf.server).", cfgtype="string")
     legacysurvey_url = _config.ConfigItem(
         "https://www.legacysurvey.org/viewer/", "Legacy Survey viewer base URL "
         "(cutouts come from its cutout.jpg endpoint with layer=sdss).", cfgtype="string")

@@ -4,9 +4,12 @@
 answers
 
 * ``/dr{N}/en/tools/search/x_results.aspx?cmd=SQL&format=csv`` like SkyServer:
-  ``#Table1``, a header line, CSV rows.  It honours ``TOP n`` and
-  ``specObjID > x`` in the SQL (the paging sfnet does) and returns the
-  selected columns of a synthetic catalog sorted by ``specObjID``;
+  ``#Table1``, a header line, CSV rows.  It honours ``TOP n``,
+  ``specObjID > x`` (the paging sfnet does) and a cone
+  ``dbo.fGetNearbyObjEq(ra, dec, r_arcmin)`` in the SQL and returns the
+  selected columns of a synthetic catalog sorted by ``specObjID`` (the
+  header spells the names as SkyServer does for the paper's ``DR7ObjID``:
+  lower case);
 * ``/hips-image-services/hips2fits?hips=...&format=jpg&width=...`` and
 * ``/viewer/cutout.jpg?ra=&dec=&layer=sdss&pixscale=&size=`` with JPEG bytes.
 
@@ -71,8 +74,20 @@ def make_rows(n):
             "h_beta_flux": 80.0, "h_beta_flux_err": 4.0,
             "oiii_5007_flux": 40.0, "oiii_5007_flux_err": 3.0,
             "nii_6584_flux": 90.0, "nii_6584_flux_err": 3.5,
+            # columns of the paper's selection and the new defaults
+            "DR7ObjID": 587722981736000000 + 1_000_001 * i,
+            "zErr": 1.5e-5, "velDisp": 120.0 + i, "velDispErr": 8.0, "reliable": 1,
+            "modelMag_u": 18.9, "modelMag_g": 17.4 + 0.01 * i, "modelMag_r": 16.6,
+            "modelMag_i": 16.2, "modelMag_z": 15.9, "petroR50_r": 3.1,
         })
     return rows
+
+
+def _separation_arcmin(ra1, dec1, ra2, dec2):
+    """Great-circle distance in arcmin (haversine) between two positions in degrees."""
+    r1, d1, r2, d2 = np.radians([ra1, dec1, ra2, dec2])
+    h = np.sin((d2 - d1) / 2) ** 2 + np.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
+    return float(np.degrees(2 * np.arcsin(np.sqrt(h))) * 60.0)
 
 
 def jpeg_bytes(size, seed=0, mode="RGB", blank=False):
@@ -206,19 +221,26 @@ class FakeSDSS:
         columns = [c.strip().split(".")[-1] for c in m.group(2).split(",")]
         after = re.search(r"specObjID\s*>\s*(\d+)", sql)
         after = int(after.group(1)) if after else None
-        rows = [r for r in self.rows if after is None or r["specObjID"] > after][:top]
+        rows = [r for r in self.rows if after is None or r["specObjID"] > after]
+        cone = re.search(r"dbo\.fGetNearbyObjEq\(([^,()]+),([^,()]+),([^,()]+)\)", sql)
+        if cone:
+            ra0, dec0, radius = (float(x) for x in cone.groups())
+            rows = [r for r in rows if _separation_arcmin(r["ra"], r["dec"], ra0, dec0)
+                    <= radius]
+        rows = rows[:top]
         if fault == "unordered":
             rows = rows[::-1]
         if fault == "no_rows":
             rows = []
         if fault == "missing_column":
             columns = [c for c in columns if c != "oh_p50"]
-        lines = ["#Table1", ",".join(columns)]
+        header = [c.lower() if c == "DR7ObjID" else c for c in columns]
+        lines = ["#Table1", ",".join(header)]
         for r in rows:
             values = []
             for c in columns:
                 v = r.get(c, 1.0)
-                if fault == "float_ids" and c in ("objID", "specObjID"):
+                if fault == "float_ids" and c in ("objID", "specObjID", "DR7ObjID"):
                     values.append(f"{float(v):.6e}")
                 else:
                     values.append(repr(v) if isinstance(v, float) else str(v))

@@ -1,7 +1,8 @@
 """SDSS retrieval (sfnet.datasets.sdss) against fake services on 127.0.0.1.
 
 Every offline test talks only to `_fakeservers.FakeSDSS`; the two
-``remote_data`` tests at the end query the real SkyServer and hips2fits.
+``remote_data`` tests at the end query the real SkyServer and Legacy Survey
+viewer.
 """
 
 import csv
@@ -219,7 +220,7 @@ def test_skyserver_html_error_page_is_an_error_not_data(fake, tmp_path):
     assert "var x" not in str(info.value)  # scripts stripped from the message
     assert fake.n_requests("skyserver") == 1  # an error page is not retried
     assert not (tmp_path / "out" / "galaxies.csv").exists()
-    assert fake.n_requests("hips2fits") == 0
+    assert fake.cutout_requests() == []
 
 
 @pytest.mark.parametrize("fault, message", [
@@ -264,7 +265,7 @@ def test_catalog_is_reused_for_the_same_query_only(fake, tmp_path):
     fake.reset_log()
     report = run(out, 4)
     assert report["catalog"] == "reused" and fake.n_requests("skyserver") == 0
-    assert fake.n_requests("hips2fits") == 0  # all images valid already
+    assert fake.cutout_requests() == []  # all images valid already
     with pytest.raises(FileExistsError, match="overwrite=True"):
         run(out, 5)  # a different query must not silently replace the catalog
     assert fake.n_requests() == 0
@@ -297,7 +298,7 @@ def test_killed_between_catalog_writes_resumes_without_query(fake, tmp_path):
 
 def test_hips2fits_request_and_files(fake, tmp_path):
     out = tmp_path / "out"
-    report = run(out, 5, pixel_scale=0.262 * u.arcsec)
+    report = run(out, 5, pixel_scale=0.262 * u.arcsec, cutout_service="hips2fits")
     assert report == {**report, "valid": 5, "downloaded": 5, "failed": 0, "requests": 5,
                       "retries": 0}
     req = fake.requests("hips2fits")
@@ -318,15 +319,21 @@ def test_hips2fits_request_and_files(fake, tmp_path):
     assert leftovers(out) == []
 
 
-def test_legacysurvey_request(fake, tmp_path):
+def test_legacysurvey_is_the_default_service(fake, tmp_path):
     out = tmp_path / "out"
-    report = run(out, 3, cutout_service="legacysurvey", pixel_scale=0.262)
-    assert report["downloaded"] == 3
+    report = run(out, 3)  # neither cutout_service nor pixel_scale given: the paper's
+    assert report["downloaded"] == 3 and report["cutout_service"] == "legacysurvey"
     req = fake.requests("legacysurvey")
     assert len(req) == 3 and fake.n_requests("hips2fits") == 0
-    p = req[0]["params"]
-    assert p["layer"] == "sdss" and p["pixscale"] == "0.262" and p["size"] == str(SIZE)
+    by_id = {r["objID"]: r for r in fake.rows}
+    for r in req:
+        p = r["params"]
+        assert p["layer"] == "sdss" and p["pixscale"] == "0.262" and p["size"] == str(SIZE)
+        assert float(p["ra"]) == by_id[r["objID"]]["ra"]
+        assert float(p["dec"]) == by_id[r["objID"]]["dec"]
     assert_valid_image(image_path(out, fake.rows[0]["objID"]))
+    saved = json.loads((out / "fetch_report.json").read_text())
+    assert saved["cutout_service"] == "legacysurvey"
 
 
 def test_cutout_5xx_then_success_counts_retries(fake, tmp_path):
@@ -483,7 +490,7 @@ def test_interrupt_leaves_no_partial_file_and_resumes(fake, tmp_path, monkeypatc
 def test_progress_bar_and_summary(fake, tmp_path, capsys):
     run(tmp_path / "out", 3, progress=True)
     err = capsys.readouterr().err
-    assert "cutouts (hips2fits)" in err and "3/3" in err
+    assert "cutouts (legacysurvey)" in err and "3/3" in err
     assert "cutouts: 3/3 valid (0 already present, 3 downloaded), 0 failed" in err
 
 

@@ -7,13 +7,20 @@ registered:
 
 ``"hips2fits"`` (`Hips2FitsService`)
     The CDS hips2fits service on the ``CDS/P/SDSS9/color`` HiPS
-    (``sfnet.conf.hips2fits_url``), parameters built by astroquery.
-``"legacysurvey"`` (`LegacySurveyService`)
+    (``sfnet.conf.hips2fits_url``, or astroquery's
+    ``astroquery.hips2fits.conf.server`` when that is empty), parameters built
+    by astroquery.  astroquery always asks for JPEG/PNG contrast cuts as
+    percentiles of the cutout (``min_cut=0.5%``, ``max_cut=99.5%``) and a
+    stretch, i.e. a per-cutout normalisation (see the data documentation).
+``"legacysurvey"`` (`LegacySurveyService`, the default)
     The Legacy Survey viewer's ``cutout.jpg?layer=sdss``
-    (``sfnet.conf.legacysurvey_url``), the service the paper used.
+    (``sfnet.conf.legacysurvey_url``), the service the paper used: a fixed
+    colour mapping of the SDSS images, the same for every cutout.
 
 `cutout_services` lists the names; ``cutout_service`` arguments are checked
-against the registry.  `fetch_sdss_cutouts` (and `fetch_sdss_sample`) run the
+against the registry.  `fetch_sdss_cutouts` takes positions of one's own
+(a `~astropy.coordinates.SkyCoord` or a table) and writes the
+`~sfnet.datasets.load_galaxy_folder` layout.  It (and `fetch_sdss_sample`) runs the
 downloads in a bounded thread pool with a polite rate limit, retry timeouts,
 connection errors, HTTP 5xx and truncated images with exponential backoff and
 jitter, write each image atomically to ``images-sdss/{objID}.jpg`` and only
@@ -42,7 +49,7 @@ from .skyserver import _html_text, _policy, _progress_bar, _retry_after, _sfnet_
     _timeout
 
 __all__ = ["fetch_sdss_cutouts", "register_cutout_service", "cutout_services",
-           "Hips2FitsService", "LegacySurveyService", "HIPS_SDSS_COLOR"]
+           "Hips2FitsService", "LegacySurveyService", "HIPS_SDSS_COLOR", "position_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +122,29 @@ class _CutoutService:
         raise NotImplementedError
 
 
+def _hips2fits_url():
+    """``sfnet.conf.hips2fits_url``, else the server astroquery's hips2fits knows."""
+    if conf.hips2fits_url:
+        return check_url(conf.hips2fits_url, "sfnet.conf.hips2fits_url")
+    from astroquery.hips2fits import conf as hips2fits_conf
+
+    return check_url(hips2fits_conf.server, "astroquery.hips2fits.conf.server")
+
+
 @register_cutout_service("hips2fits")
 class Hips2FitsService(_CutoutService):
-    """CDS hips2fits on the ``CDS/P/SDSS9/color`` HiPS (``sfnet.conf.hips2fits_url``)."""
+    """CDS hips2fits on the ``CDS/P/SDSS9/color`` HiPS.
+
+    The server is ``sfnet.conf.hips2fits_url``, or astroquery's
+    ``astroquery.hips2fits.conf.server`` when that is empty.  The request
+    parameters come from astroquery, which sends percentile cuts
+    (``min_cut=0.5%``, ``max_cut=99.5%``) and ``stretch=linear``: JPEG contrast
+    normalised per cutout, unlike the paper's Legacy Survey cutouts.
+    """
 
     def __init__(self, size, scale_arcsec):
         super().__init__(size, scale_arcsec)
-        self.url = check_url(conf.hips2fits_url, "sfnet.conf.hips2fits_url")
+        self.url = _hips2fits_url()
         self.params(0.0, 0.0)  # import + validate up front
 
     def params(self, ra, dec):
@@ -304,12 +327,18 @@ def _fetch_cutouts(catalog, out, *, request, timeout, policy, max_workers, rate_
     return counters, failures, time.perf_counter() - t0
 
 
-def _deg(col):
-    if isinstance(col, u.Quantity):
-        return np.asarray(col.to_value(u.deg), dtype=np.float64)
-    unit = getattr(col, "unit", None)
-    data = np.asarray(col, dtype=np.float64)
-    return data if unit is None else (data * u.Unit(unit)).to_value(u.deg)
+def _deg(col, name=None):
+    try:
+        if isinstance(col, u.Quantity):
+            return np.asarray(col.to_value(u.deg), dtype=np.float64)
+        unit = getattr(col, "unit", None)
+        data = np.asarray(col, dtype=np.float64)
+        return data if unit is None else (data * u.Unit(unit)).to_value(u.deg)
+    except (TypeError, ValueError, u.UnitsError) as exc:
+        if name is None:
+            raise
+        raise ValueError(f"positions: column {name!r} must hold angles in degrees "
+                         f"({exc})") from None
 
 
 # --------------------------------------------------------------------------
@@ -372,52 +401,248 @@ def _warn_failures(failures, n_total, out, stacklevel):
             DataDroppedWarning, stacklevel=stacklevel)
 
 
-def fetch_sdss_cutouts(catalog, output_dir, *, cutout_size=160, pixel_scale=0.262 * u.arcsec,
-                       cutout_service=None, progress=True, max_workers=None, rate_limit=10.0,
-                       timeout=None, max_retries=None, retry_backoff=1.0):
-    """Fetch colour cutouts for an existing catalog into ``output_dir/images-sdss``.
+#: Scale of the position-derived identifiers (see `position_ids`).
+_ID_SCALE = 1_000_000
 
-    Useful to complete a folder (for example the Zenodo release) whose
-    images are missing.  Valid images already on disk are kept; missing or
-    damaged ones are fetched.  Failures are written to
-    ``output_dir/failures.csv``.
+
+def position_ids(coords):
+    """Deterministic int64 identifiers of positions (the file names of `fetch_sdss_cutouts`).
+
+    ``id = round(ra * 1e6) * 1e9 + round((dec + 90) * 1e6)`` with ICRS ``ra``
+    and ``dec`` in degrees (``ra`` wrapped to [0, 360)): the same position
+    always gets the same id, ids of positions more than 1e-6 deg (3.6 mas)
+    apart differ, and the position can be read back from the id.  They are
+    positive and below 3.6e17, so they never collide with SDSS objIDs' use
+    as int64 and load with `~sfnet.datasets.load_galaxy_folder`.
 
     Parameters
     ----------
-    catalog : `~astropy.table.Table`
-        With ``objID`` (integer), ``ra`` and ``dec`` (degrees).
+    coords : `~astropy.coordinates.SkyCoord`
+
+    Returns
+    -------
+    ndarray of int64
+
+    Examples
+    --------
+    >>> from astropy.coordinates import SkyCoord
+    >>> from sfnet.datasets.cutouts import position_ids
+    >>> position_ids(SkyCoord([150.0, 10.5], [2.0, -1.25], unit="deg")).tolist()
+    [150000000092000000, 10500000088750000]
+    """
+    icrs = coords.icrs
+    ra = np.rint(np.atleast_1d(icrs.ra.wrap_at(360 * u.deg).deg) * _ID_SCALE).astype(np.int64)
+    ra[ra >= 360 * _ID_SCALE] -= 360 * _ID_SCALE
+    dec = np.rint((np.atleast_1d(icrs.dec.deg) + 90.0) * _ID_SCALE).astype(np.int64)
+    return ra * 1_000_000_000 + dec
+
+
+def _check_ids(ids, n):
+    arr = np.asarray(ids)
+    if arr.ndim != 1 or len(arr) != n:
+        raise ValueError(f"ids must hold one integer per position ({n}), got shape "
+                         f"{arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"ids must be integers (they name the files {{id}}.jpg and are "
+                         f"read back as int64 objIDs), got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and n and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError("ids must fit in int64")
+    arr = arr.astype(np.int64)
+    if n and arr.min() < 0:
+        raise ValueError(f"ids must be non-negative, got {int(arr.min())}")
+    _, index, counts = np.unique(arr, return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(f"ids must be unique; {int(arr[index[counts > 1][0]])} repeats")
+    return arr
+
+
+def _table_positions(table):
+    """(Table of the other columns, SkyCoord) from a Table/QTable/DataFrame."""
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    if not isinstance(table, Table):
+        table = Table.from_pandas(table)
+    table = Table(table, copy=True, masked=False)
+    coord_cols = [name for name in table.colnames if isinstance(table[name], SkyCoord)]
+    if coord_cols:
+        name = "coord" if "coord" in coord_cols else coord_cols[0]
+        coords = table[name]
+        table.remove_columns(coord_cols)
+        for col in ("ra", "dec"):
+            if col in table.colnames:
+                table.remove_column(col)
+        return table, SkyCoord(coords)
+    missing = [c for c in ("ra", "dec") if c not in table.colnames]
+    if missing:
+        raise ValueError(f"positions: a table needs 'ra' and 'dec' columns (degrees) or a "
+                         f"SkyCoord column; it has {table.colnames}")
+    ra, dec = (_deg(table[c], c) for c in ("ra", "dec"))
+    table.remove_columns(["ra", "dec"])
+    return table, SkyCoord(ra * u.deg, dec * u.deg)
+
+
+def _positions_catalog(positions, ids):
+    """Validate ``positions``/``ids``; return a Table with objID, ra, dec (deg) first."""
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    if isinstance(positions, SkyCoord):
+        if positions.isscalar:
+            positions = positions.reshape((1,))
+        if positions.ndim != 1:
+            raise ValueError(f"positions must be a 1-d SkyCoord, got shape {positions.shape}")
+        others, coords = Table(), positions
+    elif isinstance(positions, Table) or type(positions).__name__ == "DataFrame":
+        others, coords = _table_positions(positions)
+    else:
+        raise TypeError("positions must be a SkyCoord, an astropy Table/QTable or a pandas "
+                        f"DataFrame with ra/dec (or a SkyCoord column), got "
+                        f"{type(positions).__name__}")
+    n = len(coords)
+    if n == 0:
+        raise ValueError("positions is empty")
+    from astropy.coordinates import ConvertError
+
+    try:
+        icrs = coords.icrs
+    except (ConvertError, ValueError, TypeError, u.UnitsError) as exc:
+        raise ValueError(f"positions: cannot transform to ICRS ({exc})") from None
+    ra = np.asarray(icrs.ra.wrap_at(360 * u.deg).deg, dtype=np.float64)
+    dec = np.asarray(icrs.dec.deg, dtype=np.float64)
+    bad = ~(np.isfinite(ra) & np.isfinite(dec))
+    if np.any(bad):
+        raise ValueError(f"positions: {int(bad.sum())} position(s) are not finite, first "
+                         f"at row {int(np.flatnonzero(bad)[0])}")
+    if ids is not None:
+        objid = _check_ids(ids, n)
+        if "objID" in others.colnames:
+            others.remove_column("objID")
+    elif "objID" in others.colnames:
+        col = np.asarray(others["objID"])
+        if not np.issubdtype(col.dtype, np.integer):
+            raise ValueError("catalog['objID'] must hold integers (read it as int64, never "
+                             "float)")
+        objid = _check_ids(col, n)
+        others.remove_column("objID")
+    else:
+        objid = position_ids(icrs)
+        _, index, counts = np.unique(objid, return_index=True, return_counts=True)
+        if np.any(counts > 1):
+            raise ValueError("positions: two positions closer than 1e-6 deg get the same "
+                             f"file name ({int(objid[index[counts > 1][0]])}.jpg); pass ids")
+    catalog = Table()
+    catalog["objID"] = objid
+    catalog["ra"] = ra * u.deg
+    catalog["dec"] = dec * u.deg
+    for name in others.colnames:
+        catalog[name] = others[name]
+    return catalog
+
+
+def _write_positions_catalog(catalog, out):
+    """Write galaxies.csv (and .ecsv) unless a catalog is there already; return the action."""
+    from .folder import _read_csv
+
+    csv_path = out / _CATALOG_CSV
+    if csv_path.is_file():
+        try:
+            existing = _read_csv(csv_path.read_bytes(), csv_path)
+        except ValueError as exc:
+            raise FileExistsError(f"{csv_path} exists and cannot be read ({exc}); it is not "
+                                  "replaced -- choose another output_dir") from None
+        missing = np.setdiff1d(np.asarray(catalog["objID"]), np.asarray(existing["objID"]))
+        if missing.size:
+            warnings.warn(
+                f"{csv_path} exists and is kept; {missing.size} of the {len(catalog)} "
+                f"galaxies are not in it and will not load with load_galaxy_folder "
+                f"(first: {missing[:3].tolist()}); use another output_dir for new galaxies",
+                DataDroppedWarning, stacklevel=3)
+        return "kept"
+    buf = io.StringIO()
+    catalog.write(buf, format="ascii.ecsv")
+    atomic_write_bytes(out / _CATALOG_ECSV, buf.getvalue().encode("utf-8"))
+    buf = io.StringIO()
+    catalog.write(buf, format="ascii.csv")
+    atomic_write_bytes(csv_path, buf.getvalue().encode("utf-8"))
+    return "written"
+
+
+def fetch_sdss_cutouts(positions, output_dir, *, ids=None, cutout_size=160,
+                       pixel_scale=0.262 * u.arcsec, cutout_service=None, progress=True,
+                       max_workers=None, rate_limit=10.0, timeout=None, max_retries=None,
+                       retry_backoff=1.0):
+    """Fetch colour cutouts of one's own galaxies into the `load_galaxy_folder` layout.
+
+    "Bring your own galaxies": ``positions`` is a
+    `~astropy.coordinates.SkyCoord` or a table of them, and ``output_dir``
+    receives ``images-sdss/{id}.jpg`` plus ``galaxies.csv`` (and
+    ``galaxies.ecsv`` with units), so that
+    ``load_galaxy_folder(output_dir)`` loads the result.  An existing
+    ``galaxies.csv`` (for example the Zenodo release's, whose images are
+    being completed) is never replaced; galaxies missing from it are reported
+    with a `~sfnet.exceptions.DataDroppedWarning`.  Valid images already on
+    disk are kept; missing or damaged ones are fetched.  Failures are written
+    to ``output_dir/failures.csv``.
+
+    Parameters
+    ----------
+    positions : `~astropy.coordinates.SkyCoord`, `~astropy.table.Table`, `~astropy.table.QTable` or `pandas.DataFrame`
+        The galaxies.  A table needs ``ra`` and ``dec`` columns (degrees;
+        Quantities are converted) or a SkyCoord column (``coord`` if there
+        are several); its other columns are copied into ``galaxies.csv``
+        (so labels of one's own travel with the images).  Any celestial
+        frame is converted to ICRS.
     output_dir : path-like
+    ids : sequence of int, optional
+        One unique non-negative integer per position, used as ``objID`` and
+        file name.  Default: a table's ``objID`` column if it has one, else
+        `position_ids` (``round(ra*1e6)*1e9 + round((dec+90)*1e6)``, ICRS
+        degrees): deterministic, so a second run finds the same files.
     cutout_size, pixel_scale, cutout_service, progress
-        See `fetch_sdss_sample`.
+        See `~sfnet.datasets.fetch_sdss_sample`.
     max_workers, rate_limit, timeout, max_retries, retry_backoff
-        See `fetch_sdss_sample`.
+        See `~sfnet.datasets.fetch_sdss_sample`.
 
     Returns
     -------
     dict
         Counts: ``valid``, ``already_present``, ``downloaded``, ``failed``,
-        ``requests``, ``retries``, ``seconds``.
+        ``requests``, ``retries``, ``seconds``; ``catalog`` is ``"written"``
+        or ``"kept"``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid positions, ids or options (before any request or file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from astropy.coordinates import SkyCoord
+    >>> from sfnet.datasets import fetch_sdss_cutouts, load_galaxy_folder
+    >>> folder = tempfile.mkdtemp()
+    >>> coords = SkyCoord([185.0, 150.1], [0.1, 2.2], unit="deg")
+    >>> report = fetch_sdss_cutouts(coords, folder, progress=False)  # doctest: +REMOTE_DATA
+    >>> len(load_galaxy_folder(folder, progress=False))  # doctest: +REMOTE_DATA
+    2
     """
     out = _check_output_dir(output_dir)
+    catalog = _positions_catalog(positions, ids)
     opts = _CutoutOptions(cutout_size, pixel_scale, cutout_service, max_workers, rate_limit,
                           timeout, max_retries, retry_backoff)
     progress = check_bool(progress, "progress")
-    for name in ("objID", "ra", "dec"):
-        if name not in getattr(catalog, "colnames", ()):
-            raise ValueError(f"catalog needs an {name!r} column")
-    if not np.issubdtype(np.asarray(catalog["objID"]).dtype, np.integer):
-        raise ValueError("catalog['objID'] must hold integers (read it as int64, never float)")
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
+    action = _write_positions_catalog(catalog, out)
     counters, failures, seconds = _fetch_cutouts(
         catalog, out, request=opts.request, timeout=opts.timeout, policy=opts.policy,
         max_workers=opts.max_workers, rate_limit=opts.rate_limit, progress=progress)
     _dl.write_failure_manifest(out / _MANIFEST, failures)
     report, text = _cutout_summary(counters, failures, seconds, len(catalog), out)
+    report["catalog"] = action
     log.info(text)
     if progress:
         print(text, file=sys.stderr)
     _warn_failures(failures, len(catalog), out, stacklevel=3)
     return report
-
-

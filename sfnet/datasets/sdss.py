@@ -21,13 +21,14 @@ names it re-exports:
     The SQL builder (`build_sdss_query`), SkyServer transport with paging
     and retries, and the checked CSV parsing (`query_sdss_catalog`).
 `sfnet.datasets.cutouts`
-    The registry of cutout services (``hips2fits`` on ``CDS/P/SDSS9/color``,
-    the default, and the Legacy Survey viewer's ``cutout.jpg?layer=sdss``)
-    and the download loop (`fetch_sdss_cutouts`).
+    The registry of cutout services (the Legacy Survey viewer's
+    ``cutout.jpg?layer=sdss``, the paper's and the default, and ``hips2fits``
+    on ``CDS/P/SDSS9/color``) and the download loop (`fetch_sdss_cutouts`).
 
 All endpoints come from `sfnet.conf` (``skyserver_url``, ``hips2fits_url``,
 ``legacysurvey_url``, ``timeout``, ``max_retries``, ``max_workers``,
-``data_release``, ``cutout_service``).
+``data_release``, ``cutout_service``); unset SDSS endpoints and release follow
+astroquery's configuration (`sfnet.config`).
 """
 
 import datetime
@@ -40,20 +41,20 @@ from astropy import units as u
 from astropy.table import Table
 
 from .._io import atomic_write_json, atomic_write_text
-from .._validation import check_bool, check_url
-from ..config import conf
+from .._validation import check_bool
 from ..exceptions import SkyServerError
 from . import _download as _dl
 from .cutouts import (_CATALOG_CSV, _CATALOG_ECSV, _MANIFEST, _REPORT, HIPS_SDSS_COLOR,
                       _check_output_dir, _cutout_summary, _CutoutOptions, _fetch_cutouts,
                       _remove_stale_temporaries, _warn_failures, fetch_sdss_cutouts)
-from .skyserver import (SDSS_COLUMNS, SDSS_EXTRA_COLUMNS, _check_data_release,
+from .skyserver import (_DEFAULT_R_MAG, _DEFAULT_Z, PAPER_COLUMNS, SDSS_COLUMNS,
+                        SDSS_EXTRA_COLUMNS, SELECTIONS, _check_data_release,
                         _check_page_size, _one_line, _query_catalog, _QuerySpec,
-                        build_sdss_query, query_sdss_catalog)
+                        _skyserver_url, build_sdss_query, query_sdss_catalog)
 
 __all__ = ["fetch_sdss_sample", "build_sdss_query", "query_sdss_catalog",
            "fetch_sdss_cutouts", "SkyServerError", "SDSS_COLUMNS",
-           "SDSS_EXTRA_COLUMNS", "HIPS_SDSS_COLOR"]
+           "SDSS_EXTRA_COLUMNS", "HIPS_SDSS_COLOR", "SELECTIONS", "PAPER_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -120,29 +121,30 @@ def _catalog_for(out, spec, *, data_release, page_size, opts, progress, overwrit
                                  counters=counters)
         if len(catalog) == 0:
             raise SkyServerError(
-                "no galaxy matches the query (check r_mag_range, z_range, target and "
-                f"data_release): {_one_line(spec.sql())}")
+                "no galaxy matches the query (check r_mag_range, z_range, target, region "
+                f"and data_release): {_one_line(spec.sql())}")
         _write_catalog(catalog, out)
     return catalog, reused
 
 
 def _fetch_to_folder(output_dir, n_galaxies, *, target="metallicity", data_release=None,
                      cutout_size=160, pixel_scale=0.262 * u.arcsec, cutout_service=None,
-                     progress=True, page_size=50000, r_mag_range=(14.0, 17.77),
-                     z_range=(0.02, None), extra_columns=(), max_workers=None,
-                     rate_limit=10.0, timeout=None, max_retries=None, retry_backoff=1.0,
-                     overwrite=False):
+                     progress=True, page_size=50000, r_mag_range=_DEFAULT_R_MAG,
+                     z_range=_DEFAULT_Z, extra_columns=(), selection="default", region=None,
+                     max_workers=None, rate_limit=10.0, timeout=None, max_retries=None,
+                     retry_backoff=1.0, overwrite=False):
     """Everything `fetch_sdss_sample` does except loading; returns the run report."""
     # 1. validate everything; nothing is sent or written before this passes.
     out = _check_output_dir(output_dir)
-    spec = _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns)
+    spec = _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns, selection,
+                      region)
     data_release = _check_data_release(data_release)
     page_size = _check_page_size(page_size)
     opts = _CutoutOptions(cutout_size, pixel_scale, cutout_service, max_workers, rate_limit,
                           timeout, max_retries, retry_backoff)
     progress = check_bool(progress, "progress")
     overwrite = check_bool(overwrite, "overwrite")
-    check_url(conf.skyserver_url, "sfnet.conf.skyserver_url")
+    _skyserver_url()
 
     # 2. catalog: re-use a complete catalog of the same query, else page through SkyServer.
     sql_counters = _dl.Counters()
@@ -162,6 +164,7 @@ def _fetch_to_folder(output_dir, n_galaxies, *, target="metallicity", data_relea
         "skyserver_requests": sql_counters.requests,
         "skyserver_retries": sql_counters.retries,
         "cutout_service": opts.request.service,
+        "selection": spec.selection,
         "data_release": data_release,
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "catalog_meta": {k: v for k, v in catalog.meta.items()
@@ -183,10 +186,10 @@ def _load_sample(output_dir, progress):
 
 def fetch_sdss_sample(output_dir, n_galaxies, *, target="metallicity", data_release=None,
                       cutout_size=160, pixel_scale=0.262 * u.arcsec, cutout_service=None,
-                      progress=True, page_size=50000, r_mag_range=(14.0, 17.77),
-                      z_range=(0.02, None), extra_columns=(), max_workers=None,
-                      rate_limit=10.0, timeout=None, max_retries=None, retry_backoff=1.0,
-                      overwrite=False):
+                      progress=True, page_size=50000, r_mag_range=_DEFAULT_R_MAG,
+                      z_range=_DEFAULT_Z, extra_columns=(), selection="default", region=None,
+                      max_workers=None, rate_limit=10.0, timeout=None, max_retries=None,
+                      retry_backoff=1.0, overwrite=False):
     """Download an SDSS/MPA-JHU galaxy sample with colour cutouts and load it.
 
     Queries SkyServer (`build_sdss_query`, paged, through
@@ -213,21 +216,33 @@ def fetch_sdss_sample(output_dir, n_galaxies, *, target="metallicity", data_rele
         ``"metallicity"`` or ``"bpt_lines"`` (their quality cuts go into the
         SQL) or a list of known column names.
     data_release : int, optional
-        SDSS data release (8-19); default ``sfnet.conf.data_release``.
+        SDSS data release (8-19); default ``sfnet.conf.data_release``, or
+        astroquery's ``astroquery.sdss.conf.default_release`` when unset.
     cutout_size : int
         Cutout width and height in pixels (the paper: 160).
     pixel_scale : `~astropy.units.Quantity` or float
         Angular size of one pixel (float: arcsec); the paper: 0.262 arcsec.
-    cutout_service : {"hips2fits", "legacysurvey"}, optional
-        ``"hips2fits"``: CDS hips2fits on the ``CDS/P/SDSS9/color`` HiPS;
+    cutout_service : {"legacysurvey", "hips2fits"}, optional
         ``"legacysurvey"``: the Legacy Survey viewer ``cutout.jpg`` with
-        ``layer=sdss`` (as in the paper).  Default ``sfnet.conf.cutout_service``.
+        ``layer=sdss``, as in the paper (a fixed colour mapping);
+        ``"hips2fits"``: CDS hips2fits on the ``CDS/P/SDSS9/color`` HiPS
+        (astroquery requests percentile cuts, i.e. contrast normalised per
+        cutout -- see the data documentation before mixing it with weights
+        trained on the paper's cutouts).  Default ``sfnet.conf.cutout_service``
+        (``"legacysurvey"``).
     progress : bool
         Show progress bars (rate and ETA) and a summary on stderr.
     page_size : int
         Rows per SkyServer request (at most 500000).
     r_mag_range, z_range, extra_columns
         See `build_sdss_query`.
+    selection : {"default", "paper"}
+        ``"paper"``: the CasJobs query of Wu (2025) (Galaxy view,
+        PhotoObjDR7, the four BPT fluxes > 0, its ``G.z > 0.02`` -- a z-band
+        *magnitude* cut, i.e. none -- kept verbatim); see `build_sdss_query`.
+    region : (`~astropy.coordinates.SkyCoord`, radius), optional
+        Only galaxies within ``radius`` (angle Quantity, or arcmin) of the
+        position (SkyServer's ``dbo.fGetNearbyObjEq``); see `build_sdss_query`.
     max_workers : int, optional
         Concurrent downloads; default ``sfnet.conf.max_workers``.
     rate_limit : float or None
@@ -274,7 +289,8 @@ def fetch_sdss_sample(output_dir, n_galaxies, *, target="metallicity", data_rele
         output_dir, n_galaxies, target=target, data_release=data_release,
         cutout_size=cutout_size, pixel_scale=pixel_scale, cutout_service=cutout_service,
         progress=progress, page_size=page_size, r_mag_range=r_mag_range, z_range=z_range,
-        extra_columns=extra_columns, max_workers=max_workers, rate_limit=rate_limit,
+        extra_columns=extra_columns, selection=selection, region=region,
+        max_workers=max_workers, rate_limit=rate_limit,
         timeout=timeout, max_retries=max_retries, retry_backoff=retry_backoff,
         overwrite=overwrite)
     sample = _load_sample(output_dir, progress)

@@ -10,8 +10,17 @@ becomes data: an HTML error page, an empty or garbled body or a table
 without the expected columns raises `SkyServerError`; ``objID`` and
 ``specObjID`` are parsed from their text as exact int64.
 
+Two selections are known (`SELECTIONS`): ``"default"``, sfnet's own query on
+``PhotoObj`` with clean-redshift, ``reliable = 1`` and magnitude/redshift
+cuts, and ``"paper"``, the CasJobs query of Wu (2025) on the ``Galaxy`` view
+and ``PhotoObjDR7`` (see `build_sdss_query`).  Either may be restricted to a
+cone with ``region=(SkyCoord, radius)`` through SkyServer's
+``dbo.fGetNearbyObjEq``.
+
 The endpoint and defaults come from `sfnet.conf` (``skyserver_url``,
-``data_release``, ``timeout``, ``max_retries``).
+``data_release``, ``timeout``, ``max_retries``); an unset ``skyserver_url`` or
+``data_release`` means astroquery's (``astroquery.sdss.conf.skyserver_baseurl``
+and ``default_release``).
 """
 
 import csv
@@ -34,7 +43,7 @@ from ..targets import TARGETS, Target, get_target
 from . import _download as _dl
 
 __all__ = ["build_sdss_query", "query_sdss_catalog", "SkyServerError", "SDSS_COLUMNS",
-           "SDSS_EXTRA_COLUMNS"]
+           "SDSS_EXTRA_COLUMNS", "SELECTIONS", "PAPER_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,45 @@ SDSS_COLUMNS = {name: _col(c) for name, c in COLUMNS.items() if c.default}
 SDSS_EXTRA_COLUMNS = {name: _col(c) for name, c in COLUMNS.items() if not c.default}
 
 _KNOWN_COLUMNS = {**SDSS_COLUMNS, **SDSS_EXTRA_COLUMNS}
+
+#: The catalog selections of `build_sdss_query`: name -> one-line description.
+SELECTIONS = {
+    "default": "sfnet's query: SpecObj + PhotoObj + MPA-JHU galSpec tables; clean "
+               "primary galaxy spectra, reliable = 1, redshift and r-magnitude ranges",
+    "paper": "the CasJobs query of Wu (2025) (agn-convnets data/AGN_K03.sql): SpecObj + "
+             "Galaxy view + galSpec tables + PhotoObjDR7; Galaxy.z > 0.02 (a z-band "
+             "magnitude cut, kept verbatim), 14 < petroMag_r <= 17.77, four BPT "
+             "line fluxes > 0",
+}
+
+#: The columns of ``selection="paper"``, in the order of the paper's query
+#: (``DR7ObjID`` comes from ``PhotoObjDR7``; the rest as in `SDSS_COLUMNS`).
+PAPER_COLUMNS = (
+    "objID", "DR7ObjID", "specObjID", "ra", "dec", "z", "zErr", "velDisp", "velDispErr",
+    "modelMag_u", "modelMag_g", "modelMag_r", "modelMag_i", "modelMag_z",
+    "petroMag_r", "petroR50_r", "petroR90_r",
+    "bptclass", "oh_p50", "lgm_tot_p50", "sfr_tot_p50",
+    "nii_6584_flux", "nii_6584_flux_err", "h_alpha_flux", "h_alpha_flux_err",
+    "oiii_5007_flux", "oiii_5007_flux_err", "h_beta_flux", "h_beta_flux_err",
+    "reliable",
+)
+
+# Table alias of each schema table key (`sfnet.catalog.SKYSERVER_TABLES`) in the
+# SQL of each selection; a key absent here cannot be selected (``p7`` is only
+# joined by the paper's query).
+_ALIASES = {
+    "default": {"s": "s", "p": "p", "i": "i", "l": "l", "e": "e"},
+    "paper": {"s": "s", "p": "g", "i": "i", "l": "l", "e": "e", "p7": "p7"},
+}
+
+# The defaults of r_mag_range and z_range (the paper's selection has its own
+# fixed cuts and refuses other values).
+_DEFAULT_R_MAG = (14.0, 17.77)
+_DEFAULT_Z = (0.02, None)
+
+#: Largest cone radius of ``region`` (arcmin).  SkyServer's fGetNearbyObjEq has
+#: no documented limit, but it is meant for small fields (~40 objects/arcmin^2).
+_MAX_REGION_ARCMIN = 600.0
 
 #: SkyServer's row limit for one synchronous query.
 _MAX_PAGE = 500_000
@@ -101,9 +149,65 @@ def _check_extra_columns(extra_columns):
     return tuple(out)
 
 
+def _check_selection(selection):
+    if not isinstance(selection, str) or selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {tuple(SELECTIONS)}, got {selection!r}")
+    return selection
+
+
+def _check_region(region):
+    """``None`` or ``(SkyCoord, radius)`` -> ``None`` or (ra_deg, dec_deg, radius_arcmin).
+
+    Only finite floats come out (they are formatted into the SQL by sfnet).
+    """
+    if region is None:
+        return None
+    from astropy.coordinates import ConvertError, SkyCoord
+
+    usage = ("region must be (SkyCoord, radius) with one position and a radius as an "
+             "angle Quantity or a number of arcmin")
+    if isinstance(region, (str, bytes)) or not isinstance(region, (tuple, list)) \
+            or len(region) != 2:
+        raise ValueError(f"{usage}, got {region!r}")
+    center, radius = region
+    if not isinstance(center, SkyCoord) or not center.isscalar:
+        raise ValueError(f"{usage}; its first item is {center!r}")
+    try:
+        icrs = center.icrs
+    except (ConvertError, ValueError, TypeError, u.UnitsError) as exc:  # e.g. AltAz, no time
+        raise ValueError(f"region: cannot transform {center!r} to ICRS ({exc})") from None
+    ra = float(icrs.ra.wrap_at(360 * u.deg).deg)
+    dec = float(icrs.dec.deg)
+    if not (math.isfinite(ra) and math.isfinite(dec)):
+        raise ValueError(f"region: the position must be finite, got {center!r}")
+    try:
+        radius = check_float(radius, "region radius", unit=u.arcmin, minimum=0.0,
+                             maximum=_MAX_REGION_ARCMIN, strict_min=True,
+                             text_is_value_error=True)
+    except TypeError as exc:
+        raise ValueError(f"{usage}; {exc}") from None
+    return (ra, dec, radius)
+
+
+def _astroquery_sdss_conf():
+    from astroquery.sdss import conf as sdss_conf
+
+    return sdss_conf
+
+
+def _skyserver_url():
+    """The SkyServer base URL: ``sfnet.conf.skyserver_url``, else astroquery's."""
+    url = conf.skyserver_url or _astroquery_sdss_conf().skyserver_baseurl
+    name = "sfnet.conf.skyserver_url" if conf.skyserver_url else \
+        "astroquery.sdss.conf.skyserver_baseurl"
+    return check_url(url, name)
+
+
 def _check_data_release(data_release):
     if data_release is None:
         data_release = conf.data_release
+    if data_release is None:
+        data_release = _astroquery_sdss_conf().default_release
     # The MPA-JHU galSpec tables exist in SkyServer from DR8 on.
     return check_int(data_release, "data_release", minimum=8, maximum=19,
                      text_is_value_error=True)
@@ -117,37 +221,90 @@ def _check_page_size(page_size):
 class _QuerySpec:
     """Validated parameters of the catalog query; renders the SQL."""
 
-    def __init__(self, n_galaxies, target, r_mag_range, z_range, extra_columns):
+    def __init__(self, n_galaxies, target, r_mag_range, z_range, extra_columns,
+                 selection="default", region=None):
         self.n = check_int(n_galaxies, "n_galaxies", minimum=1, maximum=10_000_000,
                            text_is_value_error=True)
+        self.selection = _check_selection(selection)
         self.target, target_cols = _check_target(target)
         self.r_mag_range = check_range(r_mag_range, "r_mag_range", unit=u.mag)
         self.z_range = check_range(z_range, "z_range")
+        if self.selection == "paper":
+            for name, value, default in (("r_mag_range", self.r_mag_range, _DEFAULT_R_MAG),
+                                         ("z_range", self.z_range, _DEFAULT_Z)):
+                if value != default:
+                    raise ValueError(
+                        f"{name} cannot be changed with selection='paper' (the paper's "
+                        f"cuts are fixed: G.z > 0.02, 14 < petroMag_r <= 17.77), got "
+                        f"{value}")
+        self.region = _check_region(region)
+        self.aliases = _ALIASES[self.selection]
         extra = _check_extra_columns(extra_columns)
+        base = PAPER_COLUMNS if self.selection == "paper" else tuple(SDSS_COLUMNS)
         self.extra = tuple(dict.fromkeys(
-            c for c in extra + target_cols if c not in SDSS_COLUMNS))
-        self.columns = tuple(SDSS_COLUMNS) + self.extra
+            c for c in extra + target_cols if c not in base))
+        self.columns = base + self.extra
+        unavailable = [c for c in self.columns
+                       if _KNOWN_COLUMNS[c]["table"] not in self.aliases]
+        if unavailable:
+            raise ValueError(
+                f"extra_columns/target: {unavailable[0]!r} is only available with "
+                f"selection='paper' (its table is not joined by selection="
+                f"{self.selection!r})")
+
+    def _qualified(self, column):
+        return f"{self.aliases[_KNOWN_COLUMNS[column]['table']]}.{column}"
 
     def where(self):
-        cond = ["s.class = 'GALAXY'", "s.sciencePrimary = 1", "s.zWarning = 0",
-                "i.reliable = 1"]
-        lo, hi = self.z_range
-        if lo is not None:
-            cond.append(f"s.z > {_sql_num(lo)}")
-        if hi is not None:
-            cond.append(f"s.z < {_sql_num(hi)}")
-        lo, hi = self.r_mag_range
-        if lo is not None:
-            cond.append(f"p.petroMag_r >= {_sql_num(lo)}")
-        if hi is not None:
-            cond.append(f"p.petroMag_r <= {_sql_num(hi)}")
-        aliases = {name: col.table for name, col in COLUMNS.items()}
-        cond += self.target.sql_where(aliases)
+        if self.selection == "paper":
+            # The paper's cuts, verbatim.  In the Galaxy view ``z`` is the z-band
+            # magnitude, so ``g.z > 0.02`` is (almost) no cut at all -- not a redshift cut.
+            cond = ["g.z > 0.02", "g.petroMag_r > 14", "g.petroMag_r <= 17.77"]
+            cond += [f"l.{line}_flux > 0"
+                     for line in ("nii_6584", "h_alpha", "oiii_5007", "h_beta")]
+        else:
+            cond = ["s.class = 'GALAXY'", "s.sciencePrimary = 1", "s.zWarning = 0",
+                    "i.reliable = 1"]
+            lo, hi = self.z_range
+            if lo is not None:
+                cond.append(f"s.z > {_sql_num(lo)}")
+            if hi is not None:
+                cond.append(f"s.z < {_sql_num(hi)}")
+            lo, hi = self.r_mag_range
+            if lo is not None:
+                cond.append(f"p.petroMag_r >= {_sql_num(lo)}")
+            if hi is not None:
+                cond.append(f"p.petroMag_r <= {_sql_num(hi)}")
+        aliases = {name: self.aliases[col.table] for name, col in COLUMNS.items()
+                   if col.table in self.aliases}
+        for c in self.target.sql_where(aliases):
+            if c not in cond:
+                cond.append(c)
         return cond
+
+    def joins(self):
+        if self.selection == "paper":
+            lines = ["FROM SpecObj AS s",
+                     "  JOIN Galaxy AS g ON g.objID = s.bestObjID",
+                     "  JOIN galSpecLine AS l ON l.specObjID = s.specObjID",
+                     "  JOIN galSpecInfo AS i ON i.specObjID = s.specObjID",
+                     "  JOIN galSpecExtra AS e ON e.specObjID = s.specObjID",
+                     "  JOIN PhotoObjDR7 AS p7 ON p7.DR8ObjID = s.bestObjID"]
+        else:
+            lines = ["FROM SpecObj AS s",
+                     "  JOIN PhotoObj AS p ON p.objID = s.bestObjID",
+                     "  JOIN galSpecInfo AS i ON i.specObjID = s.specObjID",
+                     "  JOIN galSpecLine AS l ON l.specObjID = s.specObjID",
+                     "  JOIN galSpecExtra AS e ON e.specObjID = s.specObjID"]
+        if self.region is not None:
+            ra, dec, radius = self.region
+            lines.append(f"  JOIN dbo.fGetNearbyObjEq({_sql_num(ra)}, {_sql_num(dec)}, "
+                         f"{_sql_num(radius)}) AS n ON n.objID = s.bestObjID")
+        return lines
 
     def sql(self, top=None, after=None):
         top = self.n if top is None else top
-        names = [f"{_KNOWN_COLUMNS[c]['table']}.{c}" for c in self.columns]
+        names = [self._qualified(c) for c in self.columns]
         lines = [[]]
         for name in names:
             if lines[-1] and sum(len(x) + 2 for x in lines[-1]) + len(name) > 64:
@@ -159,11 +316,7 @@ class _QuerySpec:
             cond.append(f"s.specObjID > {int(after)}")
         return (
             f"SELECT TOP {int(top)}\n       {cols}\n"
-            "FROM SpecObj AS s\n"
-            "  JOIN PhotoObj AS p ON p.objID = s.bestObjID\n"
-            "  JOIN galSpecInfo AS i ON i.specObjID = s.specObjID\n"
-            "  JOIN galSpecLine AS l ON l.specObjID = s.specObjID\n"
-            "  JOIN galSpecExtra AS e ON e.specObjID = s.specObjID\n"
+            + "\n".join(self.joins()) + "\n"
             "WHERE " + "\n  AND ".join(cond) + "\n"
             "ORDER BY s.specObjID")
 
@@ -179,19 +332,39 @@ def _one_line(sql):
     return " ".join(sql.split())
 
 
-def build_sdss_query(n_galaxies, target="metallicity", *, r_mag_range=(14.0, 17.77),
-                     z_range=(0.02, None), extra_columns=()):
+def build_sdss_query(n_galaxies, target="metallicity", *, r_mag_range=_DEFAULT_R_MAG,
+                     z_range=_DEFAULT_Z, extra_columns=(), selection="default", region=None):
     """The SkyServer SQL that selects the sample (for inspection and the docs).
 
-    The query joins ``SpecObj`` to ``PhotoObj`` on ``bestObjID`` and to the
-    MPA-JHU tables ``galSpecInfo``, ``galSpecLine`` and ``galSpecExtra`` on
-    ``specObjID``; it keeps primary galaxy spectra with a clean redshift
-    (``class = 'GALAXY'``, ``sciencePrimary = 1``, ``zWarning = 0``), MPA-JHU
-    ``reliable = 1``, the redshift and Petrosian r-magnitude ranges, and the
-    target's quality cuts (see `sfnet.targets`).  Only validated numbers and
-    allow-listed column names enter the text.  `fetch_sdss_sample` runs it in
-    pages of ``TOP page_size`` rows, each with ``s.specObjID >`` the last
-    value seen.
+    Only validated numbers and allow-listed column names enter the text; no
+    user text ever reaches the SQL.  `fetch_sdss_sample` runs it in pages of
+    ``TOP page_size`` rows ordered by ``specObjID``, each page with
+    ``s.specObjID >`` the last value seen.
+
+    ``selection="default"`` joins ``SpecObj`` to ``PhotoObj`` on ``bestObjID``
+    and to the MPA-JHU tables ``galSpecInfo``, ``galSpecLine`` and
+    ``galSpecExtra`` on ``specObjID``; it keeps primary galaxy spectra with a
+    clean redshift (``class = 'GALAXY'``, ``sciencePrimary = 1``,
+    ``zWarning = 0``), MPA-JHU ``reliable = 1``, the redshift and Petrosian
+    r-magnitude ranges, and the target's quality cuts (see `sfnet.targets`).
+
+    ``selection="paper"`` reproduces the CasJobs query of Wu (2025) (linked
+    from the paper's README: agn-convnets ``data/AGN_K03.sql``): ``SpecObj``
+    joined to the ``Galaxy`` view on ``bestObjID``, to ``galSpecLine``,
+    ``galSpecInfo`` and ``galSpecExtra`` on ``specObjID`` and to
+    ``PhotoObjDR7`` on ``DR8ObjID = bestObjID`` (an inner join: galaxies
+    without a DR7 counterpart are dropped, as in the paper); its cuts
+    ``G.z > 0.02``, ``14 < petroMag_r <= 17.77`` and the four BPT line fluxes
+    (``nii_6584``, ``h_alpha``, ``oiii_5007``, ``h_beta``) ``> 0``; and its
+    columns (`PAPER_COLUMNS`: `SDSS_COLUMNS` plus ``DR7ObjID``, ``zErr``,
+    ``velDisp``, ``velDispErr`` and ``reliable``).  The target's cuts are
+    added (for ``"bpt_lines"``: S/N > 3 on all four lines, as the paper's
+    README says it enforced after the query).  Note that ``G.z > 0.02`` is
+    kept verbatim although it is **not a redshift cut**: in the ``Galaxy``
+    view ``z`` is the z-band magnitude, so the condition removes (almost)
+    nothing; the paper's sample has no redshift cut.  Neither has it
+    ``class``, ``zWarning`` nor ``reliable`` cuts (``reliable`` is only
+    returned).  ``r_mag_range`` and ``z_range`` must keep their defaults.
 
     Parameters
     ----------
@@ -202,10 +375,21 @@ def build_sdss_query(n_galaxies, target="metallicity", *, r_mag_range=(14.0, 17.
         `SDSS_COLUMNS` / `SDSS_EXTRA_COLUMNS`.
     r_mag_range : (float or None, float or None)
         Inclusive range of ``petroMag_r``; ``None`` leaves a side open.
+        Only with ``selection="default"``.
     z_range : (float or None, float or None)
         Exclusive range of the redshift ``z``; default ``z > 0.02``.
+        Only with ``selection="default"``.
     extra_columns : list of str
-        Further columns from `SDSS_EXTRA_COLUMNS`.
+        Further columns from `SDSS_EXTRA_COLUMNS` (``DR7ObjID`` only with
+        ``selection="paper"``).
+    selection : {"default", "paper"}
+        Which query (`SELECTIONS`).
+    region : (`~astropy.coordinates.SkyCoord`, radius), optional
+        Restrict the sample to a cone: one position and a radius (an angle
+        `~astropy.units.Quantity` or a number of arcmin, at most 600), joined
+        through SkyServer's ``dbo.fGetNearbyObjEq(ra, dec, radius_arcmin)`` on
+        ``bestObjID``.  The position is converted to ICRS degrees; only these
+        floats, formatted by sfnet, enter the SQL.
 
     Returns
     -------
@@ -214,7 +398,7 @@ def build_sdss_query(n_galaxies, target="metallicity", *, r_mag_range=(14.0, 17.
     Raises
     ------
     ValueError, TypeError
-        A parameter is not a valid number or known name.
+        A parameter is not a valid number or known name; the message names it.
 
     Examples
     --------
@@ -224,8 +408,17 @@ def build_sdss_query(n_galaxies, target="metallicity", *, r_mag_range=(14.0, 17.
     SELECT TOP 1000
     >>> "e.oh_p50 > 0" in sql and sql.endswith("ORDER BY s.specObjID")
     True
+    >>> paper = build_sdss_query(1000, "metallicity", selection="paper")
+    >>> "JOIN PhotoObjDR7 AS p7 ON p7.DR8ObjID = s.bestObjID" in paper
+    True
+    >>> from astropy.coordinates import SkyCoord
+    >>> import astropy.units as u
+    >>> cone = build_sdss_query(10, region=(SkyCoord(150 * u.deg, 2 * u.deg), 30 * u.arcmin))
+    >>> "dbo.fGetNearbyObjEq(150.0, 2.0, 30.0)" in cone
+    True
     """
-    return _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns).sql()
+    return _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns,
+                      selection, region).sql()
 
 
 # --------------------------------------------------------------------------
@@ -326,12 +519,15 @@ def _parse_skyserver_csv(content, columns):
 def _run_sql(client, sql, *, data_release, timeout, policy, counters):
     """Send one SQL statement through astroquery, with retries; return column arrays."""
     import requests
-    from astroquery.sdss import conf as sdss_conf
 
-    base = conf.skyserver_url.rstrip("/")
+    sdss_conf = _astroquery_sdss_conf()
+    base = _skyserver_url().rstrip("/")
 
     def attempt():
         try:
+            # astroquery's own configuration is only changed for the call (public
+            # ConfigNamespace API); with sfnet.conf.skyserver_url unset it is
+            # astroquery's value anyway.
             with sdss_conf.set_temp("skyserver_baseurl", base):
                 response = client.query_sql_async(sql, timeout=timeout,
                                                   data_release=data_release, cache=False)
@@ -437,10 +633,14 @@ def _catalog_table(spec, pages, data_release):
     if len(table) < spec.n:
         log.info("SkyServer has only %d galaxies matching the query (asked for %d)",
                  len(table), spec.n)
+    if spec.region is not None:
+        table.meta["region"] = {"ra_deg": spec.region[0], "dec_deg": spec.region[1],
+                                "radius_arcmin": spec.region[2]}
     table.meta.update({
         "sdss_query": _one_line(spec.sql()),
         "data_release": int(data_release),
-        "skyserver_url": conf.skyserver_url,
+        "skyserver_url": _skyserver_url(),
+        "selection": spec.selection,
         "target": spec.target.name,
         "n_requested": int(spec.n),
         "retrieved": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -457,6 +657,8 @@ def _query_catalog(spec, *, data_release, page_size, timeout, policy, progress, 
     """Page through the query; return a Table with units and provenance meta."""
     from astroquery.sdss import SDSSClass
 
+    # A client of our own for this run (its HTTP session is released with it);
+    # no private attribute of astroquery objects is touched.
     client = SDSSClass()
     bar = _progress_bar(progress, total=spec.n, desc="SkyServer catalog", unit="row")
     try:
@@ -464,22 +666,24 @@ def _query_catalog(spec, *, data_release, page_size, timeout, policy, progress, 
                              timeout=timeout, policy=policy, bar=bar, counters=counters)
     finally:
         bar.close()
-        client._session.close()
+        del client
     return _catalog_table(spec, pages, data_release)
 
 
 def query_sdss_catalog(n_galaxies, target="metallicity", *, data_release=None,
-                       page_size=50000, r_mag_range=(14.0, 17.77), z_range=(0.02, None),
-                       extra_columns=(), timeout=None, max_retries=None,
-                       retry_backoff=1.0, progress=False):
+                       page_size=50000, r_mag_range=_DEFAULT_R_MAG, z_range=_DEFAULT_Z,
+                       extra_columns=(), selection="default", region=None, timeout=None,
+                       max_retries=None, retry_backoff=1.0, progress=False):
     """Run `build_sdss_query` on SkyServer and return the catalog (no images).
 
     Parameters
     ----------
-    n_galaxies, target, r_mag_range, z_range, extra_columns
+    n_galaxies, target, r_mag_range, z_range, extra_columns, selection, region
         See `build_sdss_query`.
     data_release : int, optional
-        SDSS data release (8-19); default ``sfnet.conf.data_release``.
+        SDSS data release (8-19); default ``sfnet.conf.data_release``, and
+        when that is unset (``None``) astroquery's
+        ``astroquery.sdss.conf.default_release``.
     page_size : int
         Rows per request (at most 500000, SkyServer's limit).
     timeout : float or `~astropy.units.Quantity`, optional
@@ -495,21 +699,25 @@ def query_sdss_catalog(n_galaxies, target="metallicity", *, data_release=None,
     Returns
     -------
     `~astropy.table.Table`
-        Columns of `SDSS_COLUMNS` (plus extras) with units; ``objID`` and
-        ``specObjID`` int64; ``meta`` holds the query and provenance.
+        Columns of `SDSS_COLUMNS` (`PAPER_COLUMNS` with ``selection="paper"``)
+        plus extras, with units; ``objID``, ``specObjID`` (and ``DR7ObjID``)
+        int64; ``meta`` holds the query, selection, region and provenance.
+        The SkyServer URL is ``sfnet.conf.skyserver_url``, or astroquery's
+        ``astroquery.sdss.conf.skyserver_baseurl`` when that is empty.
 
     Raises
     ------
     SkyServerError
         An error page, a malformed table, or failure after all retries.
     """
-    spec = _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns)
+    spec = _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns, selection,
+                      region)
     data_release = _check_data_release(data_release)
     page_size = _check_page_size(page_size)
     timeout = _timeout(timeout)
     policy = _policy(max_retries, retry_backoff)
     progress = check_bool(progress, "progress")
-    check_url(conf.skyserver_url, "sfnet.conf.skyserver_url")
+    _skyserver_url()
     return _query_catalog(spec, data_release=data_release, page_size=page_size,
                           timeout=timeout, policy=policy, progress=progress,
                           counters=_dl.Counters())
