@@ -622,3 +622,287 @@ def test_cutout_service_registry(fake, tmp_path):
         assert report["cutout_service"] == "test-mirror" and report["valid"] == 2
     finally:
         del cutouts._SERVICES["test-mirror"]
+
+
+# -- the paper's selection (agn-convnets data/AGN_K03.sql) ----------------------
+
+PAPER_JOINS = ("FROM SpecObj AS s",
+               "JOIN Galaxy AS g ON g.objID = s.bestObjID",
+               "JOIN galSpecLine AS l ON l.specObjID = s.specObjID",
+               "JOIN galSpecInfo AS i ON i.specObjID = s.specObjID",
+               "JOIN galSpecExtra AS e ON e.specObjID = s.specObjID",
+               "JOIN PhotoObjDR7 AS p7 ON p7.DR8ObjID = s.bestObjID")
+PAPER_CUTS = ("g.z > 0.02", "g.petroMag_r > 14", "g.petroMag_r <= 17.77",
+              "l.nii_6584_flux > 0", "l.h_alpha_flux > 0", "l.oiii_5007_flux > 0",
+              "l.h_beta_flux > 0")
+
+
+def test_paper_selection_sent_to_skyserver_and_parsed(fake):
+    table = sdss.query_sdss_catalog(5, "metallicity", selection="paper", page_size=3,
+                                    retry_backoff=0.001)
+    # (astroquery sends the statement on one line)
+    sqls = [" ".join(r["params"]["cmd"].split()) for r in fake.requests("skyserver")]
+    assert len(sqls) == 2  # 3 + 2 rows, keyset paging as for the default selection
+    first, second = sqls
+    for text in PAPER_JOINS + PAPER_CUTS + ("e.oh_p50 > 0", "e.lgm_tot_p50 > 0",
+                                           "e.sfr_tot_p50 > -10"):
+        assert text in first and text in second
+    # the paper has none of sfnet's own default cuts; reliable is only returned
+    for absent in ("s.class", "zWarning", "sciencePrimary", "i.reliable = 1", "s.z >",
+                   "PhotoObj AS p ", "p.petroMag_r", ">= 14"):
+        assert absent not in first
+    assert first.startswith("SELECT TOP 3 ") and first.endswith("ORDER BY s.specObjID")
+    assert "specObjID >" not in first
+    assert f"s.specObjID > {fake.rows[2]['specObjID']}" in second
+    selected = first.split("FROM")[0]
+    for col in ("g.objID", "p7.DR7ObjID", "s.specObjID", "g.ra", "g.dec", "s.z", "s.zErr",
+                "s.velDisp", "s.velDispErr", "g.modelMag_u", "g.modelMag_z",
+                "g.petroR50_r", "g.petroR90_r", "i.reliable", "l.h_beta_flux_err"):
+        assert col in selected
+    assert table.colnames == list(sdss.PAPER_COLUMNS)
+    assert set(sdss.SDSS_COLUMNS) <= set(table.colnames)
+    rows = fake.rows[:5]
+    assert table["DR7ObjID"].dtype == np.int64  # header 'dr7objid', parsed exactly
+    assert table["DR7ObjID"].tolist() == [r["DR7ObjID"] for r in rows]
+    assert table["objID"].tolist() == [r["objID"] for r in rows]
+    assert table["reliable"].tolist() == [1] * 5
+    assert table["velDisp"].unit == u.km / u.s and table["modelMag_g"].unit == u.mag
+    assert table["modelMag_g"].tolist() == [r["modelMag_g"] for r in rows]
+    assert table.meta["selection"] == "paper"
+    assert table.meta["sdss_query"] == " ".join(
+        sdss.build_sdss_query(5, "metallicity", selection="paper").split())
+
+
+def test_paper_selection_bpt_adds_the_readme_snr_cut():
+    sql = sdss.build_sdss_query(10, "bpt_lines", selection="paper")
+    for text in PAPER_JOINS + PAPER_CUTS:
+        assert text in sql
+    for line in ("h_alpha", "h_beta", "oiii_5007", "nii_6584"):
+        assert f"l.{line}_flux > 3 * l.{line}_flux_err" in sql
+    assert "oh_p50 > 0" not in sql
+    default = sdss.build_sdss_query(10, "bpt_lines")
+    assert "Galaxy" not in default and "PhotoObjDR7" not in default
+    assert "p.modelMag_u" in default and "p.petroR50_r" in default  # now fetched by default
+
+
+@pytest.mark.parametrize("bad, name", [
+    (dict(selection="Paper"), "selection"),
+    (dict(selection="paper; DROP TABLE x"), "selection"),
+    (dict(selection="paper", r_mag_range=(14.0, 18.0)), "r_mag_range"),
+    (dict(selection="paper", z_range=None), "z_range"),
+    (dict(extra_columns=["DR7ObjID"]), "extra_columns"),
+])
+def test_bad_selection_is_refused_before_any_request(fake, tmp_path, bad, name):
+    with pytest.raises(ValueError, match=name):
+        sdss.fetch_sdss_sample(tmp_path / "out", 3, **{**FAST, **bad})
+    assert fake.n_requests() == 0 and not (tmp_path / "out").exists()
+    assert "p7.DR7ObjID" in sdss.build_sdss_query(3, selection="paper",
+                                                  extra_columns=["DR7ObjID"])
+
+
+def test_paper_fetch_writes_the_folder(fake, tmp_path):
+    out = tmp_path / "out"
+    report = run(out, 4, selection="paper", target="bpt_lines")
+    assert report["selection"] == "paper" and report["valid"] == 4
+    ecsv = Table.read(out / "galaxies.ecsv")
+    assert ecsv.colnames == list(sdss.PAPER_COLUMNS)
+    assert ecsv.meta["selection"] == "paper" and ecsv.meta["target"] == "bpt_lines"
+    fake.reset_log()
+    assert run(out, 4, selection="paper", target="bpt_lines")["catalog"] == "reused"
+    with pytest.raises(FileExistsError):  # the default selection is another query
+        run(out, 4, target="bpt_lines")
+    assert fake.n_requests() == 0
+
+
+# -- region ------------------------------------------------------------------
+
+def test_region_restricts_the_query_to_a_cone(fake):
+    from astropy.coordinates import SkyCoord
+
+    center = SkyCoord(fake.rows[5]["ra"] * u.deg, fake.rows[5]["dec"] * u.deg)
+    # rows are ~0.0135 deg = 0.81 arcmin apart: 2 arcmin keeps rows 3..7
+    table = sdss.query_sdss_catalog(10, region=(center, 2 * u.arcmin), retry_backoff=0.001)
+    (req,) = fake.requests("skyserver")
+    sql = " ".join(req["params"]["cmd"].split())
+    ra, dec = fake.rows[5]["ra"], fake.rows[5]["dec"]
+    assert (f"JOIN dbo.fGetNearbyObjEq({ra!r}, {dec!r}, 2.0) AS n ON n.objID = s.bestObjID"
+            in sql)
+    sep = center.separation(SkyCoord(table["ra"], table["dec"])).to_value(u.arcmin)
+    assert len(table) == 5 and np.all(sep <= 2.0)
+    assert table["objID"].tolist() == [r["objID"] for r in fake.rows[3:8]]
+    assert table.meta["region"] == {"ra_deg": ra, "dec_deg": dec, "radius_arcmin": 2.0}
+    # a float radius is in arcmin; galactic coordinates are converted to ICRS
+    gal = center.galactic
+    sql = sdss.build_sdss_query(10, region=(gal, 120.0), selection="paper")
+    args = sql.split("fGetNearbyObjEq(")[1].split(")")[0].split(", ")
+    assert float(args[0]) == pytest.approx(ra, abs=1e-9)
+    assert float(args[1]) == pytest.approx(dec, abs=1e-9) and args[2] == "120.0"
+    assert sql.index("fGetNearbyObjEq") < sql.index("WHERE")
+
+
+def test_bad_regions_are_value_errors_naming_region(fake, tmp_path):
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(150 * u.deg, 2 * u.deg)
+    bad = [
+        "150 2 3",
+        (c,),
+        ("150.0", 2.0),
+        (c, "2) AS n; DROP TABLE SpecObj --"),
+        (c, -1.0),
+        (c, 0 * u.arcmin),
+        (c, 2 * u.kg),
+        (c, float("nan")),
+        (c, 20 * u.deg),  # beyond the 600 arcmin limit
+        (SkyCoord([1, 2] * u.deg, [3, 4] * u.deg), 1.0),
+        (c, [1.0, 2.0]),
+    ]
+    for region in bad:
+        with pytest.raises(ValueError, match="region"):
+            sdss.fetch_sdss_sample(tmp_path / "out", 3, region=region, **FAST)
+    assert fake.n_requests() == 0 and not (tmp_path / "out").exists()
+
+
+# -- astroquery configuration ---------------------------------------------------
+
+def test_unset_endpoints_follow_astroquery_conf(fake, tmp_path):
+    from astroquery.hips2fits import conf as hips2fits_conf
+    from astroquery.sdss import conf as sdss_conf
+
+    from sfnet.datasets import cutouts
+
+    with sfnet.conf.set_temp("skyserver_url", ""), sfnet.conf.set_temp("data_release", None), \
+            sdss_conf.set_temp("skyserver_baseurl", fake.base_url), \
+            sdss_conf.set_temp("default_release", 16):
+        table = sdss.query_sdss_catalog(2, retry_backoff=0.001)
+    (req,) = fake.requests("skyserver")
+    assert req["path"] == "/dr16/en/tools/search/x_results.aspx"
+    assert table.meta["data_release"] == 16 and table.meta["skyserver_url"] == fake.base_url
+    # sfnet's own settings win over astroquery's
+    fake.reset_log()
+    with sfnet.conf.set_temp("data_release", 15), \
+            sdss_conf.set_temp("skyserver_baseurl", "http://127.0.0.1:9"), \
+            sdss_conf.set_temp("default_release", 16):
+        sdss.query_sdss_catalog(2, retry_backoff=0.001)
+    assert [r["path"] for r in fake.requests("skyserver")] == [
+        "/dr15/en/tools/search/x_results.aspx"]
+    assert sdss_conf.skyserver_baseurl == "https://skyserver.sdss.org"  # restored
+
+    mirror = "https://alaskybis.cds.unistra.fr/hips-image-services/hips2fits"
+    with sfnet.conf.set_temp("hips2fits_url", ""), hips2fits_conf.set_temp("server", mirror):
+        assert cutouts.Hips2FitsService(16, 0.262).url == mirror
+    with sfnet.conf.set_temp("hips2fits_url", ""):
+        assert cutouts.Hips2FitsService(16, 0.262).url == hips2fits_conf.server
+    assert cutouts.Hips2FitsService(16, 0.262).url == fake.hips2fits_url
+
+
+def test_conf_defaults_are_astroquerys_and_the_papers_service():
+    from astroquery.sdss import conf as sdss_conf
+
+    from sfnet.datasets import skyserver
+
+    conf = sfnet.config.Conf()
+    assert conf.skyserver_url == "" and conf.data_release is None
+    assert conf.hips2fits_url == "" and conf.cutout_service == "legacysurvey"
+    with sfnet.conf.set_temp("skyserver_url", ""), sfnet.conf.set_temp("data_release", None):
+        assert skyserver._skyserver_url() == sdss_conf.skyserver_baseurl
+        assert skyserver._check_data_release(None) == sdss_conf.default_release
+        with sdss_conf.set_temp("default_release", 12):
+            assert skyserver._check_data_release(None) == 12
+
+
+# -- bring your own galaxies ------------------------------------------------------
+
+def _coords(fake, rows):
+    from astropy.coordinates import SkyCoord
+
+    return SkyCoord([r["ra"] for r in rows] * u.deg, [r["dec"] for r in rows] * u.deg)
+
+
+def test_fetch_cutouts_for_skycoords_loads_as_a_folder(fake, tmp_path):
+    from sfnet.datasets import cutouts, load_galaxy_folder
+
+    rows = fake.rows[:3]
+    coords = _coords(fake, rows)
+    out = tmp_path / "mine"
+    report = sdss.fetch_sdss_cutouts(coords, out, **FAST)
+    assert report["downloaded"] == 3 and report["catalog"] == "written"
+    assert fake.n_requests("skyserver") == 0 and len(fake.requests("legacysurvey")) == 3
+    ids = cutouts.position_ids(coords)
+    assert ids.dtype == np.int64 and len(set(ids.tolist())) == 3
+    assert ids[0] == round(rows[0]["ra"] * 1e6) * 10**9 + round((rows[0]["dec"] + 90) * 1e6)
+    for objid in ids:
+        assert_valid_image(image_path(out, objid))
+    with sfnet.conf.set_temp("cache_dir", str(tmp_path / "cache")):
+        sample = load_galaxy_folder(out, progress=False, cache=False)
+    assert sample.catalog["objID"].tolist() == ids.tolist()
+    assert np.allclose(sample.catalog["ra"], [r["ra"] for r in rows], rtol=0, atol=1e-12)
+    assert np.asarray(sample.images).shape == (3, SIZE, SIZE, 3)
+    # deterministic names: a second run finds every file
+    fake.reset_log()
+    again = sdss.fetch_sdss_cutouts(coords, out, **FAST)
+    assert again["already_present"] == 3 and fake.cutout_requests() == []
+    assert again["catalog"] == "kept"
+
+
+def test_fetch_cutouts_for_tables_with_ids(fake, tmp_path):
+    import pandas as pd
+    from astropy.table import QTable
+
+    from sfnet.datasets import load_galaxy_folder
+
+    rows = fake.rows[3:6]
+    coords = _coords(fake, rows)
+    ids = [11, 12, 13]
+    qt = QTable({"coord": coords, "label": [1.0, 2.0, 3.0]})
+    report = sdss.fetch_sdss_cutouts(qt, tmp_path / "q", ids=ids, **FAST)
+    assert report["downloaded"] == 3
+    sample = load_galaxy_folder(tmp_path / "q", progress=False, cache=False)
+    assert sample.catalog["objID"].tolist() == ids
+    assert sample.catalog["label"].tolist() == [1.0, 2.0, 3.0]
+    assert sample.catalog["ra"].unit == u.deg
+
+    df = pd.DataFrame({"ra": [r["ra"] for r in rows], "dec": [r["dec"] for r in rows],
+                       "objID": [r["objID"] for r in rows], "oh_p50": [8.9, 9.0, 9.1]})
+    fake.reset_log()
+    sdss.fetch_sdss_cutouts(df, tmp_path / "df", **FAST)
+    got = sorted(r["objID"] for r in fake.cutout_requests())
+    assert got == [r["objID"] for r in rows]
+    sample = load_galaxy_folder(tmp_path / "df", progress=False, cache=False)
+    assert sample.catalog["objID"].tolist() == [r["objID"] for r in rows]  # exact int64
+    assert sample.catalog["oh_p50"].tolist() == [8.9, 9.0, 9.1]
+
+
+def test_fetch_cutouts_keeps_an_existing_catalog(fake, tmp_path):
+    rows = fake.rows[:2]
+    (tmp_path / "galaxies.csv").write_text(f"objID,oh_p50\n{rows[0]['objID']},8.9\n")
+    catalog = Table({"objID": np.array([r["objID"] for r in rows], dtype=np.int64),
+                     "ra": [r["ra"] for r in rows] * u.deg,
+                     "dec": [r["dec"] for r in rows] * u.deg})
+    with pytest.warns(DataDroppedWarning, match="1 of the 2 galaxies are not in it"):
+        report = sdss.fetch_sdss_cutouts(catalog, tmp_path, **FAST)
+    assert report["catalog"] == "kept" and report["downloaded"] == 2
+    assert (tmp_path / "galaxies.csv").read_text().startswith("objID,oh_p50\n")
+
+
+def test_bad_positions_and_ids_are_refused_before_any_request(fake, tmp_path):
+    from astropy.coordinates import SkyCoord
+
+    coords = _coords(fake, fake.rows[:2])
+    cases = [
+        ((coords,), dict(ids=[1]), "ids"),
+        ((coords,), dict(ids=[1, 1]), "ids"),
+        ((coords,), dict(ids=[1.0, 2.0]), "ids"),
+        ((coords,), dict(ids=["a", "b"]), "ids"),
+        ((coords,), dict(ids=[-1, 2]), "ids"),
+        ((Table({"x": [1.0]}),), {}, "positions"),
+        ((Table({"ra": ["a"], "dec": ["b"]}),), {}, "positions"),
+        ((SkyCoord([1.0, 1.0] * u.deg, [2.0, 2.0] * u.deg),), {}, "positions"),
+        ((SkyCoord([] * u.deg, [] * u.deg),), {}, "positions"),
+    ]
+    for args, kwargs, name in cases:
+        with pytest.raises(ValueError, match=name):
+            sdss.fetch_sdss_cutouts(*args, tmp_path / "out", **kwargs, **FAST)
+    with pytest.raises(TypeError, match="positions"):
+        sdss.fetch_sdss_cutouts([(1.0, 2.0)], tmp_path / "out", **FAST)
+    assert fake.n_requests() == 0 and not (tmp_path / "out").exists()
