@@ -169,10 +169,16 @@ Queries SkyServer (SDSS spectra joined with the MPA-JHU catalogs) and downloads 
 cutout per galaxy into the layout 'sfnet train' reads.  Running it again resumes: only
 missing or damaged files are fetched.  Needs network access.
 
+Cutouts come from the Legacy Survey viewer (layer=sdss, 0.262"/px), as in the paper.
+'--selection paper' runs the paper's own CasJobs query (Galaxy view, PhotoObjDR7; its
+'G.z > 0.02' is a z-band magnitude cut, i.e. none, kept verbatim).
+
 examples:
   sfnet fetch --output sdss --n-galaxies 1000
+  sfnet fetch --output sdss-paper --n-galaxies 1000 --selection paper
   sfnet fetch --output sdss-bpt --n-galaxies 50000 --target bpt_lines --max-workers 16
-  sfnet fetch --output sdss --n-galaxies 1000 --cutout-service legacysurvey
+  sfnet fetch --output field --n-galaxies 500 --region 185.0 0.5 30
+  sfnet fetch --output sdss --n-galaxies 1000 --cutout-service hips2fits
 """
 
 _BENCHMARK_EPILOG = """\
@@ -260,9 +266,16 @@ def build_parser():
                    help="whose quality cuts go into the query: metallicity, bpt_lines or "
                         "comma-separated column names")
     p.add_argument("--data-release", type=_int_at_least(1), default=None, metavar="DR",
-                   help="SDSS data release (default: sfnet.conf.data_release)")
+                   help="SDSS data release (default: sfnet.conf.data_release, else "
+                        "astroquery's)")
+    p.add_argument("--selection", choices=("default", "paper"), default="default",
+                   help="catalog query: sfnet's (default) or the paper's CasJobs query")
+    p.add_argument("--region", nargs=3, type=_number, default=None,
+                   metavar=("RA", "DEC", "RADIUS_ARCMIN"),
+                   help="only galaxies within RADIUS_ARCMIN of (RA, DEC) in ICRS degrees")
     p.add_argument("--cutout-service", choices=cutout_services(), default=None,
-                   help="where cutouts come from (default: sfnet.conf.cutout_service)")
+                   help="where cutouts come from (default: sfnet.conf.cutout_service, "
+                        "legacysurvey)")
     p.add_argument("--cutout-size", type=_int_at_least(16), default=160, metavar="PX",
                    help="cutout size in pixels (0.262 arcsec/px)")
     p.add_argument("--max-workers", type=_int_at_least(1), default=None, metavar="N",
@@ -480,13 +493,31 @@ def _cmd_demo(args):
     return 0
 
 
+def _fetch_region(values):
+    """``--region RA DEC RADIUS_ARCMIN`` -> ``(SkyCoord, radius)`` or None."""
+    if values is None:
+        return None
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    ra, dec, radius = values
+    try:
+        center = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+    except ValueError as exc:
+        raise _UsageError(f"--region: {exc}") from None
+    return (center, radius * u.arcmin)
+
+
 def _cmd_fetch(args):
     from .datasets import build_sdss_query, fetch_sdss_sample
 
+    region = _fetch_region(args.region)
     if args.print_sql:
-        print(build_sdss_query(args.n_galaxies, args.target))
+        print(build_sdss_query(args.n_galaxies, args.target, selection=args.selection,
+                               region=region))
         return 0
     sample = fetch_sdss_sample(args.output, args.n_galaxies, target=args.target,
+                               selection=args.selection, region=region,
                                data_release=args.data_release,
                                cutout_size=args.cutout_size,
                                cutout_service=args.cutout_service,

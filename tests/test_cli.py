@@ -312,7 +312,41 @@ def test_fetch_writes_a_folder_that_train_reads(fake_sdss, tmp_path, capsys):
 
     sample = load_data(out, progress=False)
     assert list(sample.catalog["objID"]) == [r["objID"] for r in fake_sdss.rows[:4]]
-    assert fake_sdss.n_requests("hips2fits") == 4
+    assert fake_sdss.n_requests("legacysurvey") == 4  # the paper's service by default
+    assert fake_sdss.n_requests("hips2fits") == 0
+
+
+def test_fetch_paper_selection_and_region(fake_sdss, tmp_path, capsys):
+    assert main(["fetch", "--output", str(tmp_path / "x"), "--n-galaxies", "7",
+                 "--selection", "paper", "--target", "bpt_lines", "--print-sql"]) == 0
+    sql = capsys.readouterr().out
+    assert "JOIN Galaxy AS g ON g.objID = s.bestObjID" in sql and "g.z > 0.02" in sql
+    assert "JOIN PhotoObjDR7 AS p7 ON p7.DR8ObjID = s.bestObjID" in sql
+    assert "l.h_beta_flux > 3 * l.h_beta_flux_err" in sql
+    assert fake_sdss.n_requests() == 0 and not (tmp_path / "x").exists()
+
+    row = fake_sdss.rows[2]
+    out = tmp_path / "cone"
+    assert main(["fetch", "--output", str(out), "--n-galaxies", "10", "--selection", "paper",
+                 "--region", repr(row["ra"]), repr(row["dec"]), "1.0", "--cutout-size", "16",
+                 "--no-progress"]) == 0
+    (req,) = fake_sdss.requests("skyserver")
+    assert f"fGetNearbyObjEq({row['ra']!r}, {row['dec']!r}, 1.0)" in req["params"]["cmd"]
+    from sfnet.cli import load_data
+
+    sample = load_data(out, progress=False)  # rows 1..3 lie within 1 arcmin of row 2
+    assert list(sample.catalog["objID"]) == [r["objID"] for r in fake_sdss.rows[1:4]]
+    assert "DR7ObjID" in sample.catalog.colnames
+
+    assert main(["fetch", "--output", str(tmp_path / "y"), "--n-galaxies", "3",
+                 "--region", "10", "0", "-5", "--no-progress"]) == 1
+    assert "region" in _one_error_line(capsys.readouterr().err)
+    assert main(["fetch", "--output", str(tmp_path / "y"), "--n-galaxies", "3",
+                 "--region", "10", "95", "5", "--no-progress"]) == 2
+    assert "--region" in capsys.readouterr().err
+    assert main(["fetch", "--output", str(tmp_path / "y"), "--n-galaxies", "3",
+                 "--selection", "papers"]) == 2
+    assert not (tmp_path / "y").exists()
 
 
 def test_fetch_service_error_is_one_line(fake_sdss, tmp_path, capsys):
