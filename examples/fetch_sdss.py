@@ -28,14 +28,23 @@ from sfnet.datasets import build_sdss_query
 print(build_sdss_query(1000, target="metallicity"))
 
 # %%
+# ``selection="paper"`` gives the paper's own CasJobs query instead: the
+# ``Galaxy`` view and ``PhotoObjDR7``, the four BPT line fluxes > 0 and its
+# ``G.z > 0.02`` -- which, in the ``Galaxy`` view, is a cut on the z-band
+# *magnitude*, not on redshift (kept verbatim, so it removes almost nothing).
+
+print(build_sdss_query(1000, target="bpt_lines", selection="paper"))
+
+# %%
 # Download a sample
 # -----------------
 # `~sfnet.datasets.fetch_sdss_sample` runs the query (in pages, so large
 # requests stay within SkyServer's limits) and fetches 160 x 160 cutouts at
-# 0.262 arcsec per pixel -- the paper's geometry -- from the CDS hips2fits
-# service on the SDSS colour HiPS (or, with
-# ``cutout_service="legacysurvey"``, from the Legacy Survey viewer the paper
-# used).  Downloads run concurrently, politely rate-limited, with retries;
+# 0.262 arcsec per pixel -- the paper's geometry -- from the Legacy Survey
+# viewer's ``layer=sdss`` JPEGs, as the paper did (``cutout_service="hips2fits"``
+# uses the CDS SDSS9 colour HiPS instead, whose JPEGs astroquery asks to be
+# contrast-stretched per cutout; see :ref:`cutout-scaling`).  Downloads run
+# concurrently, politely rate-limited, with retries;
 # each file is written atomically and checked to decode.  Galaxies whose
 # cutout keeps failing are listed in ``failures.csv`` and reported in a
 # warning; they never stop the others.  Running the same call again resumes:
@@ -69,8 +78,37 @@ print(len(sample), sample.images.shape)
 import sfnet
 
 with sfnet.conf.set_temp("max_workers", 4), sfnet.conf.set_temp("timeout", 120):
-    lines = fetch_sdss_sample("sdss-bpt", 500, target="bpt_lines",
-                              cutout_service="legacysurvey")
+    lines = fetch_sdss_sample("sdss-bpt", 500, target="bpt_lines", selection="paper")
+
+# %%
+# Unset SDSS endpoints follow astroquery's configuration: with
+# ``sfnet.conf.skyserver_url`` empty (the default) the SQL goes to
+# ``astroquery.sdss.conf.skyserver_baseurl``, and with ``data_release`` unset
+# to ``astroquery.sdss.conf.default_release``.
+
+from astroquery.sdss import conf as sdss_conf
+
+with sdss_conf.set_temp("default_release", 16):
+    dr16 = fetch_sdss_sample("sdss-dr16", 100)
+
+# %%
+# A field, and galaxies of your own
+# ---------------------------------
+# ``region=(SkyCoord, radius)`` restricts the query to a cone (SkyServer's
+# ``fGetNearbyObjEq``), and `~sfnet.datasets.fetch_sdss_cutouts` fetches
+# cutouts for any positions -- a SkyCoord or a table with ra/dec -- into the
+# same folder layout.
+
+import astropy.units as u
+from astropy.coordinates import SkyCoord
+
+from sfnet.datasets import fetch_sdss_cutouts, load_galaxy_folder
+
+field = fetch_sdss_sample("sdss-field", 200,
+                          region=(SkyCoord(185.0 * u.deg, 0.5 * u.deg), 60 * u.arcmin))
+mine = SkyCoord([185.0, 150.1], [0.1, 2.2], unit="deg")
+fetch_sdss_cutouts(mine, "my-galaxies", ids=[1, 2])
+print(load_galaxy_folder("my-galaxies").catalog)
 
 # %%
 # Train on it

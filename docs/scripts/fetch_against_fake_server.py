@@ -3,7 +3,8 @@
     python docs/scripts/fetch_against_fake_server.py [--rows 300] [--fault-rate 0.2]
 
 Starts ``tests/_fakeservers.FakeSDSS`` on 127.0.0.1 (a SkyServer that pages
-``TOP n``/``specObjID >`` queries, plus hips2fits), injects faults (a 503 and a
+``TOP n``/``specObjID >`` queries, plus the Legacy Survey viewer -- the
+default cutout service -- and hips2fits), injects faults (a 503 and a
 slow answer from SkyServer; 503s, truncated JPEGs, slow answers and connection
 resets on the cutouts, some permanent), points ``sfnet.conf`` at it and runs
 ``sfnet fetch`` twice: once with faults, then again after the permanent faults
@@ -65,6 +66,7 @@ def main_():
     try:
         with tempfile.TemporaryDirectory() as tmp, \
                 sfnet.conf.set_temp("skyserver_url", fake.skyserver_url), \
+                sfnet.conf.set_temp("legacysurvey_url", fake.legacysurvey_url), \
                 sfnet.conf.set_temp("hips2fits_url", fake.hips2fits_url):
             out = os.path.join(tmp, "sdss")
             print(f"{args.rows} galaxies; {sum(1 for v in fake.cutout_faults.values() if v)} "
@@ -76,6 +78,8 @@ def main_():
             with open(os.path.join(out, "images-sdss", f"{fake.rows[1]['objID']}.jpg"), "r+b") as fh:
                 fh.truncate(200)
             run(fake, out, "run 3, one deleted + one corrupted file")
+            run(fake, os.path.join(tmp, "paper"), "run 4, selection=paper",
+                ["--selection", "paper"])
     finally:
         fake.stop()
 
