@@ -4,9 +4,11 @@
 * `sfnet.datasets.mock` -- `make_mock_galaxies`, the SDSS-like mock (the offline default);
 * `sfnet.datasets.folder` -- `load_galaxy_folder` / `write_galaxy_folder`, the Zenodo layout;
 * `sfnet.datasets.skyserver` -- the SkyServer SQL query (`build_sdss_query`,
-  `query_sdss_catalog`);
+  `query_sdss_catalog`; ``selection="default"`` or the paper's ``"paper"``,
+  `SELECTIONS`; optional ``region`` cones);
 * `sfnet.datasets.cutouts` -- the cutout services behind a registry
-  (`register_cutout_service`) and `fetch_sdss_cutouts`;
+  (`register_cutout_service`; the Legacy Survey viewer by default) and
+  `fetch_sdss_cutouts` for catalogs or one's own positions (`position_ids`);
 * `sfnet.datasets.sdss` -- `fetch_sdss_sample`: catalog and cutouts into a folder.
 """
 
