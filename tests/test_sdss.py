@@ -897,6 +897,8 @@ def test_bad_positions_and_ids_are_refused_before_any_request(fake, tmp_path):
         ((coords,), dict(ids=[-1, 2]), "ids"),
         ((Table({"x": [1.0]}),), {}, "positions"),
         ((Table({"ra": ["a"], "dec": ["b"]}),), {}, "positions"),
+        ((Table({"ra": np.ma.MaskedArray([1.0, 2.0], mask=[False, True]),
+                 "dec": [3.0, 4.0]}),), {}, "masked"),
         ((SkyCoord([1.0, 1.0] * u.deg, [2.0, 2.0] * u.deg),), {}, "positions"),
         ((SkyCoord([] * u.deg, [] * u.deg),), {}, "positions"),
     ]

@@ -477,6 +477,11 @@ def _table_positions(table):
     if missing:
         raise ValueError(f"positions: a table needs 'ra' and 'dec' columns (degrees) or a "
                          f"SkyCoord column; it has {table.colnames}")
+    for name in ("ra", "dec", "objID"):
+        mask = getattr(table[name], "mask", None) if name in table.colnames else None
+        if mask is not None and np.any(mask):
+            raise ValueError(f"positions: column {name!r} has "
+                             f"{int(np.count_nonzero(mask))} missing (masked) value(s)")
     ra, dec = (_deg(table[c], c) for c in ("ra", "dec"))
     table.remove_columns(["ra", "dec"])
     return table, SkyCoord(ra * u.deg, dec * u.deg)
