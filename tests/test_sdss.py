@@ -307,6 +307,8 @@ def test_hips2fits_request_and_files(fake, tmp_path):
     assert p["hips"] == "CDS/P/SDSS9/color" and p["format"] == "jpg"
     assert p["width"] == p["height"] == str(SIZE) and p["projection"] == "TAN"
     assert float(p["fov"]) == pytest.approx(SIZE * 0.262 / 3600, rel=1e-12)
+    # astroquery asks for percentile cuts, i.e. a contrast stretch per cutout (docs/data.rst)
+    assert p["min_cut"] == "0.5%" and p["max_cut"] == "99.5%" and p["stretch"] == "linear"
     by_id = {r["objID"]: r for r in fake.rows}
     for r in req:
         assert float(r["params"]["ra"]) == by_id[r["objID"]]["ra"]
