@@ -16,7 +16,7 @@ import numpy as np
 from .._io import atomic_path, atomic_write_bytes, atomic_write_text
 from .._utils import regression_metrics
 from ._core import as_activations, check_length, get_catalog, has_columns, head_of
-from .bpt import BPT_CLASSES, bpt_class, line_ratios
+from .bpt import BPT_CLASSES, _has_line_errors, bpt_class, line_ratios
 from .stats import ablation, feature_correlations, feature_stats
 
 __all__ = ["write_report"]
@@ -287,7 +287,7 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
     has_lines = has_columns(catalog, ("nii_6584_flux", "h_alpha_flux", "oiii_5007_flux",
                                       "h_beta_flux"))
     if has_lines:
-        bx, by = line_ratios(catalog, min_snr=3.0 if plots._has_errors(catalog) else None)
+        bx, by = line_ratios(catalog, min_snr=3.0 if _has_line_errors(catalog) else None)
         classes = bpt_class(bx, by)
     figs = _Figures(output_dir, dpi)
     parts = []

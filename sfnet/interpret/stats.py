@@ -13,9 +13,10 @@ from typing import NamedTuple
 import numpy as np
 
 from .._utils import regression_metrics
-from ._core import (DEFAULT_PROPERTIES, PROPERTIES, Property, as_activations, check_features,
-                    check_length, frequency_order, get_catalog, has_columns, head_of,
-                    pearson, plain, property_values, spearman)
+from ..catalog import DEFAULT_PROPERTIES, PROPERTIES, Property
+from ._core import (as_activations, check_features, check_length, frequency_order,
+                    get_catalog, has_columns, head_of, pearson, plain, property_columns,
+                    property_values, spearman)
 
 __all__ = ["feature_stats", "dead_features", "active_features", "contributions",
            "feature_correlations", "feature_correlation_matrix", "ablation",
@@ -196,8 +197,7 @@ def _property_columns(sample, columns):
     for c in columns:
         if not isinstance(c, str):
             raise TypeError(f"columns must be property or column names, got {c!r}")
-        need = PROPERTIES[c].columns if c in PROPERTIES else (c,)
-        missing = [x for x in need if x not in cat.colnames]
+        missing = [x for x in property_columns(c) if x not in cat.colnames]
         if missing:
             raise ValueError(
                 f"columns: property {c!r} needs catalog column(s) {missing}, which the "
@@ -282,18 +282,28 @@ def feature_correlations(sample, activations, features=None, columns=None, *,
 
 
 def feature_correlation_matrix(activations, features=None, *, method="pearson",
-                               n_features=None):
+                               normalize=None, n_features=None):
     """Correlation matrix between the activations of features across galaxies.
 
     Parameters
     ----------
-    activations : array-like, shape (N, n_features)
+    activations : array-like, shape (N, n_features), or (indices, values)
         Post-top-k activations (zeros included: two features that never fire
         together are anti-correlated).
     features : sequence of int, optional
         Features (default: all active features, most frequent first).
     method : {"pearson", "spearman"}
         Correlation coefficient.
+    normalize : {None, "l2"}, optional
+        ``None`` (default): correlate the activations as they are.  ``"l2"``:
+        first divide each galaxy's whole activation vector (all features, not
+        only ``features``) by its Euclidean norm, so that every galaxy has unit
+        length and only the *relative* strengths of its active features count --
+        the choice of Wu (2025).  A galaxy with no active feature (an all-zero
+        vector) has no direction; it stays all zero and still enters the
+        correlation as a row of zeros.
+    n_features : int, optional
+        Number of features (needed only for the sparse pair).
 
     Returns
     -------
@@ -310,15 +320,36 @@ def feature_correlation_matrix(activations, features=None, *, method="pearson",
     >>> m, f = feature_correlation_matrix(acts)
     >>> f.tolist(), bool(m[0, 1] < 0), float(m[0, 0])
     ([0, 1], True, 1.0)
+
+    With ``normalize="l2"`` the rows become unit vectors before correlating:
+
+    >>> acts = np.array([[3., 4.], [1., 0.], [0., 2.]])
+    >>> m, _ = feature_correlation_matrix(acts, normalize="l2")
+    >>> round(float(m[0, 1]), 3)   # the columns [0.6, 1, 0] and [0.8, 0, 1]
+    -0.901
     """
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+    if normalize not in (None, "l2"):
+        raise ValueError(f"normalize must be None or 'l2', got {normalize!r}")
     acts = as_activations(activations, n_features)
     if features is None:
         order, n_active = frequency_order(acts)
         features = order[n_active[order] > 0]
     features = check_features(features, acts.shape[1])
-    if method not in ("pearson", "spearman"):
-        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    sub = acts[:, features]
+    sub = (_l2_normalized(acts) if normalize == "l2" else acts)[:, features]
+    return _correlation_matrix(sub, method), features
+
+
+def _l2_normalized(acts):
+    """Each row divided by its Euclidean norm (float64); all-zero rows stay zero."""
+    acts = np.asarray(acts, dtype=np.float64)
+    norm = np.sqrt(np.sum(acts * acts, axis=1, keepdims=True))
+    return acts / np.where(norm > 0, norm, 1.0)
+
+
+def _correlation_matrix(sub, method):
+    """Pearson or Spearman matrix of the columns of ``sub``; NaN for constant columns."""
     if method == "spearman" and sub.size:
         from scipy.stats import rankdata
         sub = rankdata(sub, axis=0)
@@ -330,7 +361,7 @@ def feature_correlation_matrix(activations, features=None, *, method="pearson",
     mat[const, :] = np.nan
     mat[:, const] = np.nan
     np.fill_diagonal(mat, np.where(const, np.nan, 1.0))
-    return mat, features
+    return mat
 
 
 class AblationResult(NamedTuple):
@@ -359,9 +390,7 @@ def _target_values(model, X, y, n):
         if target is None or cat is None:
             raise ValueError("y is needed unless X is a GalaxySample and model a fitted "
                              "SparseFeatureNet (with target_)")
-        cat = target.prepare(cat)
-        y = target.values(cat, check=False)
-        y[~target.mask(cat)] = np.nan
+        y = target.truth(cat)
     elif hasattr(y, "colnames"):
         y = np.column_stack([plain(y[c]) for c in y.colnames])
     else:
