@@ -351,6 +351,14 @@ def test_report_feature_sections_follow_frequency(report, acts):
     assert "weight_oh_p50" in table.colnames
 
 
+def test_report_says_which_correlation_normalisation(report):
+    _, path = report
+    text = path.read_text(encoding="utf-8")
+    assert interpret.report.CORRELATION_NORMALIZE is None
+    assert "used as they are (normalize=None)" in text
+    assert 'feature_correlation_matrix(normalize=&#34;l2&#34;)' in text
+
+
 def test_report_validates_before_writing(model, sample, acts, tmp_path):
     out = tmp_path / "never"
     with pytest.raises(ValueError, match="rows"):

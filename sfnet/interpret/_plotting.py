@@ -226,7 +226,8 @@ def draw_bpt_frame(ax, xlim, ylim, legend=True):
     ax.set_ylim(ylim)
     ax.set_xlabel(PROPERTIES["log_nii_ha"].label)
     ax.set_ylabel(PROPERTIES["log_oiii_hb"].label)
-    style = dict(transform=ax.transAxes, fontsize=7.5, color="0.3", path_effects=outline())
+    style = {"transform": ax.transAxes, "fontsize": 7.5, "color": "0.3",
+             "path_effects": outline()}
     ax.text(0.04, 0.04, "Star-forming", ha="left", va="bottom", **style)
     ax.text(0.96, 0.04, "Composite", ha="right", va="bottom", **style)
     ax.text(0.96, 0.96, "AGN", ha="right", va="top", **style)

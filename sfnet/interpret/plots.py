@@ -20,8 +20,8 @@ from .._utils import regression_metrics
 from ..catalog import property_label
 from . import _plotting as _draw
 from ._core import (as_activations, check_feature, check_length, display_image,
-                    get_catalog, head_of, pearson, plain, property_columns, property_values, spearman,
-                    take_images)
+                    get_catalog, head_of, pearson, plain, property_columns, property_values,
+                    spearman, take_images)
 from .bpt import _has_line_errors, line_ratios
 from .stats import feature_correlation_matrix, feature_correlations, feature_stats
 
@@ -249,8 +249,9 @@ def plot_activation_vs(sample, activations, feature, column, *, model=None, ax=N
         entries += _binned_mean(ax, values[ok], a[ok], nbins)
         r = pearson(a[ok], values[ok])
         rho = spearman(a[ok], values[ok])
-        entries.append((_blank(), f"Pearson $r$ = {_draw.fmt(r, signed=True)}, "
-                                  f"Spearman $\\rho$ = {_draw.fmt(rho, signed=True)}"))
+        text = (f"Pearson $r$ = {_draw.fmt(r, signed=True)}, "
+                f"Spearman $\\rho$ = {_draw.fmt(rho, signed=True)}")
+        entries.append((_blank(), text))
     else:
         _draw.message(ax, f"fewer than 3 galaxies with valid {column}")
     if model is not None:
@@ -547,7 +548,7 @@ def _one_to_one(fig, a, t, p, label, unit, met, max_points):
     a.set_xlim(lo, hi)
     a.set_ylim(lo, hi)
     a.set_aspect("equal")
-    unit_txt = f" [{unit}]" if unit and not su == "dex" else ""
+    unit_txt = f" [{unit}]" if unit and su != "dex" else ""
     a.set_xlabel(f"True {label}{unit_txt}")
     a.set_ylabel(f"Predicted {label}{unit_txt}")
     su_txt = f" {su}" if su else ""
@@ -555,7 +556,7 @@ def _one_to_one(fig, a, t, p, label, unit, met, max_points):
            f"RMSE = {met['rmse']:.3f}{su_txt}\nNMAD = {met['nmad']:.3f}{su_txt}\n"
            f"bias = {met['bias']:+.3f}{su_txt}\n$N$ = {met['n']}".replace("-", "\u2212"),
            transform=a.transAxes, ha="left", va="top", fontsize=7.5,
-           bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="0.7", alpha=0.9))
+           bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "0.7", "alpha": 0.9})
 
 
 def _residuals(h, d, met, su):

@@ -443,8 +443,6 @@ def ablation(model, X, y=None, top_n=(1, 2, 5, 10, 20, 50, 100), *, activations=
         ``n_active``, ``rmse``, ``delta_rmse`` and per target
         ``delta_rmse_<target>``, most frequent first.
     """
-    from astropy.table import Table
-
     w, b, names = head_of(model)
     if activations is None:
         if X is None:
@@ -464,6 +462,16 @@ def ablation(model, X, y=None, top_n=(1, 2, 5, 10, 20, 50, 100), *, activations=
     full = _rmse_per_target(pred, y)
     full_rmse = {name: float(v) for name, v in zip(names, full)}
     full_rmse["mean"] = float(np.mean(full))
+    top = _keep_most_frequent(acts, w, pred, y, alive, top_n, names)
+    per_feature = _zero_each(acts, w, pred, y, alive, n_active, full, names)
+    top.meta["full_rmse"] = full_rmse
+    per_feature.meta["full_rmse"] = full_rmse
+    return AblationResult(full_rmse, top, per_feature)
+
+
+def _keep_most_frequent(acts, w, pred, y, alive, top_n, names):
+    """RMSE table when only the N most frequent features keep their terms."""
+    from astropy.table import Table
 
     ns = sorted({int(v) for v in np.atleast_1d(top_n) if 0 <= int(v) < len(alive)})
     ns.append(len(alive))
@@ -474,23 +482,25 @@ def ablation(model, X, y=None, top_n=(1, 2, 5, 10, 20, 50, 100), *, activations=
         r = _rmse_per_target(p, y)
         changed = int(np.count_nonzero(np.any(acts[:, dropped] != 0, axis=1)))
         rows.append((m, float(np.mean(r)), *r, changed))
-    top = Table(rows=rows if rows else None,
-                names=["n_kept", "rmse", *[f"rmse_{t}" for t in names],
-                       "n_galaxies_changed"],
-                dtype=[np.int64, np.float64, *[np.float64] * len(names), np.int64])
-    top.meta["full_rmse"] = full_rmse
+    return Table(rows=rows if rows else None,
+                 names=["n_kept", "rmse", *[f"rmse_{t}" for t in names],
+                        "n_galaxies_changed"],
+                 dtype=[np.int64, np.float64, *[np.float64] * len(names), np.int64])
 
+
+def _zero_each(acts, w, pred, y, alive, n_active, full, names):
+    """RMSE and ΔRMSE table when each active feature alone loses its term."""
+    from astropy.table import Table
+
+    full_mean = float(np.mean(full))
     per = []
     for f in alive:
         p = pred - np.outer(acts[:, f], w[:, f])
         r = _rmse_per_target(p, y)
         per.append((int(f), int(n_active[f]), float(np.mean(r)),
-                    float(np.mean(r) - full_rmse["mean"]), *(r - full)))
-    per_feature = Table(rows=per if per else None,
-                        names=["feature", "n_active", "rmse", "delta_rmse",
-                               *[f"delta_rmse_{t}" for t in names]],
-                        dtype=[np.int64, np.int64, np.float64, np.float64,
-                               *[np.float64] * len(names)])
-    per_feature.meta["full_rmse"] = full_rmse
-    return AblationResult(full_rmse, top, per_feature)
-
+                    float(np.mean(r) - full_mean), *(r - full)))
+    return Table(rows=per if per else None,
+                 names=["feature", "n_active", "rmse", "delta_rmse",
+                        *[f"delta_rmse_{t}" for t in names]],
+                 dtype=[np.int64, np.int64, np.float64, np.float64,
+                        *[np.float64] * len(names)])
