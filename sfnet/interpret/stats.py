@@ -263,22 +263,26 @@ def feature_correlations(sample, activations, features=None, columns=None, *,
                              f"{acts.shape[1]}")
         for t, name in enumerate(names):
             table[f"weight_{name}"] = w[t, features]
-    n_valid = {}
-    for col in columns:
-        values = property_values(cat, col, min_snr=min_snr)
-        ok = np.isfinite(values)
-        n_valid[col] = int(ok.sum())
-        pr = np.full(len(features), np.nan)
-        sr = np.full(len(features), np.nan)
-        for i, f in enumerate(features):
-            a = acts[ok, f]
-            pr[i] = pearson(a, values[ok])
-            sr[i] = spearman(a, values[ok])
-        table[f"pearson_{col}"] = pr
-        table[f"spearman_{col}"] = sr
+    n_valid = {col: _add_correlations(table, acts, features, col,
+                                      property_values(cat, col, min_snr=min_snr))
+               for col in columns}
     table.meta.update(columns=list(columns), n_valid=n_valid, skipped=skipped,
                       n_galaxies=int(acts.shape[0]))
     return table
+
+
+def _add_correlations(table, acts, features, col, values):
+    """Add ``pearson_<col>`` and ``spearman_<col>`` over the valid rows; their number."""
+    ok = np.isfinite(values)
+    pr = np.full(len(features), np.nan)
+    sr = np.full(len(features), np.nan)
+    for i, f in enumerate(features):
+        a = acts[ok, f]
+        pr[i] = pearson(a, values[ok])
+        sr[i] = spearman(a, values[ok])
+    table[f"pearson_{col}"] = pr
+    table[f"spearman_{col}"] = sr
+    return int(ok.sum())
 
 
 def feature_correlation_matrix(activations, features=None, *, method="pearson",
