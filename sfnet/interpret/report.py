@@ -21,6 +21,7 @@ import numpy as np
 
 from .._io import atomic_path, atomic_write_text
 from .._utils import regression_metrics
+from .._validation import check_float, check_int
 from ._core import as_activations, check_length, get_catalog, head_of
 from ._report_sections import FigureWriter, build_sections
 from .bpt import _has_line_errors, _has_line_fluxes, bpt_class, line_ratios
@@ -115,8 +116,7 @@ def _check_inputs(model, sample, output_dir, activations, metrics, title, dpi, *
     if len(sample) == 0:
         raise ValueError("sample is empty")
     for name, v in counts.items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        check_int(v, name, minimum=0)
     acts = None
     if activations is not None:
         acts = as_activations(activations, n_features)
@@ -124,8 +124,7 @@ def _check_inputs(model, sample, output_dir, activations, metrics, title, dpi, *
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(f"output_dir {str(output_dir)!r} exists and is not a directory")
-    if isinstance(dpi, bool) or not isinstance(dpi, (int, float, np.number)) or dpi <= 0:
-        raise ValueError(f"dpi must be a positive number, got {dpi!r}")
+    check_float(dpi, "dpi", minimum=0, strict_min=True)
     if metrics is not None and not isinstance(metrics, dict):
         raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
     if title is not None and not isinstance(title, str):

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._utils import regression_metrics
+from .._validation import check_choice
 from ..catalog import DEFAULT_PROPERTIES, PROPERTIES, Property
 from ._core import (as_activations, check_features, check_length, frequency_order,
                     get_catalog, has_columns, head_of, pearson, plain, property_columns,
@@ -332,10 +333,8 @@ def feature_correlation_matrix(activations, features=None, *, method="pearson",
     >>> round(float(m[0, 1]), 3)   # the columns [0.6, 1, 0] and [0.8, 0, 1]
     -0.901
     """
-    if method not in ("pearson", "spearman"):
-        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    if normalize not in (None, "l2"):
-        raise ValueError(f"normalize must be None or 'l2', got {normalize!r}")
+    check_choice(method, "method", ("pearson", "spearman"))
+    check_choice(normalize, "normalize", (None, "l2"))
     acts = as_activations(activations, n_features)
     if features is None:
         order, n_active = frequency_order(acts)
