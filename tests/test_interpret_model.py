@@ -351,6 +351,14 @@ def test_report_feature_sections_follow_frequency(report, acts):
     assert "weight_oh_p50" in table.colnames
 
 
+def test_report_says_which_correlation_normalisation(report):
+    _, path = report
+    text = path.read_text(encoding="utf-8")
+    assert interpret.report.CORRELATION_NORMALIZE is None
+    assert "used as they are (normalize=None)" in text
+    assert 'feature_correlation_matrix(normalize=&#34;l2&#34;)' in text
+
+
 def test_report_validates_before_writing(model, sample, acts, tmp_path):
     out = tmp_path / "never"
     with pytest.raises(ValueError, match="rows"):
@@ -384,3 +392,44 @@ def test_report_files_are_readable_by_others(report):
     out, path = report
     for f in [path, out / "features.csv", *sorted((out / "figures").glob("*.png"))]:
         assert f.stat().st_mode & stat.S_IROTH, f
+
+
+def test_report_escapes_everything_it_shows(model, sample, acts, tmp_path):
+    """The title, a target column name, metric names and values are shown as text:
+    a name like ``<script>`` is escaped, never markup."""
+    import copy
+
+    from sfnet.targets import get_target
+
+    evil = '<script>alert("x")</script>'
+    cat = sample.catalog[:80].copy()
+    cat[evil] = cat["oh_p50"]
+    evil_sample = GalaxySample(sample.images[:80], cat)
+    evil_model = copy.copy(model)            # the module's model stays as it is
+    evil_model.target_ = get_target([evil])
+    evil_model.target_names_ = [evil]
+    path = interpret.write_report(
+        evil_model, evil_sample, tmp_path, activations=acts[:80], max_features=1,
+        n_examples=0, n_localization=0, dpi=30, title=f"Report {evil}",
+        metrics={evil: {"rmse": 0.1}, "note": evil})
+    text = path.read_text(encoding="utf-8")
+    parser = _Links()
+    parser.feed(text)
+    assert "script" not in parser.tags
+    assert "<script" not in text.lower()
+    escaped = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"
+    assert f"<title>Report {escaped}</title>" in text
+    assert f"<h1>Report {escaped}</h1>" in text
+    # the target name in the model card, the weight column, the metrics and head tables
+    assert text.count(escaped) >= 6
+    assert f"<th>w ({escaped})</th>" in text
+    assert model.target_names == ["oh_p50"]
+
+
+def test_report_template_is_package_data():
+    """The page is rendered from jinja2 templates shipped inside sfnet.interpret."""
+    from importlib import resources
+
+    templates = resources.files("sfnet.interpret") / "templates"
+    for name in ("report.html.j2", "sections.html.j2", "report.css"):
+        assert (templates / name).is_file(), name

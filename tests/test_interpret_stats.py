@@ -163,6 +163,57 @@ def test_feature_correlation_matrix():
         interpret.feature_correlation_matrix(ACTS, method="kendall")
 
 
+def test_feature_correlation_matrix_l2_normalisation_by_hand():
+    # rows (3, 4), (1, 0), (0, 2) become the unit vectors (3/5, 4/5), (1, 0), (0, 1)
+    acts = np.array([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0]])
+    m_l2, f = interpret.feature_correlation_matrix(acts, normalize="l2")
+    assert f.tolist() == [0, 1]
+    # columns x = (3/5, 1, 0), y = (4/5, 0, 1): sum dx dy = -36/75,
+    # sum dx^2 = 114/225, sum dy^2 = 14/25  ->  r = -36 / sqrt(1596)
+    assert m_l2[0, 1] == pytest.approx(-36 / np.sqrt(1596), abs=1e-12)
+    assert m_l2[1, 0] == m_l2[0, 1]
+    np.testing.assert_allclose(np.diag(m_l2), 1.0)
+    # without normalisation the same galaxies correlate positively: r = 4 / sqrt(336 / 9)
+    m_raw, _ = interpret.feature_correlation_matrix(acts)
+    assert m_raw[0, 1] == pytest.approx(4 / np.sqrt(336 / 9), abs=1e-12)
+    assert m_raw[0, 1] > 0 > m_l2[0, 1]
+
+
+def test_feature_correlation_matrix_l2_is_per_galaxy_and_keeps_zero_rows():
+    m_l2, f = interpret.feature_correlation_matrix(ACTS, normalize="l2")
+    # scaling one galaxy's activations changes nothing after L2 normalisation...
+    scaled = ACTS.copy()
+    scaled[3] *= 10.0
+    m_scaled, _ = interpret.feature_correlation_matrix(scaled, normalize="l2")
+    np.testing.assert_allclose(m_scaled, m_l2, atol=1e-12)
+    # ...but does change the unnormalised matrix
+    assert not np.allclose(interpret.feature_correlation_matrix(scaled)[0],
+                           interpret.feature_correlation_matrix(ACTS)[0])
+    # galaxy 4 has no active feature: it stays a row of zeros (no NaN)
+    unit = ACTS / np.maximum(np.linalg.norm(ACTS, axis=1, keepdims=True), 1e-300)
+    assert np.all(unit[4] == 0)
+    np.testing.assert_allclose(m_l2, np.corrcoef(unit[:, f].T), atol=1e-12)
+    # the sparse pair gives the same matrix
+    idx = np.array([[0, 2], [0, 4], [2, 1], [0, 2], [-1, -1], [0, 1]])
+    val = np.take_along_axis(ACTS, np.maximum(idx, 0), axis=1) * (idx >= 0)
+    m_sparse, _ = interpret.feature_correlation_matrix((idx, val), normalize="l2",
+                                                       n_features=5)
+    np.testing.assert_allclose(m_sparse, m_l2, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", ["L2", "l1", True, 2])
+def test_feature_correlation_matrix_rejects_unknown_normalisation(bad):
+    with pytest.raises(ValueError, match="normalize"):
+        interpret.feature_correlation_matrix(ACTS, normalize=bad)
+
+
+def test_plot_feature_correlations_says_l2():
+    fig = interpret.plot_feature_correlations(ACTS, normalize="l2")
+    assert "L2-normalised" in fig.axes[0].get_title()
+    fig = interpret.plot_feature_correlations(ACTS)
+    assert "L2" not in fig.axes[0].get_title()
+
+
 def test_ablation_all_kept_equals_full_rmse_and_by_hand():
     rng = np.random.default_rng(1)
     y = ACTS @ W.T + B + rng.normal(0, 0.1, (6, 2))

@@ -3,14 +3,24 @@
 A fitted SFNet predicts ``bias + sum_j w_j a_j`` from at most k active features
 per galaxy.  This subpackage turns those features into astrophysics:
 
-* `sfnet.interpret.stats` -- how often each feature fires (`feature_stats`),
-  per-galaxy `contributions`, correlations with physical properties
-  (`feature_correlations`, `feature_correlation_matrix`) and `ablation`;
+* `sfnet.interpret.stats` -- how often each feature fires (`feature_stats`,
+  `dead_features`, `active_features`), per-galaxy `contributions`, correlations
+  with physical properties (`feature_correlations`) and between features
+  (`feature_correlation_matrix`, optionally L2-normalised per galaxy as in the
+  paper) and `ablation`;
 * `sfnet.interpret.bpt` -- the `kauffmann03` and `kewley01` demarcation curves,
   `bpt_class` and `line_ratios` (from measured fluxes or predicted log fluxes);
 * `sfnet.interpret.maps` -- `localization_maps`, where in a galaxy a feature fires;
 * `sfnet.interpret.plots` -- the figures (``plot_*``), each returning a Figure;
-* `sfnet.interpret.report` -- `write_report`, a static HTML report.
+* `sfnet.interpret.report` -- `write_report`, a static HTML report rendered
+  from the jinja2 templates in ``templates/``.
+
+Private helpers: ``_core`` (input coercion and checks, `property_values` of a
+sample, correlation coefficients), ``_plotting`` (figure style and drawing
+helpers) and ``_report_sections`` (the report's sections).  Column names,
+property labels and missing-value codes come from `sfnet.catalog`;
+`PROPERTIES`, `Property` and `property_values` are re-exported here for
+convenience.
 
 Everything accepts precomputed activations (``model.activations(sample)``), so a
 large sample is run through the network once.

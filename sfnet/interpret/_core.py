@@ -1,82 +1,19 @@
 """Private helpers shared by the `sfnet.interpret` modules.
 
-Input coercion (activations, catalogs, images, head weights), argument checks
-with messages that name the offending argument, catalog properties with the
-MPA-JHU missing-value conventions, and the regression metrics.
+* input coercion: activations (dense, torch or the sparse pair), catalogs and
+  images of a sample, the weights and bias of a model's linear head;
+* argument checks whose messages name the offending argument;
+* the catalog glue: `property_values` of a GalaxySample or Table (the schema,
+  the properties and the missing-value codes themselves live in `sfnet.catalog`);
+* the correlation coefficients and the frequency order of features.
 """
-
-from dataclasses import dataclass
 
 import numpy as np
 
+from .. import catalog as _catalog
 from .._utils import as_float64
 
 __all__ = []
-
-#: MPA-JHU writes -9999 (and sometimes -99 / -1) for missing values; anything at or
-#: below this is treated as missing in the log-quantity columns.
-_MISSING = -999.0
-
-#: Default columns of `feature_correlations` and the report.
-DEFAULT_PROPERTIES = ("metallicity", "mass", "sfr", "ssfr", "log_nii_ha",
-                      "log_oiii_hb", "z")
-
-#: Emission-line flux columns (MPA-JHU, 1e-17 erg s-1 cm-2) of the BPT diagram.
-LINE_FLUX = {"nii": "nii_6584_flux", "ha": "h_alpha_flux",
-             "oiii": "oiii_5007_flux", "hb": "h_beta_flux"}
-
-#: The log-flux columns of the ``"bpt_lines"`` target, in prediction order.
-LOG_LINE = {"nii": "log_N2", "ha": "log_Ha", "oiii": "log_O3", "hb": "log_Hb"}
-
-
-@dataclass(frozen=True)
-class Property:
-    """A physical galaxy property that can be read from an MPA-JHU catalog.
-
-    Attributes
-    ----------
-    name : str
-        Short name (``"metallicity"``, ``"mass"``, ...).
-    label : str
-        Axis label in astronomers' notation (matplotlib mathtext, units included).
-    short : str
-        Compact label for table headers and heat-map ticks.
-    columns : tuple of str
-        Catalog columns it is computed from.
-    description : str
-        One-line description.
-    """
-
-    name: str
-    label: str
-    short: str
-    columns: tuple
-    description: str
-
-
-PROPERTIES = {
-    "metallicity": Property(
-        "metallicity", r"$12+\log({\rm O/H})$", r"$12+\log({\rm O/H})$", ("oh_p50",),
-        "gas-phase oxygen abundance, MPA-JHU oh_p50 (Tremonti et al. 2004)"),
-    "mass": Property(
-        "mass", r"$\log(M_\ast/{\rm M}_\odot)$", r"$\log M_\ast$", ("lgm_tot_p50",),
-        "total stellar mass, MPA-JHU lgm_tot_p50"),
-    "sfr": Property(
-        "sfr", r"$\log({\rm SFR}/{\rm M}_\odot\,{\rm yr}^{-1})$", r"$\log{\rm SFR}$",
-        ("sfr_tot_p50",), "total star-formation rate, MPA-JHU sfr_tot_p50"),
-    "ssfr": Property(
-        "ssfr", r"$\log({\rm sSFR}/{\rm yr}^{-1})$", r"$\log{\rm sSFR}$",
-        ("sfr_tot_p50", "lgm_tot_p50"), "specific SFR = sfr_tot_p50 - lgm_tot_p50"),
-    "log_nii_ha": Property(
-        "log_nii_ha", r"$\log([{\rm N\,II}]\,\lambda6584/{\rm H}\alpha)$",
-        r"$\log([{\rm N\,II}]/{\rm H}\alpha)$", (LINE_FLUX["nii"], LINE_FLUX["ha"]),
-        "BPT line ratio log10(nii_6584_flux / h_alpha_flux)"),
-    "log_oiii_hb": Property(
-        "log_oiii_hb", r"$\log([{\rm O\,III}]\,\lambda5007/{\rm H}\beta)$",
-        r"$\log([{\rm O\,III}]/{\rm H}\beta)$", (LINE_FLUX["oiii"], LINE_FLUX["hb"]),
-        "BPT line ratio log10(oiii_5007_flux / h_beta_flux)"),
-    "z": Property("z", r"Redshift $z$", r"$z$", ("z",), "spectroscopic redshift"),
-}
 
 
 # --------------------------------------------------------------------------- coercion
@@ -240,80 +177,35 @@ def head_of(model_or_weights, bias=None, target_names=None, name="model"):
 
 # --------------------------------------------------------------------------- properties
 
-def _column(cat, name, what="column"):
-    if name not in cat.colnames:
-        raise ValueError(f"{what} {name!r} is not in the catalog (columns: {cat.colnames})")
-    return plain(cat[name])
-
-
-def _log_ratio(cat, num, den, min_snr=None):
-    a = _column(cat, num)
-    b = _column(cat, den)
-    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
-    if min_snr is not None:
-        for col in (num, den):
-            err = _column(cat, col + "_err")
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ok &= (err > 0) & (_column(cat, col) / err > min_snr)
-    out = np.full(len(cat), np.nan)
-    out[ok] = np.log10(a[ok] / b[ok])
-    return out
-
-
 def property_values(sample, name, min_snr=None):
-    """Values of a property, NaN where missing.
+    """Values of a physical property or catalog column, NaN where missing or undefined.
 
     Parameters
     ----------
     sample : GalaxySample or `~astropy.table.Table`
         Source of the catalog.
     name : str
-        A key of `PROPERTIES` (``"metallicity"``, ``"mass"``, ``"sfr"``, ``"ssfr"``,
-        ``"log_nii_ha"``, ``"log_oiii_hb"``, ``"z"``) or any numeric catalog column.
+        A key of `sfnet.catalog.PROPERTIES` (``"metallicity"``, ``"mass"``,
+        ``"sfr"``, ``"ssfr"``, ``"log_nii_ha"``, ``"log_oiii_hb"``, ``"z"``) or any
+        numeric catalog column.
     min_snr : float, optional
         For the line ratios, also require flux / error above this on both lines.
 
     Returns
     -------
     values : ndarray
-        float64, NaN where the catalog marks the value missing (MPA-JHU -9999),
-        for non-positive line fluxes and for non-finite entries.
+        float64, NaN where the catalog marks the value missing (MPA-JHU -9999,
+        see `sfnet.catalog.valid_values`), for non-positive line fluxes and for
+        non-finite entries.  This is `sfnet.catalog.property_values` on the
+        sample's catalog.
     """
-    cat = get_catalog(sample)
-    if name == "metallicity":
-        v = _column(cat, "oh_p50")
-        v = np.where(v > 0, v, np.nan)
-    elif name == "mass":
-        v = _column(cat, "lgm_tot_p50")
-        v = np.where(v > 0, v, np.nan)
-    elif name == "sfr":
-        v = _column(cat, "sfr_tot_p50")
-        v = np.where(v > -10, v, np.nan)
-    elif name == "ssfr":
-        sfr = property_values(cat, "sfr")
-        mass = property_values(cat, "mass")
-        v = sfr - mass
-    elif name == "log_nii_ha":
-        v = _log_ratio(cat, LINE_FLUX["nii"], LINE_FLUX["ha"], min_snr)
-    elif name == "log_oiii_hb":
-        v = _log_ratio(cat, LINE_FLUX["oiii"], LINE_FLUX["hb"], min_snr)
-    elif name == "z":
-        v = _column(cat, "z")
-        v = np.where(v >= 0, v, np.nan)
-    elif isinstance(name, str):
-        v = _column(cat, name, "property")
-        v = np.where(v > _MISSING, v, np.nan)
-    else:
-        raise TypeError(f"property name must be a string, got {name!r}")
-    return np.where(np.isfinite(v), v, np.nan)
+    return _catalog.property_values(get_catalog(sample), name, min_snr=min_snr)
 
 
-def property_label(name, short=False):
-    """Axis label of a property (the column name itself for plain columns)."""
-    prop = PROPERTIES.get(name)
-    if prop is None:
-        return str(name).replace("_", r"\_") if short else str(name)
-    return prop.short if short else prop.label
+def property_columns(name):
+    """The catalog columns a property (or a plain column name) needs."""
+    prop = _catalog.PROPERTIES.get(name)
+    return prop.columns if prop is not None else (name,)
 
 
 def has_columns(sample, columns):

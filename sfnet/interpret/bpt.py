@@ -13,13 +13,15 @@ by an active nucleus.  Two curves are standard for SDSS:
 Galaxies below the first are star-forming, above the second AGN, and between
 the two "composite" (Brinchmann et al. 2004 use the same division for the
 MPA-JHU ``bptclass``).
+
+The line-flux and log-flux column names come from `sfnet.catalog.BPT_LINES`.
 """
 
 import numpy as np
 
 from .._utils import kauffmann03_curve, kewley01_curve
-
-from ._core import LINE_FLUX, LOG_LINE, get_catalog, has_columns, plain, property_values
+from ..catalog import BPT_LINES
+from ._core import get_catalog, has_columns, plain, property_values
 
 __all__ = ["kauffmann03", "kewley01", "bpt_class", "line_ratios", "BPT_CLASSES"]
 
@@ -27,6 +29,22 @@ __all__ = ["kauffmann03", "kewley01", "bpt_class", "line_ratios", "BPT_CLASSES"]
 BPT_CLASSES = ("star-forming", "composite", "AGN")
 
 _UNCLASSIFIED = "unclassified"
+
+#: The flux columns and the ``"bpt_lines"`` target's log columns, in the order
+#: [N II], Hα, [O III], Hβ (from `sfnet.catalog.BPT_LINES`).
+_FLUX_COLUMNS = tuple(line.flux for line in BPT_LINES.values())
+_LOG_COLUMNS = tuple(line.log_column for line in BPT_LINES.values())
+_ERROR_COLUMNS = tuple(line.error for line in BPT_LINES.values())
+
+
+def _has_line_fluxes(source):
+    """Whether the catalog of ``source`` has the four BPT line fluxes."""
+    return has_columns(source, _FLUX_COLUMNS)
+
+
+def _has_line_errors(source):
+    """Whether the catalog of ``source`` has the errors of the four BPT line fluxes."""
+    return has_columns(source, _ERROR_COLUMNS)
 
 
 def _curve(curve, log_nii_ha):
@@ -130,7 +148,7 @@ def bpt_class(log_nii_ha, log_oiii_hb):
     return out
 
 
-def line_ratios(source, *, min_snr=None, order=tuple(LOG_LINE.values())):
+def line_ratios(source, *, min_snr=None, order=_LOG_COLUMNS):
     """BPT line ratios from measured fluxes or (predicted) log fluxes.
 
     Parameters
@@ -162,10 +180,10 @@ def line_ratios(source, *, min_snr=None, order=tuple(LOG_LINE.values())):
     >>> bpt_class(x, y).tolist()
     ['star-forming']
     """
-    want = tuple(LOG_LINE.values())
+    want = _LOG_COLUMNS
     if hasattr(source, "catalog") or hasattr(source, "colnames"):
         cat = get_catalog(source, "source")
-        flux_cols = tuple(LINE_FLUX.values())
+        flux_cols = _FLUX_COLUMNS
         if has_columns(cat, flux_cols):
             x = property_values(cat, "log_nii_ha", min_snr)
             y = property_values(cat, "log_oiii_hb", min_snr)

@@ -1,4 +1,4 @@
-"""Figures for interpreting an SFNet.
+"""Figures for interpreting an SFNet: the public ``plot_*`` functions.
 
 Every function returns a `matplotlib.figure.Figure`; those drawing a single
 panel accept ``ax`` to draw into an existing figure.  Figures are built with
@@ -10,116 +10,25 @@ imported inside the functions, so ``import sfnet`` stays fast.
 Colour maps are from cmasher (perceptually uniform, tested for colour-vision
 deficiency): ``cmr.ember`` for activations, ``cmr.fusion_r`` (blue-white-orange)
 for correlations and light greys / ``cmr.arctic_r`` for number densities.
-Sizes suit a journal column (3.5 in) or page (7.2 in) at 9 pt.
+Sizes suit a journal column (3.5 in) or page (7.2 in) at 9 pt.  The style and
+the drawing helpers the figures share live in `sfnet.interpret._plotting`.
 """
-
-import functools
 
 import numpy as np
 
 from .._utils import regression_metrics
-from ._core import (PROPERTIES, as_activations, check_feature, check_length,
-                    display_image, get_catalog, head_of, pearson, plain, property_label,
-                    property_values, spearman, take_images)
-from .bpt import kauffmann03, kewley01, line_ratios
+from ..catalog import property_label
+from . import _plotting as _draw
+from ._core import (as_activations, check_feature, check_length, display_image,
+                    get_catalog, head_of, pearson, plain, property_columns, property_values,
+                    spearman, take_images)
+from .bpt import _has_line_errors, line_ratios
 from .stats import feature_correlation_matrix, feature_correlations, feature_stats
 
 __all__ = ["plot_bpt", "plot_max_activating", "plot_activation_vs",
            "plot_feature_correlations", "plot_property_correlations",
            "plot_predictions", "plot_localization", "plot_feature_density",
            "plot_history", "plot_ablation"]
-
-_RC = {
-    "font.size": 9, "axes.labelsize": 9, "axes.titlesize": 9,
-    "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 7.5,
-    "legend.frameon": False, "figure.titlesize": 10, "axes.linewidth": 0.8,
-    "xtick.direction": "in", "ytick.direction": "in", "xtick.top": True,
-    "ytick.right": True, "xtick.minor.visible": True, "ytick.minor.visible": True,
-    "image.origin": "upper",
-}
-
-#: Colour of highlighted lines and markers (cmasher ember, mid-dark red-orange).
-_ACCENT = "#c4321f"
-_BLUE = "#2a6fb3"
-
-
-def _styled(func):
-    """Run ``func`` with sfnet's figure style (rcParams) in effect."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        import matplotlib
-
-        with matplotlib.rc_context(_RC):
-            return func(*args, **kwargs)
-
-    return wrapper
-
-
-def _cmap(name, lo=0.0, hi=1.0, bad=None):
-    import cmasher as cmr
-    import matplotlib
-
-    cmap = matplotlib.colormaps[f"cmr.{name}"] if (lo, hi) == (0.0, 1.0) else \
-        cmr.get_sub_cmap(f"cmr.{name}", lo, hi)
-    if bad is not None:
-        cmap = cmap.with_extremes(bad=bad)
-    return cmap
-
-
-def _figure(figsize, layout="constrained"):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize, layout=layout)
-
-
-def _fig_ax(ax, figsize):
-    if ax is None:
-        fig = _figure(figsize)
-        return fig, fig.add_subplot()
-    return ax.figure, ax
-
-
-def _no_ticks(ax):
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.minorticks_off()
-    for side in ax.spines.values():
-        side.set_linewidth(0.4)
-
-
-def _outline(width=2.0, color="white"):
-    from matplotlib import patheffects
-
-    return [patheffects.withStroke(linewidth=width, foreground=color)]
-
-
-def _message(ax, text):
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes,
-            fontsize=8, color="0.35", wrap=True)
-
-
-def _plain_log_ticks(axis):
-    """Label a log axis with plain numbers (0.5, 1, 2) instead of 5x10^-1."""
-    from matplotlib.ticker import FuncFormatter
-
-    lo, hi = sorted(axis.get_view_interval())
-    fmt = FuncFormatter(lambda v, _: f"{v:g}")
-    axis.set_major_formatter(fmt)
-    # label minor ticks too when the range is under a decade (else none is labelled)
-    axis.set_minor_formatter(fmt if hi / max(lo, 1e-300) < 10 else
-                             FuncFormatter(lambda v, _: ""))
-
-
-def _count_colorbar(fig, mappable, ax):
-    """Colour bar of a log-scaled count map with plain-number tick labels."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    cb = fig.colorbar(mappable, ax=ax, label="Galaxies per bin", pad=0.01)
-    cb.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    cb.ax.yaxis.set_minor_formatter(NullFormatter())
-    return cb
 
 
 def _acts_for(sample, activations, feature):
@@ -129,51 +38,15 @@ def _acts_for(sample, activations, feature):
     return acts, check_feature(feature, acts.shape[1])
 
 
-def _top_indices(a, n):
-    """Indices of the n largest positive values of a (descending)."""
-    order = np.argsort(-a, kind="stable")
-    order = order[a[order] > 0]
-    return order[:n]
-
-
-def _fmt(v, digits=2, signed=False):
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+def _most_frequent(acts, max_features):
+    """The ``max_features`` most frequently active features."""
+    stats = feature_stats(acts, include_dead=False)
+    return np.asarray(stats["feature"][:max_features])
 
 
 # --------------------------------------------------------------------------- BPT
 
-def _bpt_limits(x, y):
-    xlim = [-1.8, 0.8]
-    ylim = [-1.3, 1.5]
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() > 10:
-        lo, hi = np.percentile(x[ok], [0.5, 99.5])
-        xlim = [min(xlim[0], lo - 0.1), max(xlim[1], hi + 0.1)]
-        lo, hi = np.percentile(y[ok], [0.5, 99.5])
-        ylim = [min(ylim[0], lo - 0.1), max(ylim[1], hi + 0.1)]
-    return xlim, ylim
-
-
-def _draw_bpt_frame(ax, xlim, ylim, legend=True):
-    xs = np.linspace(xlim[0], 0.0499, 300)
-    ax.plot(xs, kauffmann03(xs), color="k", ls="--", lw=1.1, label="Kauffmann+03")
-    xs = np.linspace(xlim[0], 0.4699, 300)
-    ax.plot(xs, kewley01(xs), color="k", ls="-", lw=1.1, label="Kewley+01")
-    ax.set_xlim(xlim)
-    ax.set_ylim(ylim)
-    ax.set_xlabel(PROPERTIES["log_nii_ha"].label)
-    ax.set_ylabel(PROPERTIES["log_oiii_hb"].label)
-    style = dict(transform=ax.transAxes, fontsize=7.5, color="0.3", path_effects=_outline())
-    ax.text(0.04, 0.04, "Star-forming", ha="left", va="bottom", **style)
-    ax.text(0.96, 0.04, "Composite", ha="right", va="bottom", **style)
-    ax.text(0.96, 0.96, "AGN", ha="right", va="top", **style)
-    if legend:
-        ax.legend(loc="upper left", handlelength=1.8)
-
-
-@_styled
+@_draw.styled
 def plot_bpt(sample, activations=None, feature=None, *, ax=None, examples=True,
              n_examples=9, min_snr=3.0, gridsize=60):
     """BPT diagram, optionally coloured by one feature's activation (Wu 2025, fig. 6 style).
@@ -209,112 +82,85 @@ def plot_bpt(sample, activations=None, feature=None, *, ax=None, examples=True,
     if feature is not None and activations is None:
         raise ValueError("feature needs activations")
     is_catalog = hasattr(sample, "catalog") or hasattr(sample, "colnames")
-    x, y = line_ratios(sample, min_snr=min_snr if is_catalog and _has_errors(sample)
+    x, y = line_ratios(sample, min_snr=min_snr if is_catalog and _has_line_errors(sample)
                        else None)
-    a = None
-    if activations is not None:
-        acts = as_activations(activations)
-        check_length(acts.shape[0], len(x), "the sample")
-        if feature is not None:
-            feature = check_feature(feature, acts.shape[1])
-            a = acts[:, feature]
+    a, feature = _feature_activations(activations, feature, len(x))
     with_grid = (a is not None and examples and ax is None and hasattr(sample, "images")
                  and n_examples > 0)
     if with_grid:
-        fig = _figure((7.2, 3.5))
+        fig = _draw.figure((7.2, 3.5))
         left, right = fig.subfigures(1, 2, width_ratios=[1.2, 1.0], wspace=0.02)
         ax = left.add_subplot()
     else:
-        fig, ax = _fig_ax(ax, (3.6, 3.3))
-    ok = np.isfinite(x) & np.isfinite(y)
-    xlim, ylim = _bpt_limits(x, y)
-    extent = (*xlim, *ylim)
+        fig, ax = _draw.fig_ax(ax, (3.6, 3.3))
+    xlim, ylim = _draw.bpt_limits(x, y)
     if a is None:
-        if ok.any():
-            hb = ax.hexbin(x[ok], y[ok], gridsize=gridsize, extent=extent, bins="log",
-                           mincnt=1, cmap=_cmap("arctic_r", 0.08, 0.92), linewidths=0)
-            _count_colorbar(fig, hb, ax)
-        else:
-            _message(ax, "no galaxy with valid line ratios")
-        _draw_bpt_frame(ax, xlim, ylim)
-        ax.set_title(f"BPT diagram ({int(ok.sum())} galaxies)")
+        _bpt_density(fig, ax, x, y, xlim, ylim, gridsize)
         return fig
+    _bpt_feature(fig, ax, x, y, a, feature, xlim, ylim, gridsize)
+    if with_grid:
+        top = _draw.top_indices(a, min(int(n_examples), 9))
+        _mark_examples(ax, x, y, top)
+        _draw.gallery(right, sample, a, top, feature, ncols=3, label_bpt=(x, y))
+    return fig
 
+
+def _feature_activations(activations, feature, n):
+    """``(activation of feature or None, feature index)``; checks rows against ``n``."""
+    if activations is None:
+        return None, feature
+    acts = as_activations(activations)
+    check_length(acts.shape[0], n, "the sample")
+    if feature is None:
+        return None, feature
+    feature = check_feature(feature, acts.shape[1])
+    return acts[:, feature], feature
+
+
+def _bpt_density(fig, ax, x, y, xlim, ylim, gridsize):
+    """The BPT diagram as a density of all galaxies."""
+    ok = np.isfinite(x) & np.isfinite(y)
     if ok.any():
-        ax.hexbin(x[ok], y[ok], gridsize=gridsize, extent=extent, bins="log", mincnt=1,
-                  cmap=_cmap("neutral_r", 0.12, 0.45), linewidths=0, zorder=0)
+        hb = ax.hexbin(x[ok], y[ok], gridsize=gridsize, extent=(*xlim, *ylim), bins="log",
+                       mincnt=1, cmap=_draw.cmap("arctic_r", 0.08, 0.92), linewidths=0)
+        _draw.count_colorbar(fig, hb, ax)
+    else:
+        _draw.message(ax, "no galaxy with valid line ratios")
+    _draw.draw_bpt_frame(ax, xlim, ylim)
+    ax.set_title(f"BPT diagram ({int(ok.sum())} galaxies)")
+
+
+def _bpt_feature(fig, ax, x, y, a, feature, xlim, ylim, gridsize):
+    """Grey density of all galaxies; the feature's galaxies coloured by a / max(a)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.any():
+        ax.hexbin(x[ok], y[ok], gridsize=gridsize, extent=(*xlim, *ylim), bins="log",
+                  mincnt=1, cmap=_draw.cmap("neutral_r", 0.12, 0.45), linewidths=0,
+                  zorder=0)
     on = ok & (a > 0)
     amax = a.max() if np.any(a > 0) else 1.0
     order = np.flatnonzero(on)[np.argsort(a[on], kind="stable")]
     sc = ax.scatter(x[order], y[order], c=a[order] / amax, s=9, vmin=0, vmax=1,
-                    cmap=_cmap("ember", 0.12, 0.95), edgecolors="none", zorder=2)
+                    cmap=_draw.cmap("ember", 0.12, 0.95), edgecolors="none", zorder=2)
     fig.colorbar(sc, ax=ax, pad=0.01,
                  label=f"Normalised activation of feature {feature}")
-    _draw_bpt_frame(ax, xlim, ylim)
+    _draw.draw_bpt_frame(ax, xlim, ylim)
     n_on = int(np.count_nonzero(a > 0))
     ax.set_title(f"Feature {feature}: active in {n_on} galaxies ({int(on.sum())} on BPT)")
-    if with_grid:
-        top = _top_indices(a, min(int(n_examples), 9))
-        for rank, i in enumerate(top, 1):
-            if ok[i]:
-                ax.plot(x[i], y[i], marker="o", ms=9, mfc="none", mec=_BLUE, mew=1.3,
-                        zorder=3)
-                ax.text(x[i] + 0.05, y[i] + 0.05, str(rank), color=_BLUE, fontsize=7,
-                        fontweight="bold", zorder=4, path_effects=_outline())
-        _gallery(right, sample, a, top, feature, ncols=3, label_bpt=(x, y))
-    return fig
 
 
-def _has_errors(sample):
-    cat = get_catalog(sample)
-    return all(c + "_err" in cat.colnames for c in (
-        "nii_6584_flux", "h_alpha_flux", "oiii_5007_flux", "h_beta_flux"))
+def _mark_examples(ax, x, y, top):
+    """Circle and number the example galaxies on the diagram."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    for rank, i in enumerate(top, 1):
+        if ok[i]:
+            ax.plot(x[i], y[i], marker="o", ms=9, mfc="none", mec=_draw.BLUE, mew=1.3,
+                    zorder=3)
+            ax.text(x[i] + 0.05, y[i] + 0.05, str(rank), color=_draw.BLUE, fontsize=7,
+                    fontweight="bold", zorder=4, path_effects=_draw.outline())
 
 
-def _gallery(fig, sample, a, top, feature, ncols=3, nrows=None, label_bpt=None,
-             columns=()):
-    """Draw thumbnails of sample[top] into (sub)figure ``fig``."""
-    from .bpt import bpt_class
-
-    n = len(top)
-    nrows = nrows or max(1, int(np.ceil(max(n, 1) / ncols)))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    images = take_images(sample, top)
-    cat = get_catalog(sample) if hasattr(sample, "catalog") else None
-    ids = None
-    if cat is not None and "objID" in cat.colnames:
-        ids = np.asarray(cat["objID"])
-    values = {c: property_values(cat, c) for c in columns} if cat is not None else {}
-    if label_bpt is not None:
-        cls = bpt_class(*label_bpt)
-    for k, ax in enumerate(axes.ravel()):
-        _no_ticks(ax)
-        if k >= n:
-            ax.set_axis_off()
-            continue
-        i = top[k]
-        ax.imshow(display_image(images[k]),
-                  interpolation="nearest" if images.shape[1] < 48 else None)
-        ax.text(0.04, 0.96, str(k + 1), transform=ax.transAxes, ha="left", va="top",
-                color="white", fontsize=7, fontweight="bold",
-                path_effects=_outline(1.5, "black"))
-        title = f"a = {a[i]:.3g}"
-        if label_bpt is not None and cls[i] != "unclassified":
-            title += f", {cls[i]}"
-        ax.set_title(title, fontsize=6.5, pad=2)
-        lines = [f"{property_label(c, short=True)} = {values[c][i]:.2f}"
-                 for c in columns if np.isfinite(values[c][i])]
-        if ids is not None:
-            lines.append(f"{ids[i]}")
-        if lines:
-            ax.set_xlabel("\n".join(lines), fontsize=5.5, labelpad=2)
-    if n == 0:
-        _message(axes[0, 0] if axes.size == 1 else axes.ravel()[len(axes.ravel()) // 2],
-                 f"feature {feature} is never active")
-    return axes
-
-
-@_styled
+@_draw.styled
 def plot_max_activating(sample, activations, feature, n=9, *, ncols=None,
                         columns=("metallicity", "mass")):
     """Grid of the ``n`` galaxies with the largest activation of ``feature``.
@@ -347,13 +193,11 @@ def plot_max_activating(sample, activations, feature, n=9, *, ncols=None,
     ncols = int(ncols or np.ceil(np.sqrt(n)))
     nrows = int(np.ceil(n / ncols))
     cat = get_catalog(sample)
-    columns = [c for c in columns
-               if all(x in cat.colnames for x in (PROPERTIES[c].columns if c in PROPERTIES
-                                                  else (c,)))]
+    columns = [c for c in columns if all(x in cat.colnames for x in property_columns(c))]
     a = acts[:, feature]
-    top = _top_indices(a, n)
-    fig = _figure((1.25 * ncols + 0.2, 1.5 * nrows + 0.45))
-    _gallery(fig, sample, a, top, feature, ncols=ncols, nrows=nrows, columns=columns)
+    top = _draw.top_indices(a, n)
+    fig = _draw.figure((1.25 * ncols + 0.2, 1.5 * nrows + 0.45))
+    _draw.gallery(fig, sample, a, top, feature, ncols=ncols, nrows=nrows, columns=columns)
     n_on = int(np.count_nonzero(a > 0))
     fig.suptitle(f"Feature {feature}: top {len(top)} of {n_on} active galaxies "
                  f"({100 * n_on / max(len(a), 1):.1f}%)")
@@ -362,7 +206,7 @@ def plot_max_activating(sample, activations, feature, n=9, *, ncols=None,
 
 # --------------------------------------------------------------------------- correlations
 
-@_styled
+@_draw.styled
 def plot_activation_vs(sample, activations, feature, column, *, model=None, ax=None,
                        min_snr=None, nbins=12):
     """Activation of one feature against a galaxy property.
@@ -394,54 +238,25 @@ def plot_activation_vs(sample, activations, feature, column, *, model=None, ax=N
     -------
     `~matplotlib.figure.Figure`
     """
-    from matplotlib.lines import Line2D
-
     acts, feature = _acts_for(sample, activations, feature)
     values = property_values(sample, column, min_snr=min_snr)
-    fig, ax = _fig_ax(ax, (3.6, 3.0))
+    fig, ax = _draw.fig_ax(ax, (3.6, 3.0))
     ok = np.isfinite(values)
     a = acts[:, feature]
-    on = ok & (a > 0)
-    off = ok & ~(a > 0)
-    ax.scatter(values[on], a[on], s=7, color=_ACCENT, alpha=0.6, edgecolors="none",
-               label=f"active ({int(on.sum())})", zorder=2)
-    if off.any():
-        ax.plot(values[off], np.zeros(int(off.sum())), "|", color="0.6", ms=5, alpha=0.4,
-                label=f"inactive ({int(off.sum())})", zorder=1)
-    handles, labels = ax.get_legend_handles_labels()
+    _scatter_active(ax, values, a, ok)
+    entries = list(zip(*ax.get_legend_handles_labels()))
     if ok.sum() >= 3:
-        edges = np.unique(np.percentile(values[ok], np.linspace(0, 100, nbins + 1)))
-        if edges.size >= 2:
-            idx = np.clip(np.searchsorted(edges, values[ok], side="right") - 1, 0,
-                          edges.size - 2)
-            cnt = np.bincount(idx, minlength=edges.size - 1)
-            tot = np.bincount(idx, weights=a[ok], minlength=edges.size - 1)
-            good = cnt > 0
-            centres = 0.5 * (edges[:-1] + edges[1:])
-            line, = ax.plot(centres[good], tot[good] / cnt[good], color="k", lw=1.4,
-                            zorder=3)
-            handles.append(line)
-            labels.append("binned mean")
+        entries += _binned_mean(ax, values[ok], a[ok], nbins)
         r = pearson(a[ok], values[ok])
         rho = spearman(a[ok], values[ok])
-        handles.append(Line2D([], [], ls="none"))
-        labels.append(f"Pearson $r$ = {_fmt(r, signed=True)}, "
-                      f"Spearman $\\rho$ = {_fmt(rho, signed=True)}")
+        text = (f"Pearson $r$ = {_draw.fmt(r, signed=True)}, "
+                f"Spearman $\\rho$ = {_draw.fmt(rho, signed=True)}")
+        entries.append((_blank(), text))
     else:
-        _message(ax, f"fewer than 3 galaxies with valid {column}")
+        _draw.message(ax, f"fewer than 3 galaxies with valid {column}")
     if model is not None:
-        w, _, names = head_of(model)
-        check_feature(feature, w.shape[1])
-        if len(names) == 1:
-            handles.append(Line2D([], [], ls="none"))
-            labels.append(f"head weight $w$ = {w[0, feature]:+.3g}")
-        else:  # two targets per legend line
-            terms = [f"{name.replace('_', ' ')} {w[t, feature]:+.2g}"
-                     for t, name in enumerate(names)]
-            for i in range(0, len(terms), 2):
-                handles.append(Line2D([], [], ls="none"))
-                labels.append(("head weights $w$: " if i == 0 else "") +
-                              ", ".join(terms[i:i + 2]))
+        entries += _weight_entries(model, feature)
+    handles, labels = zip(*entries)
     ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncols=1,
               handletextpad=0.4, markerscale=1.5, borderaxespad=0.0)
     ax.set_xlabel(property_label(column))
@@ -450,10 +265,56 @@ def plot_activation_vs(sample, activations, feature, column, *, model=None, ax=N
     return fig
 
 
-@_styled
+def _blank():
+    """An invisible legend handle (for text-only legend lines)."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], ls="none")
+
+
+def _scatter_active(ax, values, a, ok):
+    """Active galaxies as points, inactive ones as a rug at zero."""
+    on = ok & (a > 0)
+    off = ok & ~(a > 0)
+    ax.scatter(values[on], a[on], s=7, color=_draw.ACCENT, alpha=0.6, edgecolors="none",
+               label=f"active ({int(on.sum())})", zorder=2)
+    if off.any():
+        ax.plot(values[off], np.zeros(int(off.sum())), "|", color="0.6", ms=5, alpha=0.4,
+                label=f"inactive ({int(off.sum())})", zorder=1)
+
+
+def _binned_mean(ax, values, a, nbins):
+    """Draw the mean activation in quantile bins of ``values``; its legend entry."""
+    edges = np.unique(np.percentile(values, np.linspace(0, 100, nbins + 1)))
+    if edges.size < 2:
+        return []
+    idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, edges.size - 2)
+    cnt = np.bincount(idx, minlength=edges.size - 1)
+    tot = np.bincount(idx, weights=a, minlength=edges.size - 1)
+    good = cnt > 0
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    line, = ax.plot(centres[good], tot[good] / cnt[good], color="k", lw=1.4, zorder=3)
+    return [(line, "binned mean")]
+
+
+def _weight_entries(model, feature):
+    """Legend lines with the feature's head weight(s), two targets per line."""
+    w, _, names = head_of(model)
+    check_feature(feature, w.shape[1])
+    if len(names) == 1:
+        return [(_blank(), f"head weight $w$ = {w[0, feature]:+.3g}")]
+    terms = [f"{name.replace('_', ' ')} {w[t, feature]:+.2g}" for t, name in enumerate(names)]
+    return [(_blank(), ("head weights $w$: " if i == 0 else "") + ", ".join(terms[i:i + 2]))
+            for i in range(0, len(terms), 2)]
+
+
+@_draw.styled
 def plot_feature_correlations(activations, features=None, *, method="pearson", ax=None,
-                              max_features=30, annotate=None):
-    """Feature–feature correlation matrix of the active features (Wu 2025 style).
+                              max_features=30, annotate=None, normalize=None):
+    """Feature–feature correlation matrix of the active features.
+
+    The matrix is `feature_correlation_matrix`; with ``normalize="l2"`` it is
+    the matrix of Wu (2025), whose activations were L2-normalised per galaxy.
 
     Parameters
     ----------
@@ -467,6 +328,10 @@ def plot_feature_correlations(activations, features=None, *, method="pearson", a
         Cap on the default feature list.
     annotate : bool, optional
         Print the coefficients in the cells (default: when at most 12 features).
+    normalize : {None, "l2"}, optional
+        ``"l2"``: divide each galaxy's activation vector by its Euclidean norm
+        before correlating (the paper's choice; see `feature_correlation_matrix`).
+        The title says so.  Default: the activations as they are.
 
     Returns
     -------
@@ -474,39 +339,32 @@ def plot_feature_correlations(activations, features=None, *, method="pearson", a
     """
     acts = as_activations(activations)
     if features is None:
-        stats = feature_stats(acts, include_dead=False)
-        features = np.asarray(stats["feature"][:max_features])
-    mat, features = feature_correlation_matrix(acts, features, method=method)
+        features = _most_frequent(acts, max_features)
+    mat, features = feature_correlation_matrix(acts, features, method=method,
+                                               normalize=normalize)
     m = len(features)
     size = min(2.2 + 0.28 * m, 7.2)
-    fig, ax = _fig_ax(ax, (size + 0.7, size))
+    fig, ax = _draw.fig_ax(ax, (size + 0.7, size))
     if m == 0:
-        _message(ax, "no active features")
-        _no_ticks(ax)
+        _draw.message(ax, "no active features")
+        _draw.no_ticks(ax)
         return fig
-    im = ax.imshow(mat, cmap=_cmap("fusion_r", 0.08, 0.92, bad="0.85"), vmin=-1, vmax=1,
-                   interpolation="nearest")
+    im = _draw.correlation_image(ax, mat)
     ax.set_xticks(np.arange(m), [str(f) for f in features], rotation=90)
     ax.set_yticks(np.arange(m), [str(f) for f in features])
-    ax.minorticks_off()
-    ax.tick_params(top=False, right=False, length=2)
+    _draw.matrix_axes(ax, "Feature")
     ax.set_xlabel("Feature")
-    ax.set_ylabel("Feature")
     if annotate is None:
         annotate = m <= 12
     if annotate:
-        for i in range(m):
-            for j in range(m):
-                if np.isfinite(mat[i, j]):
-                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center",
-                            fontsize=6, color="white" if abs(mat[i, j]) > 0.6 else "black")
-    label = "Pearson $r$" if method == "pearson" else r"Spearman $\rho$"
-    fig.colorbar(im, ax=ax, label=label, shrink=0.85, pad=0.02)
-    ax.set_title("Correlation between feature activations")
+        _draw.annotate_cells(ax, mat)
+    fig.colorbar(im, ax=ax, label=_draw.coefficient_label(method), shrink=0.85, pad=0.02)
+    ax.set_title("Correlation between feature activations"
+                 + (" (L2-normalised per galaxy)" if normalize == "l2" else ""))
     return fig
 
 
-@_styled
+@_draw.styled
 def plot_property_correlations(sample, activations, features=None, columns=None, *,
                                model=None, method="spearman", ax=None, max_features=30,
                                min_snr=None):
@@ -535,43 +393,39 @@ def plot_property_correlations(sample, activations, features=None, columns=None,
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
     acts = as_activations(activations)
     if features is None:
-        stats = feature_stats(acts, include_dead=False)
-        features = np.asarray(stats["feature"][:max_features])
+        features = _most_frequent(acts, max_features)
     table = feature_correlations(sample, acts, features, columns, model=model,
                                  min_snr=min_snr)
     cols = table.meta["columns"]
     m = len(table)
     mat = np.array([[table[f"{method}_{c}"][i] for c in cols] for i in range(m)]) \
         if m else np.zeros((0, len(cols)))
-    fig, ax = _fig_ax(ax, (1.6 + 0.55 * len(cols) + 0.8, 1.3 + 0.27 * max(m, 3)))
+    fig, ax = _draw.fig_ax(ax, (1.6 + 0.55 * len(cols) + 0.8, 1.3 + 0.27 * max(m, 3)))
     if m == 0 or not cols:
-        _message(ax, "no active features" if m == 0 else "no properties in the catalog")
-        _no_ticks(ax)
+        _draw.message(ax, "no active features" if m == 0 else "no properties in the catalog")
+        _draw.no_ticks(ax)
         return fig
-    im = ax.imshow(mat, cmap=_cmap("fusion_r", 0.08, 0.92, bad="0.85"), vmin=-1, vmax=1,
-                   interpolation="nearest", aspect="auto")
+    im = _draw.correlation_image(ax, mat, aspect="auto")
+    ax.set_yticks(np.arange(m), _feature_row_labels(table))
+    ax.set_xticks(np.arange(len(cols)), [property_label(c, short=True) for c in cols],
+                  rotation=40, ha="right", rotation_mode="anchor")
+    _draw.matrix_axes(ax, "Feature")
+    _draw.annotate_cells(ax, mat)
+    fig.colorbar(im, ax=ax, label=_draw.coefficient_label(method), pad=0.02)
+    ax.set_title("Feature activation vs galaxy properties")
+    return fig
+
+
+def _feature_row_labels(table):
+    """Feature numbers, with the head weight when the model has a single target."""
     wcols = [c for c in table.colnames if c.startswith("weight_")]
-    ylabels = []
-    for i in range(m):
+    labels = []
+    for i in range(len(table)):
         lab = f"{table['feature'][i]}"
         if len(wcols) == 1:
             lab += f"  ($w$={table[wcols[0]][i]:+.2g})"
-        ylabels.append(lab)
-    ax.set_yticks(np.arange(m), ylabels)
-    ax.set_xticks(np.arange(len(cols)), [property_label(c, short=True) for c in cols],
-                  rotation=40, ha="right", rotation_mode="anchor")
-    ax.minorticks_off()
-    ax.tick_params(top=False, right=False, length=2)
-    ax.set_ylabel("Feature")
-    for i in range(m):
-        for j in range(len(cols)):
-            if np.isfinite(mat[i, j]):
-                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if abs(mat[i, j]) > 0.6 else "black")
-    label = "Pearson $r$" if method == "pearson" else r"Spearman $\rho$"
-    fig.colorbar(im, ax=ax, label=label, pad=0.02)
-    ax.set_title("Feature activation vs galaxy properties")
-    return fig
+        labels.append(lab)
+    return labels
 
 
 # --------------------------------------------------------------------------- performance
@@ -591,7 +445,7 @@ def _stat_unit(unit):
     return "dex" if unit.startswith("dex") else unit
 
 
-@_styled
+@_draw.styled
 def plot_predictions(y_true, y_pred, *, target=None, labels=None, units=None, ax=None,
                      max_points=3000):
     """Predicted against true values, with RMSE, NMAD and bias, and residual histograms.
@@ -629,6 +483,32 @@ def plot_predictions(y_true, y_pred, *, target=None, labels=None, units=None, ax
     True $12+\\log({\\rm O/H})$
     >>> fig.savefig("predictions.png")  # doctest: +SKIP
     """
+    t, p = _paired_columns(y_true, y_pred)
+    n_t = t.shape[1]
+    labels, units = _labels_and_units(target, labels, units, n_t)
+    if ax is not None and n_t != 1:
+        raise ValueError("ax can only be given for a single target")
+    if ax is None:
+        fig = _draw.figure((3.0 * n_t + 0.3, 4.6))
+        axes = fig.subplots(2, n_t, squeeze=False, height_ratios=[3, 1.2])
+    else:
+        fig = ax.figure
+        axes = np.array([[ax], [None]], dtype=object)
+    for j in range(n_t):
+        ok = np.isfinite(t[:, j]) & np.isfinite(p[:, j])
+        if ok.sum() == 0:
+            _draw.message(axes[0, j], "no valid pairs")
+            continue
+        met = regression_metrics(t[ok, j], p[ok, j])
+        _one_to_one(fig, axes[0, j], t[ok, j], p[ok, j], labels[j], units[j], met,
+                    max_points)
+        if axes[1, j] is not None:
+            _residuals(axes[1, j], p[ok, j] - t[ok, j], met, _stat_unit(units[j]))
+    return fig
+
+
+def _paired_columns(y_true, y_pred):
+    """Truth and prediction as float64 ``(N, T)`` arrays of equal shape."""
     t = np.asarray(plain(y_true), dtype=np.float64)
     p = np.asarray(plain(y_pred), dtype=np.float64)
     if t.ndim == 1:
@@ -637,67 +517,59 @@ def plot_predictions(y_true, y_pred, *, target=None, labels=None, units=None, ax
         p = p[:, None]
     if t.shape != p.shape:
         raise ValueError(f"y_true has shape {t.shape} but y_pred has {p.shape}")
-    n_t = t.shape[1]
+    return t, p
+
+
+def _labels_and_units(target, labels, units, n_t):
+    """Axis labels and units per target: given, else the target's, else generic."""
     tl, tu = _target_info(target)
     labels = list(labels) if labels is not None else (tl or (
         ["value"] if n_t == 1 else [f"target {i}" for i in range(n_t)]))
     units = list(units) if units is not None else (tu or [""] * n_t)
     if len(labels) != n_t or len(units) != n_t:
         raise ValueError(f"labels/units need {n_t} entries")
-    if ax is not None and n_t != 1:
-        raise ValueError("ax can only be given for a single target")
-    if ax is None:
-        fig = _figure((3.0 * n_t + 0.3, 4.6))
-        axes = fig.subplots(2, n_t, squeeze=False, height_ratios=[3, 1.2])
+    return labels, units
+
+
+def _one_to_one(fig, a, t, p, label, unit, met, max_points):
+    """Predicted against true (points or, above ``max_points``, a density) with metrics."""
+    su = _stat_unit(unit)
+    lo = min(np.percentile(t, 0.5), np.percentile(p, 0.5))
+    hi = max(np.percentile(t, 99.5), np.percentile(p, 99.5))
+    pad = 0.05 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+    if len(t) > max_points:
+        hb = a.hexbin(t, p, gridsize=50, extent=(lo, hi, lo, hi), bins="log", mincnt=1,
+                      cmap=_draw.cmap("arctic_r", 0.08, 0.95), linewidths=0)
+        _draw.count_colorbar(fig, hb, a)
     else:
-        fig = ax.figure
-        axes = np.array([[ax], [None]], dtype=object)
-    for j in range(n_t):
-        ok = np.isfinite(t[:, j]) & np.isfinite(p[:, j])
-        met = regression_metrics(t[ok, j], p[ok, j])
-        su = _stat_unit(units[j])
-        a = axes[0, j]
-        if ok.sum() == 0:
-            _message(a, "no valid pairs")
-            continue
-        lo = min(np.percentile(t[ok, j], 0.5), np.percentile(p[ok, j], 0.5))
-        hi = max(np.percentile(t[ok, j], 99.5), np.percentile(p[ok, j], 99.5))
-        pad = 0.05 * (hi - lo or 1.0)
-        lo, hi = lo - pad, hi + pad
-        if ok.sum() > max_points:
-            hb = a.hexbin(t[ok, j], p[ok, j], gridsize=50, extent=(lo, hi, lo, hi),
-                          bins="log", mincnt=1, cmap=_cmap("arctic_r", 0.08, 0.95),
-                          linewidths=0)
-            _count_colorbar(fig, hb, a)
-        else:
-            a.scatter(t[ok, j], p[ok, j], s=5, color=_BLUE, alpha=0.5, edgecolors="none")
-        a.plot([lo, hi], [lo, hi], color="k", lw=1.0, ls="--")
-        a.set_xlim(lo, hi)
-        a.set_ylim(lo, hi)
-        a.set_aspect("equal")
-        unit = f" [{units[j]}]" if units[j] and not su == "dex" else ""
-        a.set_xlabel(f"True {labels[j]}{unit}")
-        a.set_ylabel(f"Predicted {labels[j]}{unit}")
-        su_txt = f" {su}" if su else ""
-        a.text(0.04, 0.96,
-               f"RMSE = {met['rmse']:.3f}{su_txt}\nNMAD = {met['nmad']:.3f}{su_txt}\n"
-               f"bias = {met['bias']:+.3f}{su_txt}\n$N$ = {met['n']}".replace("-", "\u2212"),
-               transform=a.transAxes, ha="left", va="top", fontsize=7.5,
-               bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="0.7", alpha=0.9))
-        h = axes[1, j]
-        if h is None:
-            continue
-        d = p[ok, j] - t[ok, j]
-        lim = max(4 * met["rmse"], np.percentile(np.abs(d), 99)) or 1.0
-        h.hist(np.clip(d, -lim, lim), bins=40, range=(-lim, lim), color=_BLUE, alpha=0.8)
-        h.axvline(0, color="k", lw=0.8, ls="--")
-        h.set_xlim(-lim, lim)
-        h.set_xlabel(r"$\Delta$ = predicted $-$ true" + (f" [{su}]" if su else ""))
-        h.set_ylabel("Galaxies")
-    return fig
+        a.scatter(t, p, s=5, color=_draw.BLUE, alpha=0.5, edgecolors="none")
+    a.plot([lo, hi], [lo, hi], color="k", lw=1.0, ls="--")
+    a.set_xlim(lo, hi)
+    a.set_ylim(lo, hi)
+    a.set_aspect("equal")
+    unit_txt = f" [{unit}]" if unit and su != "dex" else ""
+    a.set_xlabel(f"True {label}{unit_txt}")
+    a.set_ylabel(f"Predicted {label}{unit_txt}")
+    su_txt = f" {su}" if su else ""
+    a.text(0.04, 0.96,
+           f"RMSE = {met['rmse']:.3f}{su_txt}\nNMAD = {met['nmad']:.3f}{su_txt}\n"
+           f"bias = {met['bias']:+.3f}{su_txt}\n$N$ = {met['n']}".replace("-", "\u2212"),
+           transform=a.transAxes, ha="left", va="top", fontsize=7.5,
+           bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "0.7", "alpha": 0.9})
 
 
-@_styled
+def _residuals(h, d, met, su):
+    """Histogram of the residuals ``d`` (clipped at 4 RMSE or the 99th percentile)."""
+    lim = max(4 * met["rmse"], np.percentile(np.abs(d), 99)) or 1.0
+    h.hist(np.clip(d, -lim, lim), bins=40, range=(-lim, lim), color=_draw.BLUE, alpha=0.8)
+    h.axvline(0, color="k", lw=0.8, ls="--")
+    h.set_xlim(-lim, lim)
+    h.set_xlabel(r"$\Delta$ = predicted $-$ true" + (f" [{su}]" if su else ""))
+    h.set_ylabel("Galaxies")
+
+
+@_draw.styled
 def plot_history(history, *, ax=None, target_names=None):
     """Training curve: training loss and validation RMSE per epoch.
 
@@ -714,7 +586,26 @@ def plot_history(history, *, ax=None, target_names=None):
     -------
     `~matplotlib.figure.Figure`
     """
-    fig, ax = _fig_ax(ax, (3.6, 2.6))
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = _draw.fig_ax(ax, (3.6, 2.6))
+    ep, loss, vr = _history_arrays(history)
+    if ep.size == 0 or not (np.isfinite(loss).any() or np.isfinite(vr).any()):
+        _draw.message(ax, "no training history")
+        return fig
+    handles = _plot_loss(ax, ep, loss)
+    ax.set_xlabel("Epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    n_t = vr.shape[1]
+    if np.isfinite(vr).any():
+        handles += _plot_valid_rmse(ax, ep, vr, target_names)
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.02), ncols=2,
+              borderaxespad=0.0, fontsize=6.5 if n_t > 1 else 7.5, columnspacing=1.0)
+    return fig
+
+
+def _history_arrays(history):
+    """Epochs, training loss and validation RMSE ``(epochs, n_targets)`` (NaN if absent)."""
     history = list(history or [])
     ep = np.array([h.get("epoch", i + 1) for i, h in enumerate(history)], dtype=float)
     loss = np.array([h.get("train_loss", np.nan) for h in history], dtype=float)
@@ -725,46 +616,49 @@ def plot_history(history, *, ax=None, target_names=None):
         v = h.get("valid_rmse")
         if v is not None and np.size(v) == n_t:
             vr[i] = np.asarray(v, dtype=float).ravel()
-    if not history or not (np.isfinite(loss).any() or np.isfinite(vr).any()):
-        _message(ax, "no training history")
-        return fig
+    return ep, loss, vr
+
+
+def _plot_loss(ax, ep, loss):
+    """The training loss (log axis when positive); its legend handles."""
+    if not np.isfinite(loss).any():
+        return []
+    handles = ax.plot(ep, loss, "o-", ms=3, color=_draw.BLUE, label="training loss")
+    ax.set_ylabel("Training loss", color=_draw.BLUE)
+    if np.all(loss[np.isfinite(loss)] > 0):
+        ax.set_yscale("log")
+        _draw.plain_log_ticks(ax.yaxis)
+    return handles
+
+
+def _plot_valid_rmse(ax, ep, vr, target_names):
+    """Validation RMSE per target on a twin axis, with the best epoch starred."""
+    import cmasher as cmr
+
+    n_t = vr.shape[1]
+    ax2 = ax.twinx()
+    names = list(target_names) if target_names is not None and \
+        len(target_names) == n_t else [f"target {j}" for j in range(n_t)]
+    colors = [_draw.ACCENT] if n_t == 1 else cmr.take_cmap_colors(
+        "cmr.ember", n_t, cmap_range=(0.25, 0.85))
     handles = []
-    if np.isfinite(loss).any():
-        handles += ax.plot(ep, loss, "o-", ms=3, color=_BLUE, label="training loss")
-        ax.set_ylabel("Training loss", color=_BLUE)
-        if np.all(loss[np.isfinite(loss)] > 0):
-            ax.set_yscale("log")
-            _plain_log_ticks(ax.yaxis)
-    ax.set_xlabel("Epoch")
-    from matplotlib.ticker import MaxNLocator
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if np.isfinite(vr).any():
-        import cmasher as cmr
-
-        ax2 = ax.twinx()
-        names = list(target_names) if target_names is not None and \
-            len(target_names) == n_t else [f"target {j}" for j in range(n_t)]
-        colors = [_ACCENT] if n_t == 1 else cmr.take_cmap_colors(
-            "cmr.ember", n_t, cmap_range=(0.25, 0.85))
-        for j in range(n_t):
-            lab = "validation RMSE" if n_t == 1 else f"valid. RMSE {names[j]}"
-            handles += ax2.plot(ep, vr[:, j], "s-", ms=3, color=colors[j], label=lab)
-        score = vr.mean(axis=1)  # NaN for epochs without validation
-        if np.isfinite(score).any():
-            best = int(np.nanargmin(np.where(np.isfinite(score), score, np.inf)))
-            what = "" if n_t == 1 else "mean "
-            handles += ax2.plot(ep[best], score[best] if n_t > 1 else vr[best, 0], "*",
-                                ms=10, color=_ACCENT, mec="k", mew=0.5, ls="none",
-                                label=f"best {what}{score[best]:.3f} (epoch {ep[best]:.0f})")
-        ax2.set_ylabel("Validation RMSE", color=_ACCENT)
-        ax2.minorticks_on()
-        ax.tick_params(right=False, which="both")
-    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.02), ncols=2,
-              borderaxespad=0.0, fontsize=6.5 if n_t > 1 else 7.5, columnspacing=1.0)
-    return fig
+    for j in range(n_t):
+        lab = "validation RMSE" if n_t == 1 else f"valid. RMSE {names[j]}"
+        handles += ax2.plot(ep, vr[:, j], "s-", ms=3, color=colors[j], label=lab)
+    score = vr.mean(axis=1)  # NaN for epochs without validation
+    if np.isfinite(score).any():
+        best = int(np.nanargmin(np.where(np.isfinite(score), score, np.inf)))
+        what = "" if n_t == 1 else "mean "
+        handles += ax2.plot(ep[best], score[best] if n_t > 1 else vr[best, 0], "*",
+                            ms=10, color=_draw.ACCENT, mec="k", mew=0.5, ls="none",
+                            label=f"best {what}{score[best]:.3f} (epoch {ep[best]:.0f})")
+    ax2.set_ylabel("Validation RMSE", color=_draw.ACCENT)
+    ax2.minorticks_on()
+    ax.tick_params(right=False, which="both")
+    return handles
 
 
-@_styled
+@_draw.styled
 def plot_ablation(result, *, ax=None):
     """RMSE when only the N most frequent features are kept (from `ablation`).
 
@@ -777,14 +671,15 @@ def plot_ablation(result, *, ax=None):
     -------
     `~matplotlib.figure.Figure`
     """
-    fig, ax = _fig_ax(ax, (3.6, 2.6))
+    fig, ax = _draw.fig_ax(ax, (3.6, 2.6))
     top = result.top_n
     if len(top) == 0:
-        _message(ax, "no active features")
+        _draw.message(ax, "no active features")
         return fig
     n = np.asarray(top["n_kept"], dtype=float)
     r = np.asarray(top["rmse"], dtype=float)
-    ax.plot(np.maximum(n, 0.7), r, "o-", ms=4, color=_BLUE, label="top-$N$ features kept")
+    ax.plot(np.maximum(n, 0.7), r, "o-", ms=4, color=_draw.BLUE,
+            label="top-$N$ features kept")
     ax.axhline(result.full_rmse["mean"], color="k", ls="--", lw=0.9,
                label=f"all features: {result.full_rmse['mean']:.3f}")
     ax.set_xscale("log")
@@ -801,7 +696,7 @@ def plot_ablation(result, *, ax=None):
     return fig
 
 
-@_styled
+@_draw.styled
 def plot_feature_density(activations, *, ax=None, bins=20, n_features=None):
     """Histogram of log10 firing frequency over features (the SAE "feature density").
 
@@ -830,14 +725,14 @@ def plot_feature_density(activations, *, ax=None, bins=20, n_features=None):
     from matplotlib.ticker import MaxNLocator
 
     stats = feature_stats(activations, n_features=n_features)
-    fig, ax = _fig_ax(ax, (3.6, 2.6))
+    fig, ax = _draw.fig_ax(ax, (3.6, 2.6))
     frac = np.asarray(stats["fraction_active"], dtype=float)
     alive = frac[frac > 0]
     n_gal, n_feat = stats.meta["n_galaxies"], stats.meta["n_features"]
     if alive.size:
         lf = np.log10(alive)
         lo = min(lf.min(), np.log10(1.0 / max(n_gal, 1))) - 0.1
-        ax.hist(lf, bins=bins, range=(lo, 0.05), color=_BLUE, alpha=0.85,
+        ax.hist(lf, bins=bins, range=(lo, 0.05), color=_draw.BLUE, alpha=0.85,
                 label=f"{alive.size} active features")
         k = stats.meta["max_active_per_galaxy"]
         if k:
@@ -845,7 +740,7 @@ def plot_feature_density(activations, *, ax=None, bins=20, n_features=None):
                        label=f"uniform use ($k/n$ = {k}/{n_feat})")
         ax.legend(loc="upper left")
     else:
-        _message(ax, "no active features")
+        _draw.message(ax, "no active features")
     ax.set_xlabel(r"$\log_{10}$(fraction of galaxies where active)")
     ax.set_ylabel("Number of features")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -857,7 +752,7 @@ def plot_feature_density(activations, *, ax=None, bins=20, n_features=None):
 
 # --------------------------------------------------------------------------- localisation
 
-@_styled
+@_draw.styled
 def plot_localization(model, sample, feature, n=6, *, activations=None):
     """Where a feature fires: its top galaxies with the upsampled layer4 map overlaid.
 
@@ -896,35 +791,39 @@ def plot_localization(model, sample, feature, n=6, *, activations=None):
                           n_features)
     check_length(acts.shape[0], len(sample), "the sample")
     a = acts[:, feature]
-    top = _top_indices(a, int(n))
-    ncol = max(len(top), 1)
-    fig = _figure((1.3 * ncol + 1.2, 3.2))
+    top = _draw.top_indices(a, int(n))
+    fig = _draw.figure((1.3 * max(len(top), 1) + 1.2, 3.2))
     if len(top) == 0:
         ax = fig.add_subplot()
-        _no_ticks(ax)
-        _message(ax, f"feature {feature} is never active in this sample")
+        _draw.no_ticks(ax)
+        _draw.message(ax, f"feature {feature} is never active in this sample")
         return fig
     raw = take_images(sample, top)
     shown = np.asarray(model.input_images(raw))
     maps = localization_maps(model, raw, feature, size=shown.shape[1:3])
-    vmax = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
-    axes = fig.subplots(2, ncol, squeeze=False)
-    cmap = _cmap("ember")
-    im = None
-    for k in range(ncol):
-        top_ax, bot_ax = axes[0, k], axes[1, k]
-        _no_ticks(top_ax)
-        _no_ticks(bot_ax)
-        top_ax.imshow(display_image(shown[k]))
-        if maps[k].max() > 0:
-            top_ax.contour(maps[k], levels=np.array([0.25, 0.5, 0.75]) * vmax,
-                           colors=["#7fd3ff", "#35a7e8", "#0b5fa5"], linewidths=0.8)
-        top_ax.set_title(f"a = {a[top[k]]:.3g}", fontsize=7, pad=2)
-        im = bot_ax.imshow(maps[k], cmap=cmap, vmin=0, vmax=vmax)
-        bot_ax.set_xlabel(f"mean = {maps[k].mean():.3g}", fontsize=6.5, labelpad=2)
-    fig.colorbar(im, ax=axes[1, :].tolist(), label="channel map", shrink=0.9)
+    _map_panels(fig, shown, maps, a[top])
     h, w = model.feature_maps(raw[:1], [feature]).shape[2:]
     fig.suptitle(f"Feature {feature}: where it fires (top {len(top)} galaxies)\n"
                  f"layer4 map of {h}\u00d7{w} cells upsampled to "
                  f"{shown.shape[1]}\u00d7{shown.shape[2]} px", fontsize=8.5)
     return fig
+
+
+def _map_panels(fig, shown, maps, a):
+    """Images with map contours (top row) and the maps on a common scale (bottom row)."""
+    ncol = len(maps)
+    vmax = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
+    axes = fig.subplots(2, ncol, squeeze=False)
+    im = None
+    for k in range(ncol):
+        top_ax, bot_ax = axes[0, k], axes[1, k]
+        _draw.no_ticks(top_ax)
+        _draw.no_ticks(bot_ax)
+        top_ax.imshow(display_image(shown[k]))
+        if maps[k].max() > 0:
+            top_ax.contour(maps[k], levels=np.array([0.25, 0.5, 0.75]) * vmax,
+                           colors=["#7fd3ff", "#35a7e8", "#0b5fa5"], linewidths=0.8)
+        top_ax.set_title(f"a = {a[k]:.3g}", fontsize=7, pad=2)
+        im = bot_ax.imshow(maps[k], cmap=_draw.cmap("ember"), vmin=0, vmax=vmax)
+        bot_ax.set_xlabel(f"mean = {maps[k].mean():.3g}", fontsize=6.5, labelpad=2)
+    fig.colorbar(im, ax=axes[1, :].tolist(), label="channel map", shrink=0.9)

@@ -13,9 +13,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .._utils import regression_metrics
-from ._core import (DEFAULT_PROPERTIES, PROPERTIES, Property, as_activations, check_features,
-                    check_length, frequency_order, get_catalog, has_columns, head_of,
-                    pearson, plain, property_values, spearman)
+from .._validation import check_choice
+from ..catalog import DEFAULT_PROPERTIES, PROPERTIES, Property
+from ._core import (as_activations, check_features, check_length, frequency_order,
+                    get_catalog, has_columns, head_of, pearson, plain, property_columns,
+                    property_values, spearman)
 
 __all__ = ["feature_stats", "dead_features", "active_features", "contributions",
            "feature_correlations", "feature_correlation_matrix", "ablation",
@@ -196,8 +198,7 @@ def _property_columns(sample, columns):
     for c in columns:
         if not isinstance(c, str):
             raise TypeError(f"columns must be property or column names, got {c!r}")
-        need = PROPERTIES[c].columns if c in PROPERTIES else (c,)
-        missing = [x for x in need if x not in cat.colnames]
+        missing = [x for x in property_columns(c) if x not in cat.colnames]
         if missing:
             raise ValueError(
                 f"columns: property {c!r} needs catalog column(s) {missing}, which the "
@@ -263,37 +264,51 @@ def feature_correlations(sample, activations, features=None, columns=None, *,
                              f"{acts.shape[1]}")
         for t, name in enumerate(names):
             table[f"weight_{name}"] = w[t, features]
-    n_valid = {}
-    for col in columns:
-        values = property_values(cat, col, min_snr=min_snr)
-        ok = np.isfinite(values)
-        n_valid[col] = int(ok.sum())
-        pr = np.full(len(features), np.nan)
-        sr = np.full(len(features), np.nan)
-        for i, f in enumerate(features):
-            a = acts[ok, f]
-            pr[i] = pearson(a, values[ok])
-            sr[i] = spearman(a, values[ok])
-        table[f"pearson_{col}"] = pr
-        table[f"spearman_{col}"] = sr
+    n_valid = {col: _add_correlations(table, acts, features, col,
+                                      property_values(cat, col, min_snr=min_snr))
+               for col in columns}
     table.meta.update(columns=list(columns), n_valid=n_valid, skipped=skipped,
                       n_galaxies=int(acts.shape[0]))
     return table
 
 
+def _add_correlations(table, acts, features, col, values):
+    """Add ``pearson_<col>`` and ``spearman_<col>`` over the valid rows; their number."""
+    ok = np.isfinite(values)
+    pr = np.full(len(features), np.nan)
+    sr = np.full(len(features), np.nan)
+    for i, f in enumerate(features):
+        a = acts[ok, f]
+        pr[i] = pearson(a, values[ok])
+        sr[i] = spearman(a, values[ok])
+    table[f"pearson_{col}"] = pr
+    table[f"spearman_{col}"] = sr
+    return int(ok.sum())
+
+
 def feature_correlation_matrix(activations, features=None, *, method="pearson",
-                               n_features=None):
+                               normalize=None, n_features=None):
     """Correlation matrix between the activations of features across galaxies.
 
     Parameters
     ----------
-    activations : array-like, shape (N, n_features)
+    activations : array-like, shape (N, n_features), or (indices, values)
         Post-top-k activations (zeros included: two features that never fire
         together are anti-correlated).
     features : sequence of int, optional
         Features (default: all active features, most frequent first).
     method : {"pearson", "spearman"}
         Correlation coefficient.
+    normalize : {None, "l2"}, optional
+        ``None`` (default): correlate the activations as they are.  ``"l2"``:
+        first divide each galaxy's whole activation vector (all features, not
+        only ``features``) by its Euclidean norm, so that every galaxy has unit
+        length and only the *relative* strengths of its active features count --
+        the choice of Wu (2025).  A galaxy with no active feature (an all-zero
+        vector) has no direction; it stays all zero and still enters the
+        correlation as a row of zeros.
+    n_features : int, optional
+        Number of features (needed only for the sparse pair).
 
     Returns
     -------
@@ -310,15 +325,34 @@ def feature_correlation_matrix(activations, features=None, *, method="pearson",
     >>> m, f = feature_correlation_matrix(acts)
     >>> f.tolist(), bool(m[0, 1] < 0), float(m[0, 0])
     ([0, 1], True, 1.0)
+
+    With ``normalize="l2"`` the rows become unit vectors before correlating:
+
+    >>> acts = np.array([[3., 4.], [1., 0.], [0., 2.]])
+    >>> m, _ = feature_correlation_matrix(acts, normalize="l2")
+    >>> round(float(m[0, 1]), 3)   # the columns [0.6, 1, 0] and [0.8, 0, 1]
+    -0.901
     """
+    check_choice(method, "method", ("pearson", "spearman"))
+    check_choice(normalize, "normalize", (None, "l2"))
     acts = as_activations(activations, n_features)
     if features is None:
         order, n_active = frequency_order(acts)
         features = order[n_active[order] > 0]
     features = check_features(features, acts.shape[1])
-    if method not in ("pearson", "spearman"):
-        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    sub = acts[:, features]
+    sub = (_l2_normalized(acts) if normalize == "l2" else acts)[:, features]
+    return _correlation_matrix(sub, method), features
+
+
+def _l2_normalized(acts):
+    """Each row divided by its Euclidean norm (float64); all-zero rows stay zero."""
+    acts = np.asarray(acts, dtype=np.float64)
+    norm = np.sqrt(np.sum(acts * acts, axis=1, keepdims=True))
+    return acts / np.where(norm > 0, norm, 1.0)
+
+
+def _correlation_matrix(sub, method):
+    """Pearson or Spearman matrix of the columns of ``sub``; NaN for constant columns."""
     if method == "spearman" and sub.size:
         from scipy.stats import rankdata
         sub = rankdata(sub, axis=0)
@@ -330,7 +364,7 @@ def feature_correlation_matrix(activations, features=None, *, method="pearson",
     mat[const, :] = np.nan
     mat[:, const] = np.nan
     np.fill_diagonal(mat, np.where(const, np.nan, 1.0))
-    return mat, features
+    return mat
 
 
 class AblationResult(NamedTuple):
@@ -359,9 +393,7 @@ def _target_values(model, X, y, n):
         if target is None or cat is None:
             raise ValueError("y is needed unless X is a GalaxySample and model a fitted "
                              "SparseFeatureNet (with target_)")
-        cat = target.prepare(cat)
-        y = target.values(cat, check=False)
-        y[~target.mask(cat)] = np.nan
+        y = target.truth(cat)
     elif hasattr(y, "colnames"):
         y = np.column_stack([plain(y[c]) for c in y.colnames])
     else:
@@ -414,8 +446,6 @@ def ablation(model, X, y=None, top_n=(1, 2, 5, 10, 20, 50, 100), *, activations=
         ``n_active``, ``rmse``, ``delta_rmse`` and per target
         ``delta_rmse_<target>``, most frequent first.
     """
-    from astropy.table import Table
-
     w, b, names = head_of(model)
     if activations is None:
         if X is None:
@@ -435,6 +465,16 @@ def ablation(model, X, y=None, top_n=(1, 2, 5, 10, 20, 50, 100), *, activations=
     full = _rmse_per_target(pred, y)
     full_rmse = {name: float(v) for name, v in zip(names, full)}
     full_rmse["mean"] = float(np.mean(full))
+    top = _keep_most_frequent(acts, w, pred, y, alive, top_n, names)
+    per_feature = _zero_each(acts, w, pred, y, alive, n_active, full, names)
+    top.meta["full_rmse"] = full_rmse
+    per_feature.meta["full_rmse"] = full_rmse
+    return AblationResult(full_rmse, top, per_feature)
+
+
+def _keep_most_frequent(acts, w, pred, y, alive, top_n, names):
+    """RMSE table when only the N most frequent features keep their terms."""
+    from astropy.table import Table
 
     ns = sorted({int(v) for v in np.atleast_1d(top_n) if 0 <= int(v) < len(alive)})
     ns.append(len(alive))
@@ -445,23 +485,25 @@ def ablation(model, X, y=None, top_n=(1, 2, 5, 10, 20, 50, 100), *, activations=
         r = _rmse_per_target(p, y)
         changed = int(np.count_nonzero(np.any(acts[:, dropped] != 0, axis=1)))
         rows.append((m, float(np.mean(r)), *r, changed))
-    top = Table(rows=rows if rows else None,
-                names=["n_kept", "rmse", *[f"rmse_{t}" for t in names],
-                       "n_galaxies_changed"],
-                dtype=[np.int64, np.float64, *[np.float64] * len(names), np.int64])
-    top.meta["full_rmse"] = full_rmse
+    return Table(rows=rows if rows else None,
+                 names=["n_kept", "rmse", *[f"rmse_{t}" for t in names],
+                        "n_galaxies_changed"],
+                 dtype=[np.int64, np.float64, *[np.float64] * len(names), np.int64])
 
+
+def _zero_each(acts, w, pred, y, alive, n_active, full, names):
+    """RMSE and ΔRMSE table when each active feature alone loses its term."""
+    from astropy.table import Table
+
+    full_mean = float(np.mean(full))
     per = []
     for f in alive:
         p = pred - np.outer(acts[:, f], w[:, f])
         r = _rmse_per_target(p, y)
         per.append((int(f), int(n_active[f]), float(np.mean(r)),
-                    float(np.mean(r) - full_rmse["mean"]), *(r - full)))
-    per_feature = Table(rows=per if per else None,
-                        names=["feature", "n_active", "rmse", "delta_rmse",
-                               *[f"delta_rmse_{t}" for t in names]],
-                        dtype=[np.int64, np.int64, np.float64, np.float64,
-                               *[np.float64] * len(names)])
-    per_feature.meta["full_rmse"] = full_rmse
-    return AblationResult(full_rmse, top, per_feature)
-
+                    float(np.mean(r) - full_mean), *(r - full)))
+    return Table(rows=per if per else None,
+                 names=["feature", "n_active", "rmse", "delta_rmse",
+                        *[f"delta_rmse_{t}" for t in names]],
+                 dtype=[np.int64, np.int64, np.float64, np.float64,
+                        *[np.float64] * len(names)])

@@ -1,0 +1,368 @@
+"""The sections of the HTML report written by `sfnet.interpret.write_report`.
+
+The page is a list of `Section` objects.  Each is built by one function of
+`SECTIONS` (in page order) from the analysed report (``data``, the
+``ReportData`` of `sfnet.interpret.report`) and a `FigureWriter`, and is
+rendered by the macro of the same ``kind`` in ``templates/sections.html.j2``.
+Adding a section to the report -- a calibration figure, a stability table --
+is one builder function here (listed in `SECTIONS`) and one macro there.
+
+Everything a builder puts into a Section is text that the template escapes,
+except `markupsafe.Markup` values: the HTML labels of `sfnet.catalog`'s
+properties and fixed phrases built with ``Markup(...).format(...)``, which
+escapes what is inserted.
+"""
+
+import io
+from pathlib import Path
+
+import numpy as np
+from markupsafe import Markup
+
+from .._io import atomic_write_bytes
+from ..catalog import PROPERTIES, property_label
+from . import plots
+from .bpt import BPT_CLASSES
+from .stats import ablation
+
+#: Shown for a missing or non-finite number.
+DASH = "\u2013"
+
+
+class Section:
+    """One block of the report page.
+
+    Parameters
+    ----------
+    kind : str
+        Name of the macro in ``templates/sections.html.j2`` that renders it.
+    anchor : str, optional
+        ``id`` of the block in the page.
+    nav : str, optional
+        Title of its link in the navigation bar (none when omitted).
+    **fields
+        What the macro shows, as attributes.
+    """
+
+    def __init__(self, kind, *, anchor=None, nav=None, **fields):
+        self.kind = kind
+        self.anchor = anchor
+        self.nav = nav
+        self.__dict__.update(fields)
+
+
+class FigureWriter:
+    """Saves figures atomically as PNG into ``output_dir/figures``; remembers their names."""
+
+    def __init__(self, output_dir, dpi):
+        self.dir = Path(output_dir) / "figures"
+        self.dpi = dpi
+        self.written = []
+
+    def add(self, fig, name, caption, alt, wide=False):
+        """Write ``fig`` as ``figures/<name>``; return what the ``figure`` macro shows."""
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=self.dpi, facecolor="white")
+        atomic_write_bytes(self.dir / name, buf.getvalue())
+        self.written.append(name)
+        return {"src": f"figures/{name}", "caption": caption, "alt": alt, "wide": wide}
+
+
+# --------------------------------------------------------------------------- formatting
+
+def number(v, fmt="{:.3f}"):
+    """``v`` formatted, `DASH` when not finite, ``str(v)`` when not a number."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return fmt.format(v) if np.isfinite(v) else DASH
+
+
+def heat_style(v):
+    """Inline CSS colouring a correlation coefficient (cmasher fusion_r); "" if not finite."""
+    if v is None or not np.isfinite(v):
+        return ""
+    import cmasher  # noqa: F401  (registers the cmr. colour maps)
+    import matplotlib
+
+    r, g, b, _ = matplotlib.colormaps["cmr.fusion_r"](0.5 + 0.5 * float(np.clip(v, -1, 1)))
+    fg = "#fff" if abs(v) > 0.6 else "#000"
+    return f"background:rgb({int(255 * r)},{int(255 * g)},{int(255 * b)});color:{fg}"
+
+
+def coefficient(v, fmt="{:+.3f}"):
+    """A table cell for a correlation coefficient: its text and background."""
+    return {"text": number(v, fmt), "style": heat_style(v)}
+
+
+def html_label(name):
+    """The HTML label of a property of `sfnet.catalog`; any other name as plain text."""
+    if name in PROPERTIES:
+        return Markup(property_label(name, html=True))
+    return str(name)
+
+
+def _metric(value):
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):d}"
+    if isinstance(value, (float, np.floating)):
+        return number(value, "{:.4f}")
+    return str(value)
+
+
+def metrics_tables(metrics):
+    """``{target: {metric: v}}`` as a table and flat ``{name: v}`` entries as key-value rows."""
+    nested = {k: v for k, v in (metrics or {}).items() if isinstance(v, dict)}
+    flat = [(str(k), _metric(v)) for k, v in (metrics or {}).items()
+            if not isinstance(v, (dict, list, tuple))]
+    keys = ["rmse", "nmad", "bias", "r2", "n"]
+    extra = sorted({k for v in nested.values() for k in v} - set(keys))
+    keys = [k for k in keys if any(k in v for v in nested.values())] + extra
+    return {
+        "head": [k.upper() if k != "r2" else "R²" for k in keys],
+        "rows": [(str(name), [_metric(vals.get(k)) for k in keys])
+                 for name, vals in nested.items()],
+        "flat": flat,
+    }
+
+
+# --------------------------------------------------------------------------- model card
+
+def model_card(data, figs):
+    """k, backbone, target, training, head bias, all parameters and the training curve."""
+    model, history = data.model, data.history
+    seconds = sum(float(h.get("seconds", 0) or 0) for h in history)
+    rows = [("Target", f"{data.target_name} ({', '.join(data.names)})"),
+            ("k (active features per galaxy)", str(data.k)), ("Backbone", str(data.backbone)),
+            ("Features in the head", str(model.n_features)),
+            ("Epochs trained", str(len(history)) if history else DASH),
+            ("Training time", f"{seconds / 60:.1f} min" if seconds else DASH),
+            ("Galaxies in this report", str(len(data.sample))),
+            ("Bias of the head", ", ".join(f"{v:.4f}" for v in data.b))]
+    meta = getattr(data.catalog, "meta", {}) or {}
+    if "oracle_rmse" in meta:
+        rows.append(("Oracle RMSE of the mock (hidden scatter)",
+                     number(meta["oracle_rmse"], "{:.4f}")))
+    curve = None
+    if history:
+        caption = ("Training loss and validation RMSE per epoch; the star marks the best "
+                   "validation epoch (the model kept)."
+                   if any("valid_rmse" in h for h in history) else
+                   "Training loss per epoch (training used no validation split, so the "
+                   "last epoch is kept; the metrics below are on held-out galaxies).")
+        curve = figs.add(plots.plot_history(history, target_names=data.names),
+                         "history.png", caption, "training history")
+    return Section("model_card", anchor="model", nav="Model card", rows=rows,
+                   params=_parameters(model), history=curve)
+
+
+def _parameters(model):
+    get_params = getattr(model, "get_params", None)
+    if not callable(get_params):
+        return []
+    try:
+        params = get_params()
+    except (TypeError, ValueError, AttributeError):
+        return []
+    return [(str(k), str(v)) for k, v in sorted((params or {}).items())]
+
+
+# --------------------------------------------------------------------------- performance
+
+def performance(data, figs):
+    """The metrics; predicted vs true and the ablation curve when the catalog has the truth."""
+    section = Section("performance", anchor="performance", nav="Performance",
+                      metrics=metrics_tables(data.metrics) if data.metrics else None,
+                      truth=data.y is not None and bool(np.isfinite(data.y).any()))
+    if not section.truth:
+        return section
+    section.predictions = figs.add(
+        plots.plot_predictions(data.y, data.pred, target=data.target), "predictions.png",
+        "Predicted against true values on the galaxies of this report (dashed: one-to-one), "
+        "and the residuals.", "predictions")
+    section.wide_predictions = len(data.names) > 1
+    abl = ablation((data.w, data.b), None, data.y, activations=data.acts)
+    section.ablation = figs.add(
+        plots.plot_ablation(abl), "ablation.png",
+        "Ablation: RMSE when only the N most frequently active features are kept (the "
+        "others zeroed in the linear head; no re-selection).", "ablation")
+    section.ablation_rows = [(str(r["n_kept"]), f"{r['rmse']:.4f}",
+                              str(r["n_galaxies_changed"])) for r in abl.top_n]
+    return section
+
+
+# --------------------------------------------------------------------------- features
+
+def features_overview(data, figs):
+    """Counts, the table of all active features and the overview figures."""
+    meta = data.stats.meta
+    shown = {int(f) for f in data.shown}
+    rows = []
+    for rank, f in enumerate(data.alive, 1):
+        s, i = data.stats[data.stats_row[int(f)]], data.corr_row[int(f)]
+        rows.append({
+            "rank": rank, "feature": int(f), "link": int(f) in shown,
+            "n_active": str(s["n_active"]), "fraction": f"{s['fraction_active']:.3f}",
+            "mean": number(s["mean_activation"], "{:.3g}"),
+            "weights": [f"{data.corr[f'weight_{n}'][i]:+.4f}" for n in data.names],
+            "rho": [coefficient(data.corr[f"spearman_{p}"][i], "{:+.2f}")
+                    for p in data.props]})
+    return Section(
+        "features_overview", anchor="features", nav="Features",
+        n_active=meta["n_active_features"], n_features=meta["n_features"],
+        n_galaxies=meta["n_galaxies"], n_dead=meta["n_dead"],
+        mean_active=f"{meta['mean_active_per_galaxy']:.2f}",
+        max_active=meta["max_active_per_galaxy"], targets=list(data.names),
+        properties=[html_label(p) for p in data.props], rows=rows,
+        csv=data.csv_name, figures=_overview_figures(data, figs))
+
+
+def _overview_figures(data, figs):
+    alive = data.alive
+    out = [figs.add(plots.plot_feature_density(data.acts), "feature_density.png",
+                    "Feature density: how often each feature fires.", "feature density")]
+    if len(alive) >= 2:
+        out.append(figs.add(
+            plots.plot_feature_correlations(data.acts, alive[:30],
+                                            normalize=data.correlation_normalize),
+            "feature_correlations.png", _correlation_caption(data.correlation_normalize),
+            "feature-feature correlations", wide=len(alive) > 12))
+    if len(alive) and data.props:
+        out.append(figs.add(
+            plots.plot_property_correlations(data.sample, data.acts, alive[:30],
+                                             model=data.model),
+            "property_correlations.png",
+            "Spearman \u03c1 between each feature's activation and galaxy properties.",
+            "feature-property correlations", wide=True))
+    if data.has_lines:
+        out.append(figs.add(
+            plots.plot_bpt(data.catalog), "bpt.png",
+            "BPT diagram of the sample (lines with S/N > 3) with the Kauffmann+03 "
+            "(dashed) and Kewley+01 (solid) demarcations.", "BPT diagram"))
+    return out
+
+
+def _correlation_caption(normalize):
+    text = ("Pearson correlation between the activations of the active features "
+            "(zeros included). ")
+    if normalize == "l2":
+        return text + ("Each galaxy's activation vector was L2-normalised first "
+                       "(normalize=\"l2\"), as in Wu (2025).")
+    return text + ("The activations are used as they are (normalize=None); Wu (2025) "
+                   "L2-normalised each galaxy's activation vector first, which "
+                   "feature_correlation_matrix(normalize=\"l2\") reproduces.")
+
+
+def feature_sections(data, figs):
+    """One section per shown feature, most frequent first."""
+    return [_feature_section(data, figs, rank, int(f))
+            for rank, f in enumerate(data.shown, 1)]
+
+
+def _feature_section(data, figs, rank, f):
+    i = data.corr_row[f]
+    a = data.acts[:, f]
+    on = a != 0
+    head_rows = []
+    for t, name in enumerate(data.names):
+        contrib = data.w[t, f] * a[on]
+        head_rows.append((name, f"{data.w[t, f]:+.3g}", f"{contrib.mean():+.2g}",
+                          f"{contrib.min():+.2g}\u2026{contrib.max():+.2g}"))
+    props = [{"label": html_label(p), "pearson": coefficient(data.corr[f"pearson_{p}"][i]),
+              "spearman": coefficient(data.corr[f"spearman_{p}"][i]),
+              "n": data.corr.meta["n_valid"][p]} for p in data.props]
+    side = [figs.add(plots.plot_activation_vs(data.sample, data.acts, f, p, model=data.model),
+                     f"feature_{f:04d}_vs_{p}.png",
+                     Markup("Activation of feature {} against {}.").format(f, html_label(p)),
+                     f"feature {f} vs {p}")
+            for p in _most_correlated(data, i)]
+    return Section("feature", anchor=f"feature-{f}", nav=f"Feature {f}", feature=f,
+                   facts=_facts(data, rank, a, on), head_rows=head_rows, props=props,
+                   side=side, top=_top_galaxies(data, figs, f),
+                   localization=_localization(data, figs, f))
+
+
+def _facts(data, rank, a, on):
+    n_on = int(on.sum())
+    facts = [Markup("rank <b>{}</b> by frequency").format(rank),
+             Markup("active in <b>{}</b> galaxies ({:.1f}%)").format(n_on, 100 * n_on / len(a)),
+             Markup("mean activation <b>{:.3g}</b>, max {:.3g}").format(a[on].mean(), a.max())]
+    if data.has_lines:
+        cls = data.classes[on]
+        known = cls != "unclassified"
+        if known.any():
+            everyone = data.classes[data.classes != "unclassified"]
+            frac = ", ".join(f"{100 * np.mean(cls[known] == c):.0f}% {c}" for c in BPT_CLASSES)
+            base = ", ".join(f"{100 * np.mean(everyone == c):.0f}%" for c in BPT_CLASSES)
+            facts.append(Markup("BPT classes of its galaxies: <b>{}</b> (whole sample: {})")
+                         .format(frac, base))
+    return facts
+
+
+def _most_correlated(data, i):
+    """The two properties most correlated with feature row ``i`` (the target's first)."""
+    sp = np.array([data.corr[f"spearman_{p}"][i] for p in data.props], dtype=float)
+    strength = np.where(np.isfinite(sp), np.abs(sp), -1.0)
+    best = [data.props[j] for j in np.argsort(-strength, kind="stable") if strength[j] >= 0]
+    if getattr(data.target, "name", None) == "metallicity" and "metallicity" in best:
+        best.remove("metallicity")
+        best.insert(0, "metallicity")
+    return best[:2]
+
+
+def _top_galaxies(data, figs, f):
+    if not data.n_examples:
+        return None
+    if data.has_lines:
+        fig = plots.plot_bpt(data.sample, data.acts, f, n_examples=data.n_examples)
+        caption = (f"Left: BPT position of the galaxies where feature {f} is active, "
+                   "coloured by normalised activation (grey: all galaxies). Right: its "
+                   "top galaxies, numbered as circled on the diagram.")
+    else:
+        fig = plots.plot_max_activating(data.sample, data.acts, f, n=data.n_examples)
+        caption = f"The galaxies with the largest activation of feature {f}."
+    return figs.add(fig, f"feature_{f:04d}_top.png", caption, f"feature {f} top galaxies")
+
+
+def _localization(data, figs, f):
+    if not data.n_localization or not hasattr(data.model, "feature_maps"):
+        return None
+    fig = plots.plot_localization(data.model, data.sample, f, n=data.n_localization,
+                                  activations=data.acts)
+    return figs.add(
+        fig, f"feature_{f:04d}_localization.png",
+        f"Where feature {f} fires: the layer4 channel map that it averages, upsampled onto "
+        "the image the network sees (top: contours at 25/50/75% of the largest value "
+        "shown; bottom: the map on a common scale).", f"feature {f} localisation")
+
+
+def more_features_note(data, figs):
+    """A note on the active features without a section of their own."""
+    hidden = len(data.alive) - len(data.shown)
+    if hidden <= 0:
+        return None
+    return Section("note", text=f"{hidden} less frequent active features are listed in the "
+                                "table above but have no section (raise max_features).")
+
+
+#: The section builders, in page order: ``builder(data, figs)`` returns a `Section`,
+#: a list of them or None.
+SECTIONS = (model_card, performance, features_overview, feature_sections,
+            more_features_note)
+
+
+def build_sections(data, figs):
+    """Run every builder of `SECTIONS`; the flat list of sections."""
+    out = []
+    for builder in SECTIONS:
+        made = builder(data, figs)
+        if isinstance(made, Section):
+            out.append(made)
+        elif made:
+            out.extend(made)
+    return out
