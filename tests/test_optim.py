@@ -131,3 +131,37 @@ def test_optimizer_and_augment_are_validated():
         SparseFeatureNet(augment=1.5).validate_params()
     with pytest.raises(ValueError, match="keep_epoch"):
         SparseFeatureNet(keep_epoch="first").validate_params()
+
+
+def test_cli_train_recipe_paper_sets_the_recipe_and_options_override():
+    from sfnet.cli import _train_params, build_parser
+
+    args = build_parser().parse_args(["train", "data", "--output", "m", "--recipe", "paper",
+                                      "--weights", "none", "--epochs", "2"])
+    params = _train_params(args)
+    for name in ("optimizer", "learning_rate", "batch_size", "crop_size", "image_size",
+                 "preprocessing", "augment", "keep_epoch", "standardize_target"):
+        assert params[name] == PAPER_RECIPE[name], name
+    assert params["epochs"] == 2 and params["weights"] is None
+    SparseFeatureNet(k=4, **params).validate_params()
+    default = _train_params(build_parser().parse_args(["train", "data", "--output", "m"]))
+    assert default["learning_rate"] == 3e-3 and "optimizer" not in default
+    assert default["weights"] is None and default["epochs"] == 20
+
+
+def test_paper_recipe_offline_names_the_hub_cache(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.models._api as api
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub-home"))
+    images = np.zeros((8, 32, 32, 3), np.uint8)
+    model = SparseFeatureNet(k=2, **dict(PAPER_RECIPE, image_size=32, crop_size=28, epochs=1,
+                                         progress=False))
+    with pytest.raises(RuntimeError, match="torch hub cache") as err:
+        model.fit(images, np.arange(8.0))
+    assert str(tmp_path / "hub-home") in str(err.value) and "weights=None" in str(err.value)
