@@ -22,7 +22,7 @@ import math
 
 import torch
 
-__all__ = ["OPTIMIZERS", "Ranger", "OneCycle", "one_cycle_values"]
+__all__ = ["OPTIMIZERS", "OneCycle", "Ranger", "one_cycle_values"]
 
 #: The values of ``SparseFeatureNet(optimizer=...)``.
 OPTIMIZERS = ("adamw", "ranger")
@@ -73,8 +73,8 @@ class Ranger(torch.optim.Optimizer):
         if int(k) != k or k < 1 or not 0 < alpha <= 1:
             raise ValueError(f"k must be a positive integer and alpha in (0, 1], got {k!r}, "
                              f"{alpha!r}")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        k=int(k), alpha=alpha)
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps,
+                    "weight_decay": weight_decay, "k": int(k), "alpha": alpha}
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -170,8 +170,8 @@ class OneCycle(torch.optim.lr_scheduler.LRScheduler):
         if not 0 < pct_start < 1:
             raise ValueError(f"pct_start must be in (0, 1), got {pct_start!r}")
         self.total_steps = int(total_steps)
-        self.options = dict(pct_start=pct_start, div=div, div_final=div_final,
-                            moms=tuple(moms))
+        self.options = {"pct_start": pct_start, "div": div, "div_final": div_final,
+                        "moms": tuple(moms)}
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):

@@ -76,7 +76,7 @@ def compare(out, train, test, size, crop, k):
     images = np.asarray(galaxies.images)[rows]
     ref = np.asarray(preds["pred"], dtype=np.float64)
     pth = out / f"resnet18-topk_{k}-metallicity.pth"
-    geometry = dict(image_size=size, crop_size=crop)
+    geometry = {"image_size": size, "crop_size": crop}
     results = {"n_test": int(len(ref)), "pred_std": float(ref.std()), "stats_0_255":
                {"mean": mean, "std": std}}
 
