@@ -23,6 +23,11 @@ stored with a saved model:
 In both orders a size left as None skips that step, and the crop takes the
 central pixels with the top-left corner at ``((H - c) // 2, (W - c) // 2)``.
 
+(fastai's ``Resize`` computes the region it resizes as ``int(crop / size *
+size)`` pixels, which floating-point rounding makes one pixel short for about
+5 % of (crop, size) pairs, e.g. 15 -> 11; sfnet does not copy that quirk.  The
+paper's 144 -> 160, and 56 -> 64, are not affected.)
+
 Why PIL and not torchvision for the exact resize?  On uint8 CPU tensors
 ``torchvision.transforms.v2.functional.resize(..., antialias=True)`` agrees with
 PIL bit for bit when *upsampling* (the paper's 144 -> 160), but measured with
