@@ -64,16 +64,21 @@ print(checkpoint.name, f"{checkpoint.stat().st_size / 2**20:.1f} MiB")
 # file with PyTorch's restricted unpickler, allowing only tensors, the
 # torch/torchvision classes of a ResNet-18 and the class names of the paper's code
 # (mapped onto an inert stand-in), and copies the weights into an sfnet model.
-# ``k`` and the target are taken from the file (and its name); the
-# preprocessing defaults are the paper's: 160-pixel images, centre crop 144,
-# ImageNet normalisation.
+# ``k`` and the target are taken from the file (and its name); the geometry
+# defaults are the paper's: the central 144 pixels of the 160-pixel cutouts,
+# resized back to 160 exactly as PIL's bilinear resize does.  The file does not
+# hold the normalisation the network was trained with (the paper's pipeline
+# computed it from one batch of training images), so it must be given: here
+# numbers of the kind the pipeline reports for SDSS cutouts, on the 0-255
+# scale; for the released files use ``stats_from=`` the Zenodo images.
 
 from sfnet import SparseFeatureNet
 
-model = SparseFeatureNet.from_seed_checkpoint(checkpoint, precision="fp32")
+model = SparseFeatureNet.from_seed_checkpoint(checkpoint, precision="fp32",
+                                              mean=[18.0, 16.0, 19.0], std=[28.0, 26.0, 31.0])
 print(model)
 print("k =", model.network_.k, "| target:", model.target_names,
-      "| preprocessing:", model.preprocessor_.image_size, "->", model.preprocessor_.crop_size)
+      "| crop", model.preprocessor_.crop_size, "-> resize", model.preprocessor_.image_size)
 
 # %%
 # The loaded model gives the same numbers as the original module on the same
@@ -106,7 +111,7 @@ class NotAModel:
 bad = workdir / "resnet18-topk_4-metallicity-tampered.pth"
 torch.save({"model": NotAModel()}, bad)
 try:
-    SparseFeatureNet.from_seed_checkpoint(bad)
+    SparseFeatureNet.from_seed_checkpoint(bad, mean=[18.0, 16.0, 19.0], std=[28.0, 26.0, 31.0])
 except pickle.UnpicklingError as err:
     print(f"refused with {type(err).__name__}; nothing was printed or run")
 
@@ -150,8 +155,8 @@ galaxies.catalog["objID", "ra", "dec", "z", "oh_p50"][:3]
 # only opens it (and a 250,000-galaxy sample never has to fit in memory).
 # By default the cache lives under sfnet's cache directory.
 #
-# The loaded galaxies go straight into the checkpoint's model: it resizes to
-# 160 pixels (a no-op here), crops the central 144 and predicts.
+# The loaded galaxies go straight into the checkpoint's model: it crops the
+# central 144 pixels, resizes them to 160 and predicts.
 
 print(model.predict(galaxies)[:5])
 
@@ -162,7 +167,8 @@ print(model.predict(galaxies)[:5])
 #     from sfnet.datasets import load_galaxy_folder
 #
 #     galaxies = load_galaxy_folder("path/to/zenodo")          # galaxies.csv + images-sdss/
-#     model = SparseFeatureNet.from_seed_checkpoint("resnet18-topk_4-metallicity.pth")
+#     model = SparseFeatureNet.from_seed_checkpoint("resnet18-topk_4-metallicity.pth",
+#                                                   stats_from=galaxies)
 #     oh = model.predict(galaxies.select("metallicity"))
 #     acts = model.activations(galaxies.select("metallicity"))
 #

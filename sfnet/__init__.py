@@ -12,6 +12,6 @@ except ImportError:  # pragma: no cover - not installed
 
 from .config import conf
 from .datasets import GalaxySample
-from .estimator import SparseFeatureNet
+from .estimator import PAPER_RECIPE, SparseFeatureNet
 
-__all__ = ["__version__", "conf", "GalaxySample", "SparseFeatureNet"]
+__all__ = ["__version__", "conf", "GalaxySample", "SparseFeatureNet", "PAPER_RECIPE"]

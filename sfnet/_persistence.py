@@ -25,6 +25,7 @@ import torch
 from ._inputs import image_store
 from ._io import atomic_path, atomic_write_json, json_safe
 from .nn import SparseFeatureNetwork
+from .preprocessing import PAPER_ORDER, check_order
 from .targets import TARGETS, Target, get_target
 from .training import ImageSource, Preprocessor, resolve_device, resolve_precision
 
@@ -35,9 +36,20 @@ FORMAT = "sfnet-model/1"
 WEIGHTS = "weights.pt"
 META = "sfnet.json"
 
-#: ImageNet channel statistics on the 0-255 scale: only a default for seed checkpoints.
+#: ImageNet channel statistics on the 0-255 scale (for reference: the paper's checkpoints
+#: were *not* trained with them, see `model_from_seed_checkpoint`).
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+#: Why `model_from_seed_checkpoint` refuses to guess the normalisation.
+MISSING_STATS = (
+    "{path} does not store the normalisation its network was trained with: the paper's "
+    "fastai pipeline computed per-channel mean and std from one batch of 64 training images "
+    "(after the crop and resize) and kept them outside the .pth file. For SDSS cutouts they "
+    "are far from ImageNet's (around 0.06-0.09 mean, 0.10-0.13 std on the 0-1 scale), and "
+    "a wrong normalisation shifts predictions by up to dex. Pass stats_from= images like the "
+    "training set (e.g. the Zenodo release loaded with sfnet.datasets.load_galaxy_folder) to "
+    "compute them, or mean= and std= (3 values each, 0-255 scale) if you know them.")
 
 
 # ---------------------------------------------------------------------- the sfnet format
@@ -57,7 +69,7 @@ def _metadata(model):
                    "required": list(target.required)},
         "y_mean": model.y_mean_.tolist(), "y_std": model.y_std_.tolist(),
         "preprocessing": {"image_size": prep.image_size, "crop_size": prep.crop_size,
-                          "mean": prep.mean, "std": prep.std},
+                          "mean": prep.mean, "std": prep.std, "order": prep.order},
         "input_kind": model.input_kind_, "input_shape": list(model.input_shape_),
         "history": model.history_, "best_epoch": model.best_epoch_, "seed": model.seed_,
         "n_train": model.n_train_, "n_valid": model.n_valid_,
@@ -99,7 +111,7 @@ def _fitted_state(meta):
     p = meta["preprocessing"]
     return dict(
         preprocessor=Preprocessor(p["image_size"], p["crop_size"], list(p["mean"]),
-                                  list(p["std"])),
+                                  list(p["std"]), p.get("order", "resize-crop")),
         y_mean=np.asarray(meta["y_mean"], dtype=np.float64),
         y_std=np.asarray(meta["y_std"], dtype=np.float64),
         target_names=list(meta["target_names"]), target_units=list(meta["target_units"]),
@@ -197,11 +209,42 @@ def _seed_network(resnet, k):
     return net
 
 
+def _checked_stats(path, mean, std, stats_from):
+    """Validated ``(mean, std)`` lists (None with ``stats_from``); never a guess."""
+    if stats_from is not None:
+        if mean is not None or std is not None:
+            raise ValueError("pass either stats_from or mean and std, not both")
+        return None, None
+    if mean is None and std is None:
+        raise ValueError(MISSING_STATS.format(path=path))
+    if mean is None or std is None:
+        raise ValueError(f"mean and std must be given together (got mean={mean!r}, "
+                         f"std={std!r})")
+    out = []
+    for name, values in (("mean", mean), ("std", std)):
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.shape != (3,) or not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be 3 finite numbers (0-255 scale), got {values!r}")
+        out.append([float(v) for v in arr])
+    if not all(v > 0 for v in out[1]):
+        raise ValueError(f"std must be positive, got {std!r}")
+    if all(abs(v) <= 1 for v in out[0] + out[1]):
+        raise ValueError(f"mean={mean!r} and std={std!r} look like the 0-1 scale; sfnet's "
+                         "are on the 0-255 scale of the images (multiply them by 255)")
+    return out
+
+
 def model_from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
                                precision="auto", image_size=160, crop_size=144,
-                               mean=IMAGENET_MEAN, std=IMAGENET_STD, stats_from=None):
+                               mean=None, std=None, stats_from=None,
+                               preprocessing=PAPER_ORDER):
     """A ``cls`` model from a paper ``.pth`` file; see `SparseFeatureNet.from_seed_checkpoint`."""
     path = Path(path)
+    check_order(preprocessing)
+    mean, std = _checked_stats(path, mean, std, stats_from)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
     resnet, k = _read_seed_file(path, k)
@@ -214,12 +257,16 @@ def model_from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
                          f"{len(t.columns)} columns")
     net = _seed_network(resnet, k)
     model = cls(k=k, target=target, backbone="resnet18", image_size=image_size,
-                crop_size=crop_size, device=device, precision=precision)
+                crop_size=crop_size, preprocessing=preprocessing, device=device,
+                precision=precision)
+    model.validate_params()
     placement = _placement(device, precision)
-    prep = Preprocessor(image_size, crop_size, list(mean), list(std))
+    prep = Preprocessor(image_size, crop_size, order=preprocessing)
     if stats_from is not None:
         images, rows, channels_last = image_store(stats_from)
         prep.fit_stats(ImageSource(images, rows, channels_last))
+    else:
+        prep.mean, prep.std = mean, std
     model._set_fitted(net, target=t, **placement, preprocessor=prep,
                       y_mean=np.zeros(n_out), y_std=np.ones(n_out),
                       target_names=list(t.columns), target_units=list(t.units),

@@ -143,6 +143,13 @@ examples:
   sfnet train sdss --output model --image-size 160 --crop-size 144 --checkpoint-dir ckpt
   sfnet train sdss --output model --checkpoint-dir ckpt --resume   # after an interruption
   sfnet train sample-dir --output model-z --target z,petroMag_r
+  sfnet train sdss --output model-paper --recipe paper   # the paper's training (sfnet.PAPER_RECIPE)
+  sfnet train sdss --output model-paper --recipe paper --weights none   # offline
+
+--recipe paper trains as the paper did: Ranger under fastai's one-cycle schedule (peak
+0.1), 20 epochs of 64, centre crop 144 then resize to 160, dihedral flips with p=0.5,
+RMSE on the raw target, last epoch kept, ImageNet weights (from the torch hub cache).
+Options given explicitly override the recipe's values.
 """
 
 _PREDICT_EPILOG = """\
@@ -302,18 +309,27 @@ def build_parser():
                    help="metallicity, bpt_lines or comma-separated catalog column names")
     p.add_argument("--k", type=_int_at_least(1), default=4,
                    help="active features per galaxy (top-k)")
-    p.add_argument("--epochs", type=_int_at_least(1), default=20, metavar="E")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=64, metavar="B")
-    p.add_argument("--learning-rate", type=_positive_float, default=3e-3, metavar="LR",
-                   help="peak learning rate of the one-cycle schedule (AdamW)")
+    p.add_argument("--recipe", choices=("default", "paper"), default="default",
+                   help="default: sfnet's AdamW recipe; paper: sfnet.PAPER_RECIPE")
+    p.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="E",
+                   help="training epochs (default 20)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=None, metavar="B",
+                   help="batch size (default 64)")
+    p.add_argument("--learning-rate", type=_positive_float, default=None, metavar="LR",
+                   help="peak learning rate of the one-cycle schedule (default 3e-3 with "
+                        "AdamW; the paper recipe: 0.1 with Ranger)")
     p.add_argument("--image-size", type=_int_at_least(8), default=None, metavar="S",
-                   help="resize images to S pixels first (the paper: 160)")
+                   help="size of the images the network sees (the paper: 160)")
     p.add_argument("--crop-size", type=_int_at_least(8), default=None, metavar="C",
-                   help="then centre-crop to C pixels (the paper: 144)")
+                   help="side of the central crop (the paper: 144)")
+    p.add_argument("--preprocessing", choices=("resize-crop", "crop-resize"), default=None,
+                   help="order of resize and crop (default resize-crop; the paper: "
+                        "crop-resize)")
     p.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50"),
                    default="resnet18")
-    p.add_argument("--weights", choices=("none", "imagenet"), default="none",
-                   help="backbone initialisation (imagenet downloads torchvision weights)")
+    p.add_argument("--weights", choices=("none", "imagenet"), default=None,
+                   help="backbone initialisation (default none; the paper recipe: imagenet, "
+                        "read from the torch hub cache or downloaded)")
     p.add_argument("--validation-fraction", type=_fraction, default=0.2, metavar="F",
                    help="fraction of the galaxies held out for the printed metrics "
                         "(0: none)")
@@ -533,6 +549,28 @@ def _cmd_fetch(args):
     return 0
 
 
+def _train_params(args):
+    """SparseFeatureNet parameters of ``sfnet train``: the recipe, then the options given."""
+    from . import PAPER_RECIPE
+
+    params = {"epochs": 20, "batch_size": 64, "learning_rate": 3e-3, "weights": None}
+    if args.recipe == "paper":
+        params.update(PAPER_RECIPE)
+    given = {"epochs": args.epochs, "batch_size": args.batch_size,
+             "learning_rate": args.learning_rate, "image_size": args.image_size,
+             "crop_size": args.crop_size, "preprocessing": args.preprocessing,
+             "weights": args.weights}
+    params.update({k: v for k, v in given.items() if v is not None})
+    if params["weights"] == "none":
+        params["weights"] = None
+    # the held-out galaxies are split off here (for the printed metrics); the model
+    # trains on all the others and keeps its last epoch
+    params.update(target=args.target, backbone=args.backbone, validation_fraction=0.0,
+                  device=args.device, precision=args.precision, random_state=args.seed,
+                  progress=_progress(args))
+    return params
+
+
 def _cmd_train(args):
     from . import SparseFeatureNet
 
@@ -540,13 +578,7 @@ def _cmd_train(args):
     _check_device(args.device)
     if args.resume and args.checkpoint_dir is None:
         raise _UsageError("--resume needs --checkpoint-dir")
-    model = SparseFeatureNet(
-        k=args.k, target=args.target, backbone=args.backbone,
-        weights=None if args.weights == "none" else args.weights, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
-        image_size=args.image_size, crop_size=args.crop_size, validation_fraction=0.0,
-        device=args.device, precision=args.precision, random_state=args.seed,
-        progress=_progress(args))
+    model = SparseFeatureNet(k=args.k, **_train_params(args))
     model.validate_params()  # before reading a possibly large folder
     say = _say(args)
     sample = load_data(args.data, progress=_progress(args))
@@ -566,7 +598,7 @@ def _cmd_train(args):
         f"training on {len(train)}" + (f", validating on {len(valid)}" if valid else ""))
     model.fit(train, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     model.save(output)
-    print(f"sfnet train: model saved to {output} (k={args.k}, {args.epochs} epoch(s), "
+    print(f"sfnet train: model saved to {output} (k={args.k}, {model.epochs} epoch(s), "
           f"{len(train)} training galaxies)")
     if valid is not None:
         metrics = model.evaluate(valid)

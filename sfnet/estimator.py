@@ -20,17 +20,18 @@ import torch
 
 from . import _params
 from ._inputs import inference_source, scoring_truth, training_data
-from ._persistence import (IMAGENET_MEAN, IMAGENET_STD, load_model, model_from_seed_checkpoint,
-                           save_model)
+from ._persistence import load_model, model_from_seed_checkpoint, save_model
 from ._utils import regression_metrics
 from .exceptions import NotFittedError
 from .nn import BACKBONES, SparseFeatureNetwork
+from .optim import OPTIMIZERS
+from .preprocessing import ORDERS, PAPER_ORDER
 from .targets import get_target
 from .training import (CHECKPOINT_NAME, DeviceImages, ImageSource, Preprocessor, TrainConfig,
                        autocast, load_checkpoint, resolve_device, resolve_precision,
                        train_network)
 
-__all__ = ["SparseFeatureNet", "ResolvedParams"]
+__all__ = ["SparseFeatureNet", "ResolvedParams", "PAPER_RECIPE"]
 
 #: What `SparseFeatureNet.validate_params` returns: the training ``device``
 #: (`torch.device`), the autocast ``dtype`` (None for float32) and the `~sfnet.targets.Target`.
@@ -42,6 +43,25 @@ def _k_fits_backbone(k, resolved):
     if k > n_features:
         raise ValueError(f"k={k} exceeds n_features={n_features} of {resolved['backbone']}")
     return k
+
+
+def _crop_fits(crop_size, resolved):
+    """In the "resize-crop" order the crop is cut from the resized image: not larger."""
+    image_size = resolved["image_size"]
+    if resolved["preprocessing"] == "resize-crop" and crop_size and image_size and \
+            crop_size > image_size:
+        raise ValueError(f"crop_size={crop_size} exceeds image_size={image_size} (with "
+                         "preprocessing='resize-crop' the crop is cut from the resized image)")
+    return crop_size
+
+
+def _augment_probability(augment, resolved):
+    """``augment`` as the probability of a random dihedral transform (True: 1, False: 0)."""
+    if isinstance(augment, (bool, np.bool_)):
+        return 1.0 if augment else 0.0
+    if isinstance(augment, (int, float, np.integer, np.floating)) and 0 <= augment <= 1:
+        return float(augment)
+    raise ValueError(f"augment must be True, False or a probability in [0, 1], got {augment!r}")
 
 
 class SparseFeatureNet:
@@ -70,18 +90,26 @@ class SparseFeatureNet:
     batch_size : int
         Global batch size (split across processes under ``torchrun``).
     learning_rate : float
-        Peak learning rate of the one-cycle schedule (AdamW).
+        Peak learning rate of the one-cycle schedule.
     weight_decay : float
-        AdamW decoupled weight decay (not applied to biases and norms).
+        Decoupled weight decay (not applied to biases and norms).
     image_size : int, optional
-        Resize images to this size first (the paper: 160).
+        Size of the images the network sees after ``preprocessing`` (the
+        paper: 160).  With ``"resize-crop"`` the images are resized to it
+        before the crop.
     crop_size : int, optional
-        Then centre-crop to this size (the paper: 144).
+        Side of the central crop (the paper: 144): cut from the resized image
+        (``"resize-crop"``) or from the original, then resized to
+        ``image_size`` (``"crop-resize"``).
     validation_fraction : float
-        Fraction of the training galaxies held out to select the best epoch
+        Fraction of the training galaxies held out (a random split) to report
+        validation RMSE and, with ``keep_epoch="best"``, to select the epoch
         (0 disables validation; the last epoch is kept).
-    augment : bool
-        Random dihedral transforms (flips and 90° rotations) during training.
+    augment : bool or float
+        Random dihedral transforms (flips and 90° rotations) during training:
+        ``True`` draws one of the 8 for every image; a probability ``p``
+        transforms an image with probability ``p`` (then one of the 8), as
+        fastai's ``Dihedral(p)`` (the paper: 0.5).
     device : str
         ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
     precision : {"auto", "fp32", "bf16"}
@@ -90,6 +118,25 @@ class SparseFeatureNet:
         Seed for initialisation, the validation split, shuffling and augmentation.
     progress : bool
         Show tqdm progress bars.
+    optimizer : {"adamw", "ranger"}
+        ``"adamw"``: AdamW with PyTorch's one-cycle schedule.  ``"ranger"``:
+        RAdam + Lookahead with fastai's defaults under fastai's one-cycle
+        schedule, as the paper trained (see `sfnet.optim`).
+    preprocessing : {"resize-crop", "crop-resize"}
+        Order of resize and centre crop (see `sfnet.preprocessing`).
+        ``"crop-resize"`` is the paper's: the crop is resized to
+        ``image_size`` exactly as PIL's bilinear resize does.
+    keep_epoch : {"best", "last"}
+        Keep the weights of the epoch with the lowest validation RMSE, or of the
+        last epoch (the paper's).
+    standardize_target : bool
+        Train on targets standardised with the training mean and standard
+        deviation (``True``), or on the raw targets (``False``, the paper's);
+        predictions are in the targets' units either way.
+
+    See Also
+    --------
+    sfnet.PAPER_RECIPE : the parameters of the paper's training.
 
     Attributes
     ----------
@@ -126,8 +173,10 @@ class SparseFeatureNet:
         "batch_size": [_params.Integer(1)],
         "learning_rate": [_params.Real(0, strict_min=True)],
         "weight_decay": [_params.Real(0)],
+        "optimizer": [_params.Choice(OPTIMIZERS)],
+        "preprocessing": [_params.Choice(ORDERS)],
         "image_size": [_params.Integer(8, allow_none=True)],
-        "crop_size": [_params.Integer(8, allow_none=True), _params.AtMost("image_size")],
+        "crop_size": [_params.Integer(8, allow_none=True), _params.Resolve(_crop_fits)],
         "validation_fraction": [_params.Real(0, below=1)],
         "weights": [_params.Choice((None, "imagenet"))],
         "random_state": [_params.Integer(0, allow_none=True)],
@@ -135,14 +184,18 @@ class SparseFeatureNet:
         "precision": [_params.Resolve(lambda precision, r: resolve_precision(precision,
                                                                              r["device"]))],
         "target": [_params.Resolve(lambda target, _: get_target(target))],
-        "augment": [],
+        "augment": [_params.Resolve(_augment_probability)],
+        "keep_epoch": [_params.Choice(("best", "last"))],
+        "standardize_target": [_params.Choice((True, False))],
         "progress": [],
     }
 
     def __init__(self, k=2, *, target="metallicity", backbone="resnet18", weights=None,
                  epochs=20, batch_size=64, learning_rate=3e-3, weight_decay=1e-2,
                  image_size=None, crop_size=None, validation_fraction=0.2, augment=True,
-                 device="auto", precision="auto", random_state=None, progress=True):
+                 device="auto", precision="auto", random_state=None, progress=True,
+                 optimizer="adamw", preprocessing="resize-crop", keep_epoch="best",
+                 standardize_target=True):
         self.k = k
         self.target = target
         self.backbone = backbone
@@ -159,6 +212,10 @@ class SparseFeatureNet:
         self.precision = precision
         self.random_state = random_state
         self.progress = progress
+        self.optimizer = optimizer
+        self.preprocessing = preprocessing
+        self.keep_epoch = keep_epoch
+        self.standardize_target = standardize_target
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -237,9 +294,13 @@ class SparseFeatureNet:
         train_pos, valid_pos = self._split(len(data.rows), seed)
         train_src = ImageSource(data.images, data.rows[train_pos], data.channels_last)
         prep = self._fit_preprocessor(train_src, seed)
-        y_mean = data.values[train_pos].mean(axis=0)
-        y_std = data.values[train_pos].std(axis=0)
-        y_std = np.where(y_std > 0, y_std, 1.0)
+        if self.standardize_target:
+            y_mean = data.values[train_pos].mean(axis=0)
+            y_std = data.values[train_pos].std(axis=0)
+            y_std = np.where(y_std > 0, y_std, 1.0)
+        else:  # the network learns the raw targets, as in the paper
+            y_mean = np.zeros(data.values.shape[1])
+            y_std = np.ones(data.values.shape[1])
 
         torch.manual_seed(seed)
         network = SparseFeatureNetwork(int(self.k), data.values.shape[1], self.backbone,
@@ -288,7 +349,8 @@ class SparseFeatureNet:
         shape = train_src.image_shape
         if (self.crop_size or self.image_size) is None and shape[0] != shape[1]:
             raise ValueError(f"images must be square (got {shape[0]}x{shape[1]}); set image_size")
-        return Preprocessor(self.image_size, self.crop_size).fit_stats(train_src, seed=seed)
+        return Preprocessor(self.image_size, self.crop_size,
+                            order=self.preprocessing).fit_stats(train_src, seed=seed)
 
     def _train(self, network, data, train_pos, valid_pos, prep, *, y_mean, y_std, seed,
                device, dtype, checkpoint_dir, resume):
@@ -303,8 +365,9 @@ class SparseFeatureNet:
 
         has_valid = len(valid_pos) > 0
         cfg = TrainConfig(int(self.epochs), int(self.batch_size), float(self.learning_rate),
-                          float(self.weight_decay), bool(self.augment), seed,
-                          bool(self.progress), dtype)
+                          float(self.weight_decay), _augment_probability(self.augment, None),
+                          seed, bool(self.progress), dtype, optimizer=self.optimizer,
+                          keep_epoch=self.keep_epoch)
         return train_network(
             network, images(train_pos), standardised(train_pos),
             images(valid_pos) if has_valid else None,
@@ -322,7 +385,11 @@ class SparseFeatureNet:
                 "k": int(self.k), "backbone": self.backbone, "weights": self.weights,
                 "epochs": int(self.epochs), "batch_size": int(self.batch_size),
                 "learning_rate": float(self.learning_rate),
-                "weight_decay": float(self.weight_decay), "augment": bool(self.augment),
+                "weight_decay": float(self.weight_decay),
+                "augment": _augment_probability(self.augment, None),
+                "optimizer": self.optimizer, "preprocessing": self.preprocessing,
+                "keep_epoch": self.keep_epoch,
+                "standardize_target": bool(self.standardize_target),
                 "image_size": self.image_size and int(self.image_size),
                 "crop_size": self.crop_size and int(self.crop_size),
                 "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
@@ -559,7 +626,8 @@ class SparseFeatureNet:
     @classmethod
     def from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
                              precision="auto", image_size=160, crop_size=144,
-                             mean=IMAGENET_MEAN, std=IMAGENET_STD, stats_from=None):
+                             mean=None, std=None, stats_from=None,
+                             preprocessing=PAPER_ORDER):
         """Load one of the paper's released ``resnet18-topk_{k}-{target}.pth`` files.
 
         Those files are whole pickled ``ResNet18TopK`` modules (from the
@@ -581,20 +649,55 @@ class SparseFeatureNet:
         target : str, optional
             ``"metallicity"`` or ``"bpt_lines"``; guessed from the file name and
             the number of outputs when omitted.
-        image_size, crop_size, mean, std
-            Preprocessing assumed for the released weights: 160 px JPEGs, centre
-            crop 144, per-channel mean and std on the 0–255 scale.  The ``.pth``
-            files do not store the normalisation the paper's fastai pipeline
-            used; the ImageNet statistics here are only a default.
+        image_size, crop_size : int
+            The paper's geometry: centre crop 144 of the 160 px cutouts, resized
+            back to 160 px.
+        mean, std : sequence of 3 floats
+            Per-channel normalisation on the 0–255 scale.  The ``.pth`` files do
+            not store it: the paper's fastai pipeline computed it from one batch
+            of 64 training images.  Give both, or ``stats_from``; with neither a
+            `ValueError` explains what is missing (there is no ImageNet default:
+            SDSS cutouts are much darker, and the wrong statistics shift
+            predictions by up to dex).
         stats_from : GalaxySample or image array, optional
-            Compute ``mean`` and ``std`` from these images instead (after the
-            resize and crop), as a data-derived normalisation would have; use
-            galaxies like those the model was trained on.
+            Compute ``mean`` and ``std`` from these images (after the crop and
+            resize), as the paper's pipeline did from its training images; use
+            galaxies like those the model was trained on (for the released
+            files: the Zenodo images, read with
+            `~sfnet.datasets.load_galaxy_folder`).  sfnet uses up to 2048 of
+            them; the paper's values came from one random batch of 64, so
+            they differ from these by that batch's sampling noise.
+        preprocessing : {"crop-resize", "resize-crop"}
+            ``"crop-resize"`` (default) is the paper's order, with the PIL-exact
+            bilinear resize (see `sfnet.preprocessing`); with it and the
+            pipeline's statistics the predictions match the paper's own
+            pipeline on the same JPEGs (measured: see the documentation's
+            "Reproducing the paper" page).
+
+        Returns
+        -------
+        SparseFeatureNet
+            A fitted model; `save` and `load` keep its predictions exactly.
         """
         return model_from_seed_checkpoint(
             cls, path, k, target=target, device=device, precision=precision,
             image_size=image_size, crop_size=crop_size, mean=mean, std=std,
-            stats_from=stats_from)
+            stats_from=stats_from, preprocessing=preprocessing)
+
+
+#: Parameters of `SparseFeatureNet` that train as the paper did (Wu 2025, its
+#: ``src/``): ResNet-18 from ImageNet weights, fastai's Ranger (RAdam + Lookahead)
+#: under fastai's one-cycle schedule peaking at 0.1, 20 epochs of batches of 64,
+#: centre crop 144 then resize to 160 (PIL bilinear), dihedral transforms with
+#: probability 0.5, RMSE on the raw target, a random 80/20 split and the last
+#: epoch kept.  Use as ``SparseFeatureNet(k=4, **PAPER_RECIPE)``; offline, add
+#: ``weights=None`` (ImageNet weights come from the torch hub cache).
+PAPER_RECIPE = {
+    "backbone": "resnet18", "weights": "imagenet", "optimizer": "ranger",
+    "learning_rate": 0.1, "weight_decay": 0.01, "epochs": 20, "batch_size": 64,
+    "image_size": 160, "crop_size": 144, "preprocessing": PAPER_ORDER, "augment": 0.5,
+    "validation_fraction": 0.2, "keep_epoch": "last", "standardize_target": False,
+}
 
 
 def _same(a, b):

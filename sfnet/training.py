@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from ._io import atomic_path
+from .preprocessing import apply_geometry, output_shape
 
 __all__ = ["resolve_device", "resolve_precision", "autocast", "ImageSource",
            "Preprocessor", "dihedral", "TrainConfig", "train_network",
@@ -133,7 +134,7 @@ class ImageSource:
 
 @dataclass
 class Preprocessor:
-    """Resize, centre crop and per-channel normalisation on the device.
+    """Resize and centre crop (in the order ``order``) and per-channel normalisation.
 
     ``mean``/``std`` are per-channel statistics on the scale of the input
     images (0–255 for uint8), computed from the training data by `fit_stats`.
@@ -143,23 +144,16 @@ class Preprocessor:
     crop_size: int = None
     mean: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
     std: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    #: ``"resize-crop"`` or ``"crop-resize"`` (the paper's); see `sfnet.preprocessing`.
+    order: str = "resize-crop"
 
     def geometry(self, x):
-        """Resize to ``image_size`` then centre-crop to ``crop_size`` (dtype kept)."""
-        if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size,) * 2:
-            dtype = x.dtype
-            x = F.interpolate(x.float(), size=(self.image_size, self.image_size),
-                              mode="bilinear", antialias=True, align_corners=False)
-            if dtype == torch.uint8:
-                x = x.round_().clamp_(0, 255).to(torch.uint8)
-        if self.crop_size is not None:
-            h, w = x.shape[-2:]
-            c = self.crop_size
-            if c > h or c > w:
-                raise ValueError(f"crop_size={c} is larger than the images ({h}x{w})")
-            top, left = (h - c) // 2, (w - c) // 2
-            x = x[..., top:top + c, left:left + c]
-        return x
+        """Resize and centre-crop in the order ``order`` (see `sfnet.preprocessing`; dtype kept)."""
+        return apply_geometry(x, self.image_size, self.crop_size, self.order)
+
+    def output_shape(self, shape):
+        """``(height, width)`` of images of ``shape`` after `geometry`."""
+        return output_shape(shape, self.image_size, self.crop_size, self.order)
 
     def normalize(self, x):
         """Float32 normalised copy in channels-last memory format.
@@ -234,11 +228,7 @@ class DeviceImages:
 
     def __init__(self, source, prep, device, in_memory="auto"):
         self.source, self.prep, self.device = source, prep, device
-        h, w = source.image_shape
-        if prep.image_size:
-            h = w = prep.image_size
-        if prep.crop_size:
-            h = w = prep.crop_size
+        h, w = prep.output_shape(source.image_shape)
         itemsize = 1 if source.images.dtype == np.uint8 else 4
         nbytes = len(source) * 3 * h * w * itemsize
         if in_memory == "auto":
@@ -366,6 +356,8 @@ class TrainConfig:
     seed: int
     progress: bool
     autocast_dtype: object = None
+    optimizer: str = "adamw"     # or "ranger" (with fastai's one-cycle; see sfnet.optim)
+    keep_epoch: str = "best"     # or "last"
 
 
 def _accumulator_dtype(device):
@@ -433,6 +425,8 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                 score = _validate_epoch(run, record, valid, y_valid, prep)
             else:
                 score = -float(epoch)  # no validation: keep the last epoch
+            if cfg.keep_epoch == "last":
+                score = -float(epoch)
             record["seconds"] = time.perf_counter() - t0
             _end_epoch(run, epoch, record, score)
         return _finish(run)
@@ -486,13 +480,22 @@ def _start_run(network, n, cfg, device, info, checkpoint_dir, extra_state, y_sca
 
 
 def _optimizer_and_schedule(network, cfg, total_steps):
-    """AdamW (no decay on biases and norms) with a one-cycle learning-rate schedule."""
+    """AdamW or Ranger (no decay on biases and norms) with a one-cycle schedule.
+
+    ``"adamw"``: `torch.optim.AdamW` and PyTorch's `OneCycleLR`; ``"ranger"``:
+    `sfnet.optim.Ranger` and fastai's one-cycle (`sfnet.optim.OneCycle`), as in the paper.
+    """
     decay, no_decay = [], []
     for _, p in network.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "ranger":
+        from .optim import OneCycle, Ranger
+
+        opt = Ranger(groups, lr=cfg.learning_rate)
+        return opt, OneCycle(opt, total_steps)
+    opt = torch.optim.AdamW(groups, lr=cfg.learning_rate)
     if total_steps >= 3:  # one-cycle needs a warm-up and an annealing step
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=cfg.learning_rate, total_steps=total_steps,
@@ -538,6 +541,8 @@ def _train_epoch(run, epoch, train, y_train, prep):
         glob = globs[step]
         if cfg.augment:  # drawn for the global batch: DDP == one process
             draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
+            if cfg.augment < 1:  # a random transform with this probability, else none
+                draws &= torch.rand(len(glob), generator=gen) < cfg.augment
             x = dihedral(x, draws=draws[:, mine])
         loss = _train_step(run, prep.normalize(x), y_train[idx])
         n_mine = len(glob[mine])
@@ -623,5 +628,7 @@ def _finish(run):
         for tensor in run.network.state_dict().values():
             dist.broadcast(tensor, src=0)
     history = run.history
+    if run.cfg.keep_epoch == "last":
+        return history, len(history)
     best_epoch = int(np.argmin([h.get("valid_score", -h["epoch"]) for h in history])) + 1
     return history, best_epoch

@@ -54,24 +54,68 @@ def _write_seed_file(path, module_name, class_name, n_out, k, monkeypatch):
     return obj
 
 
+#: Statistics as the paper's fastai pipeline reports them (0-1 scale), and on sfnet's 0-255.
+PIPE_MEAN, PIPE_STD = (0.062, 0.057, 0.075), (0.109, 0.102, 0.120)
+MEAN, STD = [255 * v for v in PIPE_MEAN], [255 * v for v in PIPE_STD]
+
+
+def _pipeline_predictions(original, images, crop=144, size=160):
+    """What the paper's pipeline computes: PIL crop, PIL bilinear resize, /255, Normalize."""
+    from PIL import Image
+
+    h = images.shape[1]
+    top = (h - crop) // 2
+    seen = np.stack([np.asarray(Image.fromarray(img).crop((top, top, top + crop, top + crop))
+                                .resize((size, size), Image.BILINEAR)) for img in images])
+    x = torch.from_numpy(seen).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(PIPE_MEAN).view(1, 3, 1, 1)) / torch.tensor(PIPE_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return original(x).numpy()
+
+
 @pytest.mark.parametrize("module_name, class_name, n_out, k, target", [
     ("model", "ResNet18TopK", 1, 4, "metallicity"),
     ("__main__", "ResNetTopK", 4, 2, "bpt_lines"),
 ])
-def test_loads_both_class_styles(tmp_path, monkeypatch, module_name, class_name, n_out, k, target):
+def test_reproduces_the_paper_pipeline_for_both_class_styles(tmp_path, monkeypatch, module_name,
+                                                             class_name, n_out, k, target):
     path = tmp_path / f"resnet18-topk_{k}-{target}.pth"
     original = _write_seed_file(path, module_name, class_name, n_out, k, monkeypatch)
-    model = SparseFeatureNet.from_seed_checkpoint(path, precision="fp32")
+    model = SparseFeatureNet.from_seed_checkpoint(path, precision="fp32", mean=MEAN, std=STD)
     assert model.k == k and model.network_.k == k and model.target_.name == target
-    images = np.random.default_rng(0).integers(0, 255, (3, 160, 160, 3), dtype=np.uint8)
+    assert model.preprocessor_.order == "crop-resize"
+    images = np.random.default_rng(0).integers(0, 60, (3, 160, 160, 3), dtype=np.uint8)
     pred = model.predict(images).reshape(3, -1)
-    # the same numbers as the original module on identically preprocessed input
-    x = torch.from_numpy(model.input_images(images)).permute(0, 3, 1, 2).float()
-    mean = torch.tensor(model.preprocessor_.mean).view(1, 3, 1, 1)
-    std = torch.tensor(model.preprocessor_.std).view(1, 3, 1, 1)
-    with torch.no_grad():
-        expected = original((x - mean) / std).numpy()
-    np.testing.assert_allclose(pred, expected, rtol=1e-4, atol=1e-4)
+    expected = _pipeline_predictions(original, images)
+    np.testing.assert_allclose(pred, expected, rtol=0, atol=1e-5)
+    # the other order sees other pixels: a measurable difference, not a rounding one
+    other = SparseFeatureNet.from_seed_checkpoint(path, precision="fp32", mean=MEAN, std=STD,
+                                                  preprocessing="resize-crop")
+    assert np.abs(other.predict(images).reshape(3, -1) - expected).max() > 1e-4
+    # save/load keeps the predictions exactly, and the paper's order
+    model.save(tmp_path / "saved")
+    again = SparseFeatureNet.load(tmp_path / "saved", precision="fp32")
+    assert again.preprocessor_.order == "crop-resize" and again.preprocessing == "crop-resize"
+    np.testing.assert_array_equal(again.predict(images), model.predict(images))
+
+
+def test_refuses_to_guess_the_normalisation(tmp_path, monkeypatch):
+    path = tmp_path / "resnet18-topk_4-metallicity.pth"
+    _write_seed_file(path, "model", "ResNet18TopK", 1, 4, monkeypatch)
+    with pytest.raises(ValueError, match="does not store the normalisation") as err:
+        SparseFeatureNet.from_seed_checkpoint(path)
+    assert "stats_from" in str(err.value) and "64 training images" in str(err.value)
+    with pytest.raises(ValueError, match="together"):
+        SparseFeatureNet.from_seed_checkpoint(path, mean=MEAN)
+    with pytest.raises(ValueError, match="0-255 scale"):
+        SparseFeatureNet.from_seed_checkpoint(path, mean=PIPE_MEAN, std=PIPE_STD)
+    with pytest.raises(ValueError, match="std must be 3"):
+        SparseFeatureNet.from_seed_checkpoint(path, mean=MEAN, std=[1.0, 2.0])
+    with pytest.raises(ValueError, match="not both"):
+        SparseFeatureNet.from_seed_checkpoint(path, mean=MEAN, std=STD,
+                                              stats_from=np.zeros((2, 160, 160, 3), np.uint8))
+    with pytest.raises(ValueError, match="preprocessing"):
+        SparseFeatureNet.from_seed_checkpoint(path, mean=MEAN, std=STD, preprocessing="crop")
 
 
 def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
@@ -84,7 +128,7 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
     path = tmp_path / "resnet18-topk_2-metallicity.pth"
     torch.save({"resnet": Evil(), "k": 2}, path)
     with pytest.raises(pickle.UnpicklingError):
-        SparseFeatureNet.from_seed_checkpoint(path)
+        SparseFeatureNet.from_seed_checkpoint(path, mean=MEAN, std=STD)
     assert not marker.exists()
 
 
@@ -92,18 +136,21 @@ def test_unrelated_file_is_rejected(tmp_path):
     path = tmp_path / "weights.pth"
     torch.save({"w": torch.zeros(3)}, path)
     with pytest.raises(ValueError, match="ResNetTopK"):
-        SparseFeatureNet.from_seed_checkpoint(path)
+        SparseFeatureNet.from_seed_checkpoint(path, mean=MEAN, std=STD)
     with pytest.raises(FileNotFoundError):
-        SparseFeatureNet.from_seed_checkpoint(tmp_path / "missing.pth")
+        SparseFeatureNet.from_seed_checkpoint(tmp_path / "missing.pth", mean=MEAN, std=STD)
 
 
 def test_normalisation_statistics_from_data(tmp_path, monkeypatch):
+    from PIL import Image
+
     path = tmp_path / "resnet18-topk_4-metallicity.pth"
     _write_seed_file(path, "model", "ResNet18TopK", 1, 4, monkeypatch)
     images = np.random.default_rng(1).integers(0, 120, (6, 160, 160, 3), dtype=np.uint8)
-    default = SparseFeatureNet.from_seed_checkpoint(path)
-    assert default.preprocessor_.mean[0] == pytest.approx(0.485 * 255)
     model = SparseFeatureNet.from_seed_checkpoint(path, stats_from=images)
-    cropped = images[:, 8:152, 8:152].astype(np.float64)
-    np.testing.assert_allclose(model.preprocessor_.mean, cropped.mean(axis=(0, 1, 2)), rtol=1e-6)
-    np.testing.assert_allclose(model.preprocessor_.std, cropped.std(axis=(0, 1, 2)), rtol=1e-5)
+    # the statistics of the images as the network sees them: crop 144, resized to 160
+    seen = np.stack([np.asarray(Image.fromarray(img).crop((8, 8, 152, 152))
+                                .resize((160, 160), Image.BILINEAR)) for img in images])
+    seen = seen.astype(np.float64)
+    np.testing.assert_allclose(model.preprocessor_.mean, seen.mean(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(model.preprocessor_.std, seen.std(axis=(0, 1, 2)), rtol=1e-5)

@@ -1,0 +1,155 @@
+"""Image geometry before the network: the order of centre crop and resize.
+
+sfnet knows two orders, chosen with ``SparseFeatureNet(preprocessing=...)`` and
+stored with a saved model:
+
+``"resize-crop"`` (the default for new models)
+    Resize the image to ``image_size`` (bilinear with antialiasing, in floating
+    point, rounded back to uint8 for uint8 images), then cut the central
+    ``crop_size`` pixels.  The network sees ``crop_size`` pixels that all come
+    from the resized image.
+
+``"crop-resize"`` (the paper's order)
+    Cut the central ``crop_size`` pixels of the image as it is, then resize
+    that crop to ``image_size``.  This is what the paper's fastai pipeline did:
+    fastai sorts item transforms by their ``order`` attribute, so its
+    ``CropPad(144)`` ran *before* ``Resize(160)``, and the network of Wu (2025)
+    saw the central 144 px of each 160 px cutout upsampled back to 160 px.
+    uint8 images are resized exactly as PIL's ``Image.resize(...,
+    Image.BILINEAR)`` does (it is PIL that resizes them), so the network sees
+    the same pixel values as in the paper's pipeline; float images are
+    resized with `torch.nn.functional.interpolate` (bilinear, antialiased).
+
+In both orders a size left as None skips that step, and the crop takes the
+central pixels with the top-left corner at ``((H - c) // 2, (W - c) // 2)``.
+
+(fastai's ``Resize`` computes the region it resizes as ``int(crop / size *
+size)`` pixels, which floating-point rounding makes one pixel short for about
+5 % of (crop, size) pairs, e.g. 15 -> 11; sfnet does not copy that quirk.  The
+paper's 144 -> 160, and 56 -> 64, are not affected.)
+
+Why PIL and not torchvision for the exact resize?  On uint8 CPU tensors
+``torchvision.transforms.v2.functional.resize(..., antialias=True)`` agrees with
+PIL bit for bit when *upsampling* (the paper's 144 -> 160), but measured with
+PIL 13 it differs by 1 DN on some pixels when downsampling by a non-integer
+factor (e.g. 4 % of pixels for 160 -> 144); PIL itself is as fast per image.
+"""
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+__all__ = ["ORDERS", "PAPER_ORDER", "apply_geometry", "center_crop", "check_order",
+           "output_shape", "resize_like_pil"]
+
+#: The known geometry orders.
+ORDERS = ("resize-crop", "crop-resize")
+#: The order of the paper's fastai pipeline (centre crop, then resize).
+PAPER_ORDER = "crop-resize"
+
+
+def check_order(order, name="preprocessing"):
+    """``order`` if it is one of `ORDERS`; else `ValueError` naming ``name``."""
+    if not isinstance(order, str) or order not in ORDERS:
+        raise ValueError(f"{name} must be one of {list(ORDERS)}, got {order!r}")
+    return order
+
+
+def center_crop(x, size):
+    """The central ``size`` x ``size`` pixels of ``x`` (``(..., H, W)``; a view)."""
+    h, w = x.shape[-2:]
+    if size > h or size > w:
+        raise ValueError(f"crop_size={size} is larger than the images ({h}x{w})")
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def resize_like_pil(x, size):
+    """Resize uint8 ``(N, C, H, W)`` images to ``size`` x ``size`` as PIL's bilinear does.
+
+    Each image goes through ``PIL.Image.resize((size, size), Image.BILINEAR)``,
+    so the result equals PIL's bit for bit.  Tensors on another device are
+    resized on the CPU and moved back.
+    """
+    from PIL import Image
+
+    if x.dtype != torch.uint8:
+        raise TypeError(f"resize_like_pil needs uint8 images, got {x.dtype}")
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    host = x.detach().to("cpu").permute(0, 2, 3, 1).numpy()
+    out = np.empty((host.shape[0], size, size, host.shape[3]), dtype=np.uint8)
+    for i, img in enumerate(host):
+        if img.shape[2] == 1:
+            out[i, ..., 0] = np.asarray(Image.fromarray(np.ascontiguousarray(img[..., 0]))
+                                        .resize((size, size), Image.BILINEAR))
+        else:
+            out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(img))
+                                .resize((size, size), Image.BILINEAR))
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device)
+
+
+def _resize_float(x, size, *, exact_uint8):
+    """Bilinear antialiased resize; uint8 stays uint8 (PIL-exact if ``exact_uint8``)."""
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    if x.dtype == torch.uint8 and exact_uint8:
+        return resize_like_pil(x, size)
+    dtype = x.dtype
+    x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True,
+                      align_corners=False)
+    if dtype == torch.uint8:
+        x = x.round_().clamp_(0, 255).to(torch.uint8)
+    return x
+
+
+def apply_geometry(x, image_size=None, crop_size=None, order="resize-crop"):
+    """Resize and centre-crop ``(N, C, H, W)`` images in the given ``order`` (dtype kept).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        uint8 or float images, channels first.
+    image_size, crop_size : int, optional
+        Target sizes (None skips the step).
+    order : {"resize-crop", "crop-resize"}
+        See the module docstring; ``"crop-resize"`` is the paper's.
+
+    Returns
+    -------
+    torch.Tensor
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sfnet.preprocessing import apply_geometry
+    >>> x = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
+    >>> apply_geometry(x, 64, 56, "crop-resize").shape
+    torch.Size([2, 3, 64, 64])
+    >>> apply_geometry(x, 64, 56, "resize-crop").shape
+    torch.Size([2, 3, 56, 56])
+    """
+    check_order(order)
+    if order == "crop-resize":
+        if crop_size is not None:
+            x = center_crop(x, crop_size)
+        if image_size is not None:
+            x = _resize_float(x, image_size, exact_uint8=True)
+        return x
+    if image_size is not None:
+        x = _resize_float(x, image_size, exact_uint8=False)
+    if crop_size is not None:
+        x = center_crop(x, crop_size)
+    return x
+
+
+def output_shape(shape, image_size=None, crop_size=None, order="resize-crop"):
+    """``(height, width)`` of images of ``shape`` after `apply_geometry`."""
+    h, w = shape
+    steps = [("resize", image_size), ("crop", crop_size)]
+    if check_order(order) == "crop-resize":
+        steps.reverse()
+    for _, size in steps:
+        if size is not None:
+            h = w = int(size)
+    return h, w
