@@ -160,3 +160,22 @@ def test_bad_extension_names_the_output(metallicity, tmp_path):
     with pytest.raises(ValueError, match=r"output .*pred\.txt.*\.ecsv"):
         write_prediction_table(table, bad)
     assert not bad.exists() and not list(tmp_path.iterdir())
+
+
+def test_qtable_and_dataframe_catalogs_train_and_predict_alike(mock, metallicity):
+    # A QTable catalog (Quantity columns) trains and predicts like the Table it came from.
+    model, sample = metallicity
+    q = GalaxySample(sample.images, QTable(sample.catalog))
+    assert isinstance(q.catalog, QTable) and isinstance(q.catalog["oh_p50"], u.Quantity)
+    a = model.predict_table(sample)
+    b = model.predict_table(q)
+    np.testing.assert_array_equal(a["objID"], b["objID"])
+    np.testing.assert_allclose(a["oh_p50_pred"].value, b["oh_p50_pred"].value)
+    assert model.evaluate(q) == model.evaluate(sample)
+    refit = SparseFeatureNet(k=3, **TINY).fit(q)
+    np.testing.assert_allclose(refit.predict(sample), model.predict(sample), rtol=1e-4,
+                               atol=1e-4)
+    pytest.importorskip("pandas")
+    df = GalaxySample(sample.images, sample.to_pandas())
+    np.testing.assert_allclose(model.predict_table(df)["oh_p50_pred"].value,
+                               a["oh_p50_pred"].value)
