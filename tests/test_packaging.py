@@ -129,3 +129,14 @@ def test_tox_environments():
                 "codestyle", "build_docs", "linkcheck"):
         assert env in envlist
     assert "min_requirements.py" in ini["testenv"]["commands_pre"]
+
+
+def test_pre_commit_and_read_the_docs_configurations():
+    yaml = pytest.importorskip("yaml")
+    rtd = yaml.safe_load((ROOT / ".readthedocs.yaml").read_text(encoding="utf-8"))
+    assert rtd["version"] == 2
+    assert (ROOT / rtd["sphinx"]["configuration"]).exists()
+    assert rtd["python"]["install"][0]["extra_requirements"] == ["docs"]
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    ids = {hook["id"] for repo in hooks["repos"] for hook in repo["hooks"]}
+    assert {"ruff-check", "trailing-whitespace", "end-of-file-fixer", "check-toml"} <= ids
