@@ -1,20 +1,28 @@
-# Sphinx configuration for the sfnet documentation.
+# Sphinx configuration for the sfnet documentation, on the shared settings of
+# Astropy-affiliated packages (sphinx_astropy.conf.v2).
 #
 # Build (warnings are errors, as in CI):
 #
 #     sphinx-build -W -b html docs docs/_build/html
 #
-# The build needs no network.  Links into the documentation of astropy, numpy,
-# matplotlib, torch, ... (intersphinx) are only fetched when the environment
-# variable SFNET_DOCS_INTERSPHINX=1 is set, e.g. for the published site:
-#
-#     SFNET_DOCS_INTERSPHINX=1 sphinx-build -W -b html docs docs/_build/html
+# Intersphinx links into the documentation of Python, numpy, astropy, PyTorch,
+# ... are on by default.  Each inventory is probed first; any that cannot be
+# reached (no network) is left out with a printed note, so offline builds pass
+# with -W and simply render those references as plain text.
+# SFNET_DOCS_INTERSPHINX=0 turns intersphinx off without probing; =1 keeps every
+# inventory without probing (an unreachable one then fails a -W build).
 #
 # The gallery examples in ../examples are executed (those named plot_*.py);
 # SFNET_DOCS_PLOT_GALLERY=0 skips running them for a quick text-only build.
 
 import os
 import sys
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from sphinx_astropy.conf.v2 import *  # noqa: F403
+from sphinx_astropy.conf.v2 import (extensions, intersphinx_mapping, rst_epilog,
+                                     suppress_warnings)
 
 # -- Project -----------------------------------------------------------------
 
@@ -34,16 +42,7 @@ version = ".".join(release.split(".")[:2])
 # -- General -----------------------------------------------------------------
 
 needs_sphinx = "7.0"
-extensions = [
-    "sphinx.ext.autodoc",
-    "sphinx.ext.intersphinx",
-    "sphinx.ext.mathjax",
-    "sphinx.ext.viewcode",
-    "numpydoc",
-    "sphinx_automodapi.automodapi",
-    "sphinx_automodapi.smart_resolver",
-    "sphinx_gallery.gen_gallery",
-]
+extensions = [*extensions, "sphinx_gallery.gen_gallery"]
 
 root_doc = "index"
 source_suffix = {".rst": "restructuredtext"}
@@ -65,18 +64,17 @@ numpydoc_xref_param_type = False
 numpydoc_validation_checks = set()
 
 # Substitutions used across pages.
-rst_epilog = """
+rst_epilog += """
 .. |paper| replace:: Wu (2025, ApJ 980, 183; arXiv:2501.00089)
 """
 
-# -- Intersphinx (off unless SFNET_DOCS_INTERSPHINX=1) ------------------------
+# -- Intersphinx (on; unreachable inventories are left out) -------------------
 #
 # Sphinx reports an unreachable inventory with an untyped warning, which `-W`
-# turns into an error and `suppress_warnings` cannot silence.  Offline builds
-# therefore leave the mapping empty: references to external objects then stay
-# plain text instead of failing the build.
+# turns into an error and `suppress_warnings` cannot silence, so each remote
+# inventory is probed first (in parallel, a few seconds at most).
 
-_INTERSPHINX = {
+intersphinx_mapping.update({
     "python": ("https://docs.python.org/3/", None),
     "numpy": ("https://numpy.org/doc/stable/", None),
     "scipy": ("https://docs.scipy.org/doc/scipy/", None),
@@ -86,12 +84,42 @@ _INTERSPHINX = {
     "torch": ("https://docs.pytorch.org/docs/stable/", None),
     "torchvision": ("https://docs.pytorch.org/vision/stable/", None),
     "pandas": ("https://pandas.pydata.org/docs/", None),
-}
-if os.environ.get("SFNET_DOCS_INTERSPHINX", "0").lower() in ("1", "true", "yes"):
-    intersphinx_mapping = _INTERSPHINX
-else:
-    intersphinx_mapping = {}
+})
+intersphinx_mapping.pop("h5py", None)
 intersphinx_timeout = 10
+
+
+def _inventory_url(target, inventory):
+    """The first place Sphinx would read the inventory of ``target`` from (a URL or a file)."""
+    if isinstance(inventory, (tuple, list)):
+        inventory = inventory[0]
+    return inventory or target.rstrip("/") + "/objects.inv"
+
+
+def _reachable(location, timeout=5):
+    if "://" not in location:
+        return os.path.exists(location)
+    try:
+        with urllib.request.urlopen(location, timeout=timeout) as response:
+            response.read(1)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+_INTERSPHINX = os.environ.get("SFNET_DOCS_INTERSPHINX", "auto").lower()
+if _INTERSPHINX in ("0", "false", "no", "off"):
+    intersphinx_mapping.clear()
+elif _INTERSPHINX not in ("1", "true", "yes", "on"):
+    _places = {name: _inventory_url(*value) for name, value in intersphinx_mapping.items()}
+    with ThreadPoolExecutor(max_workers=len(_places) or 1) as _pool:
+        _ok = dict(zip(_places, _pool.map(_reachable, _places.values())))
+    _dropped = sorted(name for name, ok in _ok.items() if not ok)
+    for _name in _dropped:
+        del intersphinx_mapping[_name]
+    if _dropped:
+        print(f"sfnet docs: intersphinx inventories unreachable (offline?), left out: "
+              f"{', '.join(_dropped)}; their references render as plain text")
 
 # -- Gallery -----------------------------------------------------------------
 
@@ -131,7 +159,6 @@ sphinx_gallery_conf = {
 }
 
 # Without executed examples the gallery images that data.rst shows do not exist.
-suppress_warnings = []
 if not _PLOT_GALLERY:
     suppress_warnings.append("image.not_readable")
 

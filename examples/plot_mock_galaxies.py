@@ -82,7 +82,7 @@ oh = np.asarray(sf.catalog["oh_p50"])
 
 fig, ax = plt.subplots(figsize=(7, 5.5))
 hb = ax.hexbin(m_sf, oh, gridsize=35, extent=(8.5, 11.5, 8.2, 9.4), mincnt=1,
-               cmap="cmr.torch_r", bins="log")
+               cmap=cmr.torch_r, bins="log")
 fig.colorbar(hb, ax=ax, label="galaxies per cell")
 edges = np.arange(8.6, 11.41, 0.2)
 centre = 0.5 * (edges[1:] + edges[:-1])
@@ -128,7 +128,7 @@ def kewley01(x):
 
 fig, ax = plt.subplots(figsize=(7, 5.5))
 hb = ax.hexbin(n2, o3, gridsize=45, extent=(-1.6, 0.6, -1.3, 1.3), mincnt=1,
-               cmap="cmr.arctic_r", bins="log")
+               cmap=cmr.arctic_r, bins="log")
 fig.colorbar(hb, ax=ax, label="galaxies per cell")
 xk = np.linspace(-1.6, 0.0, 200)
 ax.plot(xk, kauffmann03(xk), "k--", lw=2, label="Kauffmann et al. (2003)")

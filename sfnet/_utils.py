@@ -33,8 +33,14 @@ def kewley01_curve(x):
 
 
 def regression_metrics(y_true, y_pred):
-    """RMSE, NMAD (1.4826 × median absolute deviation), bias (mean of pred − true),
-    R² and n over the finite pairs."""
+    """RMSE, NMAD, bias (mean of pred − true), R² and n over the finite pairs.
+
+    NMAD is `astropy.stats.mad_std` of the residuals: the median absolute
+    deviation scaled by 1/Φ⁻¹(3/4) ≈ 1.4826, the standard deviation for
+    Gaussian residuals and robust against outliers.
+    """
+    from astropy.stats import mad_std
+
     t = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(y_pred, dtype=np.float64).ravel()
     ok = np.isfinite(t) & np.isfinite(p)
@@ -43,7 +49,7 @@ def regression_metrics(y_true, y_pred):
         return {"rmse": np.nan, "nmad": np.nan, "bias": np.nan, "r2": np.nan, "n": 0}
     d = p[ok] - t[ok]
     rmse = float(np.sqrt(np.mean(d * d)))
-    nmad = float(1.4826 * np.median(np.abs(d - np.median(d))))
+    nmad = float(mad_std(d))
     var = float(np.sum((t[ok] - t[ok].mean()) ** 2))
     r2 = float(1.0 - np.sum(d * d) / var) if var > 0 else np.nan
     return {"rmse": rmse, "nmad": nmad, "bias": float(np.mean(d)), "r2": r2, "n": n}

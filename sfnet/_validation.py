@@ -31,7 +31,8 @@ def check_int(value, name, minimum=None, maximum=None, *, text_is_value_error=Fa
         value, numbers.Integral)
     if wrong:
         exc = TypeError
-        if text_is_value_error and (_is_bool(value) or isinstance(value, (str, bytes, numbers.Real))):
+        if text_is_value_error and (_is_bool(value)
+                                    or isinstance(value, (str, bytes, numbers.Real))):
             exc = ValueError
         kind = "" if exc is ValueError else f"{type(value).__name__} "
         raise exc(f"{name} must be an integer, got {kind}{value!r}")

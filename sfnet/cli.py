@@ -153,9 +153,12 @@ Options given explicitly override the recipe's values.
 """
 
 _PREDICT_EPILOG = """\
-Writes an astropy Table with objID, ra, dec and one pred_<target> column per predicted
-quantity (with units).  The format follows the extension of --output: .ecsv (default,
-keeps units and 64-bit objIDs), .csv or .fits.  The file is written atomically.
+Writes SparseFeatureNet.predict_table: objID, the position (a SkyCoord "coord" in
+ECSV; ra and dec columns in FITS and CSV), one <target>_pred column per predicted
+quantity (with units) and each galaxy's active features with their activations and
+contributions (feature_i, activation_i, <target>_contribution_i).  The format follows
+the extension of --output: .ecsv (keeps units, 64-bit objIDs and metadata), .fits or
+.csv.  The file is written atomically.
 
 examples:
   sfnet predict model sdss --output predictions.ecsv
@@ -609,31 +612,17 @@ def _cmd_train(args):
 
 
 def _cmd_predict(args):
-    import numpy as np
-    from astropy.table import Table
+    from ._tables import table_format, write_prediction_table
 
-    from . import __version__
-
-    _table_format(args.output)  # validate before any work
+    table_format(args.output, "--output")  # validate before any work
     model = _load_model(args.model, args)
     model.progress = _progress(args)
     sample = load_data(args.data, progress=_progress(args))
-    pred = np.asarray(model.predict(sample, batch_size=args.batch_size))
-    pred = pred.reshape(len(sample), -1)
-    catalog = sample.catalog
-    out = Table()
-    for name in ("objID", "ra", "dec"):
-        if name in catalog.colnames:
-            out[name] = catalog[name]
-    for j, (name, unit) in enumerate(zip(model.target_names, model.target_units_)):
-        out[f"pred_{name}"] = pred[:, j]
-        out[f"pred_{name}"].unit = unit or None
-        out[f"pred_{name}"].description = f"SFNet prediction of {name}"
-    out.meta.update({"sfnet_version": __version__, "model": str(Path(args.model).resolve()),
-                     "data": str(Path(args.data).resolve()), "k": int(model.k),
-                     "targets": list(model.target_names)})
-    write_table(out, args.output)
-    print(f"sfnet predict: {len(out)} predictions of {', '.join(model.target_names)} "
+    table = model.predict_table(sample, batch_size=args.batch_size)
+    table.meta.update({"model": str(Path(args.model).resolve()),
+                       "data": str(Path(args.data).resolve())})
+    write_prediction_table(table, args.output, argument="--output")
+    print(f"sfnet predict: {len(table)} predictions of {', '.join(model.target_names)} "
           f"written to {args.output}")
     return 0
 

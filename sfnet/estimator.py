@@ -493,6 +493,51 @@ class SparseFeatureNet:
         pred = z * self.y_std_ + self.y_mean_
         return pred[:, 0] if pred.shape[1] == 1 else pred
 
+    def predict_table(self, X, *, return_std=False, batch_size=None):
+        """Predictions with identifiers, positions, units and active features.
+
+        Parameters
+        ----------
+        X : GalaxySample or array
+            The galaxies; ``objID`` and ``coord`` columns need a
+            `~sfnet.GalaxySample` whose catalog has them.
+        return_std : bool
+            Add a ``{target}_std`` column per target (the 1-sigma uncertainty
+            of ``predict(X, return_std=True)``).
+        batch_size : int, optional
+            Inference batch size (default: twice the training batch size).
+
+        Returns
+        -------
+        `~astropy.table.QTable`
+            One row per galaxy: ``objID`` (exact ``int64``), ``coord``
+            (`~astropy.coordinates.SkyCoord`), ``{target}_pred`` in the
+            target's unit, ``{target}_std`` when asked, and the galaxy's active
+            features ``feature_1..k``, ``activation_1..k`` and
+            ``{target}_contribution_1..k``, with
+            ``{target}_pred == head_bias + sum of the contributions``.  The
+            columns are described in `sfnet._tables`; ``sfnet predict``
+            writes this table.
+
+        Examples
+        --------
+        >>> from sfnet import SparseFeatureNet
+        >>> from sfnet.datasets import make_mock_galaxies
+        >>> sample = make_mock_galaxies(60, image_size=32, seed=0,
+        ...                             progress=False).select("metallicity")
+        >>> model = SparseFeatureNet(k=2, epochs=1, batch_size=8, random_state=0,
+        ...                          progress=False).fit(sample)  # doctest: +IGNORE_WARNINGS
+        >>> table = model.predict_table(sample[:3])
+        >>> table.colnames[:3]
+        ['objID', 'coord', 'oh_p50_pred']
+        >>> table["oh_p50_pred"].unit
+        Unit("dex")
+        """
+        from ._tables import prediction_table
+
+        self._check_fitted()
+        return prediction_table(self, X, return_std=return_std, batch_size=batch_size)
+
     def activations(self, X, *, sparse=False, batch_size=None):
         """Post-top-k features.
 

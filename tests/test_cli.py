@@ -7,9 +7,10 @@ import math
 import subprocess
 import sys
 
+import astropy.units as u
 import numpy as np
 import pytest
-from astropy.table import Table
+from astropy.table import QTable, Table
 
 import sfnet
 from sfnet import GalaxySample, SparseFeatureNet
@@ -222,13 +223,14 @@ def test_train_predict_round_trip(folder, trained, tmp_path, capsys):
     assert main(["predict", str(model_dir), str(folder), "--output", str(out),
                  "--no-progress"]) == 0
     assert str(out) in capsys.readouterr().out
-    table = Table.read(out)
-    assert table.colnames == ["objID", "ra", "dec", "pred_oh_p50"]
+    table = QTable.read(out)
+    assert table.colnames[:3] == ["objID", "coord", "oh_p50_pred"]
+    assert {"feature_1", "activation_2", "oh_p50_contribution_2"} <= set(table.colnames)
     assert table["objID"].dtype == np.int64
     assert np.array_equal(np.asarray(table["objID"]), np.asarray(sample.catalog["objID"]))
-    assert str(table["pred_oh_p50"].unit) == "dex"
-    assert str(table["ra"].unit) == "deg"
-    np.testing.assert_allclose(table["pred_oh_p50"], expected, rtol=1e-5)
+    assert table["oh_p50_pred"].unit == u.dex
+    assert np.allclose(table["coord"].ra.deg, sample.catalog["ra"])
+    np.testing.assert_allclose(table["oh_p50_pred"].value, expected, rtol=1e-5)
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
 
     # CSV by extension, and a saved GalaxySample as DATA.
@@ -239,7 +241,8 @@ def test_train_predict_round_trip(folder, trained, tmp_path, capsys):
     table = Table.read(csv, format="ascii.csv")
     assert np.array_equal(np.asarray(table["objID"], dtype=np.int64),
                           np.asarray(sample.catalog["objID"]))
-    np.testing.assert_allclose(table["pred_oh_p50"], expected, rtol=1e-5)
+    assert table.colnames[:4] == ["objID", "ra", "dec", "oh_p50_pred"]
+    np.testing.assert_allclose(table["oh_p50_pred"], expected, rtol=1e-5)
 
 
 def test_train_on_saved_sample_with_column_target(tmp_path, capsys):

@@ -75,7 +75,8 @@ def main_():
             fake.always_faults.clear()
             run(fake, out, "run 2, resume")
             os.remove(os.path.join(out, "images-sdss", f"{fake.rows[0]['objID']}.jpg"))
-            with open(os.path.join(out, "images-sdss", f"{fake.rows[1]['objID']}.jpg"), "r+b") as fh:
+            corrupt = os.path.join(out, "images-sdss", f"{fake.rows[1]['objID']}.jpg")
+            with open(corrupt, "r+b") as fh:
                 fh.truncate(200)
             run(fake, out, "run 3, one deleted + one corrupted file")
             run(fake, os.path.join(tmp, "paper"), "run 4, selection=paper",

@@ -1,0 +1,190 @@
+"""Prediction tables: `SparseFeatureNet.predict_table` and the file writer of ``sfnet predict``.
+
+The table has one row per galaxy and, in this order,
+
+``objID``
+    The 64-bit SDSS identifier (exact ``int64``), when ``X`` has a catalog
+    with an ``objID`` column.
+``coord``
+    An ICRS `~astropy.coordinates.SkyCoord`, when the catalog has ``ra`` and
+    ``dec``.
+``{target}_pred``
+    One column per predicted quantity, a `~astropy.units.Quantity` in the
+    target's unit (``dex`` for 12+log(O/H), ``dex(1e-17 erg / (s cm2))`` for
+    the log line fluxes; the units of `sfnet.targets` and `sfnet.catalog`).
+``{target}_std``
+    The predicted 1-sigma uncertainty, only with ``return_std=True``, in the
+    unit of a difference of the target (``dex`` for logarithmic targets).
+``feature_1 .. feature_k``, ``activation_1 .. activation_k``
+    The galaxy's active features (indices into the network's pooled features),
+    by decreasing activation, and their post-top-k activations.  A galaxy
+    with fewer than ``k`` positive features has ``feature_i = -1`` and
+    ``activation_i = 0`` in the unused slots.
+``{target}_contribution_1 .. {target}_contribution_k``
+    ``head_weights[target, feature_i] * activation_i``: what each feature adds
+    to the prediction (0 in unused slots), in the difference unit of the
+    target.  The prediction is the head bias plus the sum of the
+    contributions, so ``{target}_pred - sum_i {target}_contribution_i`` is the
+    same for every galaxy; it is ``table.meta["head_bias"][target]``.
+
+Flat columns rather than ``(N, k)`` columns keep CSV files readable by any
+program.
+"""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["prediction_table", "table_format", "write_prediction_table"]
+
+#: Output formats of `write_prediction_table`, by file extension.
+TABLE_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits"}
+
+
+def _unit(name, unit_text):
+    """The astropy unit of target ``name``: the model's, else the catalog schema's."""
+    import astropy.units as u
+
+    from .catalog import column_unit
+
+    text = unit_text or column_unit(name) or ""
+    return u.Unit(text)
+
+
+def _difference_unit(unit):
+    """The unit of a difference of two values in ``unit`` (``dex`` for ``dex(X)``)."""
+    import astropy.units as u
+
+    return unit.function_unit if isinstance(unit, u.FunctionUnitBase) else unit
+
+
+def prediction_table(model, X, *, return_std=False, batch_size=None):
+    """Predictions, positions and active features of ``X`` as a `~astropy.table.QTable`.
+
+    The implementation of `SparseFeatureNet.predict_table`; see the module
+    docstring for the columns.
+    """
+    from astropy.table import QTable
+
+    from . import __version__
+
+    if not isinstance(return_std, (bool, np.bool_)):
+        raise TypeError(f"return_std must be True or False, got {return_std!r}")
+    names = model.target_names  # raises NotFittedError before any work
+    if return_std:
+        pred, std = model.predict(X, return_std=True, batch_size=batch_size)
+        std = np.asarray(std, dtype=np.float64).reshape(len(pred), -1)
+    else:
+        pred, std = model.predict(X, batch_size=batch_size), None
+    pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
+    idx, vals = model.activations(X, sparse=True, batch_size=batch_size)
+    weights, bias = model.head_weights, model.head_bias
+    units = [_unit(name, text) for name, text in zip(names, model.target_units_)]
+
+    table = QTable()
+    catalog = getattr(X, "catalog", None)
+    if catalog is not None:
+        if "objID" in catalog.colnames:
+            table["objID"] = np.asarray(catalog["objID"], dtype=np.int64)
+            table["objID"].info.description = "SDSS photometric object identifier"
+        if "ra" in catalog.colnames and "dec" in catalog.colnames:
+            table["coord"] = X.coords
+            table["coord"].info.description = "ICRS position"
+    for j, (name, unit) in enumerate(zip(names, units)):
+        table[f"{name}_pred"] = pred[:, j] << unit
+        table[f"{name}_pred"].info.description = f"SFNet prediction of {name}"
+        if std is not None:
+            table[f"{name}_std"] = std[:, j] << _difference_unit(unit)
+            table[f"{name}_std"].info.description = f"1-sigma uncertainty of {name}_pred"
+    k = idx.shape[1]
+    for i in range(k):
+        table[f"feature_{i + 1}"] = idx[:, i]
+        table[f"feature_{i + 1}"].info.description = (
+            f"index of the active feature ranked {i + 1} by activation (-1: none)")
+    for i in range(k):
+        table[f"activation_{i + 1}"] = vals[:, i]
+        table[f"activation_{i + 1}"].info.description = f"activation of feature_{i + 1}"
+    safe = np.where(idx >= 0, idx, 0)
+    for j, (name, unit) in enumerate(zip(names, units)):
+        contrib = np.where(idx >= 0, weights[j][safe] * vals, 0.0)
+        for i in range(k):
+            col = f"{name}_contribution_{i + 1}"
+            table[col] = contrib[:, i] << _difference_unit(unit)
+            table[col].info.description = f"head weight x activation of feature_{i + 1}"
+    table.meta.update({
+        "sfnet_version": __version__,
+        "k": int(k),
+        "targets": list(names),
+        "head_bias": {name: float(b) for name, b in zip(names, bias)},
+    })
+    return table
+
+
+def table_format(path, argument="output"):
+    """The astropy format name for ``path``'s extension (`TABLE_FORMATS`).
+
+    Raises
+    ------
+    ValueError
+        For any other extension; the message names ``argument`` and ``path``.
+    """
+    ext = Path(path).suffix.lower()
+    if ext not in TABLE_FORMATS:
+        raise ValueError(f"{argument} {str(path)!r}: unknown table format {ext or '(none)'!r}; "
+                         "use .ecsv, .fits or .csv")
+    return TABLE_FORMATS[ext]
+
+
+def _plain_columns(table):
+    """A copy of ``table`` for FITS and CSV: ``coord`` becomes ``ra`` and ``dec`` (deg)."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    out = table.copy(copy_data=False)
+    for name in list(out.colnames):
+        if isinstance(out[name], SkyCoord):
+            icrs = out[name].icrs
+            pos = out.colnames.index(name)
+            out.remove_column(name)
+            out.add_column(icrs.dec.to(u.deg), index=pos, name="dec")
+            out.add_column(icrs.ra.to(u.deg), index=pos, name="ra")
+            out["ra"].info.description = "ICRS right ascension"
+            out["dec"].info.description = "ICRS declination"
+    # FITS headers hold no nested dictionaries: flatten them into keys.
+    for key, value in list(out.meta.items()):
+        if isinstance(value, dict):
+            del out.meta[key]
+            out.meta.update({f"{key}_{sub}": v for sub, v in value.items()})
+    return out
+
+
+def write_prediction_table(table, path, *, argument="output"):
+    """Write a `prediction_table` atomically; the format follows ``path``'s extension.
+
+    ECSV keeps everything (units, the ``coord`` SkyCoord, 64-bit objIDs, the
+    metadata).  FITS and CSV get ``ra`` and ``dec`` columns in degrees instead
+    of ``coord``; CSV keeps no units or metadata.
+
+    Raises
+    ------
+    ValueError
+        If the extension is not one of `TABLE_FORMATS` (checked before anything
+        is written; the message names ``argument``).
+    """
+    from astropy.io.fits.verify import VerifyWarning
+
+    from ._io import atomic_path
+
+    fmt = table_format(path, argument)
+    path = Path(path)
+    out = table if fmt == "ascii.ecsv" else _plain_columns(table)
+    with atomic_path(path, suffix=path.suffix) as tmp, warnings.catch_warnings():
+        # Units such as dex(...) have no FITS spelling (astropy keeps them in the
+        # table metadata instead and says so); long metadata keys become
+        # HIERARCH cards.  Both are expected.
+        warnings.filterwarnings("ignore", message=".*could not be saved in native FITS format")
+        warnings.filterwarnings("ignore", message=".*a HIERARCH card will be created",
+                                category=VerifyWarning)
+        out.write(tmp, format=fmt, overwrite=True)
+    return path
