@@ -551,11 +551,31 @@ def _train_epoch(run, epoch, train, y_train, prep):
             "lr": float(run.sched.get_last_lr()[0])}
 
 
+def _gaussian_nll(pred, logvar, y):
+    """Mean Gaussian negative log-likelihood (without the constant) of ``y`` given
+    the *detached* prediction and ``logvar``: it trains the variance head only."""
+    r2 = (y - pred.detach().float()) ** 2
+    return 0.5 * (logvar + r2 * torch.exp(-logvar)).mean()
+
+
 def _train_step(run, x, y):
-    """Forward, backward and update on one batch; returns the (global) batch RMSE."""
+    """Forward, backward and update on one batch; returns the (global) batch RMSE.
+
+    A network with a variance head also gets the Gaussian negative
+    log-likelihood of its log-variance added to the loss; as the head sees
+    detached features and a detached prediction, that term moves the variance
+    head alone.
+    """
+    nll = None
+    variance = getattr(run.network, "has_variance_head", False)
     with autocast(run.device, run.cfg.autocast_dtype):
-        pred = run.model(x)
+        if variance:
+            pred, logvar = run.model(x, return_logvar=True)
+        else:
+            pred = run.model(x)
     loss = _batch_rmse(pred, y)
+    if variance:
+        nll = _gaussian_nll(pred, logvar, y)
     run.opt.zero_grad(set_to_none=True)
     if run.info.enabled:
         # DDP averages gradients, and the mean of per-process RMSE gradients
@@ -564,10 +584,11 @@ def _train_step(run, x, y):
         mse = loss.detach() ** 2
         _all_reduce_sum(mse, run.info)
         global_rmse = torch.sqrt(mse / run.info.world_size)
-        (loss ** 2 / (2 * global_rmse.clamp(min=1e-12))).backward()
+        surrogate = loss ** 2 / (2 * global_rmse.clamp(min=1e-12))
+        (surrogate if nll is None else surrogate + nll).backward()
         loss = global_rmse
     else:
-        loss.backward()
+        (loss if nll is None else loss + nll).backward()
     run.opt.step()
     run.sched.step()
     return loss.detach()
