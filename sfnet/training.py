@@ -485,17 +485,35 @@ def _start_run(network, n, cfg, device, info, checkpoint_dir, extra_state, y_sca
                 full, steps, ckpt_path, extra_state or {}, scale)
 
 
+#: Learning-rate multiplier of the variance head: a linear layer on features
+#: that keep moving, trained for as few steps as the rest, needs larger steps
+#: to follow them (AdamW moves a weight by at most about the learning rate per step).
+VARIANCE_LR_FACTOR = 10.0
+
+
 def _optimizer_and_schedule(network, cfg, total_steps):
-    """AdamW (no decay on biases and norms) with a one-cycle learning-rate schedule."""
-    decay, no_decay = [], []
-    for _, p in network.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+    """AdamW (no decay on biases and norms) with a one-cycle learning-rate schedule.
+
+    The variance head, if any, is its own parameter group with
+    `VARIANCE_LR_FACTOR` times the learning rate.
+    """
+    decay, no_decay, variance = [], [], []
+    for name, p in network.named_parameters():
+        if name.startswith("logvar_head."):
+            variance.append(p)
+        else:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    max_lr = [cfg.learning_rate, cfg.learning_rate]
+    if variance:
+        groups.append({"params": variance, "weight_decay": 0.0,
+                       "lr": cfg.learning_rate * VARIANCE_LR_FACTOR})
+        max_lr.append(cfg.learning_rate * VARIANCE_LR_FACTOR)
+    opt = torch.optim.AdamW(groups, lr=cfg.learning_rate)
     if total_steps >= 3:  # one-cycle needs a warm-up and an annealing step
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.learning_rate, total_steps=total_steps,
+            opt, max_lr=max_lr, total_steps=total_steps,
             pct_start=min(0.5, max(0.25, 1.5 / total_steps)))
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
