@@ -40,7 +40,7 @@ def test_dihedral_images():
     assert np.array_equal(out[0], x) and np.array_equal(out[4], x.transpose(0, 2, 1, 3))
     assert len({o.tobytes() for o in out}) == 8
     chw = dihedral_images(x.transpose(0, 3, 1, 2), channels_last=False)
-    assert all(np.array_equal(a, b.transpose(0, 2, 3, 1)) for a, b in zip(out, chw))
+    assert all(np.array_equal(a, b.transpose(0, 2, 3, 1)) for a, b in zip(out, chw, strict=True))
     sym = _symmetrise(x.astype(np.uint8))
     assert all(np.array_equal(o, sym) for o in dihedral_images(sym))
     with pytest.raises(ValueError, match="square"):
