@@ -162,6 +162,15 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
     stage("evaluate", t0)
 
     t0 = time.perf_counter()
+    say("measuring the error bars and the stability of the explanations")
+    from .interpret import activation_stability, coverage
+
+    mean, std = model.predict(valid, return_std=True)
+    coverage_68, coverage_95 = (float(c) for c in coverage(truth, mean, std))
+    stability = activation_stability(model, valid, seed=seed)
+    stage("stability", t0)
+
+    t0 = time.perf_counter()
     say("fitting the baselines (mean predictor, photometric linear fit)")
     baseline_rmse = regression_metrics(truth, np.full_like(truth, train_truth.mean()))["rmse"]
     photometric_rmse, photometric = _photometric_rmse(train, valid)
@@ -213,6 +222,12 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
         "batch_size": int(batch_size),
         "image_size": int(image_size),
         "seed": int(seed),
+        "coverage_68": coverage_68,
+        "coverage_95": coverage_95,
+        "coverage_calibrated_on": model.uncertainty_["source"],
+        "median_std": float(np.median(std)),
+        "stability_same_set": float(np.mean(stability["same_set_dihedral"])),
+        "stability_same_set_noise": float(np.mean(stability["same_set_noise"])),
         "n_active_features": int(active.size),
         "n_features": int(model.n_features),
         "active_features": active.tolist(),

@@ -73,6 +73,7 @@ def _metadata(model):
         "input_kind": model.input_kind_, "input_shape": list(model.input_shape_),
         "history": model.history_, "best_epoch": model.best_epoch_, "seed": model.seed_,
         "n_train": model.n_train_, "n_valid": model.n_valid_,
+        "uncertainty": getattr(model, "uncertainty_", None),
     }
 
 
@@ -118,7 +119,8 @@ def _fitted_state(meta):
         history=list(meta.get("history", [])), best_epoch=meta.get("best_epoch"),
         seed=meta.get("seed"), input_kind=meta["input_kind"],
         input_shape=tuple(meta["input_shape"]),
-        n_train=meta.get("n_train"), n_valid=meta.get("n_valid"))
+        n_train=meta.get("n_train"), n_valid=meta.get("n_valid"),
+        uncertainty=meta.get("uncertainty"))
 
 
 def _target(t):
@@ -140,7 +142,9 @@ def load_model(cls, path, *, device="auto", precision="auto"):
     model = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
     placement = _placement(device, precision)
     state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
-    net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"])
+    net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"],
+                               symmetry=meta["params"].get("symmetry"),
+                               variance_head="logvar_head.weight" in state)
     net.load_state_dict(state)
     model._set_fitted(net, target=_target(meta["target"]), **placement, **_fitted_state(meta))
     return model

@@ -23,7 +23,7 @@ from ._inputs import inference_source, scoring_truth, training_data
 from ._persistence import load_model, model_from_seed_checkpoint, save_model
 from ._utils import regression_metrics
 from .exceptions import NotFittedError
-from .nn import BACKBONES, SparseFeatureNetwork
+from .nn import BACKBONES, SYMMETRIES, SparseFeatureNetwork
 from .optim import OPTIMIZERS
 from .preprocessing import ORDERS, PAPER_ORDER
 from .targets import get_target
@@ -110,6 +110,11 @@ class SparseFeatureNet:
         ``True`` draws one of the 8 for every image; a probability ``p``
         transforms an image with probability ``p`` (then one of the 8), as
         fastai's ``Dihedral(p)`` (the paper: 0.5).
+    symmetry : {None, "d4"}
+        ``"d4"`` averages the pooled features over the 8 dihedral transforms
+        of each image before ReLU and top-k, in training and inference, so
+        the active features and predictions do not change when a galaxy is
+        rotated by 90° or flipped; it costs 8 trunk passes per image.
     device : str
         ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
     precision : {"auto", "fp32", "bf16"}
@@ -141,6 +146,11 @@ class SparseFeatureNet:
     Attributes
     ----------
     network_ : SparseFeatureNetwork
+    uncertainty_ : dict
+        How ``predict(X, return_std=True)`` is calibrated: ``scale`` (one
+        factor per target multiplying the variance head's standard deviation),
+        ``source`` (``"validation"``, ``"training"`` or ``"calibrate"``), ``n``
+        (galaxies used) and ``coverage_68``/``coverage_95`` (per target) on them.
     history_ : list of dict
         Per epoch: ``epoch``, ``train_loss`` (RMSE of standardised targets),
         ``valid_rmse`` (per target, original units), ``lr``, ``seconds``.
@@ -187,15 +197,16 @@ class SparseFeatureNet:
         "augment": [_params.Resolve(_augment_probability)],
         "keep_epoch": [_params.Choice(("best", "last"))],
         "standardize_target": [_params.Choice((True, False))],
+        "symmetry": [_params.Choice(SYMMETRIES)],
         "progress": [],
     }
 
     def __init__(self, k=2, *, target="metallicity", backbone="resnet18", weights=None,
                  epochs=20, batch_size=64, learning_rate=3e-3, weight_decay=1e-2,
                  image_size=None, crop_size=None, validation_fraction=0.2, augment=True,
-                 device="auto", precision="auto", random_state=None, progress=True,
-                 optimizer="adamw", preprocessing="resize-crop", keep_epoch="best",
-                 standardize_target=True):
+                 symmetry=None, device="auto", precision="auto", random_state=None,
+                 progress=True, optimizer="adamw", preprocessing="resize-crop",
+                 keep_epoch="best", standardize_target=True):
         self.k = k
         self.target = target
         self.backbone = backbone
@@ -208,6 +219,7 @@ class SparseFeatureNet:
         self.crop_size = crop_size
         self.validation_fraction = validation_fraction
         self.augment = augment
+        self.symmetry = symmetry
         self.device = device
         self.precision = precision
         self.random_state = random_state
@@ -304,7 +316,7 @@ class SparseFeatureNet:
 
         torch.manual_seed(seed)
         network = SparseFeatureNetwork(int(self.k), data.values.shape[1], self.backbone,
-                                       self.weights)
+                                       self.weights, symmetry=self.symmetry, variance_head=True)
         network.to(device).to(memory_format=torch.channels_last)
         if checkpoint_dir is not None:
             os.makedirs(checkpoint_dir, exist_ok=True)
@@ -318,6 +330,9 @@ class SparseFeatureNet:
             input_kind="uint8" if data.images.dtype == np.uint8 else "float",
             input_shape=tuple(int(s) for s in train_src.image_shape), history=history,
             best_epoch=best_epoch, seed=seed, n_train=len(train_pos), n_valid=len(valid_pos))
+        calib_pos, source = (valid_pos, "validation") if len(valid_pos) else (train_pos, "training")
+        self._calibrate(ImageSource(data.images, data.rows[calib_pos], data.channels_last),
+                        data.values[calib_pos], source)
         return self
 
     def _training_seed(self, checkpoint_dir, resume):
@@ -390,6 +405,7 @@ class SparseFeatureNet:
                 "optimizer": self.optimizer, "preprocessing": self.preprocessing,
                 "keep_epoch": self.keep_epoch,
                 "standardize_target": bool(self.standardize_target),
+                **({"symmetry": self.symmetry} if self.symmetry else {}),
                 "image_size": self.image_size and int(self.image_size),
                 "crop_size": self.crop_size and int(self.crop_size),
                 "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
@@ -397,7 +413,7 @@ class SparseFeatureNet:
 
     def _set_fitted(self, network, *, target, device, autocast_dtype, preprocessor, y_mean,
                     y_std, target_names, target_units, input_kind, input_shape, history=(),
-                    best_epoch=None, seed=None, n_train=None, n_valid=None):
+                    best_epoch=None, seed=None, n_train=None, n_valid=None, uncertainty=None):
         """Set every fitted attribute: the one place that does, for fit, load and seed files."""
         self.network_ = network.to(device).to(memory_format=torch.channels_last).eval()
         self.device_ = device
@@ -415,6 +431,7 @@ class SparseFeatureNet:
         self.input_shape_ = tuple(input_shape)
         self.n_train_ = None if n_train is None else int(n_train)
         self.n_valid_ = None if n_valid is None else int(n_valid)
+        self.uncertainty_ = None if uncertainty is None else dict(uncertainty)
 
     # ------------------------------------------------------------------ fitted state
     def _check_fitted(self):
@@ -459,8 +476,8 @@ class SparseFeatureNet:
         return int(bs)
 
     def _run(self, X, fn, batch_size=None, out=None):
-        """Stream X through ``fn(network, x_normalised)`` batch by batch."""
-        src = self._source(X)
+        """Stream X (or an `ImageSource`) through ``fn(network, x_normalised)`` batch by batch."""
+        src = X if isinstance(X, ImageSource) else self._source(X)
         prep, device, net = self.preprocessor_, self.device_, self.network_
         bs = self._batch_size(batch_size)
         net.eval()
@@ -480,18 +497,109 @@ class SparseFeatureNet:
                     chunks.append(res)
         return None if out is not None else np.concatenate(chunks)
 
-    def predict(self, X, *, batch_size=None):
-        """Predict the targets.
+    def predict(self, X, *, batch_size=None, return_std=False):
+        """Predict the targets, optionally with a calibrated 1σ uncertainty.
+
+        Parameters
+        ----------
+        X : GalaxySample or array
+        batch_size : int, optional
+        return_std : bool
+            Also return the standard deviation of each prediction.
 
         Returns
         -------
-        ndarray
+        mean : ndarray
             ``(N,)`` for one target, ``(N, n_targets)`` otherwise, in the
             targets' original units.
+        std : ndarray
+            Only with ``return_std``: same shape and units.  The variance head
+            (a linear layer on the same k active features, trained with a
+            Gaussian likelihood) gives the relative uncertainty of each galaxy;
+            one factor per target, fitted on the validation split at the end
+            of `fit` (see ``uncertainty_`` and `calibrate_uncertainty`), makes
+            ``|truth - mean| <= std`` hold for about 68 % of galaxies like
+            those it was calibrated on.  See :doc:`/uncertainty`.
+
+        Raises
+        ------
+        ValueError
+            ``return_std=True`` on a model without a variance head (the paper's
+            seed checkpoints, models saved before sfnet had one).
         """
-        z = self._run(X, lambda net, x: net(x), batch_size).astype(np.float64)
+        if not return_std:
+            z = self._run(X, lambda net, x: net(x), batch_size).astype(np.float64)
+            pred = z * self.y_std_ + self.y_mean_
+            return pred[:, 0] if pred.shape[1] == 1 else pred
+        self._check_std()
+        z, sigma = self._mean_and_sigma(X, batch_size)
         pred = z * self.y_std_ + self.y_mean_
-        return pred[:, 0] if pred.shape[1] == 1 else pred
+        std = sigma * self.y_std_ * np.asarray(self.uncertainty_["scale"], dtype=np.float64)
+        if pred.shape[1] == 1:
+            return pred[:, 0], std[:, 0]
+        return pred, std
+
+    def _check_std(self):
+        self._check_fitted()
+        if not self.network_.has_variance_head or self.uncertainty_ is None:
+            raise ValueError(
+                "return_std=True needs a model with a variance head, trained by "
+                "SparseFeatureNet.fit; this one has none (seed checkpoints from the paper and "
+                "models saved by older sfnet versions do not predict uncertainties)")
+
+    def _mean_and_sigma(self, X, batch_size=None):
+        """Standardised predictions and raw head standard deviations, each ``(N, T)``."""
+        res = self._run(X, lambda net, x: torch.cat(net(x, return_logvar=True), dim=1),
+                        batch_size).astype(np.float64)
+        t = res.shape[1] // 2
+        return res[:, :t], np.exp(0.5 * res[:, t:])
+
+    def _calibrate(self, X, truth, source, batch_size=None):
+        """Fit ``uncertainty_`` on images ``X`` with targets ``truth`` ``(N, T)``."""
+        from .interpret.calibration import ONE_SIGMA, coverage, fit_std_scale
+
+        z, sigma = self._mean_and_sigma(X, batch_size)
+        truth = np.asarray(truth, dtype=np.float64).reshape(z.shape)
+        resid = (truth - self.y_mean_) / self.y_std_ - z
+        scale = fit_std_scale(resid, sigma)
+        cov = coverage(resid, 0.0, sigma * scale, nominal=(ONE_SIGMA, 0.95))
+        self.uncertainty_ = {"scale": scale.tolist(), "source": source, "n": len(z),
+                             "coverage_68": cov[0].tolist(), "coverage_95": cov[1].tolist()}
+        return self
+
+    def calibrate_uncertainty(self, X, y=None, *, batch_size=None):
+        """Refit the factor that calibrates ``predict(X, return_std=True)``.
+
+        `fit` already calibrates on its validation split (or, with
+        ``validation_fraction=0``, on the training galaxies, which
+        underestimates the errors of new galaxies).  Call this with labelled
+        galaxies the model did not train on, ideally like those you will
+        predict (e.g. a labelled subset of real galaxies for a model trained on
+        mocks), to recalibrate.  Only the per-target factor changes: the means
+        and the variance head do not.
+
+        Parameters
+        ----------
+        X : GalaxySample or array
+        y : array, optional
+            Targets; taken from the sample's catalog when omitted.
+
+        Returns
+        -------
+        self
+        """
+        self._check_fitted()
+        if not self.network_.has_variance_head:
+            self._check_std()
+        truth, rows = scoring_truth(X, y, self.target_)
+        if len(rows) < len(X):
+            X = X[rows]
+        if truth.shape[1] != len(self.target_names_):
+            raise ValueError(f"y has {truth.shape[1]} columns but the model predicts "
+                             f"{len(self.target_names_)}")
+        if len(truth) < 2:
+            raise ValueError(f"X has {len(truth)} labelled galaxies: too few to calibrate")
+        return self._calibrate(X, truth, "calibrate", batch_size)
 
     def predict_table(self, X, *, return_std=False, batch_size=None):
         """Predictions with identifiers, positions, units and active features.

@@ -4,6 +4,16 @@ A Sparse Feature Network (Wu 2025, ApJ 980, 183) is a convolutional trunk whose
 globally average-pooled features pass through ReLU and a *top-k* constraint
 (only the k largest of the pooled features survive for each image) before one
 linear layer.  Every prediction is therefore ``bias + sum of at most k terms``.
+
+Two options extend the paper's network without changing that form:
+
+* a *variance head*, a second linear layer on the same (detached) post-top-k
+  features that predicts the log-variance of the residual, so the uncertainty
+  is also ``bias + sum of at most k terms`` (`SparseFeatureNetwork.logvar_from_sparse`);
+* ``symmetry="d4"``: the pooled features are averaged over the 8 dihedral
+  transforms (90° rotations and flips) of the input before ReLU and top-k, so
+  activations and predictions do not change when the image is rotated or
+  flipped.
 """
 
 import numbers
@@ -13,7 +23,14 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["TopK", "SparseFeatureNetwork", "BACKBONES", "register_backbone",
-           "build_backbone"]
+           "build_backbone", "dihedral_transforms", "SYMMETRIES"]
+
+#: Values of ``symmetry`` accepted by `SparseFeatureNetwork`.
+SYMMETRIES = (None, "d4")
+
+#: Log-variances (of standardised targets) predicted by the variance head are
+#: clamped to this range, so a wild feature cannot overflow ``exp``.
+LOGVAR_RANGE = (-20.0, 20.0)
 
 
 class TopK(nn.Module):
@@ -133,6 +150,23 @@ def build_backbone(name, weights=None):
     return net, n_features
 
 
+def dihedral_transforms(x):
+    """The 8 dihedral transforms of square images ``x`` (``(..., H, W)``), stacked.
+
+    Returns a tensor ``(8 * N, ...)``: the identity, the horizontal flip, the
+    vertical flip, the 180° rotation, then the same four of the transpose
+    (which give the 90° rotations and the two diagonal flips).  Transform ``g``
+    of image ``i`` is row ``g * N + i``.  Transforming an input by any of the 8
+    permutes this set, so a symmetric function of the 8 rows is invariant.
+    """
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"dihedral transforms need square images, got "
+                         f"{x.shape[-2]}x{x.shape[-1]}")
+    t = x.transpose(-1, -2)
+    return torch.cat([x, x.flip(-1), x.flip(-2), x.flip(-2, -1),
+                      t, t.flip(-1), t.flip(-2), t.flip(-2, -1)])
+
+
 class SparseFeatureNetwork(nn.Module):
     """ResNet trunk -> global average pool -> `TopK` -> linear head.
 
@@ -146,6 +180,17 @@ class SparseFeatureNetwork(nn.Module):
         A key of `BACKBONES` (``"resnet18"`` is the paper's).
     weights : {None, "imagenet"}
         Trunk initialisation (see `build_backbone`).
+    symmetry : {None, "d4"}
+        ``"d4"``: average the pooled features over the 8 dihedral transforms
+        of the input (`dihedral_transforms`) before ReLU and top-k, so the
+        active features and the prediction are invariant to 90° rotations
+        and flips (8 times the trunk's cost).  The 8 values are summed in
+        sorted order, so the average is bitwise the same for every transform.
+    variance_head : bool
+        Add ``logvar_head``, a linear layer from the post-top-k features to
+        the log-variance of each target (initialised to 0, i.e. unit variance
+        of the standardised targets).  It sees the features detached, so
+        training it never changes the features or the mean head.
 
     Notes
     -----
@@ -155,14 +200,28 @@ class SparseFeatureNetwork(nn.Module):
     float32 rounding whatever the precision of the trunk.
     """
 
-    def __init__(self, k, n_targets=1, backbone="resnet18", weights=None):
+    def __init__(self, k, n_targets=1, backbone="resnet18", weights=None, *, symmetry=None,
+                 variance_head=False):
         super().__init__()
+        if symmetry not in SYMMETRIES:
+            raise ValueError(f"symmetry must be one of {SYMMETRIES}, got {symmetry!r}")
         self.resnet, self.n_features = build_backbone(backbone, weights)
         if k > self.n_features:
             raise ValueError(f"k={k} exceeds the {self.n_features} features of {backbone}")
         self.backbone = backbone
+        self.symmetry = symmetry
         self.topk = TopK(k)
         self.head = nn.Linear(self.n_features, n_targets)
+        self.logvar_head = None
+        if variance_head:  # zero init: draws no random numbers, so the rest is unchanged
+            self.logvar_head = nn.Linear(self.n_features, n_targets)
+            nn.init.zeros_(self.logvar_head.weight)
+            nn.init.zeros_(self.logvar_head.bias)
+
+    @property
+    def has_variance_head(self):
+        """Whether the network predicts a log-variance (`logvar_from_sparse`)."""
+        return self.logvar_head is not None
 
     @property
     def k(self):
@@ -175,8 +234,17 @@ class SparseFeatureNetwork(nn.Module):
         return r.layer4(r.layer3(r.layer2(r.layer1(x))))
 
     def pooled_features(self, x):
-        """Globally averaged ``layer4`` features, float32 ``(N, n_features)``."""
-        return self.feature_maps(x).float().mean(dim=(2, 3))
+        """Globally averaged ``layer4`` features, float32 ``(N, n_features)``.
+
+        With ``symmetry="d4"``, also averaged over the 8 dihedral transforms of ``x``.
+        """
+        if self.symmetry is None:
+            return self.feature_maps(x).float().mean(dim=(2, 3))
+        n = x.shape[0]
+        x8 = dihedral_transforms(x).contiguous(memory_format=torch.channels_last)
+        pooled = self.feature_maps(x8).float().mean(dim=(2, 3)).view(8, n, -1)
+        # sorted before summing: the same 8 numbers in any order give the same bits
+        return pooled.sort(dim=0).values.sum(dim=0) / 8
 
     def sparse_features(self, x):
         """Post-top-k features ``(N, n_features)`` with at most k non-zeros per row."""
@@ -187,5 +255,24 @@ class SparseFeatureNetwork(nn.Module):
         with torch.autocast(device_type=a.device.type, enabled=False):
             return self.head(a.float())
 
-    def forward(self, x):
-        return self.predict_from_sparse(self.sparse_features(x))
+    def logvar_from_sparse(self, a):
+        """Log-variance of the standardised targets from the (detached) sparse features.
+
+        ``logvar_head(a)`` in float32, clamped to ``LOGVAR_RANGE``; no gradient
+        reaches ``a``.
+        """
+        if self.logvar_head is None:
+            raise ValueError("this network has no variance head (variance_head=False)")
+        with torch.autocast(device_type=a.device.type, enabled=False):
+            return self.logvar_head(a.detach().float()).clamp(*LOGVAR_RANGE)
+
+    def forward(self, x, return_logvar=False):
+        """The prediction ``(N, n_targets)``; with ``return_logvar``, ``(mean, logvar)``."""
+        a = self.sparse_features(x)
+        mean = self.predict_from_sparse(a)
+        if return_logvar:
+            return mean, self.logvar_from_sparse(a)
+        return mean
+
+    def extra_repr(self):
+        return f"symmetry={self.symmetry!r}" if self.symmetry else ""

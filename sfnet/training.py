@@ -479,17 +479,33 @@ def _start_run(network, n, cfg, device, info, checkpoint_dir, extra_state, y_sca
                 full, steps, ckpt_path, extra_state or {}, scale)
 
 
+#: Learning-rate multiplier of the variance head: a linear layer on features
+#: that keep moving, trained for as few steps as the rest, needs larger steps
+#: to follow them (AdamW moves a weight by at most about the learning rate per step).
+VARIANCE_LR_FACTOR = 10.0
+
+
 def _optimizer_and_schedule(network, cfg, total_steps):
     """AdamW or Ranger (no decay on biases and norms) with a one-cycle schedule.
 
     ``"adamw"``: `torch.optim.AdamW` and PyTorch's `OneCycleLR`; ``"ranger"``:
     `sfnet.optim.Ranger` and fastai's one-cycle (`sfnet.optim.OneCycle`), as in the paper.
+    The variance head, if any, is its own parameter group with
+    `VARIANCE_LR_FACTOR` times the learning rate.
     """
-    decay, no_decay = [], []
-    for _, p in network.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
+    decay, no_decay, variance = [], [], []
+    for name, p in network.named_parameters():
+        if name.startswith("logvar_head."):
+            variance.append(p)
+        else:
+            (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    max_lr = [cfg.learning_rate, cfg.learning_rate]
+    if variance:
+        groups.append({"params": variance, "weight_decay": 0.0,
+                       "lr": cfg.learning_rate * VARIANCE_LR_FACTOR})
+        max_lr.append(cfg.learning_rate * VARIANCE_LR_FACTOR)
     if cfg.optimizer == "ranger":
         from .optim import OneCycle, Ranger
 
@@ -498,7 +514,7 @@ def _optimizer_and_schedule(network, cfg, total_steps):
     opt = torch.optim.AdamW(groups, lr=cfg.learning_rate)
     if total_steps >= 3:  # one-cycle needs a warm-up and an annealing step
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.learning_rate, total_steps=total_steps,
+            opt, max_lr=max_lr, total_steps=total_steps,
             pct_start=min(0.5, max(0.25, 1.5 / total_steps)))
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
@@ -556,11 +572,31 @@ def _train_epoch(run, epoch, train, y_train, prep):
             "lr": float(run.sched.get_last_lr()[0])}
 
 
+def _gaussian_nll(pred, logvar, y):
+    """Mean Gaussian negative log-likelihood (without the constant) of ``y`` given
+    the *detached* prediction and ``logvar``: it trains the variance head only."""
+    r2 = (y - pred.detach().float()) ** 2
+    return 0.5 * (logvar + r2 * torch.exp(-logvar)).mean()
+
+
 def _train_step(run, x, y):
-    """Forward, backward and update on one batch; returns the (global) batch RMSE."""
+    """Forward, backward and update on one batch; returns the (global) batch RMSE.
+
+    A network with a variance head also gets the Gaussian negative
+    log-likelihood of its log-variance added to the loss; as the head sees
+    detached features and a detached prediction, that term moves the variance
+    head alone.
+    """
+    nll = None
+    variance = getattr(run.network, "has_variance_head", False)
     with autocast(run.device, run.cfg.autocast_dtype):
-        pred = run.model(x)
+        if variance:
+            pred, logvar = run.model(x, return_logvar=True)
+        else:
+            pred = run.model(x)
     loss = _batch_rmse(pred, y)
+    if variance:
+        nll = _gaussian_nll(pred, logvar, y)
     run.opt.zero_grad(set_to_none=True)
     if run.info.enabled:
         # DDP averages gradients, and the mean of per-process RMSE gradients
@@ -569,10 +605,11 @@ def _train_step(run, x, y):
         mse = loss.detach() ** 2
         _all_reduce_sum(mse, run.info)
         global_rmse = torch.sqrt(mse / run.info.world_size)
-        (loss ** 2 / (2 * global_rmse.clamp(min=1e-12))).backward()
+        surrogate = loss ** 2 / (2 * global_rmse.clamp(min=1e-12))
+        (surrogate if nll is None else surrogate + nll).backward()
         loss = global_rmse
     else:
-        loss.backward()
+        (loss if nll is None else loss + nll).backward()
     run.opt.step()
     run.sched.step()
     return loss.detach()

@@ -38,6 +38,9 @@ from .stats import *  # noqa: F401,F403
 from .maps import *  # noqa: F401,F403
 from .plots import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
-from . import bpt, stats, maps, plots, report
+from .stability import *  # noqa: F401,F403
+from .calibration import *  # noqa: F401,F403
+from . import bpt, stats, maps, plots, report, stability, calibration
 
-__all__ = bpt.__all__ + stats.__all__ + maps.__all__ + plots.__all__ + report.__all__
+__all__ = bpt.__all__ + stats.__all__ + maps.__all__ + plots.__all__ + report.__all__ \
+    + stability.__all__ + calibration.__all__

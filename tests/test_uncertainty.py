@@ -1,0 +1,169 @@
+"""predict(X, return_std=True): calibration tools, the variance head, persistence."""
+
+import numpy as np
+import pytest
+
+from _synthetic import blobs
+from sfnet import SparseFeatureNet
+from sfnet.interpret import (ONE_SIGMA, coverage, coverage_table, fit_std_scale,
+                             plot_calibration)
+
+FAST = {"epochs": 3, "batch_size": 32, "progress": False, "random_state": 0,
+        "precision": "fp32", "device": "cpu"}
+
+
+# ----------------------------------------------------------------------------- numpy tools
+def test_coverage_of_gaussian_errors():
+    rng = np.random.default_rng(1)
+    sigma = rng.uniform(0.5, 3.0, 40000)
+    truth = rng.normal(0.0, sigma)
+    cov = coverage(truth, 0.0, sigma)
+    assert ONE_SIGMA == pytest.approx(0.6827, abs=1e-4)
+    np.testing.assert_allclose(cov, [0.6827, 0.95], atol=0.01)
+    # half the true sigma covers much less
+    assert coverage(truth, 0.0, sigma / 2, nominal=ONE_SIGMA)[0] < 0.45
+
+
+def test_coverage_multi_target_nan_and_bad_input():
+    truth = np.array([[0.0, 0.0], [1.0, 0.5], [3.0, np.nan]])
+    cov = coverage(truth, 0.0, 1.0, nominal=[ONE_SIGMA, 0.95, 0.999])
+    assert cov.shape == (3, 2)
+    np.testing.assert_allclose(cov[:, 0], [2 / 3, 2 / 3, 1.0])
+    np.testing.assert_allclose(cov[:, 1], [1.0, 1.0, 1.0])  # NaN row left out
+    with pytest.raises(ValueError, match="nominal"):
+        coverage(truth, 0.0, 1.0, nominal=1.5)
+    with pytest.raises(ValueError, match="same shape"):
+        coverage(np.zeros(3), np.zeros(4), 1.0)
+    with pytest.raises(ValueError, match="std must be non-negative"):
+        coverage(np.zeros(3), 0.0, -1.0)
+
+
+def test_fit_std_scale_calibrates_by_construction():
+    rng = np.random.default_rng(2)
+    sigma = rng.uniform(0.1, 1.0, (20000, 2))
+    resid = rng.normal(0.0, sigma)
+    raw = sigma / np.array([3.0, 0.5])  # the head is off by a different factor per target
+    scale = fit_std_scale(resid, raw)
+    np.testing.assert_allclose(scale, [3.0, 0.5], rtol=0.03)
+    np.testing.assert_allclose(coverage(resid, 0.0, raw * scale), [[0.6827] * 2, [0.95] * 2],
+                               atol=0.01)
+    with pytest.raises(ValueError, match="same shape"):
+        fit_std_scale(resid, raw[:10])
+    assert fit_std_scale(np.array([0.3]), np.array([1.0])).tolist() == [1.0]  # too few
+
+
+def test_fit_std_scale_heavy_tails_err_on_both_sides():
+    rng = np.random.default_rng(3)
+    resid = rng.standard_t(5, 50000)
+    cov = coverage(resid, 0.0, fit_std_scale(resid, np.ones_like(resid)))
+    assert cov[0] > ONE_SIGMA and cov[1] < 0.95  # a compromise between the two levels
+    assert abs(cov[0] - ONE_SIGMA) < 0.05 and abs(cov[1] - 0.95) < 0.05
+
+
+def test_coverage_table_and_plot():
+    rng = np.random.default_rng(4)
+    truth = rng.normal(0, 1, (500, 2))
+    table = coverage_table(truth, 0.0, 1.0, names=["a", "b"])
+    assert table.colnames == ["nominal", "z", "coverage_a", "coverage_b"]
+    assert np.all(np.diff(table["nominal"]) > 0)
+    row = np.argmin(np.abs(table["nominal"] - 0.95))
+    assert table["z"][row] == pytest.approx(1.96, abs=0.01)
+    fig = plot_calibration(truth[:, 0], 0.0, 1.0, title="test")
+    assert len(fig.axes) == 2
+    fig = plot_calibration(truth, 0.0, np.ones((500, 2)), names=["a", "b"])
+    assert len(fig.axes[0].get_lines()) >= 3
+    with pytest.raises(ValueError, match="names"):
+        coverage_table(truth, 0.0, 1.0, names=["a"])
+
+
+# ----------------------------------------------------------------------------- the estimator
+def test_coverage_on_a_mock_of_another_seed():
+    """Train on a mock of seed 0; the error bars hold on galaxies of a mock of seed 1."""
+    from sfnet.datasets import make_mock_galaxies
+
+    train = make_mock_galaxies(1200, image_size=32, seed=0, progress=False).select("metallicity")
+    test = make_mock_galaxies(1200, image_size=32, seed=1, progress=False).select("metallicity")
+    model = SparseFeatureNet(k=4, validation_fraction=0.3, **{**FAST, "epochs": 4}).fit(train)
+    u = model.uncertainty_
+    assert u["source"] == "validation" and u["n"] == model.n_valid_
+    # on the calibration galaxies, close to nominal by construction
+    assert abs(u["coverage_68"][0] - ONE_SIGMA) < 0.1 and abs(u["coverage_95"][0] - 0.95) < 0.06
+    mean, std = model.predict(test, return_std=True)
+    assert mean.shape == std.shape == (len(test),)
+    np.testing.assert_allclose(mean, model.predict(test), rtol=0, atol=1e-9)
+    assert np.all(std > 0) and np.all(np.isfinite(std))
+    truth = np.asarray(test.catalog["oh_p50"], dtype=float)
+    cov68, cov95 = coverage(truth, mean, std)
+    assert abs(cov68 - ONE_SIGMA) < 0.15, cov68
+    assert abs(cov95 - 0.95) < 0.08, cov95
+
+
+def _noisy_large_blobs(n, seed):
+    """Blobs whose target (the radius) is measured with noise growing with the radius."""
+    images, r = blobs(n, 32, seed=seed)
+    sd = 0.05 + 0.3 * (r - 2)
+    return images, r + np.random.default_rng(seed + 100).normal(0, sd), r
+
+
+def test_variance_head_learns_which_galaxies_are_noisy():
+    """The head sees the k active features, which encode the radius, hence the noise."""
+    images, y, _ = _noisy_large_blobs(320, seed=0)
+    model = SparseFeatureNet(k=4, **{**FAST, "epochs": 6}).fit(images, y)
+    test, y_test, r = _noisy_large_blobs(200, seed=1)
+    mean, std = model.predict(test, return_std=True)
+    large, small = r > 6.5, r < 4
+    err = np.abs(mean - y_test)
+    assert np.sqrt(np.mean(err[large] ** 2)) > 1.3 * np.sqrt(np.mean(err[small] ** 2))
+    # a constant (homoscedastic) error bar would give a ratio of 1
+    assert np.median(std[large]) > 1.25 * np.median(std[small])
+
+
+def test_multi_target_std_save_load_and_recalibration(tmp_path):
+    images, r = blobs(96, 32, seed=0)
+    y = np.stack([r, 2 * r + 1], axis=1)
+    model = SparseFeatureNet(k=2, **FAST).fit(images, y)
+    mean, std = model.predict(images[:10], return_std=True)
+    assert mean.shape == std.shape == (10, 2)
+    assert len(model.uncertainty_["scale"]) == 2
+
+    model.save(tmp_path / "m")
+    loaded = SparseFeatureNet.load(tmp_path / "m", device="cpu", precision="fp32")
+    assert loaded.uncertainty_ == model.uncertainty_
+    mean2, std2 = loaded.predict(images[:10], return_std=True)
+    np.testing.assert_allclose(mean2, mean, rtol=1e-6)
+    np.testing.assert_allclose(std2, std, rtol=1e-6)
+
+    # Recalibrating on other galaxies changes only the factor, and is persisted too.
+    other, r2 = blobs(40, 32, seed=5)
+    loaded.calibrate_uncertainty(other, np.stack([r2, 2 * r2 + 1], axis=1))
+    assert loaded.uncertainty_["source"] == "calibrate" and loaded.uncertainty_["n"] == 40
+    mean3, std3 = loaded.predict(images[:10], return_std=True)
+    np.testing.assert_allclose(mean3, mean, rtol=1e-6)
+    ratio = std3 / std
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:1], ratio.shape), rtol=1e-5)
+    loaded.save(tmp_path / "m2")
+    again = SparseFeatureNet.load(tmp_path / "m2", device="cpu", precision="fp32")
+    np.testing.assert_allclose(again.predict(images[:10], return_std=True)[1], std3, rtol=1e-6)
+    with pytest.raises(ValueError, match="columns"):
+        loaded.calibrate_uncertainty(other, r2)
+
+
+def test_without_validation_calibrates_on_training_data():
+    images, r = blobs(64, 32, seed=0)
+    model = SparseFeatureNet(k=2, validation_fraction=0.0, **FAST).fit(images, r)
+    assert model.uncertainty_["source"] == "training" and model.uncertainty_["n"] == 64
+
+
+def test_seed_checkpoints_have_no_std(tmp_path, monkeypatch):
+    from test_seed_checkpoint import _write_seed_file
+
+    path = tmp_path / "resnet18-topk_2-metallicity.pth"
+    _write_seed_file(path, "model", "ResNet18TopK", 1, 2, monkeypatch)
+    model = SparseFeatureNet.from_seed_checkpoint(path, mean=(20, 20, 20), std=(30, 30, 30),
+                                                 device="cpu", precision="fp32")
+    images = np.zeros((2, 160, 160, 3), dtype=np.uint8)
+    assert model.predict(images).shape == (2,)
+    with pytest.raises(ValueError, match="return_std=True needs a model with a variance head"):
+        model.predict(images, return_std=True)
+    with pytest.raises(ValueError, match="variance head"):
+        model.calibrate_uncertainty(images, np.zeros(2))
