@@ -433,3 +433,31 @@ def test_report_template_is_package_data():
     templates = resources.files("sfnet.interpret") / "templates"
     for name in ("report.html.j2", "sections.html.j2", "report.css"):
         assert (templates / name).is_file(), name
+
+
+def test_report_shows_calibrated_error_bars_and_stability(report, model, sample):
+    out, path = report
+    text = path.read_text(encoding="utf-8")
+    assert 'id="trust"' in text and (out / "figures" / "calibration.png").is_file()
+    mean, std = model.predict(sample, return_std=True)
+    truth = model.target_.truth(sample.catalog)[:, 0]
+    ok = np.isfinite(truth)
+    covered = np.mean(np.abs(truth[ok] - mean[ok]) <= std[ok])
+    assert f"<td>{100 * covered:.1f}%</td>" in text
+    table = interpret.activation_stability(model, sample[:500])
+    assert f"{100 * np.mean(table['same_set_dihedral']):.1f}% of galaxies" in text
+
+
+def test_plot_predictions_draws_error_bars():
+    from matplotlib.collections import LineCollection
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(8.9, 0.2, 50)
+    p = y + rng.normal(0, 0.05, 50)
+    with_bars = interpret.plot_predictions(y, p, y_std=np.full(50, 0.05))
+    without = interpret.plot_predictions(y, p)
+    n_bars = sum(isinstance(c, LineCollection) for c in with_bars.axes[0].collections)
+    assert n_bars == 1
+    assert not any(isinstance(c, LineCollection) for c in without.axes[0].collections)
+    with pytest.raises(ValueError, match="y_std"):
+        interpret.plot_predictions(y, p, y_std=np.ones(49))

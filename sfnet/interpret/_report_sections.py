@@ -182,9 +182,11 @@ def performance(data, figs):
     if not section.truth:
         return section
     section.predictions = figs.add(
-        plots.plot_predictions(data.y, data.pred, target=data.target), "predictions.png",
-        "Predicted against true values on the galaxies of this report (dashed: one-to-one), "
-        "and the residuals.", "predictions")
+        plots.plot_predictions(data.y, data.pred, y_std=data.std, target=data.target),
+        "predictions.png",
+        "Predicted against true values on the galaxies of this report (dashed: one-to-one; "
+        "grey bars: the model's 1-sigma error bars, when it has them), and the residuals.",
+        "predictions")
     section.wide_predictions = len(data.names) > 1
     abl = ablation((data.w, data.b), None, data.y, activations=data.acts)
     section.ablation = figs.add(
@@ -341,6 +343,68 @@ def _localization(data, figs, f):
         "shown; bottom: the map on a common scale).", f"feature {f} localisation")
 
 
+# --------------------------------------------------------------------------- trust
+
+def trust(data, figs):
+    """Calibration of the error bars and stability of the active sets; None if neither."""
+    section = Section("trust", anchor="trust", nav="Error bars", targets=list(data.names),
+                      calibration=None, stability_rows=None, feature_rows=None)
+    if data.std is None:
+        section.calibration_note = ("This model has no variance head (e.g. a seed "
+                                    "checkpoint), so it gives no error bars.")
+    elif data.y is None or not np.isfinite(data.y).any():
+        section.calibration_note = "The catalog lacks the targets; coverage cannot be measured."
+    else:
+        _calibration(section, data, figs)
+    if data.n_stability:
+        _stability(section, data)
+    return section
+
+
+def _calibration(section, data, figs):
+    from .calibration import ONE_SIGMA, coverage_table, plot_calibration
+
+    source = (getattr(data.model, "uncertainty_", None) or {}).get("source", "unknown")
+    section.calibration_note = (f"the error bars were calibrated on the {source} galaxies "
+                                "of the fit; on galaxies the model trained on they look "
+                                "better than on new ones")
+    section.calibration = figs.add(
+        plot_calibration(data.y, data.pred, data.std, names=list(data.names)),
+        "calibration.png", "Calibration of the 1-sigma error bars: observed against nominal "
+        "coverage, and the distribution of (true - predicted) / sigma (a unit Gaussian "
+        "when calibrated).", "calibration", wide=True)
+    table = coverage_table(data.y, data.pred, data.std, nominal=(ONE_SIGMA, 0.9, 0.95, 0.99),
+                           names=list(data.names))
+    section.coverage_rows = [
+        (f"{100 * r['nominal']:.1f}%", f"{r['z']:.2f}",
+         [f"{100 * r[f'coverage_{n}']:.1f}%" for n in data.names]) for r in table]
+
+
+def _stability(section, data):
+    from .stability import activation_stability, feature_stability
+
+    sub = data.sample[:data.n_stability]
+    per_galaxy = activation_stability(data.model, sub)
+    per_feature = feature_stability(data.model, sub)
+    section.n_stability = len(sub)
+    section.noise_dn = per_galaxy.meta.get("noise_dn", 1)
+    section.stability_rows = [
+        ("Same active set under all 8 flips/rotations",
+         f"{100 * np.mean(per_galaxy['same_set_dihedral']):.1f}% of galaxies"),
+        ("Mean Jaccard similarity under flips/rotations",
+         number(np.mean(per_galaxy["jaccard_dihedral"]))),
+        ("Same active set with pixel noise",
+         f"{100 * np.mean(per_galaxy['same_set_noise']):.1f}% of galaxies"),
+        ("Mean Jaccard similarity with pixel noise",
+         number(np.mean(per_galaxy["jaccard_noise"]))),
+        ("Model symmetry", str(getattr(data.model, "symmetry", None)))]
+    shown = {int(f) for f in data.shown}
+    section.feature_rows = [
+        (int(r["feature"]), int(r["n_active"]), number(r["stay_dihedral"], "{:.2f}"),
+         number(r["stay_noise"], "{:.2f}"))
+        for r in per_feature if int(r["feature"]) in shown]
+
+
 def more_features_note(data, figs):
     """A note on the active features without a section of their own."""
     hidden = len(data.alive) - len(data.shown)
@@ -352,7 +416,7 @@ def more_features_note(data, figs):
 
 #: The section builders, in page order: ``builder(data, figs)`` returns a `Section`,
 #: a list of them or None.
-SECTIONS = (model_card, performance, features_overview, feature_sections,
+SECTIONS = (model_card, performance, trust, features_overview, feature_sections,
             more_features_note)
 
 

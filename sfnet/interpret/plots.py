@@ -446,14 +446,18 @@ def _stat_unit(unit):
 
 
 @_draw.styled
-def plot_predictions(y_true, y_pred, *, target=None, labels=None, units=None, ax=None,
-                     max_points=3000):
+def plot_predictions(y_true, y_pred, *, y_std=None, target=None, labels=None, units=None,
+                     ax=None, max_points=3000):
     """Predicted against true values, with RMSE, NMAD and bias, and residual histograms.
 
     Parameters
     ----------
     y_true, y_pred : array-like, shape (N,) or (N, T)
         Truth and prediction; non-finite pairs are ignored.
+    y_std : array-like, shape like ``y_pred``, optional
+        1-sigma uncertainty of each prediction (e.g. from
+        ``model.predict(X, return_std=True)``), drawn as vertical error bars
+        when the galaxies are shown as points.
     target : str or `~sfnet.targets.Target`, optional
         Supplies axis labels and units (e.g. ``model.target_``).
     labels, units : sequence of str, optional
@@ -484,6 +488,13 @@ def plot_predictions(y_true, y_pred, *, target=None, labels=None, units=None, ax
     >>> fig.savefig("predictions.png")  # doctest: +SKIP
     """
     t, p = _paired_columns(y_true, y_pred)
+    e = None
+    if y_std is not None:
+        e = np.asarray(plain(y_std), dtype=np.float64).reshape(-1, 1) \
+            if np.ndim(y_std) == 1 else np.asarray(plain(y_std), dtype=np.float64)
+        if e.shape != p.shape:
+            raise ValueError(f"y_std has shape {np.shape(y_std)} but y_pred has "
+                             f"{np.shape(y_pred)}")
     n_t = t.shape[1]
     labels, units = _labels_and_units(target, labels, units, n_t)
     if ax is not None and n_t != 1:
@@ -501,7 +512,7 @@ def plot_predictions(y_true, y_pred, *, target=None, labels=None, units=None, ax
             continue
         met = regression_metrics(t[ok, j], p[ok, j])
         _one_to_one(fig, axes[0, j], t[ok, j], p[ok, j], labels[j], units[j], met,
-                    max_points)
+                    max_points, None if e is None else e[ok, j])
         if axes[1, j] is not None:
             _residuals(axes[1, j], p[ok, j] - t[ok, j], met, _stat_unit(units[j]))
     return fig
@@ -531,7 +542,7 @@ def _labels_and_units(target, labels, units, n_t):
     return labels, units
 
 
-def _one_to_one(fig, a, t, p, label, unit, met, max_points):
+def _one_to_one(fig, a, t, p, label, unit, met, max_points, err=None):
     """Predicted against true (points or, above ``max_points``, a density) with metrics."""
     su = _stat_unit(unit)
     lo = min(np.percentile(t, 0.5), np.percentile(p, 0.5))
@@ -543,7 +554,10 @@ def _one_to_one(fig, a, t, p, label, unit, met, max_points):
                       cmap=_draw.cmap("arctic_r", 0.08, 0.95), linewidths=0)
         _draw.count_colorbar(fig, hb, a)
     else:
-        a.scatter(t, p, s=5, color=_draw.BLUE, alpha=0.5, edgecolors="none")
+        if err is not None:
+            a.errorbar(t, p, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none",
+                       ecolor="0.6", elinewidth=0.5, alpha=0.35, zorder=1)
+        a.scatter(t, p, s=5, color=_draw.BLUE, alpha=0.5, edgecolors="none", zorder=2)
     a.plot([lo, hi], [lo, hi], color="k", lw=1.0, ls="--")
     a.set_xlim(lo, hi)
     a.set_ylim(lo, hi)

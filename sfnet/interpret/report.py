@@ -35,11 +35,13 @@ CORRELATION_NORMALIZE = None
 
 
 def write_report(model, sample, output_dir, *, activations=None, metrics=None,
-                 max_features=12, n_examples=9, n_localization=6, title=None, dpi=130):
+                 max_features=12, n_examples=9, n_localization=6, n_stability=500,
+                 title=None, dpi=130):
     """Write a static HTML report on a fitted SFNet and its active features.
 
     The page has a model card (k, backbone, target, training history, metrics),
-    the prediction quality, an overview of all active features (frequency, head
+    the prediction quality (with the model's error bars and their calibration),
+    the stability of the explanations under flips, rotations and pixel noise, an overview of all active features (frequency, head
     weight, correlation with metallicity, mass, SFR, sSFR, BPT ratios and
     redshift; the feature density, feature-feature and feature-property
     correlation figures; the ablation curve) and then one section per active
@@ -69,6 +71,9 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
         Top galaxies shown per feature.
     n_localization : int, optional
         Galaxies with localisation maps per feature (0 to skip the maps).
+    n_stability : int, optional
+        Galaxies (the first of ``sample``) on which `activation_stability` and
+        `feature_stability` are measured (0 to skip; each costs 9 forward passes).
     title : str, optional
         Page title.
     dpi : int, optional
@@ -92,10 +97,11 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
     """
     acts = _check_inputs(model, sample, output_dir, activations, metrics, title, dpi,
                          max_features=max_features, n_examples=n_examples,
-                         n_localization=n_localization)
+                         n_localization=n_localization, n_stability=n_stability)
     output_dir = Path(output_dir)
     data = _analyse(model, sample, acts, metrics, max_features=max_features,
-                    n_examples=n_examples, n_localization=n_localization)
+                    n_examples=n_examples, n_localization=n_localization,
+                    n_stability=n_stability)
     sections = build_sections(data, FigureWriter(output_dir, dpi))
     page = _render(data, sections, title)
     _write_features_csv(data, output_dir / data.csv_name)
@@ -160,6 +166,8 @@ class ReportData:
     max_features: int
     n_examples: int
     n_localization: int
+    n_stability: int = 0
+    std: object = None         # the model's 1-sigma error bars (N, T), or None
     correlation_normalize: object = CORRELATION_NORMALIZE
     csv_name: str = "features.csv"
 
@@ -217,9 +225,20 @@ def _analyse(model, sample, acts, metrics, **options):
             catalog, min_snr=3.0 if _has_line_errors(catalog) else None))
     return ReportData(
         model=model, sample=sample, catalog=catalog, acts=acts, w=w, b=b, names=names,
-        target=target, y=y, pred=pred, metrics=metrics, stats=stats, alive=alive,
+        target=target, y=y, pred=pred, std=_error_bars(model, sample, pred.shape),
+        metrics=metrics, stats=stats, alive=alive,
         corr=feature_correlations(sample, acts, alive, model=model),
         has_lines=has_lines, classes=classes, **options)
+
+
+def _error_bars(model, sample, shape):
+    """``model.predict(sample, return_std=True)``'s std as ``(N, T)``, or None without one."""
+    network = getattr(model, "network_", None)
+    if not getattr(network, "has_variance_head", False) or \
+            getattr(model, "uncertainty_", None) is None:
+        return None
+    _, std = model.predict(sample, return_std=True)
+    return np.asarray(std, dtype=np.float64).reshape(shape)
 
 
 def _truth(target, catalog):
