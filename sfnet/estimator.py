@@ -708,7 +708,8 @@ class SparseFeatureNet:
         feats = np.atleast_1d(np.asarray(features))
         if feats.ndim != 1 or not np.issubdtype(feats.dtype, np.integer) or \
                 (feats < 0).any() or (feats >= self.n_features).any():
-            raise ValueError(f"features must be integers in [0, {self.n_features}), got {features!r}")
+            raise ValueError(f"features must be integers in [0, {self.n_features}), "
+                             f"got {features!r}")
         idx = torch.as_tensor(feats, device=self.device_)
         return self._run(X, lambda net, x: net.feature_maps(x).index_select(1, idx).float(),
                          batch_size)
@@ -745,7 +746,8 @@ class SparseFeatureNet:
             X = X[rows]
         pred = self.predict(X, batch_size=batch_size).reshape(len(truth), -1)
         if pred.shape != truth.shape:
-            raise ValueError(f"y has {truth.shape[1]} columns but the model predicts {pred.shape[1]}")
+            raise ValueError(f"y has {truth.shape[1]} columns but the model predicts "
+                             f"{pred.shape[1]}")
         return {name: regression_metrics(truth[:, j], pred[:, j])
                 for j, name in enumerate(self.target_names_)}
 

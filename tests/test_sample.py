@@ -292,7 +292,7 @@ def test_coords_units():
 def test_coords_missing_columns():
     s = GalaxySample(np.zeros((1, 4, 4, 3), np.uint8), Table({"objID": [1]}))
     with pytest.raises(ValueError, match="'ra' and 'dec'"):
-        s.coords
+        _ = s.coords
 
 
 # ------------------------------------------------------------------- save/load

@@ -592,7 +592,7 @@ def fetch_sdss_cutouts(positions, output_dir, *, ids=None, cutout_size=160,
 
     Parameters
     ----------
-    positions : `~astropy.coordinates.SkyCoord`, `~astropy.table.Table`, `~astropy.table.QTable` or `pandas.DataFrame`
+    positions : `~astropy.coordinates.SkyCoord`, `~astropy.table.Table` or `pandas.DataFrame`
         The galaxies.  A table needs ``ra`` and ``dec`` columns (degrees;
         Quantities are converted) or a SkyCoord column (``coord`` if there
         are several); its other columns are copied into ``galaxies.csv``
