@@ -43,8 +43,8 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
     the prediction quality (with the model's error bars and their calibration),
     the stability of the explanations under flips, rotations and pixel noise,
     an overview of all active features (frequency, head weight, correlation
-    with metallicity, mass, SFR, sSFR, BPT ratios and redshift; the feature density, feature-feature and feature-property
-    correlation figures; the ablation curve) and then one section per active
+    with metallicity, mass, SFR, sSFR, BPT ratios and redshift; the feature
+    density, feature-feature and feature-property correlation figures; the ablation curve) and then one section per active
     feature, most frequent first: its weight and typical contribution, the
     correlation with each property, where its galaxies sit on the BPT diagram
     with the top galaxies, activation vs the most correlated property, and
