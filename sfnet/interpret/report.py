@@ -39,12 +39,13 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
                  title=None, dpi=130):
     """Write a static HTML report on a fitted SFNet and its active features.
 
-    The page has a model card (k, backbone, target, training history, metrics),
-    the prediction quality (with the model's error bars and their calibration),
-    the stability of the explanations under flips, rotations and pixel noise,
-    an overview of all active features (frequency, head weight, correlation
-    with metallicity, mass, SFR, sSFR, BPT ratios and redshift; the feature
-    density, feature-feature and feature-property correlation figures; the ablation curve) and then one section per active
+    The page has a model card (k, backbone, target, training history,
+    metrics), the prediction quality (with the model's error bars and their
+    calibration), the stability of the explanations under flips, rotations
+    and pixel noise, an overview of all active features (frequency, head
+    weight, correlation with metallicity, mass, SFR, sSFR, BPT ratios and
+    redshift; the feature density, feature-feature and feature-property
+    correlation figures; the ablation curve) and then one section per active
     feature, most frequent first: its weight and typical contribution, the
     correlation with each property, where its galaxies sit on the BPT diagram
     with the top galaxies, activation vs the most correlated property, and
