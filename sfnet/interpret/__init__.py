@@ -28,6 +28,8 @@ from .stats import *  # noqa: F401,F403
 from .maps import *  # noqa: F401,F403
 from .plots import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
+from ._sweep import plot_k_sweep  # noqa: F401
 from . import bpt, stats, maps, plots, report
 
 __all__ = bpt.__all__ + stats.__all__ + maps.__all__ + plots.__all__ + report.__all__
+__all__ += ["plot_k_sweep"]
