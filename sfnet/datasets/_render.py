@@ -2,7 +2,9 @@
 
 A block of galaxies is rendered at once with numpy broadcasting: Sersic
 bulge (n = 4) and exponential disk (n = 1, larger in g and smaller in i by the
-galaxy's colour gradient, ``gradient`` of `~sfnet.datasets._mockphysics.draw_candidates`) sampled on the pixel grid, star-forming clumps and stars
+galaxy's colour gradient, ``gradient`` of
+`~sfnet.datasets._mockphysics.draw_candidates`) sampled on the pixel grid,
+star-forming clumps and stars
 splatted as points, all convolved with a Gaussian PSF in Fourier space; then
 sky noise of SDSS depth and the Lupton et al. (2004) asinh colour composite of
 SDSS JPEGs (`astropy.visualization.make_lupton_rgb`, i, r, g -> R, G, B).

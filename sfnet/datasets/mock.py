@@ -16,15 +16,32 @@ with mass (Peng et al. 2010); star-forming galaxies on the Speagle et al.
 the SDSS main-sample selection (Strauss et al. 2002): 14.5 < petroMag_r <
 17.77 and mu_50 < 24.5 mag/arcsec^2.
 
-*Metallicity*: ``12 + log(O/H) = T04(mu) + h`` with ``T04`` the Tremonti et
-al. (2004) relation, ``mu = log M* - 0.32 (log SFR - log SFR_MS) - 1.5 dlogR``
-the Mannucci et al. (2010) fundamental-metallicity mass (taken relative to the
-main sequence) with a compactness term (``dlogR``, the offset from the
-size-mass relation in dex; Ellison et al. 2008: smaller galaxies are more metal
-rich at fixed mass), and ``h`` a hidden Gaussian scatter
-(``metallicity_scatter``) that no image property encodes.  The standard
-deviation of ``h`` among galaxies passing the ``"metallicity"`` cuts is
-``catalog.meta["oracle_rmse"]``: no image-based method can do better.
+*Metallicity*: ``12 + log(O/H) = T04(mu) + v + h`` with ``T04`` the Tremonti
+et al. (2004) relation, ``mu = log M* - 0.32 (log SFR - log SFR_MS) - 1.5
+dlogR`` the Mannucci et al. (2010) fundamental-metallicity mass (taken
+relative to the main sequence) with a compactness term (``dlogR``, the offset
+from the size-mass relation in dex; Ellison et al. 2008: smaller galaxies are
+more metal rich at fixed mass); ``v`` (0.11 dex, ``mock_oh_visible``) an
+offset at fixed mass, SFR and size that the images show -- metal-rich disks
+have steeper colour gradients (redder centres, bluer outskirts) and redder
+stellar populations -- but integrated photometry barely does; and ``h``
+(``metallicity_scatter``, 0.08 dex, ``mock_oh_hidden``) the hidden term.
+``h`` is drawn last and added to ``oh_p50`` only: it is independent of the
+images, the photometry, the emission lines and of which galaxies are selected,
+so ``catalog.meta["oracle_rmse"]`` -- its root mean square over the galaxies
+passing the ``"metallicity"`` cuts (`oracle_rmse`) -- is a strict floor: no
+image- or photometry-based method can do better.  The emission lines (hence
+the selection) and the dust follow ``T04(mu)`` only.  With these choices
+the metallicity sample has sigma(12 + log O/H) ~ 0.21 dex, like the paper's
+0.207 (see ``docs/mock.rst`` for the calibration and what it means).
+
+*Photometry*: ugriz ``modelMag`` (the total light of the bulge, disk and
+clumps, whose u - g and i - z follow their g - r along the galaxy locus of
+Strateva et al. 2001, with SDSS photometric errors), ``petroMag_r``,
+``petroR50_r`` and ``petroR90_r`` from the Petrosian quantities of the
+bulge + disk profile (Blanton et al. 2001) with the seeing added in
+quadrature -- the catalog photometry of the rendered galaxy, with the names,
+units and descriptions of `sfnet.catalog`.
 
 *Images* (`sfnet.datasets._render`): de Vaucouleurs bulge plus exponential
 disk with inclination (Hubble 1926 axis ratio, intrinsic thickness 0.15) and
@@ -32,15 +49,16 @@ position angle; sizes from the Shen et al. (2003) size-mass relations; B/T
 rising with mass and quenching; star-forming clumps whose light fraction rises
 with sSFR; dust (Calzetti et al. 2000) rising with metallicity (hence with mass,
 as Garn & Best 2010), star formation and inclination; colour gradients (red
-bulge, disks larger in g); stellar populations whose colours follow age (sSFR)
+bulge, disks larger in g by a metallicity-dependent amount); stellar
+populations whose colours follow age (sSFR)
 and metallicity, with Bell et al. (2003) mass-to-light ratios and simple
 k-corrections; Gaussian PSF (``psf_fwhm``, 5% scatter per galaxy); sky noise
 of SDSS depth; the Lupton et al. (2004) composite of SDSS colour JPEGs
 (`astropy.visualization.make_lupton_rgb` on i, r, g); a neighbouring galaxy in
 30% and a star in 25% of the cutouts.  The metallicity is thus written in the
-disk colour and dust, which integrated colours mix with inclination, bulge
-light, clumps and redshift: a CNN can disentangle them, a linear fit on
-integrated photometry cannot (`sfnet.baselines`).
+disk colour, its gradient and dust, which integrated colours mix with
+inclination, bulge light, clumps and redshift: a CNN can disentangle them,
+fits on integrated photometry cannot (`sfnet.baselines`).
 
 *Emission lines* (fibre fluxes, 1e-17 erg/s/cm^2): Halpha from the SFR
 (Kennicutt 1998, Kroupa IMF) times the light fraction inside the 3" fibre,
@@ -68,7 +86,7 @@ from ..catalog import COLUMNS
 from . import _mockphysics as _phys
 from ._render import render_block
 
-__all__ = ["make_mock_galaxies"]
+__all__ = ["make_mock_galaxies", "oracle_rmse"]
 
 #: Version of the generator; bump when the output for a given seed changes.
 MOCK_VERSION = "2"
@@ -257,7 +275,7 @@ def make_mock_galaxies(n, *, image_size=64, pixel_scale=None, seed=None, progres
     progress : bool, optional
         Show a progress bar while rendering (only for ``n >= 1000``).
     metallicity_scatter : float, optional
-        Standard deviation (dex) of the hidden metallicity term.
+        Standard deviation (dex) of the hidden metallicity term (default 0.08).
     psf_fwhm : float or `~astropy.units.Quantity`, optional
         Median PSF FWHM (arcsec).
 
@@ -266,11 +284,13 @@ def make_mock_galaxies(n, *, image_size=64, pixel_scale=None, seed=None, progres
     GalaxySample
         ``images`` of shape ``(n, image_size, image_size, 3)`` uint8 and a catalog
         with the real query's columns (``objID``, ``specObjID``, ``ra``, ``dec``,
-        ``z``, ``petroMag_r``, ``petroR90_r``, ``lgm_tot_p50``, ``sfr_tot_p50``,
-        ``oh_p50``, ``bptclass``, the four BPT line fluxes and errors) plus latent
-        ``mock_*`` columns.  ``catalog.meta`` holds ``oracle_rmse`` (the best
-        RMSE any image-based predictor of ``oh_p50`` can reach on the
-        ``"metallicity"`` sample), ``seed``, ``generator``, ``mock_version``,
+        ``z``, ``petroMag_r``, ``petroR50_r``, ``petroR90_r``, ``modelMag_u`` to
+        ``modelMag_z``, ``lgm_tot_p50``, ``sfr_tot_p50``, ``oh_p50``,
+        ``bptclass``, the four BPT line fluxes and errors; names, units and
+        descriptions from `sfnet.catalog`) plus latent ``mock_*`` columns.
+        ``catalog.meta`` holds ``oracle_rmse`` (the RMS of the hidden term over
+        the ``"metallicity"`` sample: the best RMSE any predictor of ``oh_p50``
+        from images or photometry can reach), ``seed``, ``generator``, ``mock_version``,
         ``image_size``, ``pixel_scale`` (arcsec), ``psf_fwhm``,
         ``metallicity_scatter``, ``n_candidates`` and ``cosmology``.
 
