@@ -274,9 +274,9 @@ def _gbm_baseline(train, valid, t, seed):
     rows_va, y_va = _target_rows(valid, t)
     x_tr = catalog_photometry(train.catalog)[rows_tr]
     x_va = catalog_photometry(valid.catalog)[rows_va]
-    if len(rows_tr) < 50:
+    if len(rows_tr) < 10:
         raise ValueError(f"train has only {len(rows_tr)} rows passing the cuts of target "
-                         f"{t.name!r}; the gradient-boosting baseline needs at least 50")
+                         f"{t.name!r}; the gradient-boosting baseline needs at least 10")
     if len(rows_va) == 0:
         raise ValueError(f"no rows of valid pass the cuts of target {t.name!r}")
     pred = np.empty_like(y_va)

@@ -128,8 +128,8 @@ def test_bad_inputs(sample):
     del cat["modelMag_u"]
     with pytest.raises(ValueError, match="modelMag_u"):
         photometric_baseline(GalaxySample(sample.images, cat), sample)
-    with pytest.raises(ValueError, match="at least 50"):
-        photometric_baseline(sample[:60], sample)
+    with pytest.raises(ValueError, match="at least 10"):
+        photometric_baseline(sample[:20], sample)
     with pytest.raises(TypeError, match="valid"):
         mean_baseline_rmse(sample, "valid")
     sub = sample[:30]
