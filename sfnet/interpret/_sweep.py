@@ -22,6 +22,15 @@ def _column(table, name):
         raise ValueError(f"table needs a {name!r} column (as written by sfnet sweep)") from None
 
 
+def _k_ticks(ax, k):
+    """Label the x axis with the k values themselves (1, 2, 4, ..., 512)."""
+    from matplotlib.ticker import NullLocator
+
+    ax.set_xticks(k)
+    ax.set_xticklabels([f"{v:g}" for v in k])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
 def plot_k_sweep(table, *, references=None, figsize=(9.0, 3.6)):
     """RMSE and number of active features against k, with the reference RMSEs.
 
@@ -87,6 +96,7 @@ def plot_k_sweep(table, *, references=None, figsize=(9.0, 3.6)):
         if math.isfinite(value):
             ax.axhline(value, color=colour, ls=style, lw=1.2, label=label)
     ax.set_xscale("log", base=2)
+    _k_ticks(ax, k)
     ax.set_xlabel("k (active features per galaxy)")
     ax.set_ylabel(f"held-out RMSE [{unit}]" if unit else "held-out RMSE")
     ax.set_title("accuracy")
@@ -97,6 +107,7 @@ def plot_k_sweep(table, *, references=None, figsize=(9.0, 3.6)):
         ax2.plot(k, frequent, "s--", color="tab:purple", label="active in > 1% of galaxies")
     ax2.plot(k, k, ":", color="0.6", label="n = k")
     ax2.set_xscale("log", base=2)
+    _k_ticks(ax2, k)
     ax2.set_yscale("log")
     ax2.set_xlabel("k (active features per galaxy)")
     ax2.set_ylabel("number of features")
