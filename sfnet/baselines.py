@@ -279,15 +279,20 @@ def _gbm_baseline(train, valid, t, seed):
                          f"{t.name!r}; the gradient-boosting baseline needs at least 10")
     if len(rows_va) == 0:
         raise ValueError(f"no rows of valid pass the cuts of target {t.name!r}")
+    from threadpoolctl import threadpool_limits
+
     pred = np.empty_like(y_va)
     params, cv_rmse, n_iter = [], [], []
-    for j in range(y_tr.shape[1]):
-        best, rmse = _tune_gbm(x_tr, y_tr[:, j], seed)
-        reg = _gbm(best, seed).fit(x_tr, y_tr[:, j])
-        pred[:, j] = reg.predict(x_va)
-        params.append(best)
-        cv_rmse.append(rmse)
-        n_iter.append(int(reg.n_iter_))
+    # one thread: these fits are small, and OpenMP threads only wait on each
+    # other (or on a training run sharing the CPU)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for j in range(y_tr.shape[1]):
+            best, rmse = _tune_gbm(x_tr, y_tr[:, j], seed)
+            reg = _gbm(best, seed).fit(x_tr, y_tr[:, j])
+            pred[:, j] = reg.predict(x_va)
+            params.append(best)
+            cv_rmse.append(rmse)
+            n_iter.append(int(reg.n_iter_))
     rmse = np.sqrt(np.mean((pred - y_va) ** 2, axis=0))
     mean_rmse = np.sqrt(np.mean((y_va - y_tr.mean(axis=0)) ** 2, axis=0))
     single = y_tr.shape[1] == 1
