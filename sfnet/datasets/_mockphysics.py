@@ -48,6 +48,22 @@ MSUN_R = 4.65
 #: Calzetti et al. (2000) k(lambda) = A_lambda / E(B-V)_star at the g, r, i effective
 #: wavelengths (0.477, 0.623, 0.762 um) and at Halpha / Hbeta / [OIII] 5007.
 K_G, K_R, K_I = 4.68, 3.52, 2.74
+#: The same at the u and z effective wavelengths (0.355, 0.913 um).
+K_U, K_Z = 6.09, 2.14
+#: SDSS bands of the catalog photometry (the images have g, r, i only).
+BANDS = "ugriz"
+#: 5-sigma point-source depths of single SDSS imaging (AB mag; Abazajian et al. 2004, AJ
+#: 128, 502: u 22.0, g 22.2, r 22.2, i 21.3, z 20.5); extended galaxies are measured
+#: about 1.5 mag shallower.
+DEPTH_5SIGMA = {"u": 22.0, "g": 22.2, "r": 22.2, "i": 21.3, "z": 20.5}
+#: Standard deviation of the image-visible metallicity offset (dex), see `draw_candidates`.
+VISIBLE_SCATTER = 0.11
+#: Colour gradient of disks: the g-band scale length is ``1 + gamma`` times the
+#: r-band one (the i band ``1 - gamma / 2``), ``gamma = GRADIENT_MEAN +
+#: GRADIENT_PER_DEX * oh_visible``.  The mean 0.06 is de Jong's (1996, A&A 313,
+#: 377) typical disk; the slope is the mock's calibration choice (see docs/mock.rst).
+GRADIENT_MEAN = 0.06
+GRADIENT_PER_DEX = 1.5
 K_HA, K_HB, K_O3 = 3.33, 4.60, 4.46
 #: Calzetti et al. (2000): E(B-V)_star = 0.44 E(B-V)_gas.
 STAR_TO_GAS_EBV = 0.44
@@ -206,6 +222,88 @@ def bpt_class_mpajhu(nii, nii_err, ha, ha_err, oiii, oiii_err, hb, hb_err):
     return cls
 
 
+def photometric_error(mag, band):
+    """1-sigma error (mag) of an SDSS magnitude of a galaxy in ``band``.
+
+    ``hypot(0.01, 0.217 * 10**(0.4 (mag - m5)))``: 0.01 mag calibration floor
+    (Padmanabhan et al. 2008, ApJ 674, 1217) plus sky noise, with ``m5`` the
+    5-sigma depth `DEPTH_5SIGMA` made 1.5 mag shallower for extended sources.
+    At r = 17.7 this is 0.017 mag; in u, a star-forming galaxy of u ~ 19.5 has 0.09.
+    Capped at 0.36 mag (a 3-sigma detection), the largest error SDSS quotes for
+    a detected galaxy.
+    """
+    m5 = DEPTH_5SIGMA[band] - 1.5
+    err = np.hypot(0.01, 0.2171 * 10.0 ** (0.4 * (np.minimum(np.asarray(mag), 40.0) - m5)))
+    return np.minimum(err, 0.36)
+
+
+def _sersic_enclosed(radius, re, n):
+    """Fraction of a Sersic profile's light inside ``radius`` (circular)."""
+    from scipy.special import gammainc
+
+    return gammainc(2.0 * n, sersic_b(n) * (radius / re) ** (1.0 / n))
+
+
+def _sersic_intensity(radius, re, n):
+    """Surface brightness of a unit-flux Sersic profile at ``radius``."""
+    from scipy.special import gamma
+
+    b = sersic_b(n)
+    return (b ** (2 * n) / (2 * np.pi * n * re * re * gamma(2 * n))
+            * np.exp(-b * (radius / re) ** (1.0 / n)))
+
+
+def petrosian_quantities(bt, re_bulge, re_disk, eta=0.2, n_petro=2.0):
+    """SDSS Petrosian flux fraction, R50 and R90 of a de Vaucouleurs + exponential galaxy.
+
+    The Petrosian radius ``R_P`` is where the local surface brightness is
+    ``eta`` times the mean inside; the Petrosian flux is the light inside
+    ``n_petro * R_P`` and R50/R90 the radii holding 50/90 % of it (Blanton et
+    al. 2001, AJ 121, 2358; Strauss et al. 2002).  A pure exponential gives a
+    concentration R90/R50 of 2.3 and 99 % of its light, a pure de Vaucouleurs 3.4
+    and 82 %.  Radii are circularised (``R_e sqrt(q)``), without seeing.
+
+    Parameters
+    ----------
+    bt : ndarray
+        Bulge-to-total light ratio (r band).
+    re_bulge, re_disk : ndarray
+        Circularised half-light radii of the bulge and disk (any angular unit).
+
+    Returns
+    -------
+    frac, r50, r90 : ndarray
+        Petrosian flux / total flux, and the two radii in the unit of the inputs.
+    """
+    bt = np.asarray(bt, dtype=float)[:, None]
+    rb = np.asarray(re_bulge, dtype=float)[:, None]
+    rd = np.asarray(re_disk, dtype=float)[:, None]
+    scale = np.maximum(rb, rd)
+    grid = np.geomspace(1e-3, 20.0, 400)[None, :] * scale
+    enclosed = bt * _sersic_enclosed(grid, rb, 4.0) + (1 - bt) * _sersic_enclosed(grid, rd, 1.0)
+    local = bt * _sersic_intensity(grid, rb, 4.0) + (1 - bt) * _sersic_intensity(grid, rd, 1.0)
+    ratio = local * np.pi * grid * grid / np.maximum(enclosed, 1e-300)
+    rows = np.arange(len(grid))
+    # the ratio falls monotonically outwards: first grid point below eta
+    i = np.argmax(ratio < eta, axis=1)
+    i = np.clip(i, 1, grid.shape[1] - 1)
+    lo, hi = ratio[rows, i - 1], ratio[rows, i]
+    t = np.clip((lo - eta) / np.maximum(lo - hi, 1e-300), 0, 1)
+    r_petro = np.exp(np.log(grid[rows, i - 1]) + t * np.log(grid[rows, i] / grid[rows, i - 1]))
+    ap = n_petro * r_petro
+    frac = (bt[:, 0] * _sersic_enclosed(ap, rb[:, 0], 4.0)
+            + (1 - bt[:, 0]) * _sersic_enclosed(ap, rd[:, 0], 1.0))
+
+    def radius_at(level):
+        target = (level * frac)[:, None]
+        j = np.clip(np.argmax(enclosed >= target, axis=1), 1, grid.shape[1] - 1)
+        e0, e1 = enclosed[rows, j - 1], enclosed[rows, j]
+        w = np.clip((target[:, 0] - e0) / np.maximum(e1 - e0, 1e-300), 0, 1)
+        return np.exp(np.log(grid[rows, j - 1]) + w * np.log(grid[rows, j] / grid[rows, j - 1]))
+
+    return frac, radius_at(0.5), radius_at(0.9)
+
+
 # --------------------------------------------------------------------------
 # Cosmology grid (Planck 2018), computed once
 # --------------------------------------------------------------------------
@@ -251,12 +349,21 @@ N_CLUMPS = 12
 ARM_SHARE = 0.6
 
 
-def draw_candidates(rng, m, *, oh_scatter=0.06, psf_fwhm=1.4):
+def draw_candidates(rng, m, *, oh_scatter=0.08, psf_fwhm=1.4, visible_scatter=VISIBLE_SCATTER):
     """Draw ``m`` candidate galaxies (before the flux limit) with all their properties.
 
     Returns a dict of arrays of length ``m`` (``(m, N_CLUMPS)`` for the clump
     slots).  Everything random about a galaxy, apart from the pixel noise of its
     image, is drawn here, so the catalog does not depend on the image size.
+
+    The metallicity has three parts: ``oh_model``, set by what the images show
+    (mass, SFR, size, and ``oh_visible``, an offset at fixed mass, SFR and size of
+    standard deviation ``visible_scatter`` that is written into the disk's colour
+    gradient and stellar colour); and ``oh_hidden`` (standard deviation
+    ``oh_scatter``), drawn last and added to ``oh_true`` only, so it affects
+    nothing else -- not the images, the photometry, the emission lines nor which
+    galaxies are selected.  The emission lines and the dust follow ``oh_smooth =
+    oh_model - oh_visible``, the mass-SFR-size part.
     """
     g = _cosmology_grid()
     p = {}
@@ -288,16 +395,22 @@ def draw_candidates(rng, m, *, oh_scatter=0.06, psf_fwhm=1.4):
     r_early, s_early = shen03_size_early(logm)
     dlog_r = size_dev * np.where(quenched, s_early, s_late) / np.log(10.0)
     mu = logm - 0.32 * np.where(quenched, 0.0, d_ms) - 1.5 * dlog_r
-    oh_model = tremonti04(mu)
-    oh_hidden = rng.normal(0.0, oh_scatter, m)
-    oh_true = oh_model + oh_hidden
+    # An offset at fixed mass, SFR and size that the images show: metal-rich disks
+    # have steeper colour gradients and redder stellar populations, which the
+    # integrated colours confuse with dust, inclination, bulge light and redshift.
+    # (Lines and dust follow the smooth part only, so the selection does not
+    # depend on the offset.)
+    oh_visible = rng.normal(0.0, visible_scatter, m)
+    oh_smooth = tremonti04(mu)
+    oh_model = oh_smooth + oh_visible
     # --- morphology ------------------------------------------------------------
     bt_mean = np.where(quenched, np.clip(0.6 + 0.2 * (logm - 10.5), 0.3, 0.9),
                        np.clip(0.1 + 0.2 * (logm - 9.5), 0.04, 0.5))
     kappa = np.where(quenched, 8.0, 3.0)
     bt = np.clip(rng.beta(bt_mean * kappa, (1 - bt_mean) * kappa), 1e-3, 0.999)
     r50 = np.where(quenched, r_early, r_late) * 10.0 ** dlog_r
-    f_bulge = np.where(quenched, 0.6, 0.25)          # R_e,bulge / R_e,disk
+    # R_e,bulge / R_e,disk, varying from galaxy to galaxy (Gadotti 2009, MNRAS 393, 1531)
+    f_bulge = np.where(quenched, 0.6, 0.25) * rng.lognormal(0.0, 0.25, m)
     re_disk = r50 / (1.0 - bt + bt * f_bulge)
     re_bulge = f_bulge * re_disk
     cos_i = rng.random(m)
@@ -328,13 +441,27 @@ def draw_candidates(rng, m, *, oh_scatter=0.06, psf_fwhm=1.4):
     z_stars = np.where(quenched, tremonti04(logm), oh_model)
     gr_disk = (0.78 - 0.48 * _sigmoid((log_ssfr + 11.0) / 0.45)
                + 0.20 * (z_stars - 8.9) + rng.normal(0, 0.015, m))
+    # a steeper colour gradient (redder, dustier centre) in metal-rich disks:
+    # the integrated colours do not change, only where the light of each band is
+    gradient = np.clip(GRADIENT_MEAN + GRADIENT_PER_DEX * np.where(quenched, 0.0, oh_visible),
+                       -0.1, 0.4)
     ri_disk = 0.12 + 0.36 * gr_disk + rng.normal(0, 0.01, m)
     gr_clump, ri_clump = 0.05, -0.02
+    # u - g and i - z of the same populations, following g - r along the galaxy
+    # locus: red populations (g - r ~ 0.75) have u - r ~ 2.5, blue ones (g - r ~
+    # 0.4) u - r ~ 1.5, the two peaks of Strateva et al. (2001); the young
+    # clumps are bluer still.
+    ug_bulge = 0.35 + 1.85 * gr_bulge + rng.normal(0, 0.04, m)
+    ug_disk = 0.35 + 1.85 * gr_disk + rng.normal(0, 0.04, m)
+    ug_clump = 0.45
+    iz_bulge = 0.10 + 0.35 * gr_bulge + rng.normal(0, 0.02, m)
+    iz_disk = 0.10 + 0.35 * gr_disk + rng.normal(0, 0.02, m)
+    iz_clump = 0.05
     # --- dust: E(B-V)_star of the disk, rising with metallicity (dust-to-gas ~ Z),
     # star formation (gas content) and inclination.  1.5 dex per dex of O/H
     # reproduces the rise of A_Halpha with mass of Garn & Best (2010).
     ebv_face = np.where(quenched, 0.02 * rng.random(m),
-                        0.06 * 10 ** (1.5 * (oh_model - 8.9) + 0.4 * d_ms
+                        0.06 * 10 ** (1.5 * (oh_smooth - 8.9) + 0.4 * d_ms
                                       + rng.normal(0, 0.04, m)))
     incl_factor = 1.0 + 3.0 * np.log10(1.0 / q_disk)
     ebv_disk = ebv_face * incl_factor
@@ -351,33 +478,50 @@ def draw_candidates(rng, m, *, oh_scatter=0.06, psf_fwhm=1.4):
     dm = 5.0 * np.log10(d_l * 1e5)
 
     def _kcorr(gr):
+        # approximate k-corrections of SDSS galaxies at z < 0.2 (cf. Blanton &
+        # Roweis 2007): K_r, K_(u-g), K_(g-r), K_(r-i), K_(i-z)
         c = np.maximum(gr - 0.3, 0.0)
-        return z * (0.25 + 1.0 * c), z * (0.3 + 2.0 * c), z * 0.3   # K_r, K_(g-r), K_(r-i)
+        return (z * (0.25 + 1.0 * c), z * (0.5 + 2.0 * c), z * (0.3 + 2.0 * c), z * 0.3,
+                z * 0.2)
 
     mags = {}
-    for name, frac, gr, ri, ebv in (("bulge", l_b, gr_bulge, ri_bulge, ebv_bulge),
-                                    ("disk", l_d, gr_disk, ri_disk, ebv_disk),
-                                    ("clump", l_c, gr_clump, ri_clump, ebv_disk)):
-        kr, kgr, kri = _kcorr(gr)
+    for name, frac, ug, gr, ri, iz, ebv in (
+            ("bulge", l_b, ug_bulge, gr_bulge, ri_bulge, iz_bulge, ebv_bulge),
+            ("disk", l_d, ug_disk, gr_disk, ri_disk, iz_disk, ebv_disk),
+            ("clump", l_c, ug_clump, gr_clump, ri_clump, iz_clump, ebv_disk)):
+        kr, kug, kgr, kri, kiz = _kcorr(gr)
         with np.errstate(divide="ignore"):
             r = abs_r - 2.5 * np.log10(frac) + dm + kr + K_R * ebv
         gmag = r + gr + kgr + (K_G - K_R) * ebv
+        umag = gmag + ug + kug + (K_U - K_G) * ebv
         imag = r - ri - kri - (K_R - K_I) * ebv
-        for band, mag in zip("gri", (gmag, r, imag)):
+        zmag = imag - iz - kiz - (K_I - K_Z) * ebv
+        for band, mag in zip(BANDS, (umag, gmag, r, imag, zmag)):
             mags[f"{name}_{band}"] = 10.0 ** (-0.4 * (mag - 22.5))   # nanomaggies
-    flux = {b: mags[f"bulge_{b}"] + mags[f"disk_{b}"] + mags[f"clump_{b}"] for b in "gri"}
-    r_total = 22.5 - 2.5 * np.log10(flux["r"])
-    # Petrosian magnitudes miss ~2% of an exponential and ~20% of a de Vaucouleurs profile.
-    petro_mag = r_total + 0.02 + 0.2 * bt + rng.normal(0, 0.02, m)
-    # --- angular sizes, seeing, Petrosian radii ---------------------------------
+    flux = {b: mags[f"bulge_{b}"] + mags[f"disk_{b}"] + mags[f"clump_{b}"] for b in BANDS}
+    total_mag = {b: 22.5 - 2.5 * np.log10(flux[b]) for b in BANDS}
+    r_total = total_mag["r"]
+    # model magnitudes: the total light with the photometric errors of SDSS imaging
+    model_mag = {b: total_mag[b] + rng.normal(0, 1, m) * photometric_error(total_mag[b], b)
+                 for b in BANDS}
+    # --- angular sizes, seeing, Petrosian quantities ----------------------------
     kpc_to_arcsec = _ARCSEC_PER_RAD / (d_a * 1e3)
     theta_d = re_disk * kpc_to_arcsec
     theta_b = re_bulge * kpc_to_arcsec
     fwhm = np.clip(psf_fwhm * 10 ** rng.normal(0, 0.05, m), 0.7 * psf_fwhm, 1.5 * psf_fwhm)
-    theta50 = (1 - bt) * theta_d * q_disk ** 0.35 + bt * theta_b * np.sqrt(q_bulge)
-    theta50_obs = np.hypot(theta50, 0.5 * fwhm)
-    conc = 2.3 + 1.0 * bt
-    petro_r90 = np.hypot(conc * theta50, 1.0 * fwhm) * 10 ** rng.normal(0, 0.01, m)
+    # (computed only where the galaxy can pass r < 17.77: the Petrosian flux is
+    # never more than the total)
+    bright = r_total < R_LIMIT + 0.2
+    petro_frac, r50, r90 = np.ones(m), np.ones(m), np.ones(m)
+    petro_frac[bright], r50[bright], r90[bright] = petrosian_quantities(
+        (mags["bulge_r"] / flux["r"])[bright], (theta_b * np.sqrt(q_bulge))[bright],
+        (theta_d * np.sqrt(q_disk))[bright])
+    # the seeing adds its own half-light (0.5 FWHM) and 90% (0.91 FWHM) radii in quadrature
+    petro_r50 = np.hypot(r50, 0.5 * fwhm) * 10 ** rng.normal(0, 0.01, m)
+    petro_r90 = np.hypot(r90, 0.91 * fwhm) * 10 ** rng.normal(0, 0.01, m)
+    petro_mag = (r_total - 2.5 * np.log10(petro_frac)
+                 + rng.normal(0, 1, m) * photometric_error(r_total, "r"))
+    theta50_obs = petro_r50
     mu50 = petro_mag + 2.5 * np.log10(2 * np.pi * theta50_obs ** 2)
     # --- emission lines (fibre) ---------------------------------------------------
     # fibre light fraction of an exponential disk seen through the seeing
@@ -387,7 +531,10 @@ def draw_candidates(rng, m, *, oh_scatter=0.06, psf_fwhm=1.4):
     four_pi_dl2 = 4 * np.pi * (d_l * _CM_PER_MPC) ** 2 * 1e-17
     ha_sf = np.where(quenched, 0.0,
                      fib_frac * kennicutt98_halpha_luminosity(logsfr) / four_pi_dl2)
-    n2_sf = pp04_n2(t04_to_pp04(oh_true)) + rng.normal(0, 0.04, m)
+    # [NII]/Halpha follows the mass-SFR-size part of the metallicity, so which
+    # galaxies are classified star-forming (and get an oh_p50) does not depend on
+    # the two offsets at fixed mass, SFR and size (visible and hidden)
+    n2_sf = pp04_n2(t04_to_pp04(oh_smooth)) + rng.normal(0, 0.04, m)
     n2_sf = np.minimum(n2_sf, -0.25)
     o3_sf = sf_sequence_o3hb(n2_sf) + rng.normal(0, 0.1, m)
     # AGN: more likely in massive, bulge-dominated hosts (Kauffmann+03)
@@ -439,6 +586,10 @@ def draw_candidates(rng, m, *, oh_scatter=0.06, psf_fwhm=1.4):
     st_r = rng.uniform(15.0, 21.5, m)
     st_gr = rng.uniform(0.3, 1.4, m)
 
+    # --- the hidden metallicity term: drawn last, added to the metallicity only
+    oh_hidden = rng.normal(0.0, oh_scatter, m)
+    oh_true = oh_model + oh_hidden
+
     p.update(
         z=z, d_l=d_l, dlog_r=dlog_r, d_a=d_a, logm=logm, logsfr=logsfr, quenched=quenched,
         d_ms=d_ms, oh_model=oh_model, oh_hidden=oh_hidden, oh_true=oh_true, bt=bt,
@@ -446,13 +597,16 @@ def draw_candidates(rng, m, *, oh_scatter=0.06, psf_fwhm=1.4):
         pa_bulge=pa_bulge, clump_frac=clump_frac, arm_pitch=arm_pitch, arm_phase=arm_phase,
         clump_w=clump_w, clump_r=clump_r, clump_phi=clump_phi, gr_bulge=gr_bulge, gr_disk=gr_disk, ri_disk=ri_disk,
         ebv_disk=ebv_disk, ebv_face=ebv_face, theta_d=theta_d, theta_b=theta_b,
-        fwhm=fwhm, petro_mag=petro_mag, petro_r90=petro_r90, mu50=mu50, r_total=r_total,
+        fwhm=fwhm, petro_mag=petro_mag, petro_r50=petro_r50, petro_r90=petro_r90, mu50=mu50,
+        r_total=r_total, oh_visible=oh_visible, oh_smooth=oh_smooth, gradient=gradient,
         agn=agn, seyfert=seyfert, bpt=bpt, fib_frac=fib_frac,
         has_nb=has_nb, nb_pos=nb_pos, nb_r=nb_r, nb_gr=nb_gr, nb_re=nb_re, nb_n=nb_n,
         nb_q=nb_q, nb_pa=nb_pa, has_star=has_star, st_pos=st_pos, st_r=st_r, st_gr=st_gr,
     )
     for key, val in mags.items():
         p[f"flux_{key}"] = val
+    for band in BANDS:
+        p[f"model_mag_{band}"] = model_mag[band]
     p["selected"] = (petro_mag < R_LIMIT) & (petro_mag > R_BRIGHT) & (mu50 < SB_LIMIT)
     return p
 

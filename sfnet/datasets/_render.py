@@ -1,8 +1,10 @@
 """Vectorised rendering of mock galaxy cutouts (private).
 
 A block of galaxies is rendered at once with numpy broadcasting: Sersic
-bulge (n = 4) and exponential disk (n = 1, slightly larger in g and smaller in i,
-a colour gradient) sampled on the pixel grid, star-forming clumps and stars
+bulge (n = 4) and exponential disk (n = 1, larger in g and smaller in i by the
+galaxy's colour gradient, ``gradient`` of
+`~sfnet.datasets._mockphysics.draw_candidates`) sampled on the pixel grid,
+star-forming clumps and stars
 splatted as points, all convolved with a Gaussian PSF in Fourier space; then
 sky noise of SDSS depth and the Lupton et al. (2004) asinh colour composite of
 SDSS JPEGs (`astropy.visualization.make_lupton_rgb`, i, r, g -> R, G, B).
@@ -22,8 +24,6 @@ SDSS_PIXEL = 0.396
 SKY_SIGMA = np.array([0.018, 0.027, 0.040])
 #: Relative seeing in g, r, i (the PSF is slightly broader in bluer bands).
 SEEING_BAND = np.array([1.05, 1.0, 0.96])
-#: Colour-gradient of disks: scale length in g, r, i relative to r (de Jong 1996).
-DISK_BAND_SCALE = np.array([1.06, 1.0, 0.97])
 #: Lupton composite: band weights (i, r, g) and asinh parameters, tuned so the
 #: images resemble SDSS DR colour cutouts.
 LUPTON_SCALES = (1.0, 1.3, 2.6)
@@ -113,8 +113,9 @@ def render_block(p, idx, image_size, pixel_scale, rng):
     # --- disk: exponential, band-dependent scale length (colour gradient) ------
     u, v = _plane(coord, coord, cx, cy, g["pa"], g["q_disk"])
     r_d = np.sqrt(u * u + v * v + np.float32(soft * soft))
+    band_scale = 1.0 + g["gradient"][None, :] * np.array([1.0, 0.0, -0.5])[:, None]
     for k, band in enumerate("gri"):
-        re = (g["theta_d"] * DISK_BAND_SCALE[k]).astype(np.float32)[:, None, None]
+        re = (g["theta_d"] * band_scale[k]).astype(np.float32)[:, None, None]
         prof = _normalise(np.exp(-_B1 * r_d / re))
         bands[:, k] += prof * g[f"flux_disk_{band}"].astype(np.float32)[:, None, None]
     # --- two blue logarithmic spiral arms (young stars) --------------------------

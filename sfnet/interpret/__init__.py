@@ -40,7 +40,8 @@ from .plots import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
 from .stability import *  # noqa: F401,F403
 from .calibration import *  # noqa: F401,F403
+from ._sweep import plot_k_sweep  # noqa: F401
 from . import bpt, stats, maps, plots, report, stability, calibration
 
 __all__ = bpt.__all__ + stats.__all__ + maps.__all__ + plots.__all__ + report.__all__ \
-    + stability.__all__ + calibration.__all__
+    + stability.__all__ + calibration.__all__ + ["plot_k_sweep"]

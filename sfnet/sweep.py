@@ -1,0 +1,224 @@
+"""Accuracy against sparsity: one SFNet per k, as ``sfnet sweep`` runs it.
+
+The top-k constraint makes an SFNet interpretable (at most k features per
+galaxy) at some cost in accuracy.  `run_k_sweep` measures that cost: it trains
+one network per k on the same training galaxies, scores each on the same
+held-out galaxies and counts the features each one uses.  ``k = 512`` (the
+number of pooled ResNet-18 features) is the dense network, so its row is the
+accuracy an unconstrained network reaches with the same recipe.  The
+reference lines -- mean predictor, photometric baselines (`sfnet.baselines`)
+and, on the mock, the floor (``oracle_rmse``) -- are computed once on the same
+split and stored in the table's ``meta``.
+"""
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["run_k_sweep", "SWEEP_COLUMNS", "DEFAULT_KS"]
+
+#: Columns of the table `run_k_sweep` returns, in order.
+SWEEP_COLUMNS = ("k", "rmse", "nmad", "bias", "r2", "n_active", "n_frequent",
+                 "max_active_per_galaxy", "seconds")
+#: The k values of ``sfnet sweep`` when none are given (512: dense).
+DEFAULT_KS = (1, 2, 4, 8, 512)
+#: A feature is "frequent" when it is active in more than this fraction of galaxies.
+FREQUENT_FRACTION = 0.01
+
+
+def _check_ks(ks):
+    if isinstance(ks, (int, np.integer)) and not isinstance(ks, bool):
+        ks = [ks]
+    try:
+        ks = list(ks)
+    except TypeError:
+        raise TypeError(f"ks must be a list of integers, got {ks!r}") from None
+    if not ks:
+        raise ValueError("ks must hold at least one k")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"ks must hold integers, got {k!r}")
+        if k < 1:
+            raise ValueError(f"ks must hold integers >= 1, got {k}")
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"ks has duplicates: {ks}")
+    return sorted(int(k) for k in ks)
+
+
+def _baselines(train, valid, target, seed):
+    """Mean, photometric GBM and linear RMSEs (NaN where the catalog lacks the columns)."""
+    from .baselines import mean_baseline_rmse, photometric_baseline
+
+    def first(v):
+        return float(np.mean(v))
+
+    out = {"mean_rmse": first(mean_baseline_rmse(train, valid, target))}
+    for key, model in (("photometric_gbm_rmse", "gbm"), ("photometric_linear_rmse", "linear")):
+        try:
+            res = photometric_baseline(train, valid, target, model=model, random_state=seed)
+        except ValueError as exc:       # e.g. a catalog without modelMag columns
+            out[key] = math.nan
+            out[key.replace("_rmse", "_note")] = str(exc)
+        else:
+            out[key] = first(res["rmse"])
+    return out
+
+
+def _floor(sample, valid):
+    """The mock's floor on the held-out galaxies, else NaN."""
+    if "mock_oh_hidden" in valid.catalog.colnames:
+        from .datasets.mock import oracle_rmse
+
+        return oracle_rmse(valid.catalog["mock_oh_hidden"])
+    return float(sample.catalog.meta.get("oracle_rmse", math.nan))
+
+
+def run_k_sweep(sample, ks=DEFAULT_KS, *, target="metallicity", epochs=12, batch_size=64,
+                validation_fraction=0.2, seed=0, device="auto", precision="auto",
+                output=None, progress=True, say=None, **params):
+    """Train one `~sfnet.SparseFeatureNet` per k and compare them on held-out galaxies.
+
+    Parameters
+    ----------
+    sample : `~sfnet.datasets.GalaxySample`
+        The galaxies; those passing the target's cuts are split into training
+        and held-out galaxies (``validation_fraction``, seeded by ``seed``).
+    ks : sequence of int, optional
+        The k values (each >= 1; ``k = n_features``, 512 for ResNet-18, is dense).
+    target : str or list of str, optional
+        As in `~sfnet.SparseFeatureNet`.
+    epochs, batch_size, seed, device, precision, **params
+        Passed to every `~sfnet.SparseFeatureNet` (the same recipe for each k).
+    validation_fraction : float, optional
+        Held-out fraction (0 < f < 1).
+    output : path-like, optional
+        If given, write ``sweep.ecsv`` (the table) and ``k_sweep.png``
+        (`sfnet.interpret.plot_k_sweep`) there.
+    progress : bool, optional
+        Progress bars while training.
+    say : callable, optional
+        Called with one line of text before each stage.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        One row per k with `SWEEP_COLUMNS`: held-out ``rmse``, ``nmad``, ``bias``
+        and ``r2`` (averaged over the target's columns for a multi-column target);
+        ``n_active``, the features active in at least one held-out galaxy;
+        ``n_frequent``, those active in more than 1 % of them;
+        ``max_active_per_galaxy`` (at most k); ``seconds`` of training and
+        evaluation.  ``meta`` holds the reference RMSEs on the same held-out
+        galaxies (``mean_rmse``, ``photometric_gbm_rmse``,
+        ``photometric_linear_rmse``, ``oracle_rmse`` -- NaN where unknown),
+        ``target``, ``target_std``, ``n_train``, ``n_valid``, ``epochs``,
+        ``image_size`` and ``seconds`` (the whole sweep).
+
+    Examples
+    --------
+    >>> from sfnet.datasets import make_mock_galaxies
+    >>> from sfnet.sweep import run_k_sweep
+    >>> s = make_mock_galaxies(300, image_size=32, seed=0, progress=False)
+    >>> t = run_k_sweep(s, [1, 512], epochs=1, progress=False)   # doctest: +SKIP
+    >>> list(t["k"])                                              # doctest: +SKIP
+    [1, 512]
+    """
+    from astropy.table import Table
+
+    from . import SparseFeatureNet
+    from .targets import get_target
+
+    say = say or (lambda text: None)
+    ks = _check_ks(ks)
+    if not (hasattr(sample, "select") and hasattr(sample, "catalog")):
+        raise TypeError(f"sample must be a GalaxySample, got {type(sample).__name__}")
+    if not (isinstance(validation_fraction, (float, int)) and 0 < validation_fraction < 1):
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
+    models = {k: SparseFeatureNet(k=k, target=target, epochs=epochs, batch_size=batch_size,
+                                  validation_fraction=0.0, device=device, precision=precision,
+                                  random_state=seed, progress=progress, **params)
+              for k in ks}
+    for model in models.values():      # every parameter is checked before any training
+        model.validate_params()
+    t_all = time.perf_counter()
+    tgt = get_target(target)
+    selected = sample.select(tgt)
+    if len(selected) < 10:
+        raise ValueError(f"only {len(selected)} galaxies pass the cuts of target "
+                         f"{tgt.name!r}; the sweep needs at least 10")
+    train, valid = selected.split(validation_fraction, seed=seed)
+    say(f"{len(train)} training and {len(valid)} held-out galaxies; baselines first")
+    refs = _baselines(train, valid, tgt, seed)
+    refs["oracle_rmse"] = _floor(sample, valid)
+
+    rows = []
+    for k, model in models.items():
+        say(f"k={k}: training for {epochs} epoch(s)")
+        t0 = time.perf_counter()
+        model.fit(train)
+        scores = model.evaluate(valid)
+        acts = np.asarray(model.activations(valid))
+        seconds = time.perf_counter() - t0
+        on = acts != 0
+        per_feature = on.sum(axis=0)
+        names = list(scores)
+        rows.append({
+            "k": k,
+            "rmse": float(np.mean([scores[n]["rmse"] for n in names])),
+            "nmad": float(np.mean([scores[n]["nmad"] for n in names])),
+            "bias": float(np.mean([scores[n]["bias"] for n in names])),
+            "r2": float(np.mean([scores[n]["r2"] for n in names])),
+            "n_active": int(np.count_nonzero(per_feature)),
+            "n_frequent": int(np.count_nonzero(per_feature > FREQUENT_FRACTION * len(acts))),
+            "max_active_per_galaxy": int(on.sum(axis=1).max()) if len(acts) else 0,
+            "seconds": round(seconds, 3),
+        })
+        say(f"k={k}: RMSE {rows[-1]['rmse']:.4f}, {rows[-1]['n_active']} features active")
+
+    table = Table(rows=[[r[c] for c in SWEEP_COLUMNS] for r in rows], names=SWEEP_COLUMNS)
+    unit = tgt.units[0] if len(set(tgt.units)) == 1 and tgt.units[0] else None
+    for c in ("rmse", "nmad", "bias"):
+        if unit:
+            table[c].unit = unit
+    table["seconds"].unit = "s"
+    table["rmse"].description = "RMSE on the held-out galaxies"
+    table["nmad"].description = "NMAD (1.4826 x median absolute deviation) on the held-out galaxies"
+    table["n_active"].description = "features active in at least one held-out galaxy"
+    table["n_frequent"].description = (f"features active in more than "
+                                       f"{FREQUENT_FRACTION:.0%} of the held-out galaxies")
+    table["max_active_per_galaxy"].description = "most features active in one galaxy (<= k)"
+    table["seconds"].description = "training + evaluation time"
+    truth = tgt.values(valid.catalog)
+    table.meta.update({
+        "target": tgt.name, "target_std": float(np.mean(truth.std(axis=0))),
+        "n_train": len(train), "n_valid": len(valid), "epochs": int(epochs),
+        "batch_size": int(batch_size), "seed": int(seed),
+        "image_size": int(sample.image_shape[0]) if hasattr(sample, "image_shape")
+        else int(np.shape(sample.images)[1]),
+        "n_features": int(models[ks[0]].n_features),
+        "seconds": round(time.perf_counter() - t_all, 3),
+        **{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in refs.items()},
+    })
+    if output is not None:
+        write_sweep(table, output)
+    return table
+
+
+def write_sweep(table, output):
+    """Write ``sweep.ecsv`` and ``k_sweep.png`` into the directory ``output``; return both paths."""
+    from ._io import atomic_path
+    from .interpret import plot_k_sweep
+
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise NotADirectoryError(f"output {str(output)!r} exists and is not a directory")
+    output.mkdir(parents=True, exist_ok=True)
+    ecsv = output / "sweep.ecsv"
+    with atomic_path(ecsv, suffix=".ecsv") as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    png = output / "k_sweep.png"
+    fig = plot_k_sweep(table)
+    with atomic_path(png, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return ecsv, png
