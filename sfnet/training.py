@@ -27,8 +27,21 @@ __all__ = ["resolve_device", "resolve_precision", "autocast", "ImageSource",
 log = logging.getLogger("sfnet")
 
 CHECKPOINT_NAME = "checkpoint.pt"
-#: Largest prepared image set (bytes) kept in memory as one tensor.
-IN_MEMORY_LIMIT = 4 * 1024**3
+
+
+def in_memory_limit():
+    """Bytes of prepared images kept in memory: ``sfnet.conf.max_in_memory_gb`` GiB.
+
+    Larger image sets are streamed batch by batch from their (memory-mapped)
+    source instead.
+    """
+    from .config import conf
+
+    gb = float(conf.max_in_memory_gb)
+    if not math.isfinite(gb) or gb < 0:
+        raise ValueError(f"sfnet.conf.max_in_memory_gb must be a non-negative number of GiB, "
+                         f"got {conf.max_in_memory_gb!r}")
+    return gb * 1024**3
 
 
 # ----------------------------------------------------------------------------- devices
@@ -113,10 +126,16 @@ class ImageSource:
     def read(self, positions):
         """Images at ``positions`` (into this source) as an NCHW tensor (uint8 or float32)."""
         rows = self.rows[np.asarray(positions)]
-        contiguous = len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1 and np.all(
-            np.diff(rows) == 1)
-        batch = self.images[rows[0]:rows[-1] + 1] if contiguous else self.images[rows]
-        batch = np.asarray(batch)
+        batch = None
+        if isinstance(self.images, np.memmap):  # read past the map: memory stays flat
+            from .datasets.sample import read_file_rows
+
+            batch = read_file_rows(self.images, rows)
+        if batch is None:
+            contiguous = len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1 and np.all(
+                np.diff(rows) == 1)
+            batch = self.images[rows[0]:rows[-1] + 1] if contiguous else self.images[rows]
+            batch = np.asarray(batch)
         if batch.dtype != np.uint8:
             batch = batch.astype(np.float32, copy=False)
         if not batch.flags.writeable or not batch.flags.c_contiguous:
@@ -242,7 +261,7 @@ class DeviceImages:
         itemsize = 1 if source.images.dtype == np.uint8 else 4
         nbytes = len(source) * 3 * h * w * itemsize
         if in_memory == "auto":
-            in_memory = nbytes <= IN_MEMORY_LIMIT
+            in_memory = nbytes <= in_memory_limit()
         self.tensor = None
         if in_memory:  # kept channels-last (N, H, W, C), as the network reads it
             parts = [prep.geometry(t.to(device)).permute(0, 2, 3, 1)
@@ -263,26 +282,36 @@ class DeviceImages:
             return self.tensor.index_select(0, idx).permute(0, 3, 1, 2)
         return self._to_device(self._read_host(positions))
 
-    def batches(self, plan):
-        """Yield ``(idx, batch)`` for each array of positions in ``plan``.
+    def batches(self, plan, draws=None, prefetch=2):
+        """Yield ``(idx, x)`` for each array of positions in ``plan``, ready to train on.
 
-        When streaming, the next batch is read from the memory-mapped file (and
-        pinned, on CUDA) in a background thread while the current one trains.
+        ``x`` is the batch with the geometry applied, the dihedral transform
+        ``draws[i]`` (a ``(3, len(plan[i]))`` boolean array, see `dihedral`)
+        applied when ``draws`` is given, and normalised (`Preprocessor.normalize`);
+        ``idx`` is the positions as a tensor on the device.
+
+        Images held in memory are sliced on the device.  Streamed images are
+        read, moved to the device and prepared -- up to the normalised float
+        batch -- in a background thread, ``prefetch`` batches ahead of the
+        consumer, so reading overlaps the training step.  The result is the
+        same either way: normalisation is per channel, so it commutes with the
+        flips and rotations.
         """
-        if self.tensor is not None or not plan:
-            for pos in plan:
-                idx = torch.as_tensor(pos, device=self.device)
-                yield idx, self.batch(pos, idx)
-            return
-        from concurrent.futures import ThreadPoolExecutor
+        def ready(i, x):
+            if draws is not None:
+                x = dihedral(x, draws=draws[i])
+            return self.prep.normalize(x)
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfnet-prefetch") as pool:
-            future = pool.submit(self._read_host, plan[0])
+        if self.tensor is not None or not plan:
             for i, pos in enumerate(plan):
-                host = future.result()
-                if i + 1 < len(plan):
-                    future = pool.submit(self._read_host, plan[i + 1])
-                yield torch.as_tensor(pos, device=self.device), self._to_device(host)
+                idx = torch.as_tensor(pos, device=self.device)
+                yield idx, ready(i, self.batch(pos, idx))
+            return
+
+        def produce(i):
+            return ready(i, self._to_device(self._read_host(plan[i])))
+
+        yield from _prefetched(produce, len(plan), plan, self.device, prefetch)
 
     def _read_host(self, positions):
         """Read a batch from the source (sorted, memmap friendly), in the requested order."""
@@ -297,6 +326,30 @@ class DeviceImages:
     def _to_device(self, host):
         pin = self.device.type == "cuda"
         return self.prep.geometry(host.to(self.device, non_blocking=pin))
+
+
+def _prefetched(produce, n, plan, device, depth):
+    """Yield ``(positions tensor, produce(i))`` for ``i < n``, computed ``depth`` ahead
+    in one background thread (so in order); the thread stops when the generator
+    is closed."""
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
+    depth = max(1, int(depth))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfnet-prefetch")
+    pending = collections.deque()
+    try:
+        for i in range(min(depth, n)):
+            pending.append(pool.submit(produce, i))
+        for i in range(n):
+            x = pending.popleft().result()
+            if i + depth < n:
+                pending.append(pool.submit(produce, i + depth))
+            yield torch.as_tensor(plan[i], device=device), x
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True)
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -385,15 +438,14 @@ def _evaluate_rmse(network, valid, y_valid, prep, device, dtype, info, batch_siz
     sse = torch.zeros(y_valid.shape[1], dtype=acc, device=device)
     count = torch.zeros(1, dtype=acc, device=device)
     network.eval()
+    plan = [mine[start:start + batch_size] for start in range(0, len(mine), batch_size)]
     with torch.inference_mode():
-        for start in range(0, len(mine), batch_size):
-            pos = mine[start:start + batch_size]
-            x = prep.normalize(valid.batch(pos))
+        for idx, x in valid.batches(plan):
             with autocast(device, dtype):
                 pred = network(x)
-            err = pred.float() - y_valid[torch.as_tensor(pos, device=device)]
+            err = pred.float() - y_valid[idx]
             sse += (err.to(acc) ** 2).sum(0)
-            count += len(pos)
+            count += len(idx)
     _all_reduce_sum(sse, info)
     _all_reduce_sum(count, info)
     return torch.sqrt(sse / count.clamp(min=1)).cpu().numpy()
@@ -533,13 +585,14 @@ def _train_epoch(run, epoch, train, y_train, prep):
     mine = slice(info.rank, None, info.world_size)
     globs = [perm[step * run.global_batch:(step + 1) * run.global_batch] if run.full else perm
              for step in range(run.steps)]
-    batches = train.batches([g[mine] for g in globs])
+    draws = None
+    if cfg.augment:  # drawn for the global batch (DDP == one process), step by step
+        draws = [torch.randint(0, 2, (3, len(g)), generator=gen)[:, mine].bool()
+                 for g in globs]
+    batches = train.batches([g[mine] for g in globs], draws)
     for step, (idx, x) in zip(bar, batches):
         glob = globs[step]
-        if cfg.augment:  # drawn for the global batch: DDP == one process
-            draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
-            x = dihedral(x, draws=draws[:, mine])
-        loss = _train_step(run, prep.normalize(x), y_train[idx])
+        loss = _train_step(run, x, y_train[idx])
         n_mine = len(glob[mine])
         total += loss * n_mine  # no host sync per step
         seen += n_mine

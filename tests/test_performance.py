@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-import sfnet.training
+import sfnet
+import sfnet.datasets.sample
 from sfnet import GalaxySample, SparseFeatureNet
 from sfnet.benchmark import format_table, run_benchmark
+from sfnet.datasets.sample import read_file_rows
 
 from _synthetic import blobs
 
@@ -56,12 +58,12 @@ def test_predict_streams_batches(tmp_path):
     np.testing.assert_allclose(pred, model.predict(X), rtol=1e-6)
 
 
-def test_fit_streams_large_memmaps(tmp_path, monkeypatch):
+def test_fit_streams_large_memmaps(tmp_path):
     X, y = blobs(200, seed=3)
-    monkeypatch.setattr(sfnet.training, "IN_MEMORY_LIMIT", 0)  # pretend it does not fit
     store = CountingImages(X)
-    SparseFeatureNet(k=2, target="r", epochs=1, batch_size=16, progress=False,
-                     random_state=0, augment=False).fit(store, y)
+    with sfnet.conf.set_temp("max_in_memory_gb", 0):  # pretend it does not fit
+        SparseFeatureNet(k=2, target="r", epochs=1, batch_size=16, progress=False,
+                         random_state=0, augment=False).fit(store, y)
     # 160 training images: one pass for the normalisation statistics, then training
     # batches of 16 and validation batches of <=32 (40 validation images) -- never more
     assert store.reads.count(160) == 1
@@ -84,13 +86,55 @@ def test_fit_memmapped_sample_matches_in_memory(tmp_path):
     assert m1.n_train_ + m1.n_valid_ == int((catalog["radius"] > 3).sum())
 
 
-def test_streamed_training_equals_in_memory_training(monkeypatch):
+@pytest.mark.parametrize("geometry", [{}, {"image_size": 40, "crop_size": 32}])
+def test_streamed_training_equals_in_memory_training(tmp_path, monkeypatch, geometry):
     X, y = blobs(96, seed=6)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
     params = dict(k=2, target="r", epochs=2, batch_size=16, progress=False,
-                  random_state=0, precision="fp32")
-    in_memory = SparseFeatureNet(**params).fit(X, y)
-    monkeypatch.setattr(sfnet.training, "IN_MEMORY_LIMIT", 0)  # read + prefetch batches
-    streamed = SparseFeatureNet(**params).fit(X, y)
+                  random_state=0, precision="fp32", **geometry)
+    reads = []
+
+    def counting(arr, rows):
+        reads.append(len(rows))
+        return read_file_rows(arr, rows)
+
+    monkeypatch.setattr(sfnet.datasets.sample, "read_file_rows", counting)
+    in_memory = SparseFeatureNet(**params).fit(mm, y)
+    n_train = in_memory.n_train_
+    # the statistics, then the training and validation images prepared once
+    assert reads == [n_train, n_train, in_memory.n_valid_]
+    reads.clear()
+    with sfnet.conf.set_temp("max_in_memory_gb", 1e-6):  # 1 kiB: read + prefetch batches
+        streamed = SparseFeatureNet(**params).fit(mm, y)
+    # the statistics, then batches of 16 (training) and <= 32 (validation) from the file
+    assert reads[0] == n_train and max(reads[1:]) <= 32
+    assert sum(reads[1:]) == 2 * (n_train // 16 * 16 + streamed.n_valid_)
     np.testing.assert_allclose(streamed.predict(X), in_memory.predict(X), rtol=1e-5, atol=1e-5)
     assert [h["train_loss"] for h in streamed.history_] == pytest.approx(
         [h["train_loss"] for h in in_memory.history_], rel=1e-5)
+
+
+def test_max_in_memory_gb_must_be_non_negative():
+    X, y = blobs(32, seed=1)
+    model = SparseFeatureNet(k=2, target="r", epochs=1, batch_size=16, progress=False,
+                             random_state=0)
+    with sfnet.conf.set_temp("max_in_memory_gb", -1), \
+            pytest.raises(ValueError, match="max_in_memory_gb"):
+        model.fit(X, y)
+
+
+def test_read_file_rows_reads_any_order_without_the_map(tmp_path):
+    X = np.arange(10 * 2 * 3 * 3, dtype=np.uint8).reshape(10, 2, 3, 3)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    rows = np.array([7, 2, 3, 4, 9, 0, 0])
+    out = read_file_rows(mm, rows)
+    np.testing.assert_array_equal(out, X[rows])
+    assert out.flags.writeable and not isinstance(out, np.memmap)
+    np.testing.assert_array_equal(read_file_rows(mm[2:9:3], [2, 0]), X[2:9:3][[2, 0]])
+    assert read_file_rows(X, [0]) is None  # not a memmap: the caller indexes it
+    np.save(tmp_path / "f.npy", np.asfortranarray(X))
+    assert read_file_rows(np.load(tmp_path / "f.npy", mmap_mode="r"), [0]) is None
+    with pytest.raises(IndexError, match="out of range"):
+        read_file_rows(mm, [10])
