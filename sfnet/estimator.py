@@ -12,6 +12,7 @@ formats in `sfnet._persistence`.
 import hashlib
 import inspect
 import os
+import weakref
 from collections import namedtuple
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from ._inputs import inference_source, scoring_truth, training_data
 from ._persistence import (IMAGENET_MEAN, IMAGENET_STD, load_model, model_from_seed_checkpoint,
                            save_model)
 from ._utils import regression_metrics
+from ._validation import check_bool
 from .exceptions import NotFittedError
 from .nn import BACKBONES, SparseFeatureNetwork
 from .targets import get_target
-from .training import (CHECKPOINT_NAME, DeviceImages, ImageSource, Preprocessor, TrainConfig,
+from .training import (CHECKPOINT_NAME, CompiledNetwork, DeviceImages, ImageSource, Preprocessor,
+                       TrainConfig,
                        autocast, load_checkpoint, resolve_device, resolve_precision,
                        train_network)
 
@@ -35,6 +38,10 @@ __all__ = ["SparseFeatureNet", "ResolvedParams"]
 #: What `SparseFeatureNet.validate_params` returns: the training ``device``
 #: (`torch.device`), the autocast ``dtype`` (None for float32) and the `~sfnet.targets.Target`.
 ResolvedParams = namedtuple("ResolvedParams", "device dtype target")
+
+#: Compiled wrappers of fitted networks (``compile=True``), kept out of the
+#: estimator so that it pickles and copies as before.
+_COMPILED = weakref.WeakKeyDictionary()
 
 
 def _k_fits_backbone(k, resolved):
@@ -90,6 +97,16 @@ class SparseFeatureNet:
         Seed for initialisation, the validation split, shuffling and augmentation.
     progress : bool
         Show tqdm progress bars.
+    compile : bool
+        Run the network through `torch.compile` for training and for
+        `predict`/`activations` (default False).  Compiling takes seconds to
+        minutes once per process and input shape; whether it pays off depends
+        on the hardware (measure it with ``sfnet benchmark --compile``).  If
+        compiling fails (no C++ compiler, an unsupported platform) sfnet warns
+        and runs eagerly.  A runtime option: the results are those of the
+        eager network up to float rounding, it is saved with the other
+        parameters (a loaded model compiles too), and ``set_params(compile=...)``
+        switches it for a fitted model.
 
     Attributes
     ----------
@@ -137,12 +154,14 @@ class SparseFeatureNet:
         "target": [_params.Resolve(lambda target, _: get_target(target))],
         "augment": [],
         "progress": [],
+        "compile": [_params.Resolve(lambda value, _: check_bool(value, "compile"))],
     }
 
     def __init__(self, k=2, *, target="metallicity", backbone="resnet18", weights=None,
                  epochs=20, batch_size=64, learning_rate=3e-3, weight_decay=1e-2,
                  image_size=None, crop_size=None, validation_fraction=0.2, augment=True,
-                 device="auto", precision="auto", random_state=None, progress=True):
+                 device="auto", precision="auto", random_state=None, progress=True,
+                 compile=False):
         self.k = k
         self.target = target
         self.backbone = backbone
@@ -159,6 +178,7 @@ class SparseFeatureNet:
         self.precision = precision
         self.random_state = random_state
         self.progress = progress
+        self.compile = compile
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -305,6 +325,7 @@ class SparseFeatureNet:
         cfg = TrainConfig(int(self.epochs), int(self.batch_size), float(self.learning_rate),
                           float(self.weight_decay), bool(self.augment), seed,
                           bool(self.progress), dtype)
+        cfg.compile = bool(self.compile)
         return train_network(
             network, images(train_pos), standardised(train_pos),
             images(valid_pos) if has_valid else None,
@@ -394,7 +415,7 @@ class SparseFeatureNet:
     def _run(self, X, fn, batch_size=None, out=None):
         """Stream X through ``fn(network, x_normalised)`` batch by batch."""
         src = self._source(X)
-        prep, device, net = self.preprocessor_, self.device_, self.network_
+        prep, device, net = self.preprocessor_, self.device_, self._inference_network()
         bs = self._batch_size(batch_size)
         net.eval()
         chunks = []
@@ -412,6 +433,15 @@ class SparseFeatureNet:
                 else:
                     chunks.append(res)
         return None if out is not None else np.concatenate(chunks)
+
+    def _inference_network(self):
+        """The fitted network, or its `~sfnet.training.CompiledNetwork` with ``compile=True``."""
+        if not check_bool(self.compile, "compile"):
+            return self.network_
+        compiled = _COMPILED.get(self.network_)
+        if compiled is None:
+            compiled = _COMPILED[self.network_] = CompiledNetwork(self.network_)
+        return compiled
 
     def predict(self, X, *, batch_size=None):
         """Predict the targets.

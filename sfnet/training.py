@@ -20,7 +20,8 @@ from torch.nn import functional as F
 
 from ._io import atomic_path
 
-__all__ = ["resolve_device", "resolve_precision", "autocast", "ImageSource",
+__all__ = ["resolve_device", "resolve_precision", "autocast", "CompiledCall",
+           "CompiledNetwork", "in_memory_limit", "ImageSource",
            "Preprocessor", "dihedral", "TrainConfig", "train_network",
            "distributed_context", "load_checkpoint", "CHECKPOINT_NAME"]
 
@@ -95,6 +96,67 @@ def autocast(device, dtype):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- compilation
+class CompiledCall:
+    """``torch.compile(fn)`` that falls back to ``fn``, with a warning, if compiling fails.
+
+    `torch.compile` compiles on the first call (and again for new input
+    shapes); without a working C++ compiler, or on a platform TorchDynamo
+    does not support, that call raises.  This wrapper then warns once and
+    runs ``fn`` eagerly from then on, so ``compile=True`` never stops a run.
+    Attributes other than the call (``train``, ``eval``, ``parameters``...) are
+    those of ``fn``.
+    """
+
+    def __init__(self, fn, what="the network"):
+        self.fn, self.what = fn, what
+        try:
+            self.compiled = torch.compile(fn)
+        except RuntimeError as exc:  # e.g. a Python version Dynamo does not support
+            self._fall_back(exc)
+
+    def _fall_back(self, exc):
+        import warnings
+
+        warnings.warn(f"compile=True: torch.compile of {self.what} failed, running it "
+                      f"eagerly instead ({type(exc).__name__}: {str(exc).strip()[:300]})",
+                      RuntimeWarning, stacklevel=3)
+        self.compiled = None
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            from torch._dynamo.exc import TorchDynamoException
+
+            try:
+                return self.compiled(*args, **kwargs)
+            except TorchDynamoException as exc:  # backend (compiler) failures end here
+                self._fall_back(exc)
+        return self.fn(*args, **kwargs)
+
+    def __getattr__(self, name):
+        if name in ("fn", "what", "compiled"):
+            raise AttributeError(name)
+        return getattr(self.fn, name)
+
+
+class CompiledNetwork:
+    """A `~sfnet.nn.SparseFeatureNetwork` whose forward and ``sparse_features``
+    run through `CompiledCall`; every other attribute is the network's own."""
+
+    def __init__(self, network):
+        self.network = network
+        self.forward = CompiledCall(network, "the network's forward")
+        self.sparse_features = CompiledCall(network.sparse_features, "sparse_features")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def __getattr__(self, name):
+        if name == "network":
+            raise AttributeError(name)
+        return getattr(self.network, name)
 
 
 # ----------------------------------------------------------------------------- data path
@@ -419,6 +481,7 @@ class TrainConfig:
     seed: int
     progress: bool
     autocast_dtype: object = None
+    compile: bool = False
 
 
 def _accumulator_dtype(device):
@@ -523,6 +586,8 @@ def _start_run(network, n, cfg, device, info, checkpoint_dir, extra_state, y_sca
             network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
         model = torch.nn.parallel.DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        model = CompiledCall(model)
     per_rank = max(1, cfg.batch_size // info.world_size)
     global_batch = per_rank * info.world_size
     if n < max(2, info.world_size):

@@ -6,6 +6,7 @@ that the tool runs end to end and that streaming never reads more than a batch.
 
 import numpy as np
 import pytest
+import torch
 from astropy.table import Table
 
 import sfnet
@@ -138,3 +139,40 @@ def test_read_file_rows_reads_any_order_without_the_map(tmp_path):
     assert read_file_rows(np.load(tmp_path / "f.npy", mmap_mode="r"), [0]) is None
     with pytest.raises(IndexError, match="out of range"):
         read_file_rows(mm, [10])
+
+
+def test_compile_must_be_a_bool():
+    X, y = blobs(32, seed=1)
+    with pytest.raises(TypeError, match="compile"):
+        SparseFeatureNet(k=2, target="r", epochs=1, compile="yes").fit(X, y)
+
+
+def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, tmp_path):
+    """A failing torch.compile (no C++ compiler, say) warns and trains eagerly:
+    the same model as compile=False."""
+    from torch._dynamo.exc import TorchDynamoException
+
+    calls = []
+
+    def failing_compile(fn, *args, **kwargs):
+        def compiled(*a, **k):
+            calls.append(fn)
+            raise TorchDynamoException("simulated: no working C++ compiler")
+        return compiled
+
+    X, y = blobs(64, seed=5)
+    params = dict(k=2, target="r", epochs=1, batch_size=16, progress=False,
+                  random_state=0, precision="fp32")
+    eager = SparseFeatureNet(**params).fit(X, y)
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    with pytest.warns(RuntimeWarning, match="torch.compile of the network failed"):
+        compiled = SparseFeatureNet(compile=True, **params).fit(X, y)
+    assert len(calls) == 1  # tried once, then eager for the rest of the run
+    with pytest.warns(RuntimeWarning, match="torch.compile of the network's forward failed"):
+        pred = compiled.predict(X)
+    np.testing.assert_allclose(pred, eager.predict(X), rtol=1e-5, atol=1e-5)
+    # a runtime option, but a parameter: saved and loaded with the others
+    compiled.save(tmp_path / "model")
+    loaded = SparseFeatureNet.load(tmp_path / "model", precision="fp32")
+    assert loaded.compile is True and eager.compile is False
+    np.testing.assert_allclose(loaded.set_params(compile=False).predict(X), pred, rtol=1e-6)
