@@ -36,8 +36,8 @@ class CountingImages:
 
 
 def test_benchmark_runs_end_to_end():
-    result = run_benchmark(device="cpu", image_size=32, batch_size=4, steps=1, io_images=8,
-                           precisions=("fp32",), paper_baseline=True)
+    result = run_benchmark(device="cpu", image_size=32, batch_size=4, steps=2, io_images=8,
+                           precisions=("fp32",), paper_baseline=True, rss_images=())
     fp32 = result["precisions"]["fp32"]
     for key in ("fit_ratio", "activations_ratio", "fit_fraction_of_matmul", "fit_img_s",
                 "bare_train_img_s", "matmul_tflop_s"):
@@ -45,8 +45,40 @@ def test_benchmark_runs_end_to_end():
     # FLOPs of a ResNet-18 train step at 32 px: ~3x the forward (~0.037 GFLOP/img)
     assert 0.05 < fp32["train_gflop_per_image"] < 0.5
     assert result["io"]["jpeg_decode_img_s"] > 0 and result["io"]["fit_vs_paper_style"] > 0
+    st = result["streaming"]
+    assert st["in_memory_img_s"] > 0 and st["streamed_img_s"] > 0
+    assert st["streamed_vs_in_memory"] == pytest.approx(
+        st["streamed_img_s"] / st["in_memory_img_s"])
+    # the projection: both paper samples exceed 4 GiB at 144 px, so both run streamed,
+    # and time is proportional to the number of galaxies
+    proj = result["projection"]["samples"]
+    small, large = proj["metallicity (117k)"], proj["BPT lines (250k)"]
+    assert small["streamed"] and large["streamed"]
+    assert large["hours"] / small["hours"] == pytest.approx(250_207 / 117_000)
+    assert large["stored_gb"] == pytest.approx(250_207 * 160 * 160 * 3 / 2**30)
+    # rate at 144 px = rate at 32 px x (32/144)^2, times the streamed ratio
+    assert small["img_s"] == pytest.approx(
+        fp32["fit_img_s"] * (32 / 144) ** 2 * min(st["streamed_vs_in_memory"], 1.0))
     table = format_table(result)
     assert "fit / bare" in table and "paper-style" in table
+    assert "streamed / in memory" in table and "BPT lines (250k)" in table
+
+
+def test_streaming_memory_does_not_grow_with_the_sample(monkeypatch):
+    """Peak RSS of a streamed epoch over 500 and 4000 memory-mapped images (in fresh
+    processes): the 41 MB more data must not show up as resident memory.
+
+    glibc's adaptive mmap threshold lets its heaps grow by up to ~200 MB over the
+    first few dozen batches (then it levels off; see docs/performance.rst); a
+    fixed threshold in the child takes that allocator effect out of the test.
+    """
+    from sfnet.benchmark import _streaming_rss_in_subprocess
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    small, large = (_streaming_rss_in_subprocess(n) for n in (500, 4000))
+    grown = large["peak_rss_mb"] - small["peak_rss_mb"]
+    assert large["data_mb"] - small["data_mb"] > 40
+    assert grown < 15, (small, large)
 
 
 def test_predict_streams_batches(tmp_path):
