@@ -423,6 +423,8 @@ def _streaming_rss_in_subprocess(n, size=64):
                                        f"failed (exit code {proc.exitcode})") from None
     finally:
         proc.join(timeout=60)
+        queue.close()
+        queue.join_thread()
 
 
 def _compile_benchmark(images, y, common, steps, eager):

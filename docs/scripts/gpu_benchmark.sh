@@ -16,8 +16,9 @@
 #
 # Everything lands in DIR (default gpu-benchmark-<date>); DIR/gpu_benchmark.json
 # gathers all of it.  Expected time on one H200: about 3 minutes (the timeouts
-# add up to at most 5).  --device cpu --quick is a dry run with tiny sizes that
-# checks every command parses and runs (CPU, gloo, 2 processes).
+# add up to under 5; SFNET_BENCH_TIMEOUT_SCALE multiplies them).  --device cpu
+# --quick is a dry run with tiny sizes that checks every command parses and runs
+# (CPU, gloo, 2 processes; timeouts 10 times longer).
 set -euo pipefail
 
 DEVICE=cuda
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
         --device) DEVICE=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --quick) QUICK=1; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -85,9 +86,13 @@ else
     fi
 fi
 
+# the timeouts are sized for a GPU; a CPU dry run gets SFNET_BENCH_TIMEOUT_SCALE times more
+if [ "$DEVICE" = cuda ]; then TSCALE=${SFNET_BENCH_TIMEOUT_SCALE:-1}
+else TSCALE=${SFNET_BENCH_TIMEOUT_SCALE:-10}; fi
+
 FAILED=()
 step() {  # step NAME TIMEOUT_S command...
-    local name=$1 limit=$2; shift 2
+    local name=$1 limit=$(($2 * TSCALE)); shift 2
     say "step $name (timeout ${limit}s): $*"
     local t0=$SECONDS rc=0
     timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.out" 2>&1 || rc=$?
@@ -100,14 +105,14 @@ step() {  # step NAME TIMEOUT_S command...
 }
 
 # ---------------------------------------------------------------- the steps
-step streamed_fit 60 "$PY" docs/scripts/ddp_scaling.py --device "$DEVICE" \
+step streamed_fit 40 "$PY" docs/scripts/ddp_scaling.py --device "$DEVICE" \
     --precision "$PRECISION" --streamed "${FIT[@]}" --json "$OUT/streamed_fit.json"
-step ddp_fit 90 "$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC" \
+step ddp_fit 60 "$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC" \
     docs/scripts/ddp_scaling.py --device "$DEVICE" --precision "$PRECISION" --streamed \
     "${FIT[@]}" --json "$OUT/ddp_fit.json"
-step benchmark 150 "$PY" -m sfnet benchmark --device "$DEVICE" --precision "$PRECISION" \
+step benchmark 100 "$PY" -m sfnet benchmark --device "$DEVICE" --precision "$PRECISION" \
     "${BENCH[@]}" --json "$OUT/benchmark.json"
-step benchmark_compile 150 "$PY" -m sfnet benchmark --device "$DEVICE" \
+step benchmark_compile 90 "$PY" -m sfnet benchmark --device "$DEVICE" \
     --precision "$PRECISION" "${BENCH[@]}" --no-streaming --rss-images 0 \
     --no-paper-baseline --compile --json "$OUT/benchmark_compile.json"
 
