@@ -353,14 +353,13 @@ def _streaming_rss_child(n, size, queue):
         register_backbone("_bench_tiny", _tiny_backbone, 32)
     with tempfile.TemporaryDirectory(prefix="sfnet-bench-") as tmp:
         path = os.path.join(tmp, "images.npy")
-        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
-                                       shape=(n, size, size, 3))
         rng = np.random.default_rng(0)
-        for start in range(0, n, 1024):
-            stop = min(n, start + 1024)
-            mm[start:stop] = rng.integers(0, 256, (stop - start, size, size, 3), np.uint8)
-        mm.flush()
-        del mm
+        with open(path, "wb") as fh:  # plain writes: a writable memmap would be resident
+            np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (n, size, size, 3)})
+            for start in range(0, n, 1024):
+                stop = min(n, start + 1024)
+                fh.write(rng.integers(0, 256, (stop - start, size, size, 3), np.uint8).tobytes())
         images = np.load(path, mmap_mode="r")
         before = _status_mb()
         t0 = time.perf_counter()
