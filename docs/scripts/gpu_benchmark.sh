@@ -105,14 +105,14 @@ step() {  # step NAME TIMEOUT_S command...
 }
 
 # ---------------------------------------------------------------- the steps
-step streamed_fit 40 "$PY" docs/scripts/ddp_scaling.py --device "$DEVICE" \
+step streamed_fit 35 "$PY" docs/scripts/ddp_scaling.py --device "$DEVICE" \
     --precision "$PRECISION" --streamed "${FIT[@]}" --json "$OUT/streamed_fit.json"
-step ddp_fit 60 "$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC" \
+step ddp_fit 55 "$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC" \
     docs/scripts/ddp_scaling.py --device "$DEVICE" --precision "$PRECISION" --streamed \
     "${FIT[@]}" --json "$OUT/ddp_fit.json"
-step benchmark 100 "$PY" -m sfnet benchmark --device "$DEVICE" --precision "$PRECISION" \
+step benchmark 90 "$PY" -m sfnet benchmark --device "$DEVICE" --precision "$PRECISION" \
     "${BENCH[@]}" --json "$OUT/benchmark.json"
-step benchmark_compile 90 "$PY" -m sfnet benchmark --device "$DEVICE" \
+step benchmark_compile 110 "$PY" -m sfnet benchmark --device "$DEVICE" \
     --precision "$PRECISION" "${BENCH[@]}" --no-streaming --rss-images 0 \
     --no-paper-baseline --compile --json "$OUT/benchmark_compile.json"
 
