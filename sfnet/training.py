@@ -353,11 +353,14 @@ class DeviceImages:
         ``idx`` is the positions as a tensor on the device.
 
         Images held in memory are sliced on the device.  Streamed images are
-        read, moved to the device and prepared -- up to the normalised float
-        batch -- in a background thread, ``prefetch`` batches ahead of the
-        consumer, so reading overlaps the training step.  The result is the
-        same either way: normalisation is per channel, so it commutes with the
-        flips and rotations.
+        read, moved to the device and resized/cropped in a background thread,
+        ``prefetch`` batches ahead of the consumer, so reading overlaps the
+        training step; on accelerators the flips and the normalisation run
+        there too, so the step receives a ready float batch.  On CPUs these
+        float passes stay in the consumer, exactly as for images in memory: the
+        training step already uses every core, and a second OpenMP team in the
+        background thread would only compete with it.  The result is the same
+        either way.
         """
         def ready(i, x):
             if draws is not None:
@@ -368,6 +371,19 @@ class DeviceImages:
             for i, pos in enumerate(plan):
                 idx = torch.as_tensor(pos, device=self.device)
                 yield idx, ready(i, self.batch(pos, idx))
+            return
+
+        if self.device.type == "cpu":
+            def produce(i):  # uint8, laid out like a batch sliced from memory
+                x = self._to_device(self._read_host(plan[i]))
+                return x.contiguous(memory_format=torch.channels_last)
+
+            host = _prefetched(produce, len(plan), plan, self.device, prefetch)
+            try:
+                for i, (idx, x) in enumerate(host):
+                    yield idx, ready(i, x)
+            finally:
+                host.close()  # stops the prefetch thread
             return
 
         def produce(i):
