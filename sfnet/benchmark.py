@@ -14,7 +14,16 @@ Every figure is measured in the same process, on the same synthetic data:
     batch (as the paper's fastai pipeline did in every epoch) against our path,
     which decodes each JPEG once into a memory-mapped sample; plus JPEG-folder
     decode and memmap read throughput;
-(e) peak memory (resident set size; CUDA allocator peak on GPUs).
+(e) peak memory (resident set size; CUDA allocator peak on GPUs);
+(f) training on a memory-mapped sample held in memory against the same
+    sample streamed batch by batch from its file (``sfnet.conf.max_in_memory_gb``
+    set to 0) -- images/s and their ratio -- and the peak resident memory of
+    streamed training over samples of growing size, each in a fresh process;
+(g) optionally (``compile=True``) `torch.compile`'s steady-state speed-up and
+    its one-off compile time, for training and for inference;
+(h) a projection of the paper's two training runs (117k and 250k galaxies,
+    20 epochs, the network seeing 144 px crops) on this machine from the
+    measured training rate, assuming time proportional to pixels x images.
 
 Absolute images/s drift on shared machines; ratios taken in one run do not.
 """
@@ -138,7 +147,7 @@ def _paper_style_step_rate(paths, size, crop, net, device, dtype, batch_size, st
 
 def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("fp32", "auto"),
                   steps=6, k=4, backbone="resnet18", io_images=256, paper_baseline=True,
-                  progress=False):
+                  progress=False, streaming=True, rss_images=(2000, 8000), compile=False):
     """Measure training, inference and I/O throughput; return a JSON-able dict.
 
     Parameters
@@ -157,6 +166,14 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
         Images written as JPEGs / a saved sample for the I/O measurements.
     paper_baseline : bool
         Also time a paper-style loop that decodes JPEGs with PIL every batch.
+    streaming : bool
+        Compare training from memory with training streamed from a memmap.
+    rss_images : sequence of int
+        Sample sizes for the peak memory of streamed training (64 px images, a
+        tiny network, one epoch, each in a fresh process); empty to skip.
+    compile : bool
+        Also measure ``compile=True`` (`torch.compile`): compile time and
+        steady-state speed-up of training and of `~SparseFeatureNet.activations`.
     """
     from .estimator import SparseFeatureNet
 
@@ -232,6 +249,18 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
         result["precisions"][label] = entry
     result["io"] = _io_benchmark(io_images, image_size, dev, batch_size, steps,
                                  result["precisions"], k, backbone, paper_baseline)
+    best = max(result["precisions"], key=lambda lab: result["precisions"][lab]["fit_img_s"])
+    common = {"k": k, "target": "mean_pixel", "backbone": backbone, "batch_size": batch_size,
+              "validation_fraction": 0.0, "device": str(dev), "precision": best,
+              "random_state": 0, "progress": progress}
+    if streaming:
+        result["streaming"] = _streaming_benchmark(images[:n_fit], yv[:n_fit], common, steps)
+    if rss_images:
+        result["streaming_rss"] = [_streaming_rss_in_subprocess(int(n)) for n in rss_images]
+    if compile:
+        result["compile"] = _compile_benchmark(images[:n_fit], yv[:n_fit], common, steps,
+                                               result["precisions"][best])
+    result["projection"] = _projection(result, best)
     result["peak_rss_mb"] = _peak_rss_mb()
     if dev.type == "cuda":
         result["cuda_peak_mb"] = torch.cuda.max_memory_allocated(dev) / 1024**2
@@ -285,6 +314,182 @@ def _io_benchmark(n, image_size, dev, batch_size, steps, per_precision, k, backb
     return out
 
 
+def _fit_rate(model, X, y, steps):
+    """Fit for 3 epochs; images/s over epochs 2-3 and the seconds of epoch 1."""
+    model.set_params(epochs=3).fit(X, y)
+    per_epoch = [h["seconds"] for h in model.history_]
+    return model.batch_size * steps / float(np.mean(per_epoch[1:])), per_epoch[0]
+
+
+def _streaming_benchmark(images, y, common, steps):
+    """Training from memory against training streamed from the same memmap file."""
+    from .config import conf
+    from .estimator import SparseFeatureNet
+
+    with tempfile.TemporaryDirectory(prefix="sfnet-bench-") as tmp:
+        path = os.path.join(tmp, "images.npy")
+        np.save(path, images)
+        mm = np.load(path, mmap_mode="r")
+        rates = {"in_memory": [], "streamed": []}
+        for _ in range(2):  # alternate, so that drifting load hits both alike
+            for mode, gb in (("in_memory", max(float(conf.max_in_memory_gb), 1.0)),
+                             ("streamed", 0.0)):
+                with conf.set_temp("max_in_memory_gb", gb):
+                    rates[mode].append(_fit_rate(SparseFeatureNet(**common), mm, y, steps)[0])
+        del mm
+    mem, st = max(rates["in_memory"]), max(rates["streamed"])
+    return {"n_images": len(images), "precision": common["precision"],
+            "in_memory_img_s": mem, "streamed_img_s": st, "streamed_vs_in_memory": st / mem}
+
+
+def _streaming_rss_child(n, size, queue):
+    """In a fresh process: one streamed epoch over ``n`` memory-mapped images; peak RSS."""
+    torch.set_num_threads(1)
+    from .config import conf
+    from .estimator import SparseFeatureNet
+    from .nn import BACKBONES, register_backbone
+
+    if "_bench_tiny" not in BACKBONES:
+        register_backbone("_bench_tiny", _tiny_backbone, 32)
+    with tempfile.TemporaryDirectory(prefix="sfnet-bench-") as tmp:
+        path = os.path.join(tmp, "images.npy")
+        rng = np.random.default_rng(0)
+        with open(path, "wb") as fh:  # plain writes: a writable memmap would be resident
+            np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (n, size, size, 3)})
+            for start in range(0, n, 1024):
+                stop = min(n, start + 1024)
+                fh.write(rng.integers(0, 256, (stop - start, size, size, 3), np.uint8).tobytes())
+        images = np.load(path, mmap_mode="r")
+        before = _status_mb()
+        t0 = time.perf_counter()
+        with conf.set_temp("max_in_memory_gb", 0.0):
+            SparseFeatureNet(k=4, target="r", backbone="_bench_tiny", epochs=1, batch_size=64,
+                             device="cpu", precision="fp32", random_state=0,
+                             progress=False).fit(images, np.linspace(0.0, 1.0, n))
+        seconds = time.perf_counter() - t0
+        after = _status_mb()
+    queue.put({"n_images": n, "image_size": size, "data_mb": n * size * size * 3 / 2**20,
+               "rss_before_mb": before.get("VmRSS", float("nan")),
+               "peak_rss_mb": after.get("VmHWM", _peak_rss_mb()),
+               "rss_file_mb": after.get("RssFile", float("nan")),
+               "fit_seconds": seconds})
+
+
+def _tiny_backbone(weights=None):
+    """A ResNet-shaped network small enough that the data path dominates its memory."""
+    from torch import nn
+
+    net = nn.Module()
+    net.conv1 = nn.Conv2d(3, 16, 3, stride=4, bias=False)
+    net.bn1, net.relu, net.maxpool = nn.BatchNorm2d(16), nn.ReLU(), nn.Identity()
+    net.layer1 = net.layer2 = net.layer3 = nn.Identity()
+    net.layer4 = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2), nn.ReLU())
+    return net
+
+
+def _status_mb():
+    """VmRSS, VmHWM, RssAnon and RssFile of this process in MB (Linux; else empty)."""
+    out = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                    out[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+def _streaming_rss_in_subprocess(n, size=64):
+    """Run `_streaming_rss_child` in a spawned process (its own peak RSS)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_streaming_rss_child, args=(n, size, queue))
+    proc.start()
+    import queue as queues
+
+    try:
+        while True:
+            try:
+                return queue.get(timeout=5)
+            except queues.Empty:
+                if not proc.is_alive():
+                    raise RuntimeError(f"the streaming-memory measurement for {n} images "
+                                       f"failed (exit code {proc.exitcode})") from None
+    finally:
+        proc.join(timeout=60)
+        queue.close()
+        queue.join_thread()
+
+
+def _compile_benchmark(images, y, common, steps, eager):
+    """``compile=True`` against eager: steady-state images/s and one-off compile time."""
+    import warnings
+
+    from .estimator import SparseFeatureNet
+
+    model = SparseFeatureNet(compile=True, **common)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        rate, first = _fit_rate(model, images, y, steps)
+        t0 = time.perf_counter()
+        model.activations(images, batch_size=common["batch_size"])  # compiles
+        act_first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model.activations(images, batch_size=common["batch_size"])
+        act_sec = time.perf_counter() - t0
+    failed = [str(w.message) for w in caught if "torch.compile" in str(w.message)]
+    batches = len(images) / common["batch_size"]
+    steady_epoch = model.batch_size * steps / rate
+    return {"precision": common["precision"], "fell_back_to_eager": bool(failed),
+            "warnings": failed[:2],
+            "fit_img_s": rate, "fit_speedup": rate / eager["fit_img_s"],
+            "train_compile_seconds": max(first - steady_epoch, 0.0),
+            "activations_img_s": len(images) / act_sec,
+            "activations_speedup": (len(images) / act_sec) / eager["activations_img_s"],
+            "inference_compile_seconds": max(act_first - act_sec, 0.0),
+            "batches_per_pass": batches}
+
+
+#: The paper's two training samples (galaxies) and epochs.
+PAPER_SAMPLES = {"metallicity (117k)": 117_000, "BPT lines (250k)": 250_207}
+PAPER_EPOCHS = 20
+PAPER_CROP = 144
+PAPER_STORED = 160
+
+
+def _projection(result, best):
+    """Hours for the paper's runs on this machine, from the measured training rate.
+
+    Assumes training time proportional to pixels x images (the network's cost
+    at ``PAPER_CROP`` px is the measured one scaled by the pixel ratio), every
+    galaxy seen once per epoch, and the streamed rate when the sample exceeds
+    ``sfnet.conf.max_in_memory_gb``.
+    """
+    from .config import conf
+
+    rate = result["precisions"][best]["fit_img_s"] * (result["image_size"] / PAPER_CROP) ** 2
+    ratio = result.get("streaming", {}).get("streamed_vs_in_memory", 1.0)
+    limit_gb = float(conf.max_in_memory_gb)
+    rows = {}
+    for name, n in PAPER_SAMPLES.items():
+        prepared_gb = n * PAPER_CROP**2 * 3 / 2**30
+        streamed = prepared_gb > limit_gb
+        img_s = rate * (min(ratio, 1.0) if streamed else 1.0)
+        rows[name] = {"n_galaxies": n, "epochs": PAPER_EPOCHS,
+                      "stored_gb": n * PAPER_STORED**2 * 3 / 2**30,
+                      "prepared_gb": prepared_gb, "streamed": streamed,
+                      "img_s": img_s, "hours": n * PAPER_EPOCHS / img_s / 3600}
+    return {"precision": best, "crop": PAPER_CROP, "measured_at_px": result["image_size"],
+            "assumption": "time proportional to pixels x images; every galaxy once per "
+                          "epoch; the streamed rate for samples over max_in_memory_gb",
+            "max_in_memory_gb": limit_gb, "samples": rows}
+
+
 def _device_name(dev):
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
@@ -323,6 +528,38 @@ def format_table(result):
                   f" {io['paper_style_train_img_s']:8.1f} img/s",
                   f"  fit ({io['fit_best_precision']}) / paper-style"
                   f"{io['fit_vs_paper_style']:27.2f} x"]
+    if "streaming" in result:
+        st = result["streaming"]
+        lines += ["", f"Streaming ({st['n_images']} images, {st['precision']}, the same memmap):",
+                  f"  training held in memory                  {st['in_memory_img_s']:10.1f} img/s",
+                  f"  training streamed from the file          {st['streamed_img_s']:10.1f} img/s",
+                  f"  streamed / in memory                     {st['streamed_vs_in_memory']:10.3f}"]
+    if result.get("streaming_rss"):
+        lines += ["", ("Peak resident memory of one streamed epoch (64 px, tiny network, "
+                       "fresh process):")]
+        for r in result["streaming_rss"]:
+            lines.append(f"  {r['n_images']:>8d} images ({r['data_mb']:7.0f} MB on disk)"
+                         f"   peak {r['peak_rss_mb']:7.0f} MB  (file pages at end "
+                         f"{r['rss_file_mb']:.0f} MB)")
+    if "compile" in result:
+        c = result["compile"]
+        fell = ", FELL BACK TO EAGER" if c["fell_back_to_eager"] else ""
+        lines += ["", f"compile=True ({c['precision']}{fell}):",
+                  (f"  fit                                      {c['fit_img_s']:10.1f} img/s"
+                   f"  ({c['fit_speedup']:.2f} x eager)"),
+                  (f"  activations()                            {c['activations_img_s']:10.1f}"
+                   f" img/s  ({c['activations_speedup']:.2f} x eager)"),
+                  (f"  one-off compile time: training {c['train_compile_seconds']:.0f} s, "
+                   f"inference {c['inference_compile_seconds']:.0f} s")]
+    if "projection" in result:
+        pr = result["projection"]
+        lines += ["", (f"Projection of the paper's runs on this machine ({pr['precision']}, "
+                       f"{pr['crop']} px crops, {PAPER_EPOCHS} epochs;"),
+                  f"  assuming {pr['assumption']}):"]
+        for name, r in pr["samples"].items():
+            how = "streamed" if r["streamed"] else "in memory"
+            lines.append(f"  {name:20s} {r['stored_gb']:5.1f} GB at {PAPER_STORED} px, "
+                         f"{how:9s} {r['img_s']:8.1f} img/s  {r['hours']:8.1f} h")
     lines.append(f"peak resident memory {result['peak_rss_mb']:.0f} MB" +
                  (f", CUDA peak {result['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in result else ""))
     return "\n".join(lines)
@@ -344,6 +581,15 @@ def add_arguments(parser):
                         help="images for the I/O measurements (default: 256)")
     parser.add_argument("--no-paper-baseline", action="store_true",
                         help="skip the paper-style PIL-decode-every-batch loop")
+    parser.add_argument("--no-streaming", action="store_true",
+                        help="skip the in-memory vs streamed training comparison")
+    parser.add_argument("--rss-images", default="2000,8000",
+                        help="comma-separated sample sizes for the peak memory of streamed "
+                             "training (64 px, fresh processes); 0 to skip "
+                             "(default: 2000,8000)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also measure compile=True (torch.compile): compile time and "
+                             "speed-up")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
 
 
@@ -352,12 +598,22 @@ def run(args):
     for name in ("image_size", "batch_size", "steps", "k", "io_images"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
+    try:
+        rss_images = [int(v) for v in args.rss_images.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--rss-images must be comma-separated integers, "
+                         f"got {args.rss_images!r}") from None
+    if any(v < 0 for v in rss_images):
+        raise ValueError(f"--rss-images must be non-negative, got {args.rss_images!r}")
+    rss_images = [v for v in rss_images if v > 0]
     result = run_benchmark(device=args.device, image_size=args.image_size,
                            batch_size=args.batch_size,
                            precisions=[p.strip() for p in args.precision.split(",") if p.strip()],
                            steps=args.steps, k=args.k, backbone=args.backbone,
                            io_images=args.io_images,
-                           paper_baseline=not args.no_paper_baseline)
+                           paper_baseline=not args.no_paper_baseline,
+                           streaming=not args.no_streaming, rss_images=rss_images,
+                           compile=args.compile)
     print(format_table(result))
     if args.json:
         from ._io import atomic_write_json

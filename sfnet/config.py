@@ -79,6 +79,10 @@ class Conf(_config.ConfigNamespace):
         "errors and HTTP 5xx.", cfgtype="integer")
     max_workers = _config.ConfigItem(
         8, "Concurrent downloads of cutouts.", cfgtype="integer")
+    max_in_memory_gb = _config.ConfigItem(
+        4.0, "Training images larger than this (GiB, after resizing and cropping) are "
+        "streamed batch by batch from their memory-mapped file with a background "
+        "prefetch; smaller ones are prepared once and kept in memory.", cfgtype="float")
 
 
 conf = Conf()

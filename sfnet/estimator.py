@@ -12,6 +12,7 @@ formats in `sfnet._persistence`.
 import hashlib
 import inspect
 import os
+import weakref
 from collections import namedtuple
 from pathlib import Path
 
@@ -22,12 +23,14 @@ from . import _params
 from ._inputs import inference_source, scoring_truth, training_data
 from ._persistence import load_model, model_from_seed_checkpoint, save_model
 from ._utils import regression_metrics
+from ._validation import check_bool
 from .exceptions import NotFittedError
 from .nn import BACKBONES, SYMMETRIES, SparseFeatureNetwork
 from .optim import OPTIMIZERS
 from .preprocessing import ORDERS, PAPER_ORDER
 from .targets import get_target
-from .training import (CHECKPOINT_NAME, DeviceImages, ImageSource, Preprocessor, TrainConfig,
+from .training import (CHECKPOINT_NAME, CompiledNetwork, DeviceImages, ImageSource, Preprocessor,
+                       TrainConfig,
                        autocast, load_checkpoint, resolve_device, resolve_precision,
                        train_network)
 
@@ -36,6 +39,10 @@ __all__ = ["SparseFeatureNet", "ResolvedParams", "PAPER_RECIPE"]
 #: What `SparseFeatureNet.validate_params` returns: the training ``device``
 #: (`torch.device`), the autocast ``dtype`` (None for float32) and the `~sfnet.targets.Target`.
 ResolvedParams = namedtuple("ResolvedParams", "device dtype target")
+
+#: Compiled wrappers of fitted networks (``compile=True``), kept out of the
+#: estimator so that it pickles and copies as before.
+_COMPILED = weakref.WeakKeyDictionary()
 
 
 def _k_fits_backbone(k, resolved):
@@ -138,6 +145,16 @@ class SparseFeatureNet:
         Train on targets standardised with the training mean and standard
         deviation (``True``), or on the raw targets (``False``, the paper's);
         predictions are in the targets' units either way.
+    compile : bool
+        Run the network through `torch.compile` for training and for
+        `predict`/`activations` (default False).  Compiling takes seconds to
+        minutes once per process and input shape; whether it pays off depends
+        on the hardware (measure it with ``sfnet benchmark --compile``).  If
+        compiling fails (no C++ compiler, an unsupported platform) sfnet warns
+        and runs eagerly.  A runtime option: the results are those of the
+        eager network up to float rounding, it is saved with the other
+        parameters (a loaded model compiles too), and ``set_params(compile=...)``
+        switches it for a fitted model.
 
     See Also
     --------
@@ -199,6 +216,7 @@ class SparseFeatureNet:
         "standardize_target": [_params.Choice((True, False))],
         "symmetry": [_params.Choice(SYMMETRIES)],
         "progress": [],
+        "compile": [_params.Resolve(lambda value, _: check_bool(value, "compile"))],
     }
 
     def __init__(self, k=2, *, target="metallicity", backbone="resnet18", weights=None,
@@ -206,7 +224,8 @@ class SparseFeatureNet:
                  image_size=None, crop_size=None, validation_fraction=0.2, augment=True,
                  symmetry=None, device="auto", precision="auto", random_state=None,
                  progress=True, optimizer="adamw", preprocessing="resize-crop",
-                 keep_epoch="best", standardize_target=True):
+                 keep_epoch="best", standardize_target=True,
+                 compile=False):
         self.k = k
         self.target = target
         self.backbone = backbone
@@ -228,6 +247,7 @@ class SparseFeatureNet:
         self.preprocessing = preprocessing
         self.keep_epoch = keep_epoch
         self.standardize_target = standardize_target
+        self.compile = compile
 
     # ------------------------------------------------------------------ params
     @classmethod
@@ -383,6 +403,7 @@ class SparseFeatureNet:
                           float(self.weight_decay), _augment_probability(self.augment, None),
                           seed, bool(self.progress), dtype, optimizer=self.optimizer,
                           keep_epoch=self.keep_epoch)
+        cfg.compile = bool(self.compile)
         return train_network(
             network, images(train_pos), standardised(train_pos),
             images(valid_pos) if has_valid else None,
@@ -478,7 +499,7 @@ class SparseFeatureNet:
     def _run(self, X, fn, batch_size=None, out=None):
         """Stream X (or an `ImageSource`) through ``fn(network, x_normalised)`` batch by batch."""
         src = X if isinstance(X, ImageSource) else self._source(X)
-        prep, device, net = self.preprocessor_, self.device_, self.network_
+        prep, device, net = self.preprocessor_, self.device_, self._inference_network()
         bs = self._batch_size(batch_size)
         net.eval()
         chunks = []
@@ -496,6 +517,15 @@ class SparseFeatureNet:
                 else:
                     chunks.append(res)
         return None if out is not None else np.concatenate(chunks)
+
+    def _inference_network(self):
+        """The fitted network, or its `~sfnet.training.CompiledNetwork` with ``compile=True``."""
+        if not check_bool(self.compile, "compile"):
+            return self.network_
+        compiled = _COMPILED.get(self.network_)
+        if compiled is None:
+            compiled = _COMPILED[self.network_] = CompiledNetwork(self.network_)
+        return compiled
 
     def predict(self, X, *, batch_size=None, return_std=False):
         """Predict the targets, optionally with a calibrated 1σ uncertainty.

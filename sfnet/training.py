@@ -21,15 +21,29 @@ from torch.nn import functional as F
 from ._io import atomic_path
 from .preprocessing import apply_geometry, output_shape
 
-__all__ = ["resolve_device", "resolve_precision", "autocast", "ImageSource",
+__all__ = ["resolve_device", "resolve_precision", "autocast", "CompiledCall",
+           "CompiledNetwork", "in_memory_limit", "ImageSource",
            "Preprocessor", "dihedral", "TrainConfig", "train_network",
            "distributed_context", "load_checkpoint", "CHECKPOINT_NAME"]
 
 log = logging.getLogger("sfnet")
 
 CHECKPOINT_NAME = "checkpoint.pt"
-#: Largest prepared image set (bytes) kept in memory as one tensor.
-IN_MEMORY_LIMIT = 4 * 1024**3
+
+
+def in_memory_limit():
+    """Bytes of prepared images kept in memory: ``sfnet.conf.max_in_memory_gb`` GiB.
+
+    Larger image sets are streamed batch by batch from their (memory-mapped)
+    source instead.
+    """
+    from .config import conf
+
+    gb = float(conf.max_in_memory_gb)
+    if not math.isfinite(gb) or gb < 0:
+        raise ValueError(f"sfnet.conf.max_in_memory_gb must be a non-negative number of GiB, "
+                         f"got {conf.max_in_memory_gb!r}")
+    return gb * 1024**3
 
 
 # ----------------------------------------------------------------------------- devices
@@ -85,6 +99,68 @@ def autocast(device, dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+# ----------------------------------------------------------------------------- compilation
+class CompiledCall:
+    """``torch.compile(fn)`` that falls back to ``fn``, with a warning, if compiling fails.
+
+    `torch.compile` compiles on the first call (and again for new input
+    shapes); without a working C++ compiler, or on a platform TorchDynamo
+    does not support, that call raises.  This wrapper then warns once and
+    runs ``fn`` eagerly from then on, so ``compile=True`` never stops a run.
+    Attributes other than the call (``train``, ``eval``, ``parameters``...) are
+    those of ``fn``.
+    """
+
+    def __init__(self, fn, what="the network"):
+        self.fn, self.what = fn, what
+        try:
+            self.compiled = torch.compile(fn)
+        except RuntimeError as exc:  # e.g. a Python version Dynamo does not support
+            self._fall_back(exc)
+
+    def _fall_back(self, exc):
+        import warnings
+
+        warnings.warn(f"compile=True: torch.compile of {self.what} failed, running it "
+                      f"eagerly instead ({type(exc).__name__}: {str(exc).strip()[:300]})",
+                      RuntimeWarning, stacklevel=3)
+        self.compiled = None
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            from torch._dynamo.exc import TorchDynamoException
+
+            try:
+                return self.compiled(*args, **kwargs)
+            except TorchDynamoException as exc:  # backend (compiler) failures end here
+                self._fall_back(exc)
+        return self.fn(*args, **kwargs)
+
+    def __getattr__(self, name):
+        if name in ("fn", "what", "compiled"):
+            raise AttributeError(name)
+        return getattr(self.fn, name)
+
+
+class CompiledNetwork:
+    """A `~sfnet.nn.SparseFeatureNetwork` whose forward and ``sparse_features``
+    run through `CompiledCall`; every other attribute is the network's own."""
+
+    def __init__(self, network):
+        self.network = network
+        self.forward = CompiledCall(network, "the network's forward")
+        self.sparse_features = CompiledCall(network.sparse_features, "sparse_features")
+
+    def __call__(self, x, **kwargs):
+        # options such as return_logvar take the eager path (compiled: the plain forward)
+        return self.network(x, **kwargs) if kwargs else self.forward(x)
+
+    def __getattr__(self, name):
+        if name == "network":
+            raise AttributeError(name)
+        return getattr(self.network, name)
+
+
 # ----------------------------------------------------------------------------- data path
 class ImageSource:
     """Rows of an image array, read lazily in batches.
@@ -114,10 +190,16 @@ class ImageSource:
     def read(self, positions):
         """Images at ``positions`` (into this source) as an NCHW tensor (uint8 or float32)."""
         rows = self.rows[np.asarray(positions)]
-        contiguous = len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1 and np.all(
-            np.diff(rows) == 1)
-        batch = self.images[rows[0]:rows[-1] + 1] if contiguous else self.images[rows]
-        batch = np.asarray(batch)
+        batch = None
+        if isinstance(self.images, np.memmap):  # read past the map: memory stays flat
+            from .datasets.sample import read_file_rows
+
+            batch = read_file_rows(self.images, rows)
+        if batch is None:
+            contiguous = len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1 and np.all(
+                np.diff(rows) == 1)
+            batch = self.images[rows[0]:rows[-1] + 1] if contiguous else self.images[rows]
+            batch = np.asarray(batch)
         if batch.dtype != np.uint8:
             batch = batch.astype(np.float32, copy=False)
         if not batch.flags.writeable or not batch.flags.c_contiguous:
@@ -232,7 +314,7 @@ class DeviceImages:
         itemsize = 1 if source.images.dtype == np.uint8 else 4
         nbytes = len(source) * 3 * h * w * itemsize
         if in_memory == "auto":
-            in_memory = nbytes <= IN_MEMORY_LIMIT
+            in_memory = nbytes <= in_memory_limit()
         self.tensor = None
         if in_memory:  # kept channels-last (N, H, W, C), as the network reads it
             parts = [prep.geometry(t.to(device)).permute(0, 2, 3, 1)
@@ -253,26 +335,52 @@ class DeviceImages:
             return self.tensor.index_select(0, idx).permute(0, 3, 1, 2)
         return self._to_device(self._read_host(positions))
 
-    def batches(self, plan):
-        """Yield ``(idx, batch)`` for each array of positions in ``plan``.
+    def batches(self, plan, draws=None, prefetch=2):
+        """Yield ``(idx, x)`` for each array of positions in ``plan``, ready to train on.
 
-        When streaming, the next batch is read from the memory-mapped file (and
-        pinned, on CUDA) in a background thread while the current one trains.
+        ``x`` is the batch with the geometry applied, the dihedral transform
+        ``draws[i]`` (a ``(3, len(plan[i]))`` boolean array, see `dihedral`)
+        applied when ``draws`` is given, and normalised (`Preprocessor.normalize`);
+        ``idx`` is the positions as a tensor on the device.
+
+        Images held in memory are sliced on the device.  Streamed images are
+        read, moved to the device and resized/cropped in a background thread,
+        ``prefetch`` batches ahead of the consumer, so reading overlaps the
+        training step; on accelerators the flips and the normalisation run
+        there too, so the step receives a ready float batch.  On CPUs these
+        float passes stay in the consumer, exactly as for images in memory: the
+        training step already uses every core, and a second OpenMP team in the
+        background thread would only compete with it.  The result is the same
+        either way.
         """
-        if self.tensor is not None or not plan:
-            for pos in plan:
-                idx = torch.as_tensor(pos, device=self.device)
-                yield idx, self.batch(pos, idx)
-            return
-        from concurrent.futures import ThreadPoolExecutor
+        def ready(i, x):
+            if draws is not None:
+                x = dihedral(x, draws=draws[i])
+            return self.prep.normalize(x)
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfnet-prefetch") as pool:
-            future = pool.submit(self._read_host, plan[0])
+        if self.tensor is not None or not plan:
             for i, pos in enumerate(plan):
-                host = future.result()
-                if i + 1 < len(plan):
-                    future = pool.submit(self._read_host, plan[i + 1])
-                yield torch.as_tensor(pos, device=self.device), self._to_device(host)
+                idx = torch.as_tensor(pos, device=self.device)
+                yield idx, ready(i, self.batch(pos, idx))
+            return
+
+        if self.device.type == "cpu":
+            def produce(i):  # uint8, laid out like a batch sliced from memory
+                x = self._to_device(self._read_host(plan[i]))
+                return x.contiguous(memory_format=torch.channels_last)
+
+            host = _prefetched(produce, len(plan), plan, self.device, prefetch)
+            try:
+                for i, (idx, x) in enumerate(host):
+                    yield idx, ready(i, x)
+            finally:
+                host.close()  # stops the prefetch thread
+            return
+
+        def produce(i):
+            return ready(i, self._to_device(self._read_host(plan[i])))
+
+        yield from _prefetched(produce, len(plan), plan, self.device, prefetch)
 
     def _read_host(self, positions):
         """Read a batch from the source (sorted, memmap friendly), in the requested order."""
@@ -287,6 +395,30 @@ class DeviceImages:
     def _to_device(self, host):
         pin = self.device.type == "cuda"
         return self.prep.geometry(host.to(self.device, non_blocking=pin))
+
+
+def _prefetched(produce, n, plan, device, depth):
+    """Yield ``(positions tensor, produce(i))`` for ``i < n``, computed ``depth`` ahead
+    in one background thread (so in order); the thread stops when the generator
+    is closed."""
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
+    depth = max(1, int(depth))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfnet-prefetch")
+    pending = collections.deque()
+    try:
+        for i in range(min(depth, n)):
+            pending.append(pool.submit(produce, i))
+        for i in range(n):
+            x = pending.popleft().result()
+            if i + depth < n:
+                pending.append(pool.submit(produce, i + depth))
+            yield torch.as_tensor(plan[i], device=device), x
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True)
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -358,6 +490,16 @@ class TrainConfig:
     autocast_dtype: object = None
     optimizer: str = "adamw"     # or "ranger" (with fastai's one-cycle; see sfnet.optim)
     keep_epoch: str = "best"     # or "last"
+    compile: bool = False
+
+
+def _dihedral_draws(n, augment, gen):
+    """``(3, n)`` booleans for `dihedral`: one of the 8 transforms per image or, with a
+    probability ``augment < 1``, a random transform for that fraction of images only."""
+    draws = torch.randint(0, 2, (3, n), generator=gen).bool()
+    if augment < 1:  # a random transform with this probability, else none
+        draws &= torch.rand(n, generator=gen) < augment
+    return draws
 
 
 def _accumulator_dtype(device):
@@ -377,15 +519,14 @@ def _evaluate_rmse(network, valid, y_valid, prep, device, dtype, info, batch_siz
     sse = torch.zeros(y_valid.shape[1], dtype=acc, device=device)
     count = torch.zeros(1, dtype=acc, device=device)
     network.eval()
+    plan = [mine[start:start + batch_size] for start in range(0, len(mine), batch_size)]
     with torch.inference_mode():
-        for start in range(0, len(mine), batch_size):
-            pos = mine[start:start + batch_size]
-            x = prep.normalize(valid.batch(pos))
+        for idx, x in valid.batches(plan):
             with autocast(device, dtype):
                 pred = network(x)
-            err = pred.float() - y_valid[torch.as_tensor(pos, device=device)]
+            err = pred.float() - y_valid[idx]
             sse += (err.to(acc) ** 2).sum(0)
-            count += len(pos)
+            count += len(idx)
     _all_reduce_sum(sse, info)
     _all_reduce_sum(count, info)
     return torch.sqrt(sse / count.clamp(min=1)).cpu().numpy()
@@ -465,6 +606,8 @@ def _start_run(network, n, cfg, device, info, checkpoint_dir, extra_state, y_sca
             network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
         model = torch.nn.parallel.DistributedDataParallel(
             network, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        model = CompiledCall(model)
     per_rank = max(1, cfg.batch_size // info.world_size)
     global_batch = per_rank * info.world_size
     if n < max(2, info.world_size):
@@ -552,15 +695,13 @@ def _train_epoch(run, epoch, train, y_train, prep):
     mine = slice(info.rank, None, info.world_size)
     globs = [perm[step * run.global_batch:(step + 1) * run.global_batch] if run.full else perm
              for step in range(run.steps)]
-    batches = train.batches([g[mine] for g in globs])
+    draws = None
+    if cfg.augment:  # drawn for the global batch (DDP == one process), step by step
+        draws = [_dihedral_draws(len(g), cfg.augment, gen)[:, mine] for g in globs]
+    batches = train.batches([g[mine] for g in globs], draws)
     for step, (idx, x) in zip(bar, batches):
         glob = globs[step]
-        if cfg.augment:  # drawn for the global batch: DDP == one process
-            draws = torch.randint(0, 2, (3, len(glob)), generator=gen)
-            if cfg.augment < 1:  # a random transform with this probability, else none
-                draws &= torch.rand(len(glob), generator=gen) < cfg.augment
-            x = dihedral(x, draws=draws[:, mine])
-        loss = _train_step(run, prep.normalize(x), y_train[idx])
+        loss = _train_step(run, x, y_train[idx])
         n_mine = len(glob[mine])
         total += loss * n_mine  # no host sync per step
         seen += n_mine

@@ -6,11 +6,14 @@ that the tool runs end to end and that streaming never reads more than a batch.
 
 import numpy as np
 import pytest
+import torch
 from astropy.table import Table
 
-import sfnet.training
+import sfnet
+import sfnet.datasets.sample
 from sfnet import GalaxySample, SparseFeatureNet
 from sfnet.benchmark import format_table, run_benchmark
+from sfnet.datasets.sample import read_file_rows
 
 from _synthetic import blobs
 
@@ -33,8 +36,8 @@ class CountingImages:
 
 
 def test_benchmark_runs_end_to_end():
-    result = run_benchmark(device="cpu", image_size=32, batch_size=4, steps=1, io_images=8,
-                           precisions=("fp32",), paper_baseline=True)
+    result = run_benchmark(device="cpu", image_size=32, batch_size=4, steps=2, io_images=8,
+                           precisions=("fp32",), paper_baseline=True, rss_images=())
     fp32 = result["precisions"]["fp32"]
     for key in ("fit_ratio", "activations_ratio", "fit_fraction_of_matmul", "fit_img_s",
                 "bare_train_img_s", "matmul_tflop_s"):
@@ -42,8 +45,40 @@ def test_benchmark_runs_end_to_end():
     # FLOPs of a ResNet-18 train step at 32 px: ~3x the forward (~0.037 GFLOP/img)
     assert 0.05 < fp32["train_gflop_per_image"] < 0.5
     assert result["io"]["jpeg_decode_img_s"] > 0 and result["io"]["fit_vs_paper_style"] > 0
+    st = result["streaming"]
+    assert st["in_memory_img_s"] > 0 and st["streamed_img_s"] > 0
+    assert st["streamed_vs_in_memory"] == pytest.approx(
+        st["streamed_img_s"] / st["in_memory_img_s"])
+    # the projection: both paper samples exceed 4 GiB at 144 px, so both run streamed,
+    # and time is proportional to the number of galaxies
+    proj = result["projection"]["samples"]
+    small, large = proj["metallicity (117k)"], proj["BPT lines (250k)"]
+    assert small["streamed"] and large["streamed"]
+    assert large["hours"] / small["hours"] == pytest.approx(250_207 / 117_000)
+    assert large["stored_gb"] == pytest.approx(250_207 * 160 * 160 * 3 / 2**30)
+    # rate at 144 px = rate at 32 px x (32/144)^2, times the streamed ratio
+    assert small["img_s"] == pytest.approx(
+        fp32["fit_img_s"] * (32 / 144) ** 2 * min(st["streamed_vs_in_memory"], 1.0))
     table = format_table(result)
     assert "fit / bare" in table and "paper-style" in table
+    assert "streamed / in memory" in table and "BPT lines (250k)" in table
+
+
+def test_streaming_memory_does_not_grow_with_the_sample(monkeypatch):
+    """Peak RSS of a streamed epoch over 500 and 4000 memory-mapped images (in fresh
+    processes): the 41 MB more data must not show up as resident memory.
+
+    glibc's adaptive mmap threshold lets its heaps grow by up to ~200 MB over the
+    first few dozen batches (then it levels off; see docs/performance.rst); a
+    fixed threshold in the child takes that allocator effect out of the test.
+    """
+    from sfnet.benchmark import _streaming_rss_in_subprocess
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    small, large = (_streaming_rss_in_subprocess(n) for n in (500, 4000))
+    grown = large["peak_rss_mb"] - small["peak_rss_mb"]
+    assert large["data_mb"] - small["data_mb"] > 40
+    assert grown < 15, (small, large)
 
 
 def test_predict_streams_batches(tmp_path):
@@ -56,12 +91,12 @@ def test_predict_streams_batches(tmp_path):
     np.testing.assert_allclose(pred, model.predict(X), rtol=1e-6)
 
 
-def test_fit_streams_large_memmaps(tmp_path, monkeypatch):
+def test_fit_streams_large_memmaps(tmp_path):
     X, y = blobs(200, seed=3)
-    monkeypatch.setattr(sfnet.training, "IN_MEMORY_LIMIT", 0)  # pretend it does not fit
     store = CountingImages(X)
-    SparseFeatureNet(k=2, target="r", epochs=1, batch_size=16, progress=False,
-                     random_state=0, augment=False).fit(store, y)
+    with sfnet.conf.set_temp("max_in_memory_gb", 0):  # pretend it does not fit
+        SparseFeatureNet(k=2, target="r", epochs=1, batch_size=16, progress=False,
+                         random_state=0, augment=False).fit(store, y)
     # 160 training images: one pass for the normalisation statistics, then training
     # batches of 16 and validation batches of <=32 (40 validation images), then one
     # pass over the validation images to calibrate the uncertainties -- never more
@@ -85,13 +120,94 @@ def test_fit_memmapped_sample_matches_in_memory(tmp_path):
     assert m1.n_train_ + m1.n_valid_ == int((catalog["radius"] > 3).sum())
 
 
-def test_streamed_training_equals_in_memory_training(monkeypatch):
+@pytest.mark.parametrize("geometry", [{}, {"image_size": 40, "crop_size": 32}])
+def test_streamed_training_equals_in_memory_training(tmp_path, monkeypatch, geometry):
     X, y = blobs(96, seed=6)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
     params = dict(k=2, target="r", epochs=2, batch_size=16, progress=False,
-                  random_state=0, precision="fp32")
-    in_memory = SparseFeatureNet(**params).fit(X, y)
-    monkeypatch.setattr(sfnet.training, "IN_MEMORY_LIMIT", 0)  # read + prefetch batches
-    streamed = SparseFeatureNet(**params).fit(X, y)
+                  random_state=0, precision="fp32", **geometry)
+    reads = []
+
+    def counting(arr, rows):
+        reads.append(len(rows))
+        return read_file_rows(arr, rows)
+
+    monkeypatch.setattr(sfnet.datasets.sample, "read_file_rows", counting)
+    in_memory = SparseFeatureNet(**params).fit(mm, y)
+    n_train = in_memory.n_train_
+    # the statistics, then the training and validation images prepared once, then one
+    # pass over the validation images to calibrate the uncertainties
+    assert reads == [n_train, n_train, in_memory.n_valid_, in_memory.n_valid_]
+    reads.clear()
+    with sfnet.conf.set_temp("max_in_memory_gb", 1e-6):  # 1 kiB: read + prefetch batches
+        streamed = SparseFeatureNet(**params).fit(mm, y)
+    # the statistics, then batches of 16 (training) and <= 32 (validation) from the file,
+    # then the validation images once more for the uncertainty calibration
+    assert reads[0] == n_train and max(reads[1:]) <= 32
+    assert sum(reads[1:]) == 2 * (n_train // 16 * 16 + streamed.n_valid_) + streamed.n_valid_
     np.testing.assert_allclose(streamed.predict(X), in_memory.predict(X), rtol=1e-5, atol=1e-5)
     assert [h["train_loss"] for h in streamed.history_] == pytest.approx(
         [h["train_loss"] for h in in_memory.history_], rel=1e-5)
+
+
+def test_max_in_memory_gb_must_be_non_negative():
+    X, y = blobs(32, seed=1)
+    model = SparseFeatureNet(k=2, target="r", epochs=1, batch_size=16, progress=False,
+                             random_state=0)
+    with sfnet.conf.set_temp("max_in_memory_gb", -1), \
+            pytest.raises(ValueError, match="max_in_memory_gb"):
+        model.fit(X, y)
+
+
+def test_read_file_rows_reads_any_order_without_the_map(tmp_path):
+    X = np.arange(10 * 2 * 3 * 3, dtype=np.uint8).reshape(10, 2, 3, 3)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    rows = np.array([7, 2, 3, 4, 9, 0, 0])
+    out = read_file_rows(mm, rows)
+    np.testing.assert_array_equal(out, X[rows])
+    assert out.flags.writeable and not isinstance(out, np.memmap)
+    np.testing.assert_array_equal(read_file_rows(mm[2:9:3], [2, 0]), X[2:9:3][[2, 0]])
+    assert read_file_rows(X, [0]) is None  # not a memmap: the caller indexes it
+    np.save(tmp_path / "f.npy", np.asfortranarray(X))
+    assert read_file_rows(np.load(tmp_path / "f.npy", mmap_mode="r"), [0]) is None
+    with pytest.raises(IndexError, match="out of range"):
+        read_file_rows(mm, [10])
+
+
+def test_compile_must_be_a_bool():
+    X, y = blobs(32, seed=1)
+    with pytest.raises(TypeError, match="compile"):
+        SparseFeatureNet(k=2, target="r", epochs=1, compile="yes").fit(X, y)
+
+
+def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, tmp_path):
+    """A failing torch.compile (no C++ compiler, say) warns and trains eagerly:
+    the same model as compile=False."""
+    from torch._dynamo.exc import TorchDynamoException
+
+    calls = []
+
+    def failing_compile(fn, *args, **kwargs):
+        def compiled(*a, **k):
+            calls.append(fn)
+            raise TorchDynamoException("simulated: no working C++ compiler")
+        return compiled
+
+    X, y = blobs(64, seed=5)
+    params = dict(k=2, target="r", epochs=1, batch_size=16, progress=False,
+                  random_state=0, precision="fp32")
+    eager = SparseFeatureNet(**params).fit(X, y)
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    with pytest.warns(RuntimeWarning, match="torch.compile of the network failed"):
+        compiled = SparseFeatureNet(compile=True, **params).fit(X, y)
+    assert len(calls) == 1  # tried once, then eager for the rest of the run
+    with pytest.warns(RuntimeWarning, match="torch.compile of the network's forward failed"):
+        pred = compiled.predict(X)
+    np.testing.assert_allclose(pred, eager.predict(X), rtol=1e-5, atol=1e-5)
+    # a runtime option, but a parameter: saved and loaded with the others
+    compiled.save(tmp_path / "model")
+    loaded = SparseFeatureNet.load(tmp_path / "model", precision="fp32")
+    assert loaded.compile is True and eager.compile is False
+    np.testing.assert_allclose(loaded.set_params(compile=False).predict(X), pred, rtol=1e-6)

@@ -770,6 +770,64 @@ def _memmap_reference(arr):
             (delta // s0, step, arr.shape[0]))
 
 
+def read_file_rows(arr, rows):
+    """Rows of a file-backed memmap read with positioned reads, not through the map.
+
+    Reading through a `numpy.memmap` maps every page it touches into the
+    process, where it counts as resident memory until the kernel reclaims it:
+    an epoch over a large sample would show a resident set as large as the
+    file.  Reading the same bytes with ``preadv`` goes through the page cache
+    only, so the memory of a streamed epoch stays that of a few batches,
+    whatever the size of the sample.  Runs of consecutive rows are read with
+    one call each.
+
+    Parameters
+    ----------
+    arr : numpy.memmap
+        A C-ordered memmap, or a row slice of one.
+    rows : array of int
+        Rows of ``arr`` in any order (ascending order reads fastest).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        A new writable array ``arr[rows]``, or None when ``arr`` is not a
+        file-backed C-ordered memmap or the platform lacks ``os.preadv``
+        (then index ``arr`` instead).
+    """
+    if not hasattr(os, "preadv"):
+        return None
+    ref = _memmap_reference(arr)
+    if ref is None or not arr[:1].flags.c_contiguous:
+        return None
+    filename, offset, shape, dtype, (start, step, n) = ref
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise IndexError(f"rows out of range for {n} images")
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+    out = np.empty((rows.size,) + tuple(arr.shape[1:]), dtype=arr.dtype)
+    if rows.size == 0:
+        return out
+    file_rows = start + rows * step
+    buf = memoryview(out.reshape(rows.size, -1).view(np.uint8)).cast("B")
+    # split wherever the next file row is not the one right after
+    breaks = np.flatnonzero(np.diff(file_rows) != 1) + 1
+    fd = os.open(filename, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        for a, b in zip(np.r_[0, breaks], np.r_[breaks, rows.size]):
+            pos = offset + int(file_rows[a]) * row_bytes
+            view = buf[int(a) * row_bytes:int(b) * row_bytes]
+            while len(view):
+                got = os.preadv(fd, [view], pos)
+                if got <= 0:
+                    raise OSError(f"{filename} ended before row {int(file_rows[a])} "
+                                  "(was the file truncated?)")
+                view, pos = view[got:], pos + got
+    finally:
+        os.close(fd)
+    return out
+
+
 def _as_run(index):
     """``slice(a, b)`` if ``index`` is the ascending run ``a, a+1, ..., b-1``."""
     if index.size == 0:
