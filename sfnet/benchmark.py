@@ -216,7 +216,7 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
 
         net.eval()
 
-        def bare_forward():
+        def bare_forward(net=net, x=x, dtype=dtype):
             with torch.inference_mode(), autocast(dev, dtype):
                 net.sparse_features(x)
 
@@ -522,7 +522,8 @@ def format_table(result):
     lines += ["", f"I/O ({io['n_images']} images of {io['jpeg_size']} px):",
               f"  JPEG folder decode (once, into a memmap) {io['jpeg_decode_img_s']:10.1f} img/s",
               f"  cached folder re-open                    {io['cached_folder_open_s']:10.3f} s",
-              f"  memmap random batches                    {io['memmap_random_batch_img_s']:10.1f} img/s"]
+              "  memmap random batches                    "
+              f"{io['memmap_random_batch_img_s']:10.1f} img/s"]
     if "paper_style_train_img_s" in io:
         lines += [f"  paper-style training (PIL decode + resize every batch, fp32)"
                   f" {io['paper_style_train_img_s']:8.1f} img/s",
@@ -561,7 +562,8 @@ def format_table(result):
             lines.append(f"  {name:20s} {r['stored_gb']:5.1f} GB at {PAPER_STORED} px, "
                          f"{how:9s} {r['img_s']:8.1f} img/s  {r['hours']:8.1f} h")
     lines.append(f"peak resident memory {result['peak_rss_mb']:.0f} MB" +
-                 (f", CUDA peak {result['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in result else ""))
+                 (f", CUDA peak {result['cuda_peak_mb']:.0f} MB"
+                  if "cuda_peak_mb" in result else ""))
     return "\n".join(lines)
 
 

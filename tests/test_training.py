@@ -59,13 +59,22 @@ def test_resume_refuses_a_foreign_checkpoint(reference, tmp_path):
         model.fit(X, y, checkpoint_dir=reference / "ckpt", resume=True)
 
 
+def _free_port():
+    """A TCP port nothing listens on now (so parallel runs of the suite do not collide)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_ddp_two_processes_matches_single_process(tmp_path):
     from _synthetic import register_groupnorm_backbone
 
     register_groupnorm_backbone()
     single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
     _run(SCRIPT, single_dir, "--backbone", "resnet18_gn")
-    _run("-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29631",
+    _run("-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
          SCRIPT, ddp_dir, "--backbone", "resnet18_gn")
     # both ranks end with the same model
     np.testing.assert_allclose(np.load(ddp_dir / "pred-rank0.npy"),
@@ -75,7 +84,8 @@ def test_ddp_two_processes_matches_single_process(tmp_path):
     ddp = SparseFeatureNet.load(ddp_dir / "model")
     single = SparseFeatureNet.load(single_dir / "model")
     for a, b in zip(ddp.network_.state_dict().values(), single.network_.state_dict().values()):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=2e-3)  # AdamW amplifies summation-order noise
+        # AdamW amplifies summation-order noise
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=2e-3)
     np.testing.assert_allclose(np.load(ddp_dir / "pred-rank0.npy"),
                                np.load(single_dir / "pred-rank0.npy"), rtol=1e-3, atol=1e-3)
     assert [h["valid_rmse"][0] for h in ddp.history_] == pytest.approx(

@@ -70,8 +70,9 @@ for r in range(reps + 1):
     if r:
         res.append((c_step, cm, cs, w_step, wm, ws))
 a = np.median(np.array(res), axis=0)
-print(f"{size}px batch {bs}: step cpu {a[0]*1e3:.0f} ms; data path cpu in-memory {a[1]*1e3:.1f} ms, "
-      f"streamed {a[2]*1e3:.1f} ms (main-thread CPU; the streamed work runs in the prefetch thread, "
-      f"so thread CPU undercounts it -> use wall) wall in-memory {a[4]*1e3:.1f} ms streamed {a[5]*1e3:.1f} ms; "
-      f"ratio by wall of path + step cpu: {(a[0]+a[4])/(a[0]+a[5]):.3f}; load {os.getloadavg()[0]:.1f}", flush=True)
+print(f"{size}px batch {bs}: step cpu {a[0]*1e3:.0f} ms; data path cpu in-memory "
+      f"{a[1]*1e3:.1f} ms, streamed {a[2]*1e3:.1f} ms (main-thread CPU; the streamed work runs "
+      f"in the prefetch thread, so thread CPU undercounts it -> use wall) wall in-memory "
+      f"{a[4]*1e3:.1f} ms streamed {a[5]*1e3:.1f} ms; ratio by wall of path + step cpu: "
+      f"{(a[0]+a[4])/(a[0]+a[5]):.3f}; load {os.getloadavg()[0]:.1f}", flush=True)
 tmp.cleanup()

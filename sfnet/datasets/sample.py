@@ -864,8 +864,8 @@ class _NpyWriter:
     def _header(self, n, total=None):
         from numpy.lib import format as npformat
 
-        d = ("{'descr': %r, 'fortran_order': False, 'shape': %r, }"
-             % (npformat.dtype_to_descr(self.dtype), (n,) + self.item_shape))
+        d = (f"{{'descr': {npformat.dtype_to_descr(self.dtype)!r}, 'fortran_order': False, "
+             f"'shape': {(n,) + self.item_shape!r}, }}")
         if total is None:
             total = -(-(10 + len(d) + 1) // 64) * 64
         body = d + " " * (total - 10 - len(d) - 1) + "\n"
