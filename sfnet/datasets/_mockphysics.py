@@ -27,6 +27,7 @@ References
 """
 
 from functools import lru_cache
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -364,26 +365,87 @@ def draw_candidates(rng, m, *, oh_scatter=0.08, psf_fwhm=1.4, visible_scatter=VI
     nothing else -- not the images, the photometry, the emission lines nor which
     galaxies are selected.  The emission lines and the dust follow ``oh_smooth =
     oh_model - oh_visible``, the mass-SFR-size part.
+
+    Each stage below draws from ``rng`` in turn and adds its arrays to ``c``; the
+    order of the stages is the order of the random draws, so it must not change
+    (see ``MOCK_VERSION`` in ``sfnet.datasets.mock``).
     """
+    c = SimpleNamespace(m=m)
+    c.size_dev = rng.normal(0.0, 1.0, m)            # size offset at fixed mass, in sigma
+    _draw_redshift(rng, c)
+    _draw_star_formation(rng, c)
+    _draw_metallicity(rng, c, visible_scatter)
+    _draw_structure(rng, c)
+    _draw_young_stars(rng, c)
+    _draw_stellar_colours(rng, c)
+    _draw_dust(rng, c)
+    _component_fluxes(c)
+    # model magnitudes: the total light with the photometric errors of SDSS imaging
+    c.model_mag = {b: c.total_mag[b] + rng.normal(0, 1, m) * photometric_error(c.total_mag[b], b)
+                   for b in BANDS}
+    _draw_petrosian(rng, c, psf_fwhm)
+    _draw_emission_lines(rng, c)
+    _draw_field(rng, c)
+    # --- the hidden metallicity term: drawn last, added to the metallicity only
+    c.oh_hidden = rng.normal(0.0, oh_scatter, m)
+    c.oh_true = c.oh_model + c.oh_hidden
+    return _candidate_dict(c)
+
+
+#: The arrays of `draw_candidates` besides the line fluxes, fluxes and magnitudes.
+_CANDIDATE_KEYS = (
+    "z", "d_l", "dlog_r", "d_a", "logm", "logsfr", "quenched",
+    "d_ms", "oh_model", "oh_hidden", "oh_true", "bt",
+    "re_disk", "re_bulge", "cos_i", "q_disk", "q_bulge", "pa",
+    "pa_bulge", "clump_frac", "arm_pitch", "arm_phase",
+    "clump_w", "clump_r", "clump_phi", "gr_bulge",
+    "gr_disk", "ri_disk",
+    "ebv_disk", "ebv_face", "theta_d", "theta_b",
+    "fwhm", "petro_mag", "petro_r50", "petro_r90", "mu50",
+    "r_total", "oh_visible", "oh_smooth", "gradient",
+    "agn", "seyfert", "bpt", "fib_frac",
+    "has_nb", "nb_pos", "nb_r", "nb_gr", "nb_re", "nb_n",
+    "nb_q", "nb_pa", "has_star", "st_pos", "st_r", "st_gr",
+)
+
+
+def _candidate_dict(c):
+    """The output of `draw_candidates` from its stages' arrays, with the selection flag."""
+    p = dict(c.lines)
+    p.update((key, getattr(c, key)) for key in _CANDIDATE_KEYS)
+    for key, val in c.mags.items():
+        p[f"flux_{key}"] = val
+    for band in BANDS:
+        p[f"model_mag_{band}"] = c.model_mag[band]
+    p["selected"] = (c.petro_mag < R_LIMIT) & (c.petro_mag > R_BRIGHT) & (c.mu50 < SB_LIMIT)
+    return p
+
+
+def _draw_redshift(rng, c):
+    """Redshift uniform in comoving volume; Planck18 distances and age."""
     g = _cosmology_grid()
-    p = {}
-    size_dev = rng.normal(0.0, 1.0, m)              # size offset at fixed mass, in sigma
-    # --- redshift uniform in comoving volume; Planck18 distances -------------
-    z = np.interp(rng.random(m), g["cdf"], g["z_cdf"])
-    d_l = np.interp(z, g["z"], g["d_l"])
-    d_a = np.interp(z, g["z"], g["d_a"])
-    age = np.interp(z, g["z"], g["age"])
-    # --- stellar mass (Baldry+12) and star formation ------------------------
+    c.z = np.interp(rng.random(c.m), g["cdf"], g["z_cdf"])
+    c.d_l = np.interp(c.z, g["z"], g["d_l"])
+    c.d_a = np.interp(c.z, g["z"], g["d_a"])
+    c.age = np.interp(c.z, g["z"], g["age"])
+
+
+def _draw_star_formation(rng, c):
+    """Stellar mass (Baldry+12), quenching (Peng+10) and SFR (Speagle+14 or quenched)."""
+    m = c.m
     mgrid, mcdf = _smf_grid()
-    logm = np.interp(rng.random(m), mcdf, mgrid)
-    quenched = rng.random(m) < quenched_fraction(logm)
-    ms = speagle14_main_sequence(logm, age)
+    c.logm = np.interp(rng.random(m), mcdf, mgrid)
+    c.quenched = rng.random(m) < quenched_fraction(c.logm)
+    ms = speagle14_main_sequence(c.logm, c.age)
     d_ms = rng.normal(0.0, 0.3, m)
     log_ssfr_q = rng.normal(-12.0, 0.35, m)
-    logsfr = np.where(quenched, logm + log_ssfr_q, ms + d_ms)
-    d_ms = logsfr - ms
-    log_ssfr = logsfr - logm
-    # --- gas-phase metallicity: Tremonti+04 of the Mannucci+10 FMR mass ------
+    c.logsfr = np.where(c.quenched, c.logm + log_ssfr_q, ms + d_ms)
+    c.d_ms = c.logsfr - ms
+    c.log_ssfr = c.logsfr - c.logm
+
+
+def _draw_metallicity(rng, c, visible_scatter):
+    """Gas-phase metallicity: Tremonti+04 of the Mannucci+10 FMR mass, and the visible offset."""
     # mu = log M - 0.32 log SFR, taken relative to the main sequence so that
     # galaxies on the sequence follow Tremonti+04 exactly.
     # Ellison et al. (2008): at fixed mass, compact galaxies are more metal rich;
@@ -391,105 +453,135 @@ def draw_candidates(rng, m, *, oh_scatter=0.08, psf_fwhm=1.4, visible_scatter=VI
     # relation, ~0.15 dex in O/H between the smallest and largest size quartiles
     # at 1e10 Msun (somewhat stronger than their ~0.1 dex, so that morphology
     # carries more of the metallicity).
-    r_late, s_late = shen03_size_late(logm)
-    r_early, s_early = shen03_size_early(logm)
-    dlog_r = size_dev * np.where(quenched, s_early, s_late) / np.log(10.0)
-    mu = logm - 0.32 * np.where(quenched, 0.0, d_ms) - 1.5 * dlog_r
+    c.r_late, s_late = shen03_size_late(c.logm)
+    c.r_early, s_early = shen03_size_early(c.logm)
+    c.dlog_r = c.size_dev * np.where(c.quenched, s_early, s_late) / np.log(10.0)
+    mu = c.logm - 0.32 * np.where(c.quenched, 0.0, c.d_ms) - 1.5 * c.dlog_r
     # An offset at fixed mass, SFR and size that the images show: metal-rich disks
     # have steeper colour gradients and redder stellar populations, which the
     # integrated colours confuse with dust, inclination, bulge light and redshift.
     # (Lines and dust follow the smooth part only, so the selection does not
     # depend on the offset.)
-    oh_visible = rng.normal(0.0, visible_scatter, m)
-    oh_smooth = tremonti04(mu)
-    oh_model = oh_smooth + oh_visible
-    # --- morphology ------------------------------------------------------------
+    c.oh_visible = rng.normal(0.0, visible_scatter, c.m)
+    c.oh_smooth = tremonti04(mu)
+    c.oh_model = c.oh_smooth + c.oh_visible
+
+
+def _draw_structure(rng, c):
+    """Morphology: bulge-to-total ratio, sizes, axis ratios and position angles."""
+    m, quenched, logm = c.m, c.quenched, c.logm
     bt_mean = np.where(quenched, np.clip(0.6 + 0.2 * (logm - 10.5), 0.3, 0.9),
                        np.clip(0.1 + 0.2 * (logm - 9.5), 0.04, 0.5))
     kappa = np.where(quenched, 8.0, 3.0)
-    bt = np.clip(rng.beta(bt_mean * kappa, (1 - bt_mean) * kappa), 1e-3, 0.999)
-    r50 = np.where(quenched, r_early, r_late) * 10.0 ** dlog_r
+    c.bt = np.clip(rng.beta(bt_mean * kappa, (1 - bt_mean) * kappa), 1e-3, 0.999)
+    r50 = np.where(quenched, c.r_early, c.r_late) * 10.0 ** c.dlog_r
     # R_e,bulge / R_e,disk, varying from galaxy to galaxy (Gadotti 2009, MNRAS 393, 1531)
     f_bulge = np.where(quenched, 0.6, 0.25) * rng.lognormal(0.0, 0.25, m)
-    re_disk = r50 / (1.0 - bt + bt * f_bulge)
-    re_bulge = f_bulge * re_disk
-    cos_i = rng.random(m)
+    c.re_disk = r50 / (1.0 - c.bt + c.bt * f_bulge)
+    c.re_bulge = f_bulge * c.re_disk
+    c.cos_i = rng.random(m)
     q0 = np.where(quenched, 0.25, 0.15)              # intrinsic thickness
-    q_disk = np.sqrt(cos_i ** 2 * (1 - q0 ** 2) + q0 ** 2)   # Hubble (1926)
-    q_bulge = np.where(quenched, np.clip(rng.normal(0.75, 0.15, m), 0.35, 1.0),
-                       rng.uniform(0.6, 1.0, m))
-    pa = rng.uniform(0.0, np.pi, m)
-    pa_bulge = pa + rng.normal(0.0, 0.15, m)
+    c.q_disk = np.sqrt(c.cos_i ** 2 * (1 - q0 ** 2) + q0 ** 2)   # Hubble (1926)
+    c.q_bulge = np.where(quenched, np.clip(rng.normal(0.75, 0.15, m), 0.35, 1.0),
+                         rng.uniform(0.6, 1.0, m))
+    c.pa = rng.uniform(0.0, np.pi, m)
+    c.pa_bulge = c.pa + rng.normal(0.0, 0.15, m)
+
+
+def _draw_young_stars(rng, c):
+    """Spiral arms and star-forming knots: light fraction, knot weights and positions."""
     # young stars: fraction of the disk r light rising with sSFR, shared between
     # two logarithmic spiral arms (ARM_SHARE) and star-forming knots along them
-    clump_frac = np.minimum(0.3 * _sigmoid((log_ssfr + 10.3) / 0.25)
-                            * rng.lognormal(0.0, 0.3, m), 0.5)
-    n_clumps = np.clip(np.round(3 + 9 * _sigmoid((log_ssfr + 10.3) / 0.3)), 0, N_CLUMPS)
+    m = c.m
+    c.clump_frac = np.minimum(0.3 * _sigmoid((c.log_ssfr + 10.3) / 0.25)
+                              * rng.lognormal(0.0, 0.3, m), 0.5)
+    n_clumps = np.clip(np.round(3 + 9 * _sigmoid((c.log_ssfr + 10.3) / 0.3)), 0, N_CLUMPS)
     w = rng.lognormal(0.0, 0.5, (m, N_CLUMPS)) * (np.arange(N_CLUMPS) < n_clumps[:, None])
-    clump_w = w / np.maximum(w.sum(1, keepdims=True), 1e-30)
-    arm_pitch = np.radians(rng.uniform(12.0, 30.0, m))
-    arm_phase = rng.uniform(0, 2 * np.pi, m)
+    c.clump_w = w / np.maximum(w.sum(1, keepdims=True), 1e-30)
+    c.arm_pitch = np.radians(rng.uniform(12.0, 30.0, m))
+    c.arm_phase = rng.uniform(0, 2 * np.pi, m)
     # knot positions in the disk plane: exponential radial distribution (in R_e),
     # azimuth on one of the two arms
-    clump_r = rng.gamma(2.0, 1.0 / 1.678, (m, N_CLUMPS)) + 0.15
-    clump_phi = (np.log(clump_r) / np.tan(arm_pitch)[:, None] + arm_phase[:, None]
-                 + np.pi * rng.integers(0, 2, (m, N_CLUMPS)) + rng.normal(0, 0.25, (m, N_CLUMPS)))
-    # --- stellar populations (rest frame, dust free) ---------------------------
-    gr_bulge = 0.72 + 0.04 * (logm - 10.5) + rng.normal(0, 0.04, m)
-    ri_bulge = 0.37 + 0.35 * (gr_bulge - 0.72)
+    c.clump_r = rng.gamma(2.0, 1.0 / 1.678, (m, N_CLUMPS)) + 0.15
+    c.clump_phi = (np.log(c.clump_r) / np.tan(c.arm_pitch)[:, None] + c.arm_phase[:, None]
+                   + np.pi * rng.integers(0, 2, (m, N_CLUMPS))
+                   + rng.normal(0, 0.25, (m, N_CLUMPS)))
+
+
+def _draw_stellar_colours(rng, c):
+    """Rest-frame, dust-free colours of the bulge, disk and clumps, and the colour gradient."""
+    m = c.m
+    c.gr_bulge = 0.72 + 0.04 * (c.logm - 10.5) + rng.normal(0, 0.04, m)
+    c.ri_bulge = 0.37 + 0.35 * (c.gr_bulge - 0.72)
     # disk: age (sSFR) and stellar metallicity (young stars share the gas metallicity)
-    z_stars = np.where(quenched, tremonti04(logm), oh_model)
-    gr_disk = (0.78 - 0.48 * _sigmoid((log_ssfr + 11.0) / 0.45)
-               + 0.20 * (z_stars - 8.9) + rng.normal(0, 0.015, m))
+    z_stars = np.where(c.quenched, tremonti04(c.logm), c.oh_model)
+    c.gr_disk = (0.78 - 0.48 * _sigmoid((c.log_ssfr + 11.0) / 0.45)
+                 + 0.20 * (z_stars - 8.9) + rng.normal(0, 0.015, m))
     # a steeper colour gradient (redder, dustier centre) in metal-rich disks:
     # the integrated colours do not change, only where the light of each band is
-    gradient = np.clip(GRADIENT_MEAN + GRADIENT_PER_DEX * np.where(quenched, 0.0, oh_visible),
-                       -0.1, 0.4)
-    ri_disk = 0.12 + 0.36 * gr_disk + rng.normal(0, 0.01, m)
-    gr_clump, ri_clump = 0.05, -0.02
+    c.gradient = np.clip(GRADIENT_MEAN
+                         + GRADIENT_PER_DEX * np.where(c.quenched, 0.0, c.oh_visible),
+                         -0.1, 0.4)
+    c.ri_disk = 0.12 + 0.36 * c.gr_disk + rng.normal(0, 0.01, m)
+    c.gr_clump, c.ri_clump = 0.05, -0.02
     # u - g and i - z of the same populations, following g - r along the galaxy
     # locus: red populations (g - r ~ 0.75) have u - r ~ 2.5, blue ones (g - r ~
     # 0.4) u - r ~ 1.5, the two peaks of Strateva et al. (2001); the young
     # clumps are bluer still.
-    ug_bulge = 0.35 + 1.85 * gr_bulge + rng.normal(0, 0.04, m)
-    ug_disk = 0.35 + 1.85 * gr_disk + rng.normal(0, 0.04, m)
-    ug_clump = 0.45
-    iz_bulge = 0.10 + 0.35 * gr_bulge + rng.normal(0, 0.02, m)
-    iz_disk = 0.10 + 0.35 * gr_disk + rng.normal(0, 0.02, m)
-    iz_clump = 0.05
-    # --- dust: E(B-V)_star of the disk, rising with metallicity (dust-to-gas ~ Z),
-    # star formation (gas content) and inclination.  1.5 dex per dex of O/H
-    # reproduces the rise of A_Halpha with mass of Garn & Best (2010).
-    ebv_face = np.where(quenched, 0.02 * rng.random(m),
-                        0.06 * 10 ** (1.5 * (oh_smooth - 8.9) + 0.4 * d_ms
-                                      + rng.normal(0, 0.04, m)))
-    incl_factor = 1.0 + 3.0 * np.log10(1.0 / q_disk)
-    ebv_disk = ebv_face * incl_factor
-    ebv_bulge = 0.5 * ebv_disk
-    # --- luminosity: Bell+03 M/L from the integrated dust-free colour ----------
-    l_b = bt
-    l_d = (1 - bt) * (1 - clump_frac)
-    l_c = (1 - bt) * clump_frac
-    g_int = (l_b * 10 ** (-0.4 * gr_bulge) + l_d * 10 ** (-0.4 * gr_disk)
-             + l_c * 10 ** (-0.4 * gr_clump))
+    c.ug_bulge = 0.35 + 1.85 * c.gr_bulge + rng.normal(0, 0.04, m)
+    c.ug_disk = 0.35 + 1.85 * c.gr_disk + rng.normal(0, 0.04, m)
+    c.ug_clump = 0.45
+    c.iz_bulge = 0.10 + 0.35 * c.gr_bulge + rng.normal(0, 0.02, m)
+    c.iz_disk = 0.10 + 0.35 * c.gr_disk + rng.normal(0, 0.02, m)
+    c.iz_clump = 0.05
+
+
+def _draw_dust(rng, c):
+    """Stellar E(B-V) of the disk (face-on and inclined) and of the bulge.
+
+    E(B-V) rises with metallicity (dust-to-gas ~ Z), star formation (gas
+    content) and inclination.  1.5 dex per dex of O/H reproduces the rise of
+    A_Halpha with mass of Garn & Best (2010).
+    """
+    m = c.m
+    c.ebv_face = np.where(c.quenched, 0.02 * rng.random(m),
+                          0.06 * 10 ** (1.5 * (c.oh_smooth - 8.9) + 0.4 * c.d_ms
+                                        + rng.normal(0, 0.04, m)))
+    incl_factor = 1.0 + 3.0 * np.log10(1.0 / c.q_disk)
+    c.ebv_disk = c.ebv_face * incl_factor
+    c.ebv_bulge = 0.5 * c.ebv_disk
+
+
+def _kcorr(z, gr):
+    """Approximate k-corrections K_r, K_(u-g), K_(g-r), K_(r-i), K_(i-z).
+
+    Of SDSS galaxies at z < 0.2 (cf. Blanton & Roweis 2007).
+    """
+    c = np.maximum(gr - 0.3, 0.0)
+    return (z * (0.25 + 1.0 * c), z * (0.5 + 2.0 * c), z * (0.3 + 2.0 * c), z * 0.3,
+            z * 0.2)
+
+
+def _component_fluxes(c):
+    """Observed ugriz fluxes (nanomaggies) of the bulge, disk and clumps, and their totals.
+
+    The r luminosity follows from the Bell+03 M/L of the integrated dust-free colour.
+    """
+    l_b = c.bt
+    l_d = (1 - c.bt) * (1 - c.clump_frac)
+    l_c = (1 - c.bt) * c.clump_frac
+    g_int = (l_b * 10 ** (-0.4 * c.gr_bulge) + l_d * 10 ** (-0.4 * c.gr_disk)
+             + l_c * 10 ** (-0.4 * c.gr_clump))
     gr_int = -2.5 * np.log10(g_int)
-    log_lr = logm - bell03_log_ml_r(gr_int)
+    log_lr = c.logm - bell03_log_ml_r(gr_int)
     abs_r = MSUN_R - 2.5 * log_lr
-    dm = 5.0 * np.log10(d_l * 1e5)
-
-    def _kcorr(gr):
-        # approximate k-corrections of SDSS galaxies at z < 0.2 (cf. Blanton &
-        # Roweis 2007): K_r, K_(u-g), K_(g-r), K_(r-i), K_(i-z)
-        c = np.maximum(gr - 0.3, 0.0)
-        return (z * (0.25 + 1.0 * c), z * (0.5 + 2.0 * c), z * (0.3 + 2.0 * c), z * 0.3,
-                z * 0.2)
-
+    dm = 5.0 * np.log10(c.d_l * 1e5)
     mags = {}
     for name, frac, ug, gr, ri, iz, ebv in (
-            ("bulge", l_b, ug_bulge, gr_bulge, ri_bulge, iz_bulge, ebv_bulge),
-            ("disk", l_d, ug_disk, gr_disk, ri_disk, iz_disk, ebv_disk),
-            ("clump", l_c, ug_clump, gr_clump, ri_clump, iz_clump, ebv_disk)):
-        kr, kug, kgr, kri, kiz = _kcorr(gr)
+            ("bulge", l_b, c.ug_bulge, c.gr_bulge, c.ri_bulge, c.iz_bulge, c.ebv_bulge),
+            ("disk", l_d, c.ug_disk, c.gr_disk, c.ri_disk, c.iz_disk, c.ebv_disk),
+            ("clump", l_c, c.ug_clump, c.gr_clump, c.ri_clump, c.iz_clump, c.ebv_disk)):
+        kr, kug, kgr, kri, kiz = _kcorr(c.z, gr)
         with np.errstate(divide="ignore"):
             r = abs_r - 2.5 * np.log10(frac) + dm + kr + K_R * ebv
         gmag = r + gr + kgr + (K_G - K_R) * ebv
@@ -498,118 +590,117 @@ def draw_candidates(rng, m, *, oh_scatter=0.08, psf_fwhm=1.4, visible_scatter=VI
         zmag = imag - iz - kiz - (K_I - K_Z) * ebv
         for band, mag in zip(BANDS, (umag, gmag, r, imag, zmag)):
             mags[f"{name}_{band}"] = 10.0 ** (-0.4 * (mag - 22.5))   # nanomaggies
-    flux = {b: mags[f"bulge_{b}"] + mags[f"disk_{b}"] + mags[f"clump_{b}"] for b in BANDS}
-    total_mag = {b: 22.5 - 2.5 * np.log10(flux[b]) for b in BANDS}
-    r_total = total_mag["r"]
-    # model magnitudes: the total light with the photometric errors of SDSS imaging
-    model_mag = {b: total_mag[b] + rng.normal(0, 1, m) * photometric_error(total_mag[b], b)
-                 for b in BANDS}
-    # --- angular sizes, seeing, Petrosian quantities ----------------------------
-    kpc_to_arcsec = _ARCSEC_PER_RAD / (d_a * 1e3)
-    theta_d = re_disk * kpc_to_arcsec
-    theta_b = re_bulge * kpc_to_arcsec
-    fwhm = np.clip(psf_fwhm * 10 ** rng.normal(0, 0.05, m), 0.7 * psf_fwhm, 1.5 * psf_fwhm)
+    c.mags = mags
+    c.flux = {b: mags[f"bulge_{b}"] + mags[f"disk_{b}"] + mags[f"clump_{b}"] for b in BANDS}
+    c.total_mag = {b: 22.5 - 2.5 * np.log10(c.flux[b]) for b in BANDS}
+    c.r_total = c.total_mag["r"]
+
+
+def _draw_petrosian(rng, c, psf_fwhm):
+    """Angular sizes, seeing, Petrosian magnitude and radii, and surface brightness."""
+    m = c.m
+    kpc_to_arcsec = _ARCSEC_PER_RAD / (c.d_a * 1e3)
+    c.theta_d = c.re_disk * kpc_to_arcsec
+    c.theta_b = c.re_bulge * kpc_to_arcsec
+    c.fwhm = np.clip(psf_fwhm * 10 ** rng.normal(0, 0.05, m), 0.7 * psf_fwhm, 1.5 * psf_fwhm)
     # (computed only where the galaxy can pass r < 17.77: the Petrosian flux is
     # never more than the total)
-    bright = r_total < R_LIMIT + 0.2
+    bright = c.r_total < R_LIMIT + 0.2
     petro_frac, r50, r90 = np.ones(m), np.ones(m), np.ones(m)
     petro_frac[bright], r50[bright], r90[bright] = petrosian_quantities(
-        (mags["bulge_r"] / flux["r"])[bright], (theta_b * np.sqrt(q_bulge))[bright],
-        (theta_d * np.sqrt(q_disk))[bright])
+        (c.mags["bulge_r"] / c.flux["r"])[bright], (c.theta_b * np.sqrt(c.q_bulge))[bright],
+        (c.theta_d * np.sqrt(c.q_disk))[bright])
     # the seeing adds its own half-light (0.5 FWHM) and 90% (0.91 FWHM) radii in quadrature
-    petro_r50 = np.hypot(r50, 0.5 * fwhm) * 10 ** rng.normal(0, 0.01, m)
-    petro_r90 = np.hypot(r90, 0.91 * fwhm) * 10 ** rng.normal(0, 0.01, m)
-    petro_mag = (r_total - 2.5 * np.log10(petro_frac)
-                 + rng.normal(0, 1, m) * photometric_error(r_total, "r"))
-    theta50_obs = petro_r50
-    mu50 = petro_mag + 2.5 * np.log10(2 * np.pi * theta50_obs ** 2)
-    # --- emission lines (fibre) ---------------------------------------------------
+    c.petro_r50 = np.hypot(r50, 0.5 * c.fwhm) * 10 ** rng.normal(0, 0.01, m)
+    c.petro_r90 = np.hypot(r90, 0.91 * c.fwhm) * 10 ** rng.normal(0, 0.01, m)
+    c.petro_mag = (c.r_total - 2.5 * np.log10(petro_frac)
+                   + rng.normal(0, 1, m) * photometric_error(c.r_total, "r"))
+    theta50_obs = c.petro_r50
+    c.mu50 = c.petro_mag + 2.5 * np.log10(2 * np.pi * theta50_obs ** 2)
+
+
+def _draw_emission_lines(rng, c):
+    """Fibre emission lines of star formation, AGN and old stars; observed fluxes; BPT class."""
     # fibre light fraction of an exponential disk seen through the seeing
-    h = np.hypot(theta_d * np.sqrt(q_disk), 0.6 * fwhm) / 1.678
+    h = np.hypot(c.theta_d * np.sqrt(c.q_disk), 0.6 * c.fwhm) / 1.678
     x = FIBRE_RADIUS / h
-    fib_frac = 1.0 - (1.0 + x) * np.exp(-x)
-    four_pi_dl2 = 4 * np.pi * (d_l * _CM_PER_MPC) ** 2 * 1e-17
-    ha_sf = np.where(quenched, 0.0,
-                     fib_frac * kennicutt98_halpha_luminosity(logsfr) / four_pi_dl2)
+    c.fib_frac = 1.0 - (1.0 + x) * np.exp(-x)
+    c.four_pi_dl2 = 4 * np.pi * (c.d_l * _CM_PER_MPC) ** 2 * 1e-17
+    _draw_sf_lines(rng, c)
+    _draw_agn_lines(rng, c)
+    ebv_gas = c.ebv_disk / STAR_TO_GAS_EBV
+    att = {k: 10 ** (-0.4 * kk * ebv_gas) for k, kk in (("ha", K_HA), ("hb", K_HB),
+                                                         ("o3", K_O3))}
+    ha_sf, ha_agn = c.ha_sf, c.ha_agn
+    hb_sf, hb_agn = ha_sf / HA_HB_SF, ha_agn / HA_HB_AGN
+    true = {
+        "h_alpha": (ha_sf + ha_agn) * att["ha"],
+        "nii_6584": (ha_sf * 10 ** c.n2_sf + ha_agn * 10 ** c.n2_agn) * att["ha"],
+        "h_beta": (hb_sf + hb_agn) * att["hb"],
+        "oiii_5007": (hb_sf * 10 ** c.o3_sf + hb_agn * 10 ** c.o3_agn) * att["o3"],
+    }
+    # errors: sky + continuum noise of the fibre spectrum (1e-17 erg/s/cm2)
+    fib_cont = c.flux["r"] * np.clip(c.fib_frac, 0.05, 1.0)
+    noise_scale = np.sqrt(1.0 + fib_cont / 20.0) * 10 ** rng.normal(0, 0.05, c.m)
+    p = c.lines = {}
+    for line, s0 in (("h_alpha", 2.0), ("nii_6584", 2.0), ("h_beta", 1.7), ("oiii_5007", 1.7)):
+        err = s0 * noise_scale
+        p[f"{line}_flux"] = true[line] + rng.normal(0, 1, c.m) * err
+        p[f"{line}_flux_err"] = err
+    c.bpt = bpt_class_mpajhu(p["nii_6584_flux"], p["nii_6584_flux_err"],
+                             p["h_alpha_flux"], p["h_alpha_flux_err"],
+                             p["oiii_5007_flux"], p["oiii_5007_flux_err"],
+                             p["h_beta_flux"], p["h_beta_flux_err"])
+
+
+def _draw_sf_lines(rng, c):
+    """Fibre Halpha of star formation (Kennicutt 1998) and its BPT line ratios."""
+    m = c.m
+    c.ha_sf = np.where(c.quenched, 0.0,
+                       c.fib_frac * kennicutt98_halpha_luminosity(c.logsfr) / c.four_pi_dl2)
     # [NII]/Halpha follows the mass-SFR-size part of the metallicity, so which
     # galaxies are classified star-forming (and get an oh_p50) does not depend on
     # the two offsets at fixed mass, SFR and size (visible and hidden)
-    n2_sf = pp04_n2(t04_to_pp04(oh_smooth)) + rng.normal(0, 0.04, m)
-    n2_sf = np.minimum(n2_sf, -0.25)
-    o3_sf = sf_sequence_o3hb(n2_sf) + rng.normal(0, 0.1, m)
+    n2_sf = pp04_n2(t04_to_pp04(c.oh_smooth)) + rng.normal(0, 0.04, m)
+    c.n2_sf = np.minimum(n2_sf, -0.25)
+    c.o3_sf = sf_sequence_o3hb(c.n2_sf) + rng.normal(0, 0.1, m)
+
+
+def _draw_agn_lines(rng, c):
+    """Halpha and BPT line ratios of AGN (Kauffmann+03) and of retired galaxies (LIERs)."""
+    m, quenched = c.m, c.quenched
     # AGN: more likely in massive, bulge-dominated hosts (Kauffmann+03)
-    p_agn = 0.85 * _sigmoid((logm - 10.5) / 0.25) * (0.4 + 0.6 * bt)
-    agn = rng.random(m) < p_agn
-    seyfert = agn & (rng.random(m) < np.where(quenched, 0.2, 0.5))
+    p_agn = 0.85 * _sigmoid((c.logm - 10.5) / 0.25) * (0.4 + 0.6 * c.bt)
+    c.agn = agn = rng.random(m) < p_agn
+    c.seyfert = seyfert = agn & (rng.random(m) < np.where(quenched, 0.2, 0.5))
     n2_agn = np.where(seyfert, rng.normal(-0.05, 0.15, m), rng.normal(0.12, 0.12, m))
     o3_agn = np.where(seyfert, rng.normal(0.75, 0.2, m), rng.normal(0.0, 0.15, m))
     # AGN Halpha relative to the fibre SF Halpha (SF hosts) or absolute (passive hosts)
     l_agn = np.where(quenched, 10 ** rng.normal(39.8, 0.4, m),
-                     10 ** rng.normal(-0.3, 0.7, m) * ha_sf * four_pi_dl2)
+                     10 ** rng.normal(-0.3, 0.7, m) * c.ha_sf * c.four_pi_dl2)
     # retired galaxies: weak LINER-like emission of old stars, L ~ M* (Cid Fernandes+11)
-    l_lier = np.where(quenched, 10 ** (39.2 + 0.8 * (logm - 11.0) + rng.normal(0, 0.3, m)), 0.0)
-    ha_agn = (np.where(agn, l_agn, 0.0) + l_lier) / four_pi_dl2
-    n2_agn = np.where(agn, n2_agn, rng.normal(0.1, 0.1, m))
-    o3_agn = np.where(agn, o3_agn, rng.normal(-0.05, 0.15, m))
-    ebv_gas = ebv_disk / STAR_TO_GAS_EBV
-    att = {k: 10 ** (-0.4 * kk * ebv_gas) for k, kk in (("ha", K_HA), ("hb", K_HB),
-                                                         ("o3", K_O3))}
-    hb_sf, hb_agn = ha_sf / HA_HB_SF, ha_agn / HA_HB_AGN
-    true = {
-        "h_alpha": (ha_sf + ha_agn) * att["ha"],
-        "nii_6584": (ha_sf * 10 ** n2_sf + ha_agn * 10 ** n2_agn) * att["ha"],
-        "h_beta": (hb_sf + hb_agn) * att["hb"],
-        "oiii_5007": (hb_sf * 10 ** o3_sf + hb_agn * 10 ** o3_agn) * att["o3"],
-    }
-    # errors: sky + continuum noise of the fibre spectrum (1e-17 erg/s/cm2)
-    fib_cont = flux["r"] * np.clip(fib_frac, 0.05, 1.0)
-    noise_scale = np.sqrt(1.0 + fib_cont / 20.0) * 10 ** rng.normal(0, 0.05, m)
-    for line, s0 in (("h_alpha", 2.0), ("nii_6584", 2.0), ("h_beta", 1.7), ("oiii_5007", 1.7)):
-        err = s0 * noise_scale
-        p[f"{line}_flux"] = true[line] + rng.normal(0, 1, m) * err
-        p[f"{line}_flux_err"] = err
-    bpt = bpt_class_mpajhu(p["nii_6584_flux"], p["nii_6584_flux_err"],
-                           p["h_alpha_flux"], p["h_alpha_flux_err"],
-                           p["oiii_5007_flux"], p["oiii_5007_flux_err"],
-                           p["h_beta_flux"], p["h_beta_flux_err"])
-    # --- neighbours and stars (positions in units of the field of view) ---------
-    has_nb = rng.random(m) < 0.3
-    nb_pos = _off_centre(rng, m, 0.12)
-    nb_r = rng.uniform(17.0, 21.5, m)
-    nb_gr = rng.uniform(0.3, 1.3, m)
-    nb_re = 10 ** rng.uniform(-0.3, 0.4, m)
-    nb_n = np.where(rng.random(m) < 0.5, 1.0, 4.0)
-    nb_q = rng.uniform(0.3, 1.0, m)
-    nb_pa = rng.uniform(0, np.pi, m)
-    has_star = rng.random(m) < 0.25
-    st_pos = _off_centre(rng, m, 0.1)
-    st_r = rng.uniform(15.0, 21.5, m)
-    st_gr = rng.uniform(0.3, 1.4, m)
+    l_lier = np.where(quenched, 10 ** (39.2 + 0.8 * (c.logm - 11.0) + rng.normal(0, 0.3, m)),
+                      0.0)
+    c.ha_agn = (np.where(agn, l_agn, 0.0) + l_lier) / c.four_pi_dl2
+    c.n2_agn = np.where(agn, n2_agn, rng.normal(0.1, 0.1, m))
+    c.o3_agn = np.where(agn, o3_agn, rng.normal(-0.05, 0.15, m))
 
-    # --- the hidden metallicity term: drawn last, added to the metallicity only
-    oh_hidden = rng.normal(0.0, oh_scatter, m)
-    oh_true = oh_model + oh_hidden
 
-    p.update(
-        z=z, d_l=d_l, dlog_r=dlog_r, d_a=d_a, logm=logm, logsfr=logsfr, quenched=quenched,
-        d_ms=d_ms, oh_model=oh_model, oh_hidden=oh_hidden, oh_true=oh_true, bt=bt,
-        re_disk=re_disk, re_bulge=re_bulge, cos_i=cos_i, q_disk=q_disk, q_bulge=q_bulge, pa=pa,
-        pa_bulge=pa_bulge, clump_frac=clump_frac, arm_pitch=arm_pitch, arm_phase=arm_phase,
-        clump_w=clump_w, clump_r=clump_r, clump_phi=clump_phi, gr_bulge=gr_bulge,
-        gr_disk=gr_disk, ri_disk=ri_disk,
-        ebv_disk=ebv_disk, ebv_face=ebv_face, theta_d=theta_d, theta_b=theta_b,
-        fwhm=fwhm, petro_mag=petro_mag, petro_r50=petro_r50, petro_r90=petro_r90, mu50=mu50,
-        r_total=r_total, oh_visible=oh_visible, oh_smooth=oh_smooth, gradient=gradient,
-        agn=agn, seyfert=seyfert, bpt=bpt, fib_frac=fib_frac,
-        has_nb=has_nb, nb_pos=nb_pos, nb_r=nb_r, nb_gr=nb_gr, nb_re=nb_re, nb_n=nb_n,
-        nb_q=nb_q, nb_pa=nb_pa, has_star=has_star, st_pos=st_pos, st_r=st_r, st_gr=st_gr,
-    )
-    for key, val in mags.items():
-        p[f"flux_{key}"] = val
-    for band in BANDS:
-        p[f"model_mag_{band}"] = model_mag[band]
-    p["selected"] = (petro_mag < R_LIMIT) & (petro_mag > R_BRIGHT) & (mu50 < SB_LIMIT)
-    return p
+def _draw_field(rng, c):
+    """Neighbouring galaxies and stars in the cutout (positions in units of the field)."""
+    m = c.m
+    c.has_nb = rng.random(m) < 0.3
+    c.nb_pos = _off_centre(rng, m, 0.12)
+    c.nb_r = rng.uniform(17.0, 21.5, m)
+    c.nb_gr = rng.uniform(0.3, 1.3, m)
+    c.nb_re = 10 ** rng.uniform(-0.3, 0.4, m)
+    c.nb_n = np.where(rng.random(m) < 0.5, 1.0, 4.0)
+    c.nb_q = rng.uniform(0.3, 1.0, m)
+    c.nb_pa = rng.uniform(0, np.pi, m)
+    c.has_star = rng.random(m) < 0.25
+    c.st_pos = _off_centre(rng, m, 0.1)
+    c.st_r = rng.uniform(15.0, 21.5, m)
+    c.st_gr = rng.uniform(0.3, 1.4, m)
 
 
 def _off_centre(rng, m, r_min):

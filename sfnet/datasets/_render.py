@@ -13,6 +13,8 @@ Image values are kept in nanomaggies per native SDSS pixel (0.396 arcsec), i.e.
 surface brightness, so the composite looks the same at every pixel scale.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from ._mockphysics import ARM_SHARE, sersic_b
@@ -34,6 +36,7 @@ CLUMP_SIGMA_KPC = 0.25
 
 _B1 = np.float32(sersic_b(1.0))
 _B4 = np.float32(sersic_b(4.0))
+_TWO_PI2 = np.float32(2 * np.pi ** 2)
 
 
 def _plane(x, y, cx, cy, pa, q):
@@ -95,116 +98,167 @@ def render_block(p, idx, image_size, pixel_scale, rng):
     -------
     ndarray, shape (len(idx), image_size, image_size, 3), uint8
     """
-    from astropy.visualization import make_lupton_rgb
-
     g = {k: v[idx] for k, v in p.items() if isinstance(v, np.ndarray)}
-    b = len(idx)
-    s = image_size
+    grid = _padded_grid(g, len(idx), image_size, pixel_scale)
+    bands = np.zeros((grid.b, 3, grid.n, grid.n), dtype=np.float32)
+    u, v, r_d = _add_disk(bands, g, grid)
+    _add_arms(bands, g, u, v, r_d)
+    del r_d, u, v
+    _add_bulge(bands, g, grid)
+    _add_neighbour(bands, g, grid)
+    _add_stars(bands, g, grid)
+    clumps = _clump_plane(g, grid)
+    fb, k2 = _convolve_psf(bands, clumps, g, grid)
+    img = _add_sky(fb, k2, grid, rng)
+    return _lupton_composite(img, grid)
+
+
+def _padded_grid(g, b, s, pixel_scale):
+    """The pixel grid of a block: ``s`` pixels padded against the wrap-around of the FFT."""
     sigma_px = g["fwhm"] / 2.3548 / pixel_scale                   # PSF sigma (px)
     pad = int(np.ceil(4 * sigma_px.max() * SEEING_BAND.max())) + 2
     n = s + 2 * pad
-    coord = ((np.arange(n) - (n - 1) / 2.0) * pixel_scale).astype(np.float32)
-    soft = 0.5 * pixel_scale
-    # sub-pixel centring of the target as in SDSS cutouts centred on (ra, dec)
-    cx = np.zeros(b, dtype=np.float32)
-    cy = np.zeros(b, dtype=np.float32)
+    return SimpleNamespace(
+        b=b, s=s, n=n, pad=pad, pixel_scale=pixel_scale, sigma_px=sigma_px,
+        coord=((np.arange(n) - (n - 1) / 2.0) * pixel_scale).astype(np.float32),
+        soft=0.5 * pixel_scale, fov=s * pixel_scale,
+        # sub-pixel centring of the target as in SDSS cutouts centred on (ra, dec)
+        cx=np.zeros(b, dtype=np.float32), cy=np.zeros(b, dtype=np.float32))
 
-    bands = np.zeros((b, 3, n, n), dtype=np.float32)
-    # --- disk: exponential, band-dependent scale length (colour gradient) ------
-    u, v = _plane(coord, coord, cx, cy, g["pa"], g["q_disk"])
-    r_d = np.sqrt(u * u + v * v + np.float32(soft * soft))
+
+def _to_px(a, grid):
+    """Pixel coordinate on the padded grid of a position in arcsec from the centre."""
+    return a / grid.pixel_scale + (grid.n - 1) / 2.0
+
+
+def _add_disk(bands, g, grid):
+    """Exponential disk with a band-dependent scale length (colour gradient).
+
+    Returns the disk-plane coordinates ``u``, ``v`` and the radius, for the arms.
+    """
+    u, v = _plane(grid.coord, grid.coord, grid.cx, grid.cy, g["pa"], g["q_disk"])
+    r_d = np.sqrt(u * u + v * v + np.float32(grid.soft * grid.soft))
     band_scale = 1.0 + g["gradient"][None, :] * np.array([1.0, 0.0, -0.5])[:, None]
     for k, band in enumerate("gri"):
         re = (g["theta_d"] * band_scale[k]).astype(np.float32)[:, None, None]
         prof = _normalise(np.exp(-_B1 * r_d / re))
         bands[:, k] += prof * g[f"flux_disk_{band}"].astype(np.float32)[:, None, None]
-    # --- two blue logarithmic spiral arms (young stars) --------------------------
+    return u, v, r_d
+
+
+def _add_arms(bands, g, u, v, r_d):
+    """Two blue logarithmic spiral arms (young stars) in the disk plane."""
     sf = np.flatnonzero(g["clump_frac"] > 1e-3)
-    if sf.size:
-        re = g["theta_d"][sf].astype(np.float32)[:, None, None]
-        rr = r_d[sf] / re
-        psi = 2.0 * (np.arctan2(v[sf], u[sf]) - np.log(rr) / np.tan(
-            g["arm_pitch"][sf]).astype(np.float32)[:, None, None]
-            - g["arm_phase"][sf].astype(np.float32)[:, None, None])
-        wave = 0.5 + 0.5 * np.cos(psi)
-        arm = np.exp(-_B1 * rr) * (wave * wave * wave) * (1 - np.exp(-6.25 * rr * rr))
-        arm = _normalise(arm)
-        for k, band in enumerate("gri"):
-            f = (ARM_SHARE * g[f"flux_clump_{band}"][sf]).astype(np.float32)
-            bands[sf, k] += arm * f[:, None, None]
-        del rr, psi, arm
-    del r_d, u, v
-    # --- bulge: de Vaucouleurs --------------------------------------------------
-    r_b = _radius(coord, coord, cx, cy, g["pa_bulge"], g["q_bulge"], soft)
+    if not sf.size:
+        return
+    re = g["theta_d"][sf].astype(np.float32)[:, None, None]
+    rr = r_d[sf] / re
+    psi = 2.0 * (np.arctan2(v[sf], u[sf]) - np.log(rr) / np.tan(
+        g["arm_pitch"][sf]).astype(np.float32)[:, None, None]
+        - g["arm_phase"][sf].astype(np.float32)[:, None, None])
+    wave = 0.5 + 0.5 * np.cos(psi)
+    arm = np.exp(-_B1 * rr) * (wave * wave * wave) * (1 - np.exp(-6.25 * rr * rr))
+    arm = _normalise(arm)
+    for k, band in enumerate("gri"):
+        f = (ARM_SHARE * g[f"flux_clump_{band}"][sf]).astype(np.float32)
+        bands[sf, k] += arm * f[:, None, None]
+
+
+def _add_bulge(bands, g, grid):
+    """De Vaucouleurs bulge."""
+    r_b = _radius(grid.coord, grid.coord, grid.cx, grid.cy, g["pa_bulge"], g["q_bulge"],
+                  grid.soft)
     re = g["theta_b"].astype(np.float32)[:, None, None]
     prof = _normalise(np.exp(-_B4 * np.sqrt(np.sqrt(r_b / re))))
     for k, band in enumerate("gri"):
         bands[:, k] += prof * g[f"flux_bulge_{band}"].astype(np.float32)[:, None, None]
-    del r_b, prof
-    fov = s * pixel_scale
-    # --- neighbouring galaxy ------------------------------------------------------
+
+
+def _add_neighbour(bands, g, grid):
+    """A Sersic neighbouring galaxy in the cutouts that have one."""
     nb = np.flatnonzero(g["has_nb"])
-    if nb.size:
-        pos = g["nb_pos"][nb] * fov
-        r_n = _radius(coord, coord, pos[:, 0].astype(np.float32), pos[:, 1].astype(np.float32),
-                      g["nb_pa"][nb], g["nb_q"][nb], soft)
-        nser = g["nb_n"][nb][:, None, None]
-        bn = sersic_b(nser).astype(np.float32)
-        rel = r_n / g["nb_re"][nb].astype(np.float32)[:, None, None]
-        prof = _normalise(np.exp(-bn * rel ** (1.0 / nser).astype(np.float32)))
-        fr = 10 ** (-0.4 * (g["nb_r"][nb] - 22.5))
-        gr = g["nb_gr"][nb]
-        ri = 0.1 + 0.4 * gr
-        for k, f in enumerate((fr * 10 ** (-0.4 * gr), fr, fr * 10 ** (0.4 * ri))):
-            bands[nb, k] += (prof * f[:, None, None]).astype(np.float32)
-        del r_n, prof
-    # --- stars (point sources) ----------------------------------------------------
-    to_px = lambda a: a / pixel_scale + (n - 1) / 2.0   # noqa: E731
+    if not nb.size:
+        return
+    pos = g["nb_pos"][nb] * grid.fov
+    r_n = _radius(grid.coord, grid.coord, pos[:, 0].astype(np.float32),
+                  pos[:, 1].astype(np.float32), g["nb_pa"][nb], g["nb_q"][nb], grid.soft)
+    nser = g["nb_n"][nb][:, None, None]
+    bn = sersic_b(nser).astype(np.float32)
+    rel = r_n / g["nb_re"][nb].astype(np.float32)[:, None, None]
+    prof = _normalise(np.exp(-bn * rel ** (1.0 / nser).astype(np.float32)))
+    fr = 10 ** (-0.4 * (g["nb_r"][nb] - 22.5))
+    gr = g["nb_gr"][nb]
+    ri = 0.1 + 0.4 * gr
+    for k, f in enumerate((fr * 10 ** (-0.4 * gr), fr, fr * 10 ** (0.4 * ri))):
+        bands[nb, k] += (prof * f[:, None, None]).astype(np.float32)
+
+
+def _add_stars(bands, g, grid):
+    """Stars (point sources) in the cutouts that have one."""
     st = g["has_star"]
-    if st.any():
-        fr = np.where(st, 10 ** (-0.4 * (g["st_r"] - 22.5)), 0.0)
-        gr = g["st_gr"]
-        ri = np.clip(0.45 * gr - 0.1, -0.1, 1.5)
-        spx = to_px(g["st_pos"][:, :1] * fov)
-        spy = to_px(g["st_pos"][:, 1:] * fov)
-        for k, f in enumerate((fr * 10 ** (-0.4 * gr), fr, fr * 10 ** (0.4 * ri))):
-            _splat(bands[:, k], spx, spy, f[:, None].astype(np.float32))
-    # --- star-forming clumps (points in the disk plane, common colour) -----------
-    clumps = np.zeros((b, n, n), dtype=np.float32)
+    if not st.any():
+        return
+    fr = np.where(st, 10 ** (-0.4 * (g["st_r"] - 22.5)), 0.0)
+    gr = g["st_gr"]
+    ri = np.clip(0.45 * gr - 0.1, -0.1, 1.5)
+    spx = _to_px(g["st_pos"][:, :1] * grid.fov, grid)
+    spy = _to_px(g["st_pos"][:, 1:] * grid.fov, grid)
+    for k, f in enumerate((fr * 10 ** (-0.4 * gr), fr, fr * 10 ** (0.4 * ri))):
+        _splat(bands[:, k], spx, spy, f[:, None].astype(np.float32))
+
+
+def _clump_plane(g, grid):
+    """Star-forming clumps as points in the disk plane, of unit total weight (one colour)."""
+    clumps = np.zeros((grid.b, grid.n, grid.n), dtype=np.float32)
     rad = g["clump_r"] * g["theta_d"][:, None]
     xd = rad * np.cos(g["clump_phi"])
     yd = rad * np.sin(g["clump_phi"]) * g["q_disk"][:, None]
     c, sn = np.cos(g["pa"])[:, None], np.sin(g["pa"])[:, None]
-    _splat(clumps, to_px(xd * c - yd * sn), to_px(xd * sn + yd * c),
+    _splat(clumps, _to_px(xd * c - yd * sn, grid), _to_px(xd * sn + yd * c, grid),
            g["clump_w"].astype(np.float32))
-    clump_flux = (1 - ARM_SHARE) * np.stack([g[f"flux_clump_{band}"] for band in "gri"], axis=1)
-    kpc_to_arcsec = g["theta_d"] / g["re_disk"]
-    clump_sigma_px = CLUMP_SIGMA_KPC * kpc_to_arcsec / pixel_scale
+    return clumps
 
-    # --- PSF convolution in Fourier space -----------------------------------------
+
+def _convolve_psf(bands, clumps, g, grid):
+    """Fourier transforms of the bands, clumps added and all convolved with the PSF.
+
+    The clumps get their intrinsic size (`CLUMP_SIGMA_KPC`) and colour first.
+    Returns the transforms and the squared frequencies ``k2``.
+    """
     from scipy import fft
 
+    clump_flux = (1 - ARM_SHARE) * np.stack([g[f"flux_clump_{band}"] for band in "gri"], axis=1)
+    kpc_to_arcsec = g["theta_d"] / g["re_disk"]
+    clump_sigma_px = CLUMP_SIGMA_KPC * kpc_to_arcsec / grid.pixel_scale
+    n = grid.n
     ky = np.fft.fftfreq(n).astype(np.float32)[:, None]
     kx = np.fft.rfftfreq(n).astype(np.float32)[None, :]
     k2 = (ky * ky + kx * kx)[None]
     fb = fft.rfft2(bands, axes=(-2, -1))
     fc = fft.rfft2(clumps, axes=(-2, -1))
-    two_pi2 = np.float32(2 * np.pi ** 2)
-    t_clump = np.exp(-two_pi2 * (clump_sigma_px.astype(np.float32) ** 2)[:, None, None] * k2)
-    fc *= t_clump
+    fc *= np.exp(-_TWO_PI2 * (clump_sigma_px.astype(np.float32) ** 2)[:, None, None] * k2)
     for k in range(3):
-        sig2 = ((sigma_px * SEEING_BAND[k]) ** 2).astype(np.float32)[:, None, None]
+        sig2 = ((grid.sigma_px * SEEING_BAND[k]) ** 2).astype(np.float32)[:, None, None]
         fb[:, k] += fc * clump_flux[:, k].astype(np.float32)[:, None, None]
-        fb[:, k] *= np.exp(-two_pi2 * sig2 * k2)
-    del fc, t_clump
-    # --- sky noise at SDSS depth ----------------------------------------------------
-    # in nanomaggies per native pixel; coarser pixels average native ones, finer
-    # pixels (resampled SDSS images) carry correlated noise of the native level
+        fb[:, k] *= np.exp(-_TWO_PI2 * sig2 * k2)
+    return fb, k2
+
+
+def _add_sky(fb, k2, grid, rng):
+    """Back to pixels, cropped to the cutout, with sky noise at SDSS depth.
+
+    The noise is in nanomaggies per native pixel; coarser pixels average native
+    ones, finer pixels (resampled SDSS images) carry correlated noise of the
+    native level.
+    """
+    from scipy import fft
+
+    b, s, n, pad, pixel_scale = grid.b, grid.s, grid.n, grid.pad, grid.pixel_scale
     to_native = np.float32((SDSS_PIXEL / pixel_scale) ** 2)
     if pixel_scale < SDSS_PIXEL:
         sig_k = 0.5 * SDSS_PIXEL / pixel_scale
         white = rng.standard_normal((b, 3, n, n), dtype=np.float32)
-        kern = np.exp(-two_pi2 * np.float32(sig_k ** 2) * k2) * np.float32(
+        kern = np.exp(-_TWO_PI2 * np.float32(sig_k ** 2) * k2) * np.float32(
             np.sqrt(4 * np.pi) * sig_k)
         noise_f = fft.rfft2(white, axes=(-2, -1)) * kern[:, None]
         fb += noise_f * (SKY_SIGMA.astype(np.float32)[None, :, None, None] / to_native)
@@ -216,7 +270,14 @@ def render_block(p, idx, image_size, pixel_scale, rng):
         noise = rng.standard_normal((b, 3, s, s), dtype=np.float32)
         noise *= (SKY_SIGMA * SDSS_PIXEL / pixel_scale).astype(np.float32)[None, :, None, None]
         img += noise
-    # --- Lupton et al. (2004) composite, i r g -> R G B -------------------------------
+    return img
+
+
+def _lupton_composite(img, grid):
+    """Lupton et al. (2004) composite, i r g -> R G B, as uint8 of shape (B, s, s, 3)."""
+    from astropy.visualization import make_lupton_rgb
+
+    b, s = grid.b, grid.s
     si, sr, sg = LUPTON_SCALES
     tall = lambda a: a.reshape(b * s, s)    # noqa: E731  (the mapping is pixelwise)
     with np.errstate(divide="ignore", invalid="ignore"):   # 0/0 where the intensity is 0

@@ -151,6 +151,22 @@ def _draw_sample(seed, n, oh_scatter, psf_fwhm):
 
 
 def _build_catalog(p, seed):
+    """The catalog of the drawn galaxies ``p``: the real query's columns, then ``mock_*`` ones.
+
+    Identifiers and sky positions are drawn from their own stream of ``seed``.
+    """
+    t = Table()
+    for name, data in _query_columns(p, seed).items():
+        # names, units and descriptions of the real query: the one schema, sfnet.catalog
+        schema = COLUMNS[name]
+        t[name] = Column(data, unit=schema.unit, description=schema.description)
+    for name, data, unit, desc in _latent_columns(p):
+        t[name] = Column(data, unit=unit, description=desc)
+    return t
+
+
+def _query_columns(p, seed):
+    """Values of the real query's columns (schema in ``sfnet.catalog``), by column name."""
     # one row of random numbers per galaxy, so a sample is a prefix of a larger one
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
     n = len(p["z"])
@@ -174,16 +190,16 @@ def _build_catalog(p, seed):
     for line in ("h_alpha", "h_beta", "oiii_5007", "nii_6584"):
         values[f"{line}_flux"] = p[f"{line}_flux"]
         values[f"{line}_flux_err"] = p[f"{line}_flux_err"]
-    t = Table()
-    for name, data in values.items():
-        # names, units and descriptions of the real query: the one schema, sfnet.catalog
-        schema = COLUMNS[name]
-        t[name] = Column(data, unit=schema.unit, description=schema.description)
+    return values
+
+
+def _latent_columns(p):
+    """The ``mock_*`` columns: (name, values, unit, description) of the true properties."""
 
     def mag(f):
         return -2.5 * np.log10(f)
 
-    latent = [
+    return [
         ("mock_logm", p["logm"], "dex(solMass)", "true log stellar mass"),
         ("mock_logsfr", p["logsfr"], "dex(solMass / yr)", "true log SFR"),
         ("mock_oh_true", np.where(p["quenched"], np.nan, p["oh_true"]), "dex",
@@ -217,9 +233,6 @@ def _build_catalog(p, seed):
         ("mock_neighbour", p["has_nb"], None, "a neighbouring galaxy is in the cutout"),
         ("mock_star", p["has_star"], None, "a star is in the cutout"),
     ]
-    for name, data, unit, desc in latent:
-        t[name] = Column(data, unit=unit, description=desc)
-    return t
 
 
 def oracle_rmse(hidden, mask=None):
