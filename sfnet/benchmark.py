@@ -175,8 +175,6 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
         Also measure ``compile=True`` (`torch.compile`): compile time and
         steady-state speed-up of training and of `~SparseFeatureNet.activations`.
     """
-    from .estimator import SparseFeatureNet
-
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -187,66 +185,10 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
               "batch_size": batch_size, "k": k, "backbone": backbone, "steps": steps,
               "torch": torch.__version__, "threads": torch.get_num_threads(),
               "python": platform.python_version(), "precisions": {}}
-    seen = set()
-    for precision in precisions:
-        dtype = resolve_precision(precision, dev)
-        label = "bf16" if dtype == torch.bfloat16 else "fp32"
-        if label in seen:
-            continue
-        seen.add(label)
-        torch.manual_seed(0)
-        net = SparseFeatureNetwork(k, 1, backbone).to(dev).to(memory_format=torch.channels_last)
-        x = ((torch.from_numpy(images[:batch_size]).permute(0, 3, 1, 2).float() - 100) / 50)
-        x = x.to(dev).contiguous(memory_format=torch.channels_last)
-        y = torch.randn(batch_size, 1, device=dev)
-        bare_sec = _bare_train(net, x, y, steps, dev, dtype, 1e-3)
-        flops = _train_flops(net, x, y, dev, dtype)
-        ceiling = _matmul_ceiling(dev, dtype)
-
-        model = SparseFeatureNet(k=k, target="mean_pixel", backbone=backbone, epochs=3,
-                                 batch_size=batch_size, validation_fraction=0.0,
-                                 device=str(dev), precision=label, random_state=0,
-                                 progress=progress)
-        # the first epoch pays one-off costs (allocator, stats); time epochs 2-3
-        model.fit(images[:n_fit], yv[:n_fit])
-        fit_sec = float(np.mean([h["seconds"] for h in model.history_[1:]])) / steps
-        t_full = time.perf_counter()
-        model.set_params(epochs=1).fit(images[:n_fit], yv[:n_fit])
-        fit_total = time.perf_counter() - t_full
-
-        net.eval()
-
-        def bare_forward(net=net, x=x, dtype=dtype):
-            with torch.inference_mode(), autocast(dev, dtype):
-                net.sparse_features(x)
-
-        act_images = images[:n_fit]
-        model.activations(act_images[:batch_size], batch_size=batch_size)  # warm-up
-        passes = []
-        for _ in range(3):  # best of three passes: the least disturbed by other load
-            _sync(dev)
-            t0 = time.perf_counter()
-            model.activations(act_images, batch_size=batch_size)
-            _sync(dev)
-            passes.append((time.perf_counter() - t0) / (len(act_images) / batch_size))
-        act_sec = min(passes)
-        fwd_sec = min(_timed(bare_forward, dev, steps) for _ in range(3))
-
-        entry = {
-            "bare_train_img_s": batch_size / bare_sec,
-            "fit_img_s": batch_size / fit_sec,
-            "fit_ratio": bare_sec / fit_sec,
-            "fit_img_s_including_setup": n_fit / fit_total,
-            "bare_forward_img_s": batch_size / fwd_sec,
-            "activations_img_s": batch_size / act_sec,
-            "activations_ratio": fwd_sec / act_sec,
-            "train_gflop_per_image": flops / batch_size / 1e9,
-            "train_tflop_s": flops / bare_sec / 1e12,
-            "fit_tflop_s": flops / fit_sec / 1e12,
-            "matmul_tflop_s": ceiling / 1e12,
-            "fit_fraction_of_matmul": (flops / fit_sec) / ceiling,
-        }
-        result["precisions"][label] = entry
+    for label, dtype in _distinct_precisions(precisions, dev):
+        result["precisions"][label] = _precision_entry(
+            images, yv, dev, label, dtype, k=k, backbone=backbone, batch_size=batch_size,
+            steps=steps, progress=progress)
     result["io"] = _io_benchmark(io_images, image_size, dev, batch_size, steps,
                                  result["precisions"], k, backbone, paper_baseline)
     best = max(result["precisions"], key=lambda lab: result["precisions"][lab]["fit_img_s"])
@@ -265,6 +207,94 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
     if dev.type == "cuda":
         result["cuda_peak_mb"] = torch.cuda.max_memory_allocated(dev) / 1024**2
     return result
+
+
+def _distinct_precisions(precisions, dev):
+    """Yield ``(label, autocast dtype)`` once per distinct resolved precision, in order.
+
+    A generator, so that a bad precision raises only when the loop reaches it.
+    """
+    seen = set()
+    for precision in precisions:
+        dtype = resolve_precision(precision, dev)
+        label = "bf16" if dtype == torch.bfloat16 else "fp32"
+        if label in seen:
+            continue
+        seen.add(label)
+        yield label, dtype
+
+
+def _precision_entry(images, yv, dev, label, dtype, *, k, backbone, batch_size, steps,
+                     progress):
+    """Measurements (a)-(c) at one precision; ``fit`` sees ``batch_size * steps`` images."""
+    n_fit = batch_size * steps
+    torch.manual_seed(0)
+    net = SparseFeatureNetwork(k, 1, backbone).to(dev).to(memory_format=torch.channels_last)
+    x = ((torch.from_numpy(images[:batch_size]).permute(0, 3, 1, 2).float() - 100) / 50)
+    x = x.to(dev).contiguous(memory_format=torch.channels_last)
+    y = torch.randn(batch_size, 1, device=dev)
+    bare_sec = _bare_train(net, x, y, steps, dev, dtype, 1e-3)
+    flops = _train_flops(net, x, y, dev, dtype)
+    ceiling = _matmul_ceiling(dev, dtype)
+    model, fit_sec, fit_total = _fit_seconds(
+        images[:n_fit], yv[:n_fit], dev, label, k=k, backbone=backbone, batch_size=batch_size,
+        steps=steps, progress=progress)
+    net.eval()
+    act_sec = _activations_seconds(model, images[:n_fit], batch_size, dev)
+    fwd_sec = _bare_forward_seconds(net, x, dev, dtype, steps)
+    return {
+        "bare_train_img_s": batch_size / bare_sec,
+        "fit_img_s": batch_size / fit_sec,
+        "fit_ratio": bare_sec / fit_sec,
+        "fit_img_s_including_setup": n_fit / fit_total,
+        "bare_forward_img_s": batch_size / fwd_sec,
+        "activations_img_s": batch_size / act_sec,
+        "activations_ratio": fwd_sec / act_sec,
+        "train_gflop_per_image": flops / batch_size / 1e9,
+        "train_tflop_s": flops / bare_sec / 1e12,
+        "fit_tflop_s": flops / fit_sec / 1e12,
+        "matmul_tflop_s": ceiling / 1e12,
+        "fit_fraction_of_matmul": (flops / fit_sec) / ceiling,
+    }
+
+
+def _fit_seconds(images, yv, dev, label, *, k, backbone, batch_size, steps, progress):
+    """``(model, seconds per step of epochs 2-3, seconds of a whole 1-epoch fit)``."""
+    from .estimator import SparseFeatureNet
+
+    model = SparseFeatureNet(k=k, target="mean_pixel", backbone=backbone, epochs=3,
+                             batch_size=batch_size, validation_fraction=0.0,
+                             device=str(dev), precision=label, random_state=0,
+                             progress=progress)
+    # the first epoch pays one-off costs (allocator, stats); time epochs 2-3
+    model.fit(images, yv)
+    fit_sec = float(np.mean([h["seconds"] for h in model.history_[1:]])) / steps
+    t_full = time.perf_counter()
+    model.set_params(epochs=1).fit(images, yv)
+    fit_total = time.perf_counter() - t_full
+    return model, fit_sec, fit_total
+
+
+def _activations_seconds(model, images, batch_size, dev):
+    """Seconds per batch of `SparseFeatureNet.activations`, best of three passes."""
+    model.activations(images[:batch_size], batch_size=batch_size)  # warm-up
+    passes = []
+    for _ in range(3):  # best of three passes: the least disturbed by other load
+        _sync(dev)
+        t0 = time.perf_counter()
+        model.activations(images, batch_size=batch_size)
+        _sync(dev)
+        passes.append((time.perf_counter() - t0) / (len(images) / batch_size))
+    return min(passes)
+
+
+def _bare_forward_seconds(net, x, dev, dtype, steps):
+    """Seconds per batch of a bare ``inference_mode`` forward, best of three."""
+    def bare_forward():
+        with torch.inference_mode(), autocast(dev, dtype):
+            net.sparse_features(x)
+
+    return min(_timed(bare_forward, dev, steps) for _ in range(3))
 
 
 def _io_benchmark(n, image_size, dev, batch_size, steps, per_precision, k, backbone,
