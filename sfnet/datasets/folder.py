@@ -40,8 +40,6 @@ _IN_FLIGHT_PER_WORKER = 4
 #: How many dropped objIDs a warning names.
 _N_SHOWN = 5
 
-#: Units given to known SkyServer / MPA-JHU columns that have none (a CSV has no units).
-
 
 def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
                        image_size=None, cache=True, progress=True, n_workers=None):
@@ -554,7 +552,6 @@ def _exact_ids(text, csv_path):
         raise ValueError(f"catalog file {csv_path}: {len(bad)} objID value(s) are not "
                          f"64-bit integers ({shown})")
     return np.array(ids, dtype=np.int64)
-
 
 
 # ---------------------------------------------------------------------------
