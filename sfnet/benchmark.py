@@ -175,8 +175,6 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
         Also measure ``compile=True`` (`torch.compile`): compile time and
         steady-state speed-up of training and of `~SparseFeatureNet.activations`.
     """
-    from .estimator import SparseFeatureNet
-
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -187,66 +185,10 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
               "batch_size": batch_size, "k": k, "backbone": backbone, "steps": steps,
               "torch": torch.__version__, "threads": torch.get_num_threads(),
               "python": platform.python_version(), "precisions": {}}
-    seen = set()
-    for precision in precisions:
-        dtype = resolve_precision(precision, dev)
-        label = "bf16" if dtype == torch.bfloat16 else "fp32"
-        if label in seen:
-            continue
-        seen.add(label)
-        torch.manual_seed(0)
-        net = SparseFeatureNetwork(k, 1, backbone).to(dev).to(memory_format=torch.channels_last)
-        x = ((torch.from_numpy(images[:batch_size]).permute(0, 3, 1, 2).float() - 100) / 50)
-        x = x.to(dev).contiguous(memory_format=torch.channels_last)
-        y = torch.randn(batch_size, 1, device=dev)
-        bare_sec = _bare_train(net, x, y, steps, dev, dtype, 1e-3)
-        flops = _train_flops(net, x, y, dev, dtype)
-        ceiling = _matmul_ceiling(dev, dtype)
-
-        model = SparseFeatureNet(k=k, target="mean_pixel", backbone=backbone, epochs=3,
-                                 batch_size=batch_size, validation_fraction=0.0,
-                                 device=str(dev), precision=label, random_state=0,
-                                 progress=progress)
-        # the first epoch pays one-off costs (allocator, stats); time epochs 2-3
-        model.fit(images[:n_fit], yv[:n_fit])
-        fit_sec = float(np.mean([h["seconds"] for h in model.history_[1:]])) / steps
-        t_full = time.perf_counter()
-        model.set_params(epochs=1).fit(images[:n_fit], yv[:n_fit])
-        fit_total = time.perf_counter() - t_full
-
-        net.eval()
-
-        def bare_forward(net=net, x=x, dtype=dtype):
-            with torch.inference_mode(), autocast(dev, dtype):
-                net.sparse_features(x)
-
-        act_images = images[:n_fit]
-        model.activations(act_images[:batch_size], batch_size=batch_size)  # warm-up
-        passes = []
-        for _ in range(3):  # best of three passes: the least disturbed by other load
-            _sync(dev)
-            t0 = time.perf_counter()
-            model.activations(act_images, batch_size=batch_size)
-            _sync(dev)
-            passes.append((time.perf_counter() - t0) / (len(act_images) / batch_size))
-        act_sec = min(passes)
-        fwd_sec = min(_timed(bare_forward, dev, steps) for _ in range(3))
-
-        entry = {
-            "bare_train_img_s": batch_size / bare_sec,
-            "fit_img_s": batch_size / fit_sec,
-            "fit_ratio": bare_sec / fit_sec,
-            "fit_img_s_including_setup": n_fit / fit_total,
-            "bare_forward_img_s": batch_size / fwd_sec,
-            "activations_img_s": batch_size / act_sec,
-            "activations_ratio": fwd_sec / act_sec,
-            "train_gflop_per_image": flops / batch_size / 1e9,
-            "train_tflop_s": flops / bare_sec / 1e12,
-            "fit_tflop_s": flops / fit_sec / 1e12,
-            "matmul_tflop_s": ceiling / 1e12,
-            "fit_fraction_of_matmul": (flops / fit_sec) / ceiling,
-        }
-        result["precisions"][label] = entry
+    for label, dtype in _distinct_precisions(precisions, dev):
+        result["precisions"][label] = _precision_entry(
+            images, yv, dev, label, dtype, k=k, backbone=backbone, batch_size=batch_size,
+            steps=steps, progress=progress)
     result["io"] = _io_benchmark(io_images, image_size, dev, batch_size, steps,
                                  result["precisions"], k, backbone, paper_baseline)
     best = max(result["precisions"], key=lambda lab: result["precisions"][lab]["fit_img_s"])
@@ -265,6 +207,94 @@ def run_benchmark(*, device="auto", image_size=144, batch_size=64, precisions=("
     if dev.type == "cuda":
         result["cuda_peak_mb"] = torch.cuda.max_memory_allocated(dev) / 1024**2
     return result
+
+
+def _distinct_precisions(precisions, dev):
+    """Yield ``(label, autocast dtype)`` once per distinct resolved precision, in order.
+
+    A generator, so that a bad precision raises only when the loop reaches it.
+    """
+    seen = set()
+    for precision in precisions:
+        dtype = resolve_precision(precision, dev)
+        label = "bf16" if dtype == torch.bfloat16 else "fp32"
+        if label in seen:
+            continue
+        seen.add(label)
+        yield label, dtype
+
+
+def _precision_entry(images, yv, dev, label, dtype, *, k, backbone, batch_size, steps,
+                     progress):
+    """Measurements (a)-(c) at one precision; ``fit`` sees ``batch_size * steps`` images."""
+    n_fit = batch_size * steps
+    torch.manual_seed(0)
+    net = SparseFeatureNetwork(k, 1, backbone).to(dev).to(memory_format=torch.channels_last)
+    x = ((torch.from_numpy(images[:batch_size]).permute(0, 3, 1, 2).float() - 100) / 50)
+    x = x.to(dev).contiguous(memory_format=torch.channels_last)
+    y = torch.randn(batch_size, 1, device=dev)
+    bare_sec = _bare_train(net, x, y, steps, dev, dtype, 1e-3)
+    flops = _train_flops(net, x, y, dev, dtype)
+    ceiling = _matmul_ceiling(dev, dtype)
+    model, fit_sec, fit_total = _fit_seconds(
+        images[:n_fit], yv[:n_fit], dev, label, k=k, backbone=backbone, batch_size=batch_size,
+        steps=steps, progress=progress)
+    net.eval()
+    act_sec = _activations_seconds(model, images[:n_fit], batch_size, dev)
+    fwd_sec = _bare_forward_seconds(net, x, dev, dtype, steps)
+    return {
+        "bare_train_img_s": batch_size / bare_sec,
+        "fit_img_s": batch_size / fit_sec,
+        "fit_ratio": bare_sec / fit_sec,
+        "fit_img_s_including_setup": n_fit / fit_total,
+        "bare_forward_img_s": batch_size / fwd_sec,
+        "activations_img_s": batch_size / act_sec,
+        "activations_ratio": fwd_sec / act_sec,
+        "train_gflop_per_image": flops / batch_size / 1e9,
+        "train_tflop_s": flops / bare_sec / 1e12,
+        "fit_tflop_s": flops / fit_sec / 1e12,
+        "matmul_tflop_s": ceiling / 1e12,
+        "fit_fraction_of_matmul": (flops / fit_sec) / ceiling,
+    }
+
+
+def _fit_seconds(images, yv, dev, label, *, k, backbone, batch_size, steps, progress):
+    """``(model, seconds per step of epochs 2-3, seconds of a whole 1-epoch fit)``."""
+    from .estimator import SparseFeatureNet
+
+    model = SparseFeatureNet(k=k, target="mean_pixel", backbone=backbone, epochs=3,
+                             batch_size=batch_size, validation_fraction=0.0,
+                             device=str(dev), precision=label, random_state=0,
+                             progress=progress)
+    # the first epoch pays one-off costs (allocator, stats); time epochs 2-3
+    model.fit(images, yv)
+    fit_sec = float(np.mean([h["seconds"] for h in model.history_[1:]])) / steps
+    t_full = time.perf_counter()
+    model.set_params(epochs=1).fit(images, yv)
+    fit_total = time.perf_counter() - t_full
+    return model, fit_sec, fit_total
+
+
+def _activations_seconds(model, images, batch_size, dev):
+    """Seconds per batch of `SparseFeatureNet.activations`, best of three passes."""
+    model.activations(images[:batch_size], batch_size=batch_size)  # warm-up
+    passes = []
+    for _ in range(3):  # best of three passes: the least disturbed by other load
+        _sync(dev)
+        t0 = time.perf_counter()
+        model.activations(images, batch_size=batch_size)
+        _sync(dev)
+        passes.append((time.perf_counter() - t0) / (len(images) / batch_size))
+    return min(passes)
+
+
+def _bare_forward_seconds(net, x, dev, dtype, steps):
+    """Seconds per batch of a bare ``inference_mode`` forward, best of three."""
+    def bare_forward():
+        with torch.inference_mode(), autocast(dev, dtype):
+            net.sparse_features(x)
+
+    return min(_timed(bare_forward, dev, steps) for _ in range(3))
 
 
 def _io_benchmark(n, image_size, dev, batch_size, steps, per_precision, k, backbone,
@@ -496,75 +526,112 @@ def _device_name(dev):
     return platform.processor() or platform.machine()
 
 
+#: The rows of the per-precision table: (label, result key, unit).
+_PRECISION_ROWS = (("training: bare PyTorch loop", "bare_train_img_s", "img/s"),
+                   ("training: SparseFeatureNet.fit", "fit_img_s", "img/s"),
+                   ("  fit / bare", "fit_ratio", "ratio"),
+                   ("  fit incl. setup (1 epoch)", "fit_img_s_including_setup", "img/s"),
+                   ("inference: bare forward", "bare_forward_img_s", "img/s"),
+                   ("inference: activations()", "activations_img_s", "img/s"),
+                   ("  activations / bare", "activations_ratio", "ratio"),
+                   ("training FLOPs per image", "train_gflop_per_image", "GFLOP"),
+                   ("fit achieved", "fit_tflop_s", "TFLOP/s"),
+                   ("dense matmul ceiling", "matmul_tflop_s", "TFLOP/s"),
+                   ("  fit / matmul ceiling", "fit_fraction_of_matmul", "ratio"))
+
+
 def format_table(result):
     """A plain-text table of a `run_benchmark` result."""
-    lines = [f"sfnet benchmark: {result['backbone']} k={result['k']}, "
-             f"{result['image_size']} px, batch {result['batch_size']}, device "
-             f"{result['device']} ({result['device_name']}), {result['threads']} threads, "
-             f"torch {result['torch']}", ""]
-    rows = [("training: bare PyTorch loop", "bare_train_img_s", "img/s"),
-            ("training: SparseFeatureNet.fit", "fit_img_s", "img/s"),
-            ("  fit / bare", "fit_ratio", "ratio"),
-            ("  fit incl. setup (1 epoch)", "fit_img_s_including_setup", "img/s"),
-            ("inference: bare forward", "bare_forward_img_s", "img/s"),
-            ("inference: activations()", "activations_img_s", "img/s"),
-            ("  activations / bare", "activations_ratio", "ratio"),
-            ("training FLOPs per image", "train_gflop_per_image", "GFLOP"),
-            ("fit achieved", "fit_tflop_s", "TFLOP/s"),
-            ("dense matmul ceiling", "matmul_tflop_s", "TFLOP/s"),
-            ("  fit / matmul ceiling", "fit_fraction_of_matmul", "ratio")]
-    labels = list(result["precisions"])
-    lines.append(f"{'':34s}" + "".join(f"{lab:>12s}" for lab in labels))
-    for name, key, unit in rows:
-        vals = "".join(f"{result['precisions'][lab][key]:12.3g}" for lab in labels)
+    lines = _header_lines(result) + _precision_lines(result["precisions"])
+    lines += _io_lines(result["io"])
+    if "streaming" in result:
+        lines += _streaming_lines(result["streaming"])
+    if result.get("streaming_rss"):
+        lines += _streaming_rss_lines(result["streaming_rss"])
+    if "compile" in result:
+        lines += _compile_lines(result["compile"])
+    if "projection" in result:
+        lines += _projection_lines(result["projection"])
+    lines.append(f"peak resident memory {result['peak_rss_mb']:.0f} MB" +
+                 (f", CUDA peak {result['cuda_peak_mb']:.0f} MB"
+                  if "cuda_peak_mb" in result else ""))
+    return "\n".join(lines)
+
+
+def _header_lines(result):
+    """The run's settings, then a blank line."""
+    return [f"sfnet benchmark: {result['backbone']} k={result['k']}, "
+            f"{result['image_size']} px, batch {result['batch_size']}, device "
+            f"{result['device']} ({result['device_name']}), {result['threads']} threads, "
+            f"torch {result['torch']}", ""]
+
+
+def _precision_lines(precisions):
+    """One column per precision, one row per `_PRECISION_ROWS` entry."""
+    labels = list(precisions)
+    lines = [f"{'':34s}" + "".join(f"{lab:>12s}" for lab in labels)]
+    for name, key, unit in _PRECISION_ROWS:
+        vals = "".join(f"{precisions[lab][key]:12.3g}" for lab in labels)
         lines.append(f"{name:34s}{vals}  {unit}")
-    io = result["io"]
-    lines += ["", f"I/O ({io['n_images']} images of {io['jpeg_size']} px):",
-              f"  JPEG folder decode (once, into a memmap) {io['jpeg_decode_img_s']:10.1f} img/s",
-              f"  cached folder re-open                    {io['cached_folder_open_s']:10.3f} s",
-              "  memmap random batches                    "
-              f"{io['memmap_random_batch_img_s']:10.1f} img/s"]
+    return lines
+
+
+def _io_lines(io):
+    """JPEG decode, cached re-open, memmap reads and the paper-style loop if measured."""
+    lines = ["", f"I/O ({io['n_images']} images of {io['jpeg_size']} px):",
+             f"  JPEG folder decode (once, into a memmap) {io['jpeg_decode_img_s']:10.1f} img/s",
+             f"  cached folder re-open                    {io['cached_folder_open_s']:10.3f} s",
+             "  memmap random batches                    "
+             f"{io['memmap_random_batch_img_s']:10.1f} img/s"]
     if "paper_style_train_img_s" in io:
         lines += [f"  paper-style training (PIL decode + resize every batch, fp32)"
                   f" {io['paper_style_train_img_s']:8.1f} img/s",
                   f"  fit ({io['fit_best_precision']}) / paper-style"
                   f"{io['fit_vs_paper_style']:27.2f} x"]
-    if "streaming" in result:
-        st = result["streaming"]
-        lines += ["", f"Streaming ({st['n_images']} images, {st['precision']}, the same memmap):",
-                  f"  training held in memory                  {st['in_memory_img_s']:10.1f} img/s",
-                  f"  training streamed from the file          {st['streamed_img_s']:10.1f} img/s",
-                  f"  streamed / in memory                     {st['streamed_vs_in_memory']:10.3f}"]
-    if result.get("streaming_rss"):
-        lines += ["", ("Peak resident memory of one streamed epoch (64 px, tiny network, "
-                       "fresh process):")]
-        for r in result["streaming_rss"]:
-            lines.append(f"  {r['n_images']:>8d} images ({r['data_mb']:7.0f} MB on disk)"
-                         f"   peak {r['peak_rss_mb']:7.0f} MB  (file pages at end "
-                         f"{r['rss_file_mb']:.0f} MB)")
-    if "compile" in result:
-        c = result["compile"]
-        fell = ", FELL BACK TO EAGER" if c["fell_back_to_eager"] else ""
-        lines += ["", f"compile=True ({c['precision']}{fell}):",
-                  (f"  fit                                      {c['fit_img_s']:10.1f} img/s"
-                   f"  ({c['fit_speedup']:.2f} x eager)"),
-                  (f"  activations()                            {c['activations_img_s']:10.1f}"
-                   f" img/s  ({c['activations_speedup']:.2f} x eager)"),
-                  (f"  one-off compile time: training {c['train_compile_seconds']:.0f} s, "
-                   f"inference {c['inference_compile_seconds']:.0f} s")]
-    if "projection" in result:
-        pr = result["projection"]
-        lines += ["", (f"Projection of the paper's runs on this machine ({pr['precision']}, "
-                       f"{pr['crop']} px crops, {PAPER_EPOCHS} epochs;"),
-                  f"  assuming {pr['assumption']}):"]
-        for name, r in pr["samples"].items():
-            how = "streamed" if r["streamed"] else "in memory"
-            lines.append(f"  {name:20s} {r['stored_gb']:5.1f} GB at {PAPER_STORED} px, "
-                         f"{how:9s} {r['img_s']:8.1f} img/s  {r['hours']:8.1f} h")
-    lines.append(f"peak resident memory {result['peak_rss_mb']:.0f} MB" +
-                 (f", CUDA peak {result['cuda_peak_mb']:.0f} MB"
-                  if "cuda_peak_mb" in result else ""))
-    return "\n".join(lines)
+    return lines
+
+
+def _streaming_lines(st):
+    """Training held in memory against training streamed from the file."""
+    return ["", f"Streaming ({st['n_images']} images, {st['precision']}, the same memmap):",
+            f"  training held in memory                  {st['in_memory_img_s']:10.1f} img/s",
+            f"  training streamed from the file          {st['streamed_img_s']:10.1f} img/s",
+            f"  streamed / in memory                     {st['streamed_vs_in_memory']:10.3f}"]
+
+
+def _streaming_rss_lines(rows):
+    """Peak resident memory of streamed epochs, one line per sample size."""
+    lines = ["", ("Peak resident memory of one streamed epoch (64 px, tiny network, "
+                  "fresh process):")]
+    for r in rows:
+        lines.append(f"  {r['n_images']:>8d} images ({r['data_mb']:7.0f} MB on disk)"
+                     f"   peak {r['peak_rss_mb']:7.0f} MB  (file pages at end "
+                     f"{r['rss_file_mb']:.0f} MB)")
+    return lines
+
+
+def _compile_lines(c):
+    """``compile=True`` speed-ups and one-off compile times."""
+    fell = ", FELL BACK TO EAGER" if c["fell_back_to_eager"] else ""
+    return ["", f"compile=True ({c['precision']}{fell}):",
+            (f"  fit                                      {c['fit_img_s']:10.1f} img/s"
+             f"  ({c['fit_speedup']:.2f} x eager)"),
+            (f"  activations()                            {c['activations_img_s']:10.1f}"
+             f" img/s  ({c['activations_speedup']:.2f} x eager)"),
+            (f"  one-off compile time: training {c['train_compile_seconds']:.0f} s, "
+             f"inference {c['inference_compile_seconds']:.0f} s")]
+
+
+def _projection_lines(pr):
+    """Hours of the paper's runs on this machine, one line per sample."""
+    lines = ["", (f"Projection of the paper's runs on this machine ({pr['precision']}, "
+                  f"{pr['crop']} px crops, {PAPER_EPOCHS} epochs;"),
+             f"  assuming {pr['assumption']}):"]
+    for name, r in pr["samples"].items():
+        how = "streamed" if r["streamed"] else "in memory"
+        lines.append(f"  {name:20s} {r['stored_gb']:5.1f} GB at {PAPER_STORED} px, "
+                     f"{how:9s} {r['img_s']:8.1f} img/s  {r['hours']:8.1f} h")
+    return lines
 
 
 def add_arguments(parser):

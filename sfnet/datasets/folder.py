@@ -12,6 +12,7 @@ and benchmarks).
 """
 
 import collections
+import functools
 import hashlib
 import os
 import warnings
@@ -38,8 +39,6 @@ _IMAGE_SUFFIX = ".jpg"
 _IN_FLIGHT_PER_WORKER = 4
 #: How many dropped objIDs a warning names.
 _N_SHOWN = 5
-
-#: Units given to known SkyServer / MPA-JHU columns that have none (a CSV has no units).
 
 
 def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
@@ -126,6 +125,41 @@ def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
     >>> loaded.catalog["ra"].unit
     Unit("deg")
     """
+    root, csv_path, img_dir = _check_folder(path, catalog, image_dir)
+    size = check_image_size(image_size)
+    n_workers = check_workers(n_workers)
+    cache_path, keyed = _resolve_cache(cache)
+
+    csv_bytes = csv_path.read_bytes()
+    listing = _list_images(img_dir)
+    key = _cache_key(csv_bytes, image_dir, catalog, size, listing)
+    if cache_path is not None:
+        cache_path = _cache_dir_for(cache_path, keyed, key)
+        hit = _open_cache(cache_path, key)
+        if hit is not None:
+            sample, source = hit
+            _warn_dropped([tuple(d) for d in source.get("dropped", [])],
+                          int(source.get("n_rows", len(sample))), root)
+            return sample
+
+    rows = _FolderRows(_read_csv(csv_bytes, csv_path), csv_path, img_dir, listing)
+    decode = functools.partial(rows.decode, size, n_workers, progress)
+    if cache_path is None:
+        sample = rows.to_memory(decode)
+    else:
+        source = {"kind": _SOURCE_KIND, "key": key, "folder": str(root.resolve()),
+                  "image_dir": str(image_dir), "catalog": str(catalog),
+                  "image_size": None if image_size is None else list(size),
+                  "n_rows": rows.n_rows}
+        _build_dir(cache_path, functools.partial(rows.to_cache_dir, decode, source),
+                   replace=True)
+        sample = GalaxySample.load(cache_path, mmap=True)
+    _warn_dropped(rows.dropped, rows.n_rows, root)
+    return sample
+
+
+def _check_folder(path, catalog, image_dir):
+    """``(root, CSV path, image folder)``; FileNotFoundError naming the first missing."""
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"galaxy folder {root} does not exist")
@@ -135,69 +169,80 @@ def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
     img_dir = root / image_dir
     if not img_dir.is_dir():
         raise FileNotFoundError(f"image folder {img_dir} does not exist")
-    size = check_image_size(image_size)
-    n_workers = check_workers(n_workers)
-    cache_path, keyed = _resolve_cache(cache)
+    return root, csv_path, img_dir
 
-    csv_bytes = csv_path.read_bytes()
-    listing = _list_images(img_dir)
-    key = _cache_key(csv_bytes, image_dir, catalog, size, listing)
-    if cache_path is not None:
-        if keyed:
-            cache_path = cache_path / key
-        elif not _holds_key(cache_path, key):
-            # refuse early (before decoding) to replace anything but a sample
-            _check_target_dir(cache_path, overwrite=True)
-        hit = _open_cache(cache_path, key)
-        if hit is not None:
-            sample, source = hit
-            _warn_dropped([tuple(d) for d in source.get("dropped", [])],
-                          int(source.get("n_rows", len(sample))), root)
-            return sample
 
-    table = _read_csv(csv_bytes, csv_path)
-    objids = np.asarray(table["objID"])
-    n_rows = len(table)
-    paths = [img_dir / f"{objid}{_IMAGE_SUFFIX}" for objid in objids]
+def _cache_dir_for(cache_path, keyed, key):
+    """The cache directory for ``key``: under the cache root, or the given directory.
 
-    dropped = []          # (objID, category, detail)
-    candidates = []       # CSV rows whose image file exists
-    for row, objid in enumerate(objids):
-        if paths[row].name in listing:
-            candidates.append(row)
-        else:
-            dropped.append((int(objid), "missing", f"no file {paths[row]}"))
+    A given directory that does not hold this key's cache must be one that may
+    be replaced (a saved sample), checked here, before any decoding.
+    """
+    if keyed:
+        return cache_path / key
+    if not _holds_key(cache_path, key):
+        _check_target_dir(cache_path, overwrite=True)
+    return cache_path
 
-    def decode(open_sink):
-        kept, hw = _decode_all(candidates, objids, paths, size, n_workers, progress,
-                               dropped, open_sink)
+
+class _FolderRows:
+    """The CSV rows of one `load_galaxy_folder` call and the rows dropped so far.
+
+    Rows whose image file is not in ``listing`` are dropped as "missing" at
+    once; the others (``candidates``) are decoded by `decode`.
+    """
+
+    def __init__(self, table, csv_path, img_dir, listing):
+        self.table, self.csv_path = table, csv_path
+        self.objids = np.asarray(table["objID"])
+        self.n_rows = len(table)
+        self.paths = [img_dir / f"{objid}{_IMAGE_SUFFIX}" for objid in self.objids]
+        self.dropped = []          # (objID, category, detail)
+        self.candidates = []       # CSV rows whose image file exists
+        for row, objid in enumerate(self.objids):
+            if self.paths[row].name in listing:
+                self.candidates.append(row)
+            else:
+                self.dropped.append((int(objid), "missing", f"no file {self.paths[row]}"))
+
+    def decode(self, size, n_workers, progress, open_sink):
+        """Decode the candidates into ``open_sink(hw)``; return ``(catalog, hw)``.
+
+        Raises ValueError if no image is usable; sorts ``dropped`` in CSV order.
+        """
+        kept, hw = _decode_all(self.candidates, self.objids, self.paths, size, n_workers,
+                               progress, self.dropped, open_sink)
         if not kept:
-            raise ValueError(f"no usable image for any of the {n_rows} galaxies in "
-                             f"{csv_path}: {_summary(dropped)}")
-        row_of = {int(o): i for i, o in enumerate(objids)}
-        dropped.sort(key=lambda d: row_of[d[0]])
-        return _add_units(table[kept]), hw
+            raise ValueError(f"no usable image for any of the {self.n_rows} galaxies in "
+                             f"{self.csv_path}: {_summary(self.dropped)}")
+        row_of = {int(o): i for i, o in enumerate(self.objids)}
+        self.dropped.sort(key=lambda d: row_of[d[0]])
+        return _add_units(self.table[kept]), hw
 
-    if cache_path is None:
+    def to_memory(self, decode):
+        """``cache=False``: a `GalaxySample` decoded into memory by ``decode``."""
         sinks = []
 
         def open_array(hw):
-            sinks[:] = [_ArraySink(len(candidates), hw)]
+            sinks[:] = [_ArraySink(len(self.candidates), hw)]
             return sinks[0]
 
         cat, _ = decode(open_array)
-        out = GalaxySample(sinks[0].array[:sinks[0].n], cat)
-        _warn_dropped(dropped, n_rows, root)
-        return out
+        return GalaxySample(sinks[0].array[:sinks[0].n], cat)
 
-    def fill(tmp):
+    def to_cache_dir(self, decode, source, tmp):
+        """Fill the saved-sample directory ``tmp`` (a `_build_dir` step) by ``decode``.
+
+        ``source`` is the manifest's record of the folder; the dropped rows are
+        added to it once known.
+        """
         with open(tmp / _IMAGES_FILE, "wb") as fh:
             writers = []
 
             def open_npy(hw):  # (re)start the file: the image size is now known
                 fh.seek(0)
                 fh.truncate()
-                writers[:] = [_NpyWriter(fh, len(candidates), tuple(hw) + (3,), np.uint8)]
+                writers[:] = [_NpyWriter(fh, len(self.candidates), tuple(hw) + (3,), np.uint8)]
                 return writers[0]
 
             cat, hw = decode(open_npy)
@@ -205,17 +250,9 @@ def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
             fh.flush()
             os.fsync(fh.fileno())
         _write_catalog(tmp / _CATALOG_FILE, cat)
-        source = {"kind": _SOURCE_KIND, "key": key, "folder": str(root.resolve()),
-                  "image_dir": str(image_dir), "catalog": str(catalog),
-                  "image_size": None if image_size is None else list(size),
-                  "n_rows": n_rows, "dropped": [list(d) for d in dropped]}
+        source = {**source, "dropped": [list(d) for d in self.dropped]}
         _write_manifest(tmp, len(cat), tuple(hw) + (3,), np.uint8, cat,
                         extra={"source": source})
-
-    _build_dir(cache_path, fill, replace=True)
-    sample = GalaxySample.load(cache_path, mmap=True)
-    _warn_dropped(dropped, n_rows, root)
-    return sample
 
 
 def write_galaxy_folder(sample, path, *, image_dir="images-sdss", catalog="galaxies.csv",
@@ -515,7 +552,6 @@ def _exact_ids(text, csv_path):
         raise ValueError(f"catalog file {csv_path}: {len(bad)} objID value(s) are not "
                          f"64-bit integers ({shown})")
     return np.array(ids, dtype=np.int64)
-
 
 
 # ---------------------------------------------------------------------------
