@@ -7,7 +7,11 @@ import logging
 import math
 import platform
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -89,6 +93,214 @@ def check_output_dir(output):
     return output
 
 
+@contextmanager
+def _timed(seconds, name):
+    """Record the wall-clock seconds of the ``with`` block as ``seconds[name]``."""
+    t0 = time.perf_counter()
+    yield
+    seconds[name] = round(time.perf_counter() - t0, 3)
+
+
+@dataclass
+class _DemoRun:
+    """The state of one demo run, filled in stage by stage."""
+
+    output: Path
+    model: Any
+    n_galaxies: int
+    image_size: int
+    k: int
+    epochs: int
+    batch_size: int
+    seed: int
+    progress: bool
+    say: Callable[[str], None]
+    seconds: dict = field(default_factory=dict)
+    t_start: float = field(default_factory=time.perf_counter)
+    # _generate
+    oracle_rmse: float = math.nan
+    n_selected: int = 0
+    train: Any = None
+    valid: Any = None
+    # _evaluate
+    name: str = ""
+    unit: Any = None
+    scores: dict = field(default_factory=dict)
+    acts: Any = None
+    truth: Any = None
+    oracle_valid: Any = None
+    # _measure_uncertainties
+    coverage_68: float = math.nan
+    coverage_95: float = math.nan
+    std: Any = None
+    stability: dict = field(default_factory=dict)
+    # _fit_baselines
+    baseline_rmse: float = math.nan
+    photometric_rmse: float = math.nan
+    linear_rmse: float = math.nan
+    photometric: dict = field(default_factory=dict)
+
+
+def _generate(run):
+    """Generate the mock, keep the galaxies passing the target cuts, split them."""
+    from .datasets import make_mock_galaxies
+
+    n, size, seed = run.n_galaxies, run.image_size, run.seed
+    with _timed(run.seconds, "generate"):
+        run.say(f"generating {n} mock galaxies ({size}x{size} px, seed {seed})")
+        sample = make_mock_galaxies(n, image_size=size, seed=seed, progress=run.progress)
+        run.oracle_rmse = float(sample.catalog.meta.get("oracle_rmse", math.nan))
+        selected = sample.select(_TARGET)
+        run.n_selected = len(selected)
+        if run.n_selected < 10:
+            raise ValueError(f"only {run.n_selected} of {n} mock galaxies pass the "
+                             f"{_TARGET} cuts; use more galaxies (--n-galaxies)")
+        run.train, run.valid = selected.split(VALIDATION_FRACTION, seed=seed)
+
+
+def _fit(run):
+    with _timed(run.seconds, "train"):
+        run.say(f"training an SFNet (k={run.k}) on {len(run.train)} galaxies for "
+                f"{run.epochs} epoch(s)")
+        run.model.fit(run.train)
+
+
+def _evaluate(run):
+    """Scores, activations and truth on the held-out galaxies; the mock's oracle RMSE."""
+    model, valid = run.model, run.valid
+    with _timed(run.seconds, "evaluate"):
+        run.say(f"evaluating on {len(valid)} held-out galaxies")
+        scores = model.evaluate(valid)
+        run.name = model.target_names[0]
+        run.unit = model.target_units_[0]
+        run.scores = scores[run.name]
+        run.acts = np.asarray(model.activations(valid))
+        run.truth = _plain(valid.catalog[run.name])
+        if "mock_oh_hidden" in valid.catalog.colnames:
+            from .datasets.mock import oracle_rmse as _oracle
+
+            run.oracle_valid = _oracle(valid.catalog["mock_oh_hidden"])
+        else:  # pragma: no cover - the mock always has it
+            run.oracle_valid = None
+
+
+def _measure_uncertainties(run):
+    """Coverage of the predicted error bars and stability of the explanations."""
+    with _timed(run.seconds, "stability"):
+        run.say("measuring the error bars and the stability of the explanations")
+        from .interpret import activation_stability, coverage
+
+        mean, run.std = run.model.predict(run.valid, return_std=True)
+        run.coverage_68, run.coverage_95 = (float(c) for c in
+                                            coverage(run.truth, mean, run.std))
+        run.stability = activation_stability(run.model, run.valid, seed=run.seed)
+
+
+def _fit_baselines(run):
+    """The mean predictor and the two photometric baselines."""
+    with _timed(run.seconds, "baselines"):
+        run.say("fitting the baselines (mean predictor; photometric gradient-boosted trees, "
+                "tuned on the training galaxies, and linear fit)")
+        train_truth = _plain(run.train.catalog[run.name])
+        run.baseline_rmse = regression_metrics(
+            run.truth, np.full_like(run.truth, train_truth.mean()))["rmse"]
+        run.photometric_rmse, run.linear_rmse, run.photometric = _photometric_rmse(
+            run.train, run.valid, run.seed)
+
+
+def _save_model(run):
+    with _timed(run.seconds, "save"):
+        run.say(f"saving the model to {run.output / 'model'}")
+        run.output.mkdir(parents=True, exist_ok=True)
+        run.model.save(run.output / "model")
+
+
+def _write_report(run, max_features):
+    """Write report.html and the figures; return the report's path."""
+    report_metrics = {run.name: run.scores, "oracle_rmse": run.oracle_rmse,
+                      "baseline_rmse (mean predictor)": run.baseline_rmse}
+    report_metrics["photometric_gbm_rmse (gradient-boosted trees on catalog photometry)"] = \
+        run.photometric_rmse
+    report_metrics["photometric_linear_rmse (linear fit on aperture colours)"] = \
+        run.linear_rmse
+    with _timed(run.seconds, "interpret"):
+        run.say(f"interpreting the features: {run.output / 'report.html'}")
+        from .interpret import write_report
+
+        return write_report(run.model, run.valid, run.output, activations=run.acts,
+                            metrics=report_metrics, max_features=max_features,
+                            title="sfnet demo: metallicity of mock SDSS galaxies")
+
+
+def _accuracy_metrics(run):
+    """The accuracy part of metrics.json: the SFNet, the oracle and the baselines."""
+    ours = run.scores
+    return {
+        "target": _TARGET,
+        "target_column": run.name,
+        "unit": run.unit,
+        "rmse": float(ours["rmse"]),
+        "nmad": float(ours["nmad"]),
+        "bias": float(ours["bias"]),
+        "r2": float(ours["r2"]),
+        "oracle_rmse": run.oracle_rmse,
+        "oracle_rmse_valid": run.oracle_valid,
+        "baseline_rmse": run.baseline_rmse,
+        "photometric_rmse": run.photometric_rmse,
+        "photometric_gbm_rmse": run.photometric_rmse,
+        "photometric_linear_rmse": run.linear_rmse,
+        "photometric_baseline": run.photometric,
+        "target_std": float(run.truth.std()),
+    }
+
+
+def _run_metrics(run):
+    """The sizes and settings part of metrics.json."""
+    return {
+        "n_galaxies": int(run.n_galaxies),
+        "n_selected": int(run.n_selected),
+        "n_train": int(len(run.train)),
+        "n_valid": int(len(run.valid)),
+        "k": int(run.k),
+        "epochs": int(run.epochs),
+        "best_epoch": run.model.best_epoch_,
+        "batch_size": int(run.batch_size),
+        "image_size": int(run.image_size),
+        "seed": int(run.seed),
+    }
+
+
+def _explanation_metrics(run):
+    """The error-bar, stability and active-feature part of metrics.json."""
+    active = np.flatnonzero((run.acts != 0).any(axis=0))
+    return {
+        "coverage_68": run.coverage_68,
+        "coverage_95": run.coverage_95,
+        "coverage_calibrated_on": run.model.uncertainty_["source"],
+        "median_std": float(np.median(run.std)),
+        "stability_same_set": float(np.mean(run.stability["same_set_dihedral"])),
+        "stability_same_set_noise": float(np.mean(run.stability["same_set_noise"])),
+        "n_active_features": int(active.size),
+        "n_features": int(run.model.n_features),
+        "active_features": active.tolist(),
+    }
+
+
+def _provenance_metrics(run, report, seconds_total):
+    """Device, timing, versions and the files written: the last part of metrics.json."""
+    return {
+        "device": str(run.model.device_),
+        "precision": _precision_name(run.model.autocast_dtype_),
+        "torch_threads": _torch_threads(),
+        "seconds": seconds_total,
+        "seconds_per_stage": run.seconds,
+        "versions": versions(),
+        "model_dir": "model",
+        "report": Path(report).name,
+        "figures": sorted(p.name for p in (run.output / "figures").glob("*.png")),
+    }
+
+
 def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_galaxies"],
              image_size=DEMO_DEFAULTS["image_size"], epochs=DEMO_DEFAULTS["epochs"],
              k=DEMO_DEFAULTS["k"], batch_size=DEMO_DEFAULTS["batch_size"],
@@ -119,7 +331,6 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
         The content of ``metrics.json``.
     """
     from . import SparseFeatureNet
-    from .datasets import make_mock_galaxies
     from ._io import atomic_write_json
 
     say = say or (lambda text: None)
@@ -132,130 +343,16 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
     if not isinstance(n_galaxies, int) or n_galaxies < 10:
         raise ValueError(f"n_galaxies must be an integer >= 10, got {n_galaxies!r}")
 
-    seconds = {}
-    t_start = time.perf_counter()
-
-    def stage(name, t0):
-        seconds[name] = round(time.perf_counter() - t0, 3)
-
-    t0 = time.perf_counter()
-    say(f"generating {n_galaxies} mock galaxies ({image_size}x{image_size} px, seed {seed})")
-    sample = make_mock_galaxies(n_galaxies, image_size=image_size, seed=seed, progress=progress)
-    oracle_rmse = float(sample.catalog.meta.get("oracle_rmse", math.nan))
-    selected = sample.select(_TARGET)
-    n_selected = len(selected)
-    if n_selected < 10:
-        raise ValueError(f"only {n_selected} of {n_galaxies} mock galaxies pass the "
-                         f"{_TARGET} cuts; use more galaxies (--n-galaxies)")
-    train, valid = selected.split(VALIDATION_FRACTION, seed=seed)
-    stage("generate", t0)
-
-    t0 = time.perf_counter()
-    say(f"training an SFNet (k={k}) on {len(train)} galaxies for {epochs} epoch(s)")
-    model.fit(train)
-    stage("train", t0)
-
-    t0 = time.perf_counter()
-    say(f"evaluating on {len(valid)} held-out galaxies")
-    scores = model.evaluate(valid)
-    name = model.target_names[0]
-    unit = model.target_units_[0]
-    ours = scores[name]
-    acts = np.asarray(model.activations(valid))
-    truth = _plain(valid.catalog[name])
-    train_truth = _plain(train.catalog[name])
-    if "mock_oh_hidden" in valid.catalog.colnames:
-        from .datasets.mock import oracle_rmse as _oracle
-
-        oracle_valid = _oracle(valid.catalog["mock_oh_hidden"])
-    else:  # pragma: no cover - the mock always has it
-        oracle_valid = None
-    stage("evaluate", t0)
-
-    t0 = time.perf_counter()
-    say("measuring the error bars and the stability of the explanations")
-    from .interpret import activation_stability, coverage
-
-    mean, std = model.predict(valid, return_std=True)
-    coverage_68, coverage_95 = (float(c) for c in coverage(truth, mean, std))
-    stability = activation_stability(model, valid, seed=seed)
-    stage("stability", t0)
-
-    t0 = time.perf_counter()
-    say("fitting the baselines (mean predictor; photometric gradient-boosted trees, "
-        "tuned on the training galaxies, and linear fit)")
-    baseline_rmse = regression_metrics(truth, np.full_like(truth, train_truth.mean()))["rmse"]
-    photometric_rmse, linear_rmse, photometric = _photometric_rmse(train, valid, seed)
-    stage("baselines", t0)
-
-    t0 = time.perf_counter()
-    say(f"saving the model to {output / 'model'}")
-    output.mkdir(parents=True, exist_ok=True)
-    model.save(output / "model")
-    stage("save", t0)
-
-    report_metrics = {name: ours, "oracle_rmse": oracle_rmse,
-                      "baseline_rmse (mean predictor)": baseline_rmse}
-    report_metrics["photometric_gbm_rmse (gradient-boosted trees on catalog photometry)"] = \
-        photometric_rmse
-    report_metrics["photometric_linear_rmse (linear fit on aperture colours)"] = linear_rmse
-
-    t0 = time.perf_counter()
-    say(f"interpreting the features: {output / 'report.html'}")
-    from .interpret import write_report
-
-    report = write_report(model, valid, output, activations=acts, metrics=report_metrics,
-                          max_features=max_features,
-                          title="sfnet demo: metallicity of mock SDSS galaxies")
-    stage("interpret", t0)
-
-    seconds_total = round(time.perf_counter() - t_start, 3)
-    active = np.flatnonzero((acts != 0).any(axis=0))
-    metrics = {
-        "target": _TARGET,
-        "target_column": name,
-        "unit": unit,
-        "rmse": float(ours["rmse"]),
-        "nmad": float(ours["nmad"]),
-        "bias": float(ours["bias"]),
-        "r2": float(ours["r2"]),
-        "oracle_rmse": oracle_rmse,
-        "oracle_rmse_valid": oracle_valid,
-        "baseline_rmse": baseline_rmse,
-        "photometric_rmse": photometric_rmse,
-        "photometric_gbm_rmse": photometric_rmse,
-        "photometric_linear_rmse": linear_rmse,
-        "photometric_baseline": photometric,
-        "target_std": float(truth.std()),
-        "n_galaxies": int(n_galaxies),
-        "n_selected": int(n_selected),
-        "n_train": int(len(train)),
-        "n_valid": int(len(valid)),
-        "k": int(k),
-        "epochs": int(epochs),
-        "best_epoch": model.best_epoch_,
-        "batch_size": int(batch_size),
-        "image_size": int(image_size),
-        "seed": int(seed),
-        "coverage_68": coverage_68,
-        "coverage_95": coverage_95,
-        "coverage_calibrated_on": model.uncertainty_["source"],
-        "median_std": float(np.median(std)),
-        "stability_same_set": float(np.mean(stability["same_set_dihedral"])),
-        "stability_same_set_noise": float(np.mean(stability["same_set_noise"])),
-        "n_active_features": int(active.size),
-        "n_features": int(model.n_features),
-        "active_features": active.tolist(),
-        "device": str(model.device_),
-        "precision": _precision_name(model.autocast_dtype_),
-        "torch_threads": _torch_threads(),
-        "seconds": seconds_total,
-        "seconds_per_stage": seconds,
-        "versions": versions(),
-        "model_dir": "model",
-        "report": Path(report).name,
-        "figures": sorted(p.name for p in (output / "figures").glob("*.png")),
-    }
+    run = _DemoRun(output=output, model=model, n_galaxies=n_galaxies, image_size=image_size,
+                   k=k, epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
+                   say=say)
+    for step in (_generate, _fit, _evaluate, _measure_uncertainties, _fit_baselines,
+                 _save_model):
+        step(run)
+    report = _write_report(run, max_features)
+    seconds_total = round(time.perf_counter() - run.t_start, 3)
+    metrics = {**_accuracy_metrics(run), **_run_metrics(run), **_explanation_metrics(run),
+               **_provenance_metrics(run, report, seconds_total)}
     atomic_write_json(output / "metrics.json", metrics)
     return metrics
 

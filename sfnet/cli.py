@@ -240,36 +240,39 @@ def _add_device(p, precision=True):
                        help="auto: bfloat16 autocast on CUDA and bf16-capable CPUs, else fp32")
 
 
-def build_parser():
-    """The `argparse.ArgumentParser` of the ``sfnet`` command."""
-    from . import __version__
+def _add_no_progress(p, stage_lines=False):
+    help = "no progress bars or stage lines" if stage_lines else "no progress bars"
+    p.add_argument("--no-progress", action="store_true", help=help)
 
-    common = _common()
-    parser = _Parser(
-        prog="sfnet", formatter_class=_Formatter, epilog=_MAIN_EPILOG,
-        description="Interpretable Sparse Feature Networks (top-k ResNets) for galaxy "
-                    "images (Wu 2025, ApJ 980, 183).")
-    parser.add_argument("--version", action="version", version=f"sfnet {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log progress messages (logging level INFO)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
 
-    def add(name, help, epilog, **kw):
-        return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
-                              epilog=epilog, formatter_class=_Formatter,
-                              parents=[common], **kw)
+def _add_target(p):
+    p.add_argument("--target", type=_target, default="metallicity",
+                   help="metallicity, bpt_lines or comma-separated catalog column names")
 
-    # demo ------------------------------------------------------------------
+
+def _add_mock_options(p, n_help, size_help):
+    """``--n-galaxies`` and ``--image-size`` of the mock galaxies (demo, sweep)."""
     d = DEMO_DEFAULTS
-    p = add("demo", "train and interpret an SFNet on embedded mock galaxies", _DEMO_EPILOG)
+    p.add_argument("--n-galaxies", type=_int_at_least(10), default=d["n_galaxies"],
+                   metavar="N", help=n_help)
+    p.add_argument("--image-size", type=_int_at_least(16), default=d["image_size"],
+                   metavar="S", help=size_help)
+
+
+def _add_subcommand(sub, common, name, help, epilog):
+    """One subparser whose description is its help, capitalised, with a full stop."""
+    return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                          epilog=epilog, formatter_class=_Formatter, parents=[common])
+
+
+def _add_demo_parser(sub, common):
+    d = DEMO_DEFAULTS
+    p = _add_subcommand(sub, common, "demo",
+                        "train and interpret an SFNet on embedded mock galaxies", _DEMO_EPILOG)
     p.add_argument("--output", "-o", default=d["output"], metavar="DIR",
                    help="output directory")
-    p.add_argument("--n-galaxies", type=_int_at_least(10), default=d["n_galaxies"],
-                   metavar="N", help="mock galaxies to generate (more: better RMSE, slower)")
-    p.add_argument("--image-size", type=_int_at_least(16), default=d["image_size"],
-                   metavar="S", help="cutout size in pixels (the paper: 160)")
+    _add_mock_options(p, "mock galaxies to generate (more: better RMSE, slower)",
+                      "cutout size in pixels (the paper: 160)")
     p.add_argument("--epochs", type=_int_at_least(1), default=d["epochs"], metavar="E",
                    help="training epochs")
     p.add_argument("--k", type=_int_at_least(1), default=d["k"],
@@ -281,15 +284,12 @@ def build_parser():
     _add_device(p)
     p.add_argument("--max-features", type=_int_at_least(1), default=12, metavar="N",
                    help="features with their own section in the report")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars or stage lines")
+    _add_no_progress(p, stage_lines=True)
     p.set_defaults(handler=_cmd_demo)
 
-    # fetch -----------------------------------------------------------------
-    p = add("fetch", "download SDSS galaxies with MPA-JHU properties and colour cutouts",
-            _FETCH_EPILOG)
-    p.add_argument("--output", "-o", required=True, metavar="DIR", help="folder to write")
-    p.add_argument("--n-galaxies", type=_int_at_least(1), required=True, metavar="N",
-                   help="number of galaxies")
+
+def _add_fetch_query_options(p):
+    """The catalog query of ``sfnet fetch``: target cuts, data release, selection, region."""
     p.add_argument("--target", type=_target, default="metallicity",
                    help="whose quality cuts go into the query: metallicity, bpt_lines or "
                         "comma-separated column names")
@@ -301,6 +301,10 @@ def build_parser():
     p.add_argument("--region", nargs=3, type=_number, default=None,
                    metavar=("RA", "DEC", "RADIUS_ARCMIN"),
                    help="only galaxies within RADIUS_ARCMIN of (RA, DEC) in ICRS degrees")
+
+
+def _add_fetch_transfer_options(p):
+    """The downloads of ``sfnet fetch``: cutout service and size, workers, retries."""
     p.add_argument("--cutout-service", choices=cutout_services(), default=None,
                    help="where cutouts come from (default: sfnet.conf.cutout_service, "
                         "legacysurvey)")
@@ -314,22 +318,27 @@ def build_parser():
                    help="retries on timeouts and 5xx (default: sfnet.conf.max_retries)")
     p.add_argument("--rate-limit", type=float, default=10.0, metavar="R",
                    help="at most R cutout requests started per second (default: 10)")
+
+
+def _add_fetch_parser(sub, common):
+    p = _add_subcommand(sub, common, "fetch",
+                        "download SDSS galaxies with MPA-JHU properties and colour cutouts",
+                        _FETCH_EPILOG)
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="folder to write")
+    p.add_argument("--n-galaxies", type=_int_at_least(1), required=True, metavar="N",
+                   help="number of galaxies")
+    _add_fetch_query_options(p)
+    _add_fetch_transfer_options(p)
     p.add_argument("--print-sql", action="store_true",
                    help="print the SkyServer SQL and exit without any request")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a catalog in DIR that comes from a different query")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_no_progress(p)
     p.set_defaults(handler=_cmd_fetch)
 
-    # train -----------------------------------------------------------------
-    p = add("train", "train an SFNet on a data folder or a saved sample", _TRAIN_EPILOG)
-    p.add_argument("data", metavar="DATA", help="Zenodo-layout folder or saved GalaxySample")
-    p.add_argument("--output", "-o", required=True, metavar="MODEL",
-                   help="directory to save the model in")
-    p.add_argument("--target", type=_target, default="metallicity",
-                   help="metallicity, bpt_lines or comma-separated catalog column names")
-    p.add_argument("--k", type=_int_at_least(1), default=4,
-                   help="active features per galaxy (top-k)")
+
+def _add_train_recipe_options(p):
+    """The training recipe of ``sfnet train``: recipe, epochs, batch size, learning rate."""
     p.add_argument("--recipe", choices=("default", "paper"), default="default",
                    help="default: sfnet's AdamW recipe; paper: sfnet.PAPER_RECIPE")
     p.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="E",
@@ -339,6 +348,10 @@ def build_parser():
     p.add_argument("--learning-rate", type=_positive_float, default=None, metavar="LR",
                    help="peak learning rate of the one-cycle schedule (default 3e-3 with "
                         "AdamW; the paper recipe: 0.1 with Ranger)")
+
+
+def _add_train_network_options(p):
+    """What the network sees and is built from: image and crop size, backbone, weights."""
     p.add_argument("--image-size", type=_int_at_least(8), default=None, metavar="S",
                    help="size of the images the network sees (the paper: 160)")
     p.add_argument("--crop-size", type=_int_at_least(8), default=None, metavar="C",
@@ -351,6 +364,19 @@ def build_parser():
     p.add_argument("--weights", choices=("none", "imagenet"), default=None,
                    help="backbone initialisation (default none; the paper recipe: imagenet, "
                         "read from the torch hub cache or downloaded)")
+
+
+def _add_train_parser(sub, common):
+    p = _add_subcommand(sub, common, "train",
+                        "train an SFNet on a data folder or a saved sample", _TRAIN_EPILOG)
+    p.add_argument("data", metavar="DATA", help="Zenodo-layout folder or saved GalaxySample")
+    p.add_argument("--output", "-o", required=True, metavar="MODEL",
+                   help="directory to save the model in")
+    _add_target(p)
+    p.add_argument("--k", type=_int_at_least(1), default=4,
+                   help="active features per galaxy (top-k)")
+    _add_train_recipe_options(p)
+    _add_train_network_options(p)
     p.add_argument("--validation-fraction", type=_fraction, default=0.2, metavar="F",
                    help="fraction of the galaxies held out for the printed metrics "
                         "(0: none)")
@@ -361,23 +387,27 @@ def build_parser():
                    help="write a checkpoint after every epoch")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --checkpoint-dir")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_no_progress(p)
     p.set_defaults(handler=_cmd_train)
 
-    # predict ---------------------------------------------------------------
-    p = add("predict", "predict with a trained model", _PREDICT_EPILOG)
+
+def _add_predict_parser(sub, common):
+    p = _add_subcommand(sub, common, "predict", "predict with a trained model",
+                        _PREDICT_EPILOG)
     _add_model_and_data(p)
     p.add_argument("--output", "-o", required=True, metavar="FILE",
                    help="predictions table (.ecsv, .csv or .fits)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=None, metavar="B",
                    help="inference batch size (default: the model's)")
     _add_device(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_no_progress(p)
     p.set_defaults(handler=_cmd_predict)
 
-    # interpret -------------------------------------------------------------
-    p = add("interpret", "write the interpretation report of a trained model",
-            _INTERPRET_EPILOG)
+
+def _add_interpret_parser(sub, common):
+    p = _add_subcommand(sub, common, "interpret",
+                        "write the interpretation report of a trained model",
+                        _INTERPRET_EPILOG)
     _add_model_and_data(p)
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="report directory")
     p.add_argument("--max-features", type=_int_at_least(1), default=12, metavar="N",
@@ -388,23 +418,23 @@ def build_parser():
     p.add_argument("--all-galaxies", action="store_true",
                    help="keep galaxies failing the model's target cuts")
     _add_device(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_no_progress(p)
     p.set_defaults(handler=_cmd_interpret)
 
-    # sweep -----------------------------------------------------------------
-    p = add("sweep", "train one SFNet per k: accuracy against sparsity", _SWEEP_EPILOG)
+
+def _add_sweep_parser(sub, common):
+    d = DEMO_DEFAULTS
+    p = _add_subcommand(sub, common, "sweep",
+                        "train one SFNet per k: accuracy against sparsity", _SWEEP_EPILOG)
     p.add_argument("data", metavar="DATA", nargs="?", default=None,
                    help="Zenodo-layout folder or saved GalaxySample (default: mock galaxies)")
     p.add_argument("--k", type=_int_at_least(1), nargs="+", default=[1, 2, 4, 8, 512],
                    metavar="K", help="the k values (512: dense)")
     p.add_argument("--output", "-o", default="sfnet-sweep", metavar="DIR",
                    help="output directory")
-    p.add_argument("--target", type=_target, default="metallicity",
-                   help="metallicity, bpt_lines or comma-separated catalog column names")
-    p.add_argument("--n-galaxies", type=_int_at_least(10), default=d["n_galaxies"],
-                   metavar="N", help="mock galaxies to generate (without DATA)")
-    p.add_argument("--image-size", type=_int_at_least(16), default=d["image_size"],
-                   metavar="S", help="mock cutout size in pixels (without DATA)")
+    _add_target(p)
+    _add_mock_options(p, "mock galaxies to generate (without DATA)",
+                      "mock cutout size in pixels (without DATA)")
     p.add_argument("--epochs", type=_int_at_least(1), default=d["epochs"], metavar="E",
                    help="training epochs for each k")
     p.add_argument("--batch-size", type=_int_at_least(1), default=d["batch_size"],
@@ -412,16 +442,38 @@ def build_parser():
     p.add_argument("--seed", type=_int_at_least(0), default=d["seed"], metavar="S",
                    help="seed of the mock, the split and the networks")
     _add_device(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars or stage lines")
+    _add_no_progress(p, stage_lines=True)
     p.set_defaults(handler=_cmd_sweep)
 
-    # benchmark -------------------------------------------------------------
+
+def _add_benchmark_parser(sub):
     # Its options come from sfnet.benchmark.add_arguments, imported only when
     # the command runs; everything after 'benchmark' is parsed there.
     p = sub.add_parser("benchmark", add_help=False, formatter_class=_Formatter,
                        help="measure training/inference throughput against bare PyTorch",
                        epilog=_BENCHMARK_EPILOG)
     p.set_defaults(handler=_cmd_benchmark)
+
+
+def build_parser():
+    """The `argparse.ArgumentParser` of the ``sfnet`` command."""
+    from . import __version__
+
+    parser = _Parser(
+        prog="sfnet", formatter_class=_Formatter, epilog=_MAIN_EPILOG,
+        description="Interpretable Sparse Feature Networks (top-k ResNets) for galaxy "
+                    "images (Wu 2025, ApJ 980, 183).")
+    parser.add_argument("--version", action="version", version=f"sfnet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress messages (logging level INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    common = _common()
+    for add in (_add_demo_parser, _add_fetch_parser, _add_train_parser, _add_predict_parser,
+                _add_interpret_parser, _add_sweep_parser):
+        add(sub, common)
+    _add_benchmark_parser(sub)
     return parser
 
 

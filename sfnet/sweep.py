@@ -75,6 +75,71 @@ def _floor(sample, valid):
     return float(sample.catalog.meta.get("oracle_rmse", math.nan))
 
 
+def _check_sample_and_fraction(sample, validation_fraction):
+    if not (hasattr(sample, "select") and hasattr(sample, "catalog")):
+        raise TypeError(f"sample must be a GalaxySample, got {type(sample).__name__}")
+    if not (isinstance(validation_fraction, (float, int)) and 0 < validation_fraction < 1):
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
+
+
+def _select_and_split(sample, tgt, validation_fraction, seed):
+    """The galaxies passing the target's cuts, split into training and held-out galaxies."""
+    selected = sample.select(tgt)
+    if len(selected) < 10:
+        raise ValueError(f"only {len(selected)} galaxies pass the cuts of target "
+                         f"{tgt.name!r}; the sweep needs at least 10")
+    return selected.split(validation_fraction, seed=seed)
+
+
+def _fit_and_score(k, model, train, valid):
+    """Fit ``model`` on ``train``; its row of the sweep table, scored on ``valid``."""
+    t0 = time.perf_counter()
+    model.fit(train)
+    scores = model.evaluate(valid)
+    acts = np.asarray(model.activations(valid))
+    seconds = time.perf_counter() - t0
+    on = acts != 0
+    per_feature = on.sum(axis=0)
+    names = list(scores)
+    return {
+        "k": k,
+        "rmse": float(np.mean([scores[n]["rmse"] for n in names])),
+        "nmad": float(np.mean([scores[n]["nmad"] for n in names])),
+        "bias": float(np.mean([scores[n]["bias"] for n in names])),
+        "r2": float(np.mean([scores[n]["r2"] for n in names])),
+        "n_active": int(np.count_nonzero(per_feature)),
+        "n_frequent": int(np.count_nonzero(per_feature > FREQUENT_FRACTION * len(acts))),
+        "max_active_per_galaxy": int(on.sum(axis=1).max()) if len(acts) else 0,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _sweep_table(rows, tgt):
+    """The rows as a `~astropy.table.Table` with units and column descriptions."""
+    from astropy.table import Table
+
+    table = Table(rows=[[r[c] for c in SWEEP_COLUMNS] for r in rows], names=SWEEP_COLUMNS)
+    unit = tgt.units[0] if len(set(tgt.units)) == 1 and tgt.units[0] else None
+    for c in ("rmse", "nmad", "bias"):
+        if unit:
+            table[c].unit = unit
+    table["seconds"].unit = "s"
+    table["rmse"].description = "RMSE on the held-out galaxies"
+    table["nmad"].description = "NMAD (1.4826 x median absolute deviation) on the held-out galaxies"
+    table["n_active"].description = "features active in at least one held-out galaxy"
+    table["n_frequent"].description = (f"features active in more than "
+                                       f"{FREQUENT_FRACTION:.0%} of the held-out galaxies")
+    table["max_active_per_galaxy"].description = "most features active in one galaxy (<= k)"
+    table["seconds"].description = "training + evaluation time"
+    return table
+
+
+def _image_size(sample):
+    if hasattr(sample, "image_shape"):
+        return int(sample.image_shape[0])
+    return int(np.shape(sample.images)[1])
+
+
 def run_k_sweep(sample, ks=DEFAULT_KS, *, target="metallicity", epochs=12, batch_size=64,
                 validation_fraction=0.2, seed=0, device="auto", precision="auto",
                 output=None, progress=True, say=None, **params):
@@ -124,17 +189,12 @@ def run_k_sweep(sample, ks=DEFAULT_KS, *, target="metallicity", epochs=12, batch
     >>> list(t["k"])                                              # doctest: +SKIP
     [1, 512]
     """
-    from astropy.table import Table
-
     from . import SparseFeatureNet
     from .targets import get_target
 
     say = say or (lambda text: None)
     ks = _check_ks(ks)
-    if not (hasattr(sample, "select") and hasattr(sample, "catalog")):
-        raise TypeError(f"sample must be a GalaxySample, got {type(sample).__name__}")
-    if not (isinstance(validation_fraction, (float, int)) and 0 < validation_fraction < 1):
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
+    _check_sample_and_fraction(sample, validation_fraction)
     models = {k: SparseFeatureNet(k=k, target=target, epochs=epochs, batch_size=batch_size,
                                   validation_fraction=0.0, device=device, precision=precision,
                                   random_state=seed, progress=progress, **params)
@@ -143,11 +203,7 @@ def run_k_sweep(sample, ks=DEFAULT_KS, *, target="metallicity", epochs=12, batch
         model.validate_params()
     t_all = time.perf_counter()
     tgt = get_target(target)
-    selected = sample.select(tgt)
-    if len(selected) < 10:
-        raise ValueError(f"only {len(selected)} galaxies pass the cuts of target "
-                         f"{tgt.name!r}; the sweep needs at least 10")
-    train, valid = selected.split(validation_fraction, seed=seed)
+    train, valid = _select_and_split(sample, tgt, validation_fraction, seed)
     say(f"{len(train)} training and {len(valid)} held-out galaxies; baselines first")
     refs = _baselines(train, valid, tgt, seed)
     refs["oracle_rmse"] = _floor(sample, valid)
@@ -155,47 +211,16 @@ def run_k_sweep(sample, ks=DEFAULT_KS, *, target="metallicity", epochs=12, batch
     rows = []
     for k, model in models.items():
         say(f"k={k}: training for {epochs} epoch(s)")
-        t0 = time.perf_counter()
-        model.fit(train)
-        scores = model.evaluate(valid)
-        acts = np.asarray(model.activations(valid))
-        seconds = time.perf_counter() - t0
-        on = acts != 0
-        per_feature = on.sum(axis=0)
-        names = list(scores)
-        rows.append({
-            "k": k,
-            "rmse": float(np.mean([scores[n]["rmse"] for n in names])),
-            "nmad": float(np.mean([scores[n]["nmad"] for n in names])),
-            "bias": float(np.mean([scores[n]["bias"] for n in names])),
-            "r2": float(np.mean([scores[n]["r2"] for n in names])),
-            "n_active": int(np.count_nonzero(per_feature)),
-            "n_frequent": int(np.count_nonzero(per_feature > FREQUENT_FRACTION * len(acts))),
-            "max_active_per_galaxy": int(on.sum(axis=1).max()) if len(acts) else 0,
-            "seconds": round(seconds, 3),
-        })
+        rows.append(_fit_and_score(k, model, train, valid))
         say(f"k={k}: RMSE {rows[-1]['rmse']:.4f}, {rows[-1]['n_active']} features active")
 
-    table = Table(rows=[[r[c] for c in SWEEP_COLUMNS] for r in rows], names=SWEEP_COLUMNS)
-    unit = tgt.units[0] if len(set(tgt.units)) == 1 and tgt.units[0] else None
-    for c in ("rmse", "nmad", "bias"):
-        if unit:
-            table[c].unit = unit
-    table["seconds"].unit = "s"
-    table["rmse"].description = "RMSE on the held-out galaxies"
-    table["nmad"].description = "NMAD (1.4826 x median absolute deviation) on the held-out galaxies"
-    table["n_active"].description = "features active in at least one held-out galaxy"
-    table["n_frequent"].description = (f"features active in more than "
-                                       f"{FREQUENT_FRACTION:.0%} of the held-out galaxies")
-    table["max_active_per_galaxy"].description = "most features active in one galaxy (<= k)"
-    table["seconds"].description = "training + evaluation time"
+    table = _sweep_table(rows, tgt)
     truth = tgt.values(valid.catalog)
     table.meta.update({
         "target": tgt.name, "target_std": float(np.mean(truth.std(axis=0))),
         "n_train": len(train), "n_valid": len(valid), "epochs": int(epochs),
         "batch_size": int(batch_size), "seed": int(seed),
-        "image_size": int(sample.image_shape[0]) if hasattr(sample, "image_shape")
-        else int(np.shape(sample.images)[1]),
+        "image_size": _image_size(sample),
         "n_features": int(models[ks[0]].n_features),
         "seconds": round(time.perf_counter() - t_all, 3),
         **{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in refs.items()},
