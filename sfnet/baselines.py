@@ -293,22 +293,30 @@ def _gbm_baseline(train, valid, t, seed):
             params.append(best)
             cv_rmse.append(rmse)
             n_iter.append(int(reg.n_iter_))
-    rmse = np.sqrt(np.mean((pred - y_va) ** 2, axis=0))
-    mean_rmse = np.sqrt(np.mean((y_va - y_tr.mean(axis=0)) ** 2, axis=0))
     single = y_tr.shape[1] == 1
+    return _result(
+        "gbm", pred, y_tr.mean(axis=0), y_va, rows_va, t, GBM_FEATURES, len(rows_tr),
+        params=params[0] if single else params,
+        cv_rmse=cv_rmse[0] if single else np.array(cv_rmse),
+        n_iter=n_iter[0] if single else n_iter)
+
+
+def _result(model, pred, train_mean, y_va, rows_va, target, features, n_train, **extra):
+    """The dict the baselines return; one target's entries as scalars/1-D arrays."""
+    rmse = np.sqrt(np.mean((pred - y_va) ** 2, axis=0))
+    mean_rmse = np.sqrt(np.mean((y_va - train_mean) ** 2, axis=0))
+    single = pred.shape[1] == 1
     return {
-        "model": "gbm",
+        "model": model,
         "rmse": float(rmse[0]) if single else rmse,
         "mean_rmse": float(mean_rmse[0]) if single else mean_rmse,
         "predictions": pred[:, 0] if single else pred,
         "truth": y_va[:, 0] if single else y_va,
         "index": rows_va,
-        "params": params[0] if single else params,
-        "cv_rmse": cv_rmse[0] if single else np.array(cv_rmse),
-        "n_iter": n_iter[0] if single else n_iter,
-        "feature_names": GBM_FEATURES,
-        "target_names": tuple(t.columns),
-        "n_train": len(rows_tr),
+        **extra,
+        "feature_names": features,
+        "target_names": tuple(target.columns),
+        "n_train": n_train,
         "n_valid": len(rows_va),
     }
 
@@ -396,20 +404,7 @@ def photometric_baseline(train, valid, target="metallicity", *, model="gbm", ran
     pred = np.where(np.all(np.isfinite(x_va), axis=1)[:, None],
                     np.column_stack([np.ones(len(x_va)), np.nan_to_num(x_va)]) @ coef,
                     y_tr[ok].mean(axis=0))
-    rmse = np.sqrt(np.mean((pred - y_va) ** 2, axis=0))
-    mean_rmse = np.sqrt(np.mean((y_va - y_tr.mean(axis=0)) ** 2, axis=0))
     single = y_tr.shape[1] == 1
-    return {
-        "model": "linear",
-        "rmse": float(rmse[0]) if single else rmse,
-        "mean_rmse": float(mean_rmse[0]) if single else mean_rmse,
-        "predictions": pred[:, 0] if single else pred,
-        "truth": y_va[:, 0] if single else y_va,
-        "index": rows_va,
-        "coefficients": coef[1:, 0] if single else coef[1:].T,
-        "intercept": float(coef[0, 0]) if single else coef[0],
-        "feature_names": PHOTOMETRIC_FEATURES,
-        "target_names": tuple(t.columns),
-        "n_train": int(ok.sum()),
-        "n_valid": len(rows_va),
-    }
+    return _result("linear", pred, y_tr.mean(axis=0), y_va, rows_va, t, PHOTOMETRIC_FEATURES,
+                   int(ok.sum()), coefficients=coef[1:, 0] if single else coef[1:].T,
+                   intercept=float(coef[0, 0]) if single else coef[0])
