@@ -1,4 +1,4 @@
-"""The ``sfnet`` command: demo, fetch, train, predict, interpret and benchmark.
+"""The ``sfnet`` command: demo, fetch, train, predict, interpret, sweep and benchmark.
 
 Run ``sfnet --help`` (or ``python -m sfnet --help``) for the list of
 subcommands and ``sfnet <command> --help`` for the options and examples of
