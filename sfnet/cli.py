@@ -107,6 +107,7 @@ quick start:
   sfnet fetch --output sdss --n-galaxies 5000 # real SDSS/MPA-JHU galaxies (network)
   sfnet train sdss --output model --k 4       # train on a data folder
   sfnet predict model sdss --output predictions.ecsv
+  sfnet predict model sdss --output predictions.ecsv --std
   sfnet interpret model sdss --output report  # figures + report.html
   sfnet sweep --k 1 2 4 8 512                 # accuracy against sparsity (mock data)
 
@@ -158,12 +159,14 @@ _PREDICT_EPILOG = """\
 Writes SparseFeatureNet.predict_table: objID, the position (a SkyCoord "coord" in
 ECSV; ra and dec columns in FITS and CSV), one <target>_pred column per predicted
 quantity (with units) and each galaxy's active features with their activations and
-contributions (feature_i, activation_i, <target>_contribution_i).  The format follows
+contributions (feature_i, activation_i, <target>_contribution_i); with --std also
+<target>_std, the calibrated 1-sigma error bar of each prediction.  The format follows
 the extension of --output: .ecsv (keeps units, 64-bit objIDs and metadata), .fits or
 .csv.  The file is written atomically.
 
 examples:
   sfnet predict model sdss --output predictions.ecsv
+  sfnet predict model sdss --output predictions.ecsv --std
   sfnet predict model sample-dir --output predictions.fits --batch-size 256 --device cuda
 """
 
@@ -399,6 +402,8 @@ def _add_predict_parser(sub, common):
                    help="predictions table (.ecsv, .csv or .fits)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=None, metavar="B",
                    help="inference batch size (default: the model's)")
+    p.add_argument("--std", action="store_true",
+                   help="also write {target}_std, the model's calibrated 1-sigma error bars")
     _add_device(p)
     _add_no_progress(p)
     p.set_defaults(handler=_cmd_predict)
@@ -751,7 +756,7 @@ def _cmd_predict(args):
     model = _load_model(args.model, args)
     model.progress = _progress(args)
     sample = load_data(args.data, progress=_progress(args))
-    table = model.predict_table(sample, batch_size=args.batch_size)
+    table = model.predict_table(sample, return_std=args.std, batch_size=args.batch_size)
     table.meta.update({"model": str(Path(args.model).resolve()),
                        "data": str(Path(args.data).resolve())})
     write_prediction_table(table, args.output, argument="--output")

@@ -245,6 +245,18 @@ def test_train_predict_round_trip(folder, trained, tmp_path, capsys):
     np.testing.assert_allclose(table["oh_p50_pred"], expected, rtol=1e-5)
 
 
+def test_predict_writes_error_bars_with_std(folder, trained, tmp_path):
+    model_dir, _ = trained
+    sample = load_galaxy_folder(folder, progress=False)
+    _, std = SparseFeatureNet.load(model_dir).predict(sample, return_std=True)
+    out = tmp_path / "predictions.fits"
+    assert main(["predict", str(model_dir), str(folder), "--output", str(out), "--std",
+                 "--no-progress"]) == 0
+    table = QTable.read(out)
+    assert table.colnames[:5] == ["objID", "ra", "dec", "oh_p50_pred", "oh_p50_std"]
+    np.testing.assert_allclose(table["oh_p50_std"].value, std, rtol=1e-5)
+
+
 def test_train_on_saved_sample_with_column_target(tmp_path, capsys):
     sample = make_mock_galaxies(40, image_size=32, seed=5, progress=False)
     saved = sample.save(tmp_path / "sample")

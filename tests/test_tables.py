@@ -179,3 +179,12 @@ def test_qtable_and_dataframe_catalogs_train_and_predict_alike(mock, metallicity
     df = GalaxySample(sample.images, sample.to_pandas())
     np.testing.assert_allclose(model.predict_table(df)["oh_p50_pred"].value,
                                a["oh_p50_pred"].value)
+
+
+def test_return_std_matches_the_models_error_bars(metallicity):
+    model, sample = metallicity
+    mean, std = model.predict(sample, return_std=True)
+    table = model.predict_table(sample, return_std=True)
+    np.testing.assert_allclose(table["oh_p50_pred"].value, mean, rtol=1e-12)
+    np.testing.assert_allclose(table["oh_p50_std"].value, std, rtol=1e-12)
+    assert np.all(table["oh_p50_std"].value > 0)
