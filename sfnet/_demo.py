@@ -314,7 +314,7 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
     output : path-like
         Directory for ``metrics.json``, ``model/``, ``figures/`` and ``report.html``.
     n_galaxies : int
-        Mock galaxies to generate (about a quarter pass the metallicity cuts).
+        Mock galaxies to generate (about a third pass the metallicity cuts).
     image_size, epochs, k, batch_size, seed, device, precision
         As in `~sfnet.datasets.make_mock_galaxies` and `~sfnet.SparseFeatureNet`;
         ``seed`` seeds the mock, the split and the network.

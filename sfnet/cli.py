@@ -115,7 +115,7 @@ Run 'sfnet <command> --help' for the options and examples of each command.
 """
 
 _DEMO_EPILOG = """\
-The demo generates SDSS-like mock galaxies (about a quarter are star-forming with a
+The demo generates SDSS-like mock galaxies (about a third are star-forming with a
 metallicity), holds out 20% of those, trains an SFNet on the rest, compares its RMSE
 with a mean predictor, gradient-boosted trees on the catalog photometry (tuned on the
 training galaxies only), a linear fit on photometry and the oracle (the hidden scatter
@@ -738,6 +738,10 @@ def _cmd_train(args):
     say(f"{len(sample)} of {n_all} galaxies pass the cuts of target {args.target!r}: "
         f"training on {len(train)}" + (f", validating on {len(valid)}" if valid else ""))
     model.fit(train, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+    if valid is not None and model.network_.has_variance_head:
+        # fit saw no held-out galaxies (validation_fraction=0): calibrate the error bars
+        # on the validation split, which the network never trained on
+        model.calibrate_uncertainty(valid)
     model.save(output)
     print(f"sfnet train: model saved to {output} (k={args.k}, {model.epochs} epoch(s), "
           f"{len(train)} training galaxies)")

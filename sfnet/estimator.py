@@ -12,7 +12,6 @@ formats in `sfnet._persistence`.
 import hashlib
 import inspect
 import os
-import weakref
 from collections import namedtuple
 from pathlib import Path
 
@@ -40,9 +39,6 @@ __all__ = ["SparseFeatureNet", "ResolvedParams", "PAPER_RECIPE"]
 #: (`torch.device`), the autocast ``dtype`` (None for float32) and the `~sfnet.targets.Target`.
 ResolvedParams = namedtuple("ResolvedParams", "device dtype target")
 
-#: Compiled wrappers of fitted networks (``compile=True``), kept out of the
-#: estimator so that it pickles and copies as before.
-_COMPILED = weakref.WeakKeyDictionary()
 
 
 def _k_fits_backbone(k, resolved):
@@ -522,10 +518,16 @@ class SparseFeatureNet:
         """The fitted network, or its `~sfnet.training.CompiledNetwork` with ``compile=True``."""
         if not check_bool(self.compile, "compile"):
             return self.network_
-        compiled = _COMPILED.get(self.network_)
-        if compiled is None:
-            compiled = _COMPILED[self.network_] = CompiledNetwork(self.network_)
-        return compiled
+        cached = self.__dict__.get("_compiled")
+        if cached is None or cached[0] is not self.network_:
+            cached = self._compiled = (self.network_, CompiledNetwork(self.network_))
+        return cached[1]
+
+    def __getstate__(self):
+        # the compiled wrapper is rebuilt on demand: it neither pickles nor copies
+        state = self.__dict__.copy()
+        state.pop("_compiled", None)
+        return state
 
     def predict(self, X, *, batch_size=None, return_std=False):
         """Predict the targets, optionally with a calibrated 1σ uncertainty.

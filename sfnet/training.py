@@ -625,6 +625,8 @@ def _start_run(network, n, cfg, device, info, checkpoint_dir, extra_state, y_sca
 #: Learning-rate multiplier of the variance head: a linear layer on features
 #: that keep moving, trained for as few steps as the rest, needs larger steps
 #: to follow them (AdamW moves a weight by at most about the learning rate per step).
+#: Only with AdamW's small default rate: under Ranger (the paper's lr 0.1) the head
+#: trains at the network's rate.
 VARIANCE_LR_FACTOR = 10.0
 
 
@@ -646,9 +648,10 @@ def _optimizer_and_schedule(network, cfg, total_steps):
               {"params": no_decay, "weight_decay": 0.0}]
     max_lr = [cfg.learning_rate, cfg.learning_rate]
     if variance:
+        factor = VARIANCE_LR_FACTOR if cfg.optimizer == "adamw" else 1.0
         groups.append({"params": variance, "weight_decay": 0.0,
-                       "lr": cfg.learning_rate * VARIANCE_LR_FACTOR})
-        max_lr.append(cfg.learning_rate * VARIANCE_LR_FACTOR)
+                       "lr": cfg.learning_rate * factor})
+        max_lr.append(cfg.learning_rate * factor)
     if cfg.optimizer == "ranger":
         from .optim import OneCycle, Ranger
 

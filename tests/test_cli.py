@@ -245,6 +245,17 @@ def test_train_predict_round_trip(folder, trained, tmp_path, capsys):
     np.testing.assert_allclose(table["oh_p50_pred"], expected, rtol=1e-5)
 
 
+def test_train_calibrates_error_bars_on_the_held_out_galaxies(folder, trained):
+    model_dir, _ = trained
+    model = SparseFeatureNet.load(model_dir)
+    # sfnet train holds out --validation-fraction itself and fits on the rest: the
+    # error bars must be scaled on those held-out galaxies, not on the training ones
+    _, valid = load_galaxy_folder(folder, progress=False).select("metallicity").split(
+        0.2, seed=1)
+    assert model.uncertainty_["source"] == "calibrate"
+    assert model.uncertainty_["n"] == len(valid)
+
+
 def test_predict_writes_error_bars_with_std(folder, trained, tmp_path):
     model_dir, _ = trained
     sample = load_galaxy_folder(folder, progress=False)

@@ -211,3 +211,22 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch, tmp_path):
     loaded = SparseFeatureNet.load(tmp_path / "model", precision="fp32")
     assert loaded.compile is True and eager.compile is False
     np.testing.assert_allclose(loaded.set_params(compile=False).predict(X), pred, rtol=1e-6)
+
+
+def test_compiled_wrapper_does_not_keep_the_network_alive():
+    import gc
+    import pickle
+    import weakref
+
+    X, y = blobs(32, seed=2)
+    model = SparseFeatureNet(k=2, target="r", epochs=1, batch_size=16, progress=False,
+                             random_state=0).fit(X, y)
+    model.set_params(compile=True)
+    wrapper = model._inference_network()  # built lazily; nothing compiled yet
+    assert model._inference_network() is wrapper  # cached while the network is the same
+    clone = pickle.loads(pickle.dumps(model))  # the wrapper is left out of the state
+    assert "_compiled" not in clone.__dict__
+    ref = weakref.ref(model.network_)
+    del model, wrapper, clone
+    gc.collect()
+    assert ref() is None

@@ -347,6 +347,8 @@ def _localization(data, figs, f):
 
 def trust(data, figs):
     """Calibration of the error bars and stability of the active sets; None if neither."""
+    if data.std is None and not data.n_stability:
+        return None
     section = Section("trust", anchor="trust", nav="Error bars", targets=list(data.names),
                       calibration=None, stability_rows=None, feature_rows=None)
     if data.std is None:
@@ -361,13 +363,22 @@ def trust(data, figs):
     return section
 
 
+#: How the note under the coverage table names the galaxies the error bars were scaled on.
+_CALIBRATED_ON = {
+    "validation": "the error bars were scaled on the fit's held-out validation galaxies",
+    "training": "the error bars were scaled on the training galaxies, so they are likely "
+                "too small for galaxies the model has not seen",
+    "calibrate": "the error bars were scaled on the galaxies given to "
+                 "calibrate_uncertainty",
+}
+
+
 def _calibration(section, data, figs):
     from .calibration import ONE_SIGMA, coverage_table, plot_calibration
 
-    source = (getattr(data.model, "uncertainty_", None) or {}).get("source", "unknown")
-    section.calibration_note = (f"the error bars were calibrated on the {source} galaxies "
-                                "of the fit; on galaxies the model trained on they look "
-                                "better than on new ones")
+    source = (getattr(data.model, "uncertainty_", None) or {}).get("source")
+    section.calibration_note = _CALIBRATED_ON.get(
+        source, "the error bars' calibration set is not recorded")
     section.calibration = figs.add(
         plot_calibration(data.y, data.pred, data.std, names=list(data.names)),
         "calibration.png", "Calibration of the 1-sigma error bars: observed against nominal "
