@@ -268,6 +268,14 @@ def _add_subcommand(sub, common, name, help, epilog):
                           epilog=epilog, formatter_class=_Formatter, parents=[common])
 
 
+def _add_batch_and_seed(p, seed_help):
+    """``--batch-size`` and ``--seed`` of the commands that train on the mock."""
+    p.add_argument("--batch-size", type=_int_at_least(1), default=DEMO_DEFAULTS["batch_size"],
+                   metavar="B", help="batch size")
+    p.add_argument("--seed", type=_int_at_least(0), default=DEMO_DEFAULTS["seed"], metavar="S",
+                   help=seed_help)
+
+
 def _add_demo_parser(sub, common):
     d = DEMO_DEFAULTS
     p = _add_subcommand(sub, common, "demo",
@@ -280,10 +288,7 @@ def _add_demo_parser(sub, common):
                    help="training epochs")
     p.add_argument("--k", type=_int_at_least(1), default=d["k"],
                    help="active features per galaxy (top-k)")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=d["batch_size"],
-                   metavar="B", help="batch size")
-    p.add_argument("--seed", type=_int_at_least(0), default=d["seed"], metavar="S",
-                   help="seed of the mock, the split and the network")
+    _add_batch_and_seed(p, "seed of the mock, the split and the network")
     _add_device(p)
     p.add_argument("--max-features", type=_int_at_least(1), default=12, metavar="N",
                    help="features with their own section in the report")
@@ -442,10 +447,7 @@ def _add_sweep_parser(sub, common):
                       "mock cutout size in pixels (without DATA)")
     p.add_argument("--epochs", type=_int_at_least(1), default=d["epochs"], metavar="E",
                    help="training epochs for each k")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=d["batch_size"],
-                   metavar="B", help="batch size")
-    p.add_argument("--seed", type=_int_at_least(0), default=d["seed"], metavar="S",
-                   help="seed of the mock, the split and the networks")
+    _add_batch_and_seed(p, "seed of the mock, the split and the networks")
     _add_device(p)
     _add_no_progress(p, stage_lines=True)
     p.set_defaults(handler=_cmd_sweep)
@@ -571,29 +573,6 @@ def _format_metrics(metrics, units=None):
         lines.append(f"  {name:<{width}}  {m['rmse']:9.4f}  {m['nmad']:9.4f}  "
                      f"{m['bias']:+9.4f}  {m['r2']:7.3f}  {m['n']:7d}{unit}")
     return "\n".join(lines)
-
-
-def _table_format(path):
-    ext = Path(path).suffix.lower()
-    formats = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits"}
-    if ext not in formats:
-        raise ValueError(f"--output {str(path)!r}: unknown table format {ext or '(none)'!r}; "
-                         "use .ecsv, .csv or .fits")
-    return formats[ext]
-
-
-def write_table(table, path):
-    """Write ``table`` atomically (temporary file + rename); format from the extension."""
-    from ._io import atomic_path
-
-    fmt = _table_format(path)
-    path = Path(path)
-    with atomic_path(path, suffix=path.suffix) as tmp, warnings.catch_warnings():
-        # Units such as dex(...) have no FITS spelling; astropy keeps them in the
-        # table metadata instead and says so.
-        warnings.filterwarnings("ignore", message=".*could not be saved in native FITS format")
-        table.write(tmp, format=fmt, overwrite=True)
-    return path
 
 
 # --------------------------------------------------------------------------- commands
