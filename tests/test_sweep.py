@@ -50,9 +50,9 @@ def test_sweep_sparsity_counts_respect_k(swept):
         # at most k features per galaxy: the distinct active features are at most k * N
         assert 1 <= row["n_active"] <= min(k * n_valid, table.meta["n_features"])
         assert row["n_frequent"] <= row["n_active"]
-    # each galaxy of k=1 has exactly one feature: frequent ones are active in > 1% of them
-    k1 = table[table["k"] == 1][0]
-    assert k1["n_frequent"] <= 100
+    # with fewer than 100 held-out galaxies, every active feature is active in > 1% of them
+    assert n_valid < 100
+    assert list(table["n_frequent"]) == list(table["n_active"])
 
 
 def test_sweep_on_a_data_folder(tmp_path):
