@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._utils import as_float64, regression_metrics
+from ._utils import as_float64
 
 __all__ = ["DEMO_DEFAULTS", "run_demo", "format_summary"]
 
@@ -201,9 +201,9 @@ def _fit_baselines(run):
     with _timed(run.seconds, "baselines"):
         run.say("fitting the baselines (mean predictor; photometric gradient-boosted trees, "
                 "tuned on the training galaxies, and linear fit)")
-        train_truth = _plain(run.train.catalog[run.name])
-        run.baseline_rmse = regression_metrics(
-            run.truth, np.full_like(run.truth, train_truth.mean()))["rmse"]
+        from .baselines import mean_baseline_rmse
+
+        run.baseline_rmse = mean_baseline_rmse(run.train, run.valid, _TARGET)
         run.photometric_rmse, run.linear_rmse, run.photometric = _photometric_rmse(
             run.train, run.valid, run.seed)
 

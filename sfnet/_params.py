@@ -12,7 +12,7 @@ target name a `~sfnet.targets.Target`, ...).  A constraint is a callable
 
 from ._validation import check_choice, check_float, check_int
 
-__all__ = ["Integer", "Real", "Choice", "AtMost", "Resolve", "validate"]
+__all__ = ["Integer", "Real", "Choice", "Resolve", "validate"]
 
 
 def validate(constraints, params):
@@ -86,19 +86,6 @@ class Choice:
                 raise
             raise ValueError(self.message.format(name=name, value=value,
                                                  choices=sorted(self.choices))) from None
-
-
-class AtMost:
-    """Not larger than the parameter ``other`` (checked only when both are set)."""
-
-    def __init__(self, other):
-        self.other = other
-
-    def __call__(self, name, value, resolved):
-        other = resolved[self.other]
-        if other and value and value > other:
-            raise ValueError(f"{name}={value} exceeds {self.other}={other}")
-        return value
 
 
 class Resolve:

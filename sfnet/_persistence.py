@@ -36,11 +36,6 @@ FORMAT = "sfnet-model/1"
 WEIGHTS = "weights.pt"
 META = "sfnet.json"
 
-#: ImageNet channel statistics on the 0-255 scale (for reference: the paper's checkpoints
-#: were *not* trained with them, see `model_from_seed_checkpoint`).
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-
 #: Why `model_from_seed_checkpoint` refuses to guess the normalisation.
 MISSING_STATS = (
     "{path} does not store the normalisation its network was trained with: the paper's "

@@ -159,6 +159,12 @@ def _target_rows(sample, target):
     return rows, y[rows]
 
 
+def _check_samples(train, valid):
+    for name, s in (("train", train), ("valid", valid)):
+        if not hasattr(s, "catalog"):
+            raise TypeError(f"{name} must be a GalaxySample, got {type(s).__name__}")
+
+
 def mean_baseline_rmse(train, valid, target="metallicity"):
     """RMSE on ``valid`` of always predicting the mean target of ``train``.
 
@@ -179,9 +185,7 @@ def mean_baseline_rmse(train, valid, target="metallicity"):
     True
     """
     t = get_target(target)
-    for name, s in (("train", train), ("valid", valid)):
-        if not hasattr(s, "catalog"):
-            raise TypeError(f"{name} must be a GalaxySample, got {type(s).__name__}")
+    _check_samples(train, valid)
     _, y_train = _target_rows(train, t)
     _, y_valid = _target_rows(valid, t)
     if len(y_train) == 0 or len(y_valid) == 0:
@@ -267,9 +271,7 @@ def _tune_gbm(x, y, seed, n_folds=3):
 
 
 def _gbm_baseline(train, valid, t, seed):
-    for name, s in (("train", train), ("valid", valid)):
-        if not hasattr(s, "catalog"):
-            raise TypeError(f"{name} must be a GalaxySample, got {type(s).__name__}")
+    _check_samples(train, valid)
     rows_tr, y_tr = _target_rows(train, t)
     rows_va, y_va = _target_rows(valid, t)
     x_tr = catalog_photometry(train.catalog)[rows_tr]

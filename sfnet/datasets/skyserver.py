@@ -35,7 +35,7 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Column, Table
 
-from .._validation import check_bool, check_float, check_int, check_range, check_url
+from .._validation import check_bool, check_choice, check_float, check_int, check_range, check_url
 from ..catalog import COLUMNS
 from ..config import conf
 from ..exceptions import SkyServerError
@@ -150,9 +150,7 @@ def _check_extra_columns(extra_columns):
 
 
 def _check_selection(selection):
-    if not isinstance(selection, str) or selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {tuple(SELECTIONS)}, got {selection!r}")
-    return selection
+    return check_choice(selection, "selection", tuple(SELECTIONS))
 
 
 def _check_region(region):
@@ -657,7 +655,7 @@ def _query_catalog(spec, *, data_release, page_size, timeout, policy, progress, 
     """Page through the query; return a Table with units and provenance meta."""
     from astroquery.sdss import SDSSClass
 
-    # A client of our own for this run (its HTTP session is released with it);
+    # A client of our own for this run (released when the function returns);
     # no private attribute of astroquery objects is touched.
     client = SDSSClass()
     bar = _progress_bar(progress, total=spec.n, desc="SkyServer catalog", unit="row")
@@ -666,7 +664,6 @@ def _query_catalog(spec, *, data_release, page_size, timeout, policy, progress, 
                              timeout=timeout, policy=policy, bar=bar, counters=counters)
     finally:
         bar.close()
-        del client
     return _catalog_table(spec, pages, data_release)
 
 

@@ -392,11 +392,10 @@ def _calibration(section, data, figs):
 
 
 def _stability(section, data):
-    from .stability import activation_stability, feature_stability
+    from .stability import _stability_tables
 
     sub = data.sample[:data.n_stability]
-    per_galaxy = activation_stability(data.model, sub)
-    per_feature = feature_stability(data.model, sub)
+    per_galaxy, per_feature = _stability_tables(data.model, sub)
     section.n_stability = len(sub)
     section.noise_dn = per_galaxy.meta.get("noise_dn", 1)
     section.stability_rows = [

@@ -74,8 +74,8 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
         Galaxies with localisation maps per feature (0 to skip the maps).
     n_stability : int, optional
         Galaxies (the first of ``sample``) on which `activation_stability` and
-        `feature_stability` are measured (0 to skip; together they cost 18
-        forward passes of those galaxies).
+        `feature_stability` are measured (0 to skip; they cost 9 forward passes
+        of those galaxies).
     title : str, optional
         Page title.
     dpi : int, optional

@@ -167,9 +167,14 @@ def activation_stability(model, X, *, noise_dn=1, seed=0, batch_size=None, chunk
     a ``symmetry="d4"`` model is exactly invariant only when no such crop is
     applied.
     """
+    cols, _ = _stability(model, X, noise_dn, seed, batch_size, chunk_size)
+    return _galaxy_table(cols, X, noise_dn, seed)
+
+
+def _galaxy_table(cols, X, noise_dn, seed):
+    """The table of `activation_stability` from the per-galaxy columns of `_stability`."""
     from astropy.table import Table
 
-    cols, _ = _stability(model, X, noise_dn, seed, batch_size, chunk_size)
     table = Table(meta=_meta(noise_dn, seed))
     catalog = getattr(X, "catalog", None)
     n = len(cols["n_active"])
@@ -205,9 +210,14 @@ def feature_stability(model, X, *, noise_dn=1, seed=0, batch_size=None, chunk_si
         transforms where it is still active) and ``stay_noise`` (fraction of
         those galaxies where it is still active with pixel noise).
     """
+    _, counts = _stability(model, X, noise_dn, seed, batch_size, chunk_size)
+    return _feature_table(counts, noise_dn, seed, include_inactive)
+
+
+def _feature_table(counts, noise_dn, seed, include_inactive=False):
+    """The table of `feature_stability` from the per-feature counts of `_stability`."""
     from astropy.table import Table
 
-    _, counts = _stability(model, X, noise_dn, seed, batch_size, chunk_size)
     on = counts["on"]
     features = np.arange(len(on)) if include_inactive else np.flatnonzero(on > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -219,3 +229,15 @@ def feature_stability(model, X, *, noise_dn=1, seed=0, batch_size=None, chunk_si
                   meta=_meta(noise_dn, seed))
     order = np.lexsort((table["feature"], -table["n_active"]))
     return table[order]
+
+
+def _stability_tables(model, X, *, noise_dn=1, seed=0, batch_size=None, chunk_size=512):
+    """`activation_stability` and `feature_stability` from one set of passes (9 per galaxy).
+
+    Returns
+    -------
+    per_galaxy, per_feature : astropy.table.Table
+        Exactly what the two functions return for the same arguments.
+    """
+    cols, counts = _stability(model, X, noise_dn, seed, batch_size, chunk_size)
+    return _galaxy_table(cols, X, noise_dn, seed), _feature_table(counts, noise_dn, seed)
