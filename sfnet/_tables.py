@@ -72,13 +72,8 @@ def prediction_table(model, X, *, return_std=False, batch_size=None):
     if not isinstance(return_std, (bool, np.bool_)):
         raise TypeError(f"return_std must be True or False, got {return_std!r}")
     names = model.target_names  # raises NotFittedError before any work
-    if return_std:
-        pred, std = model.predict(X, return_std=True, batch_size=batch_size)
-        std = np.asarray(std, dtype=np.float64).reshape(len(pred), -1)
-    else:
-        pred, std = model.predict(X, batch_size=batch_size), None
-    pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
-    idx, vals = model.activations(X, sparse=True, batch_size=batch_size)
+    # one pass over the images gives the predictions and the active features
+    pred, std, idx, vals = model._predict_with_features(X, return_std, batch_size)
     weights, bias = model.head_weights, model.head_bias
     units = [_unit(name, text) for name, text in zip(names, model.target_units_)]
 

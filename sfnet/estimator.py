@@ -571,6 +571,40 @@ class SparseFeatureNet:
             return pred[:, 0], std[:, 0]
         return pred, std
 
+    def _predict_with_features(self, X, return_std=False, batch_size=None):
+        """``predict(X, return_std=...)`` and ``activations(X, sparse=True)`` in one pass.
+
+        Returns ``(pred, std, idx, vals)``: predictions and 1-sigma uncertainties
+        ``(N, T)`` (``std`` None without ``return_std``) and the sparse active
+        features ``(N, k)``, the same values the two public methods give.
+        """
+        if return_std:
+            self._check_std()
+        else:
+            self._check_fitted()
+        k, t = self.network_.k, len(self.target_names_)
+
+        def step(net, x):
+            a = net.sparse_features(x)
+            vals, idx = torch.topk(a, k, dim=1)
+            parts = [net.predict_from_sparse(a)]
+            if return_std:
+                parts.append(net.logvar_from_sparse(a))
+            return torch.cat(parts + [idx.float(), vals], dim=1)
+
+        res = self._run(X, step, batch_size)
+        n_out = t * (2 if return_std else 1)
+        pred = res[:, :t].astype(np.float64) * self.y_std_ + self.y_mean_
+        std = None
+        if return_std:
+            std = np.exp(0.5 * res[:, t:n_out].astype(np.float64)) * self.y_std_ \
+                * np.asarray(self.uncertainty_["scale"], dtype=np.float64)
+        idx = res[:, n_out:n_out + k].astype(np.int64)
+        vals = res[:, n_out + k:].astype(np.float32)
+        idx[vals <= 0] = -1
+        vals[vals <= 0] = 0
+        return pred, std, idx, vals
+
     def _check_std(self):
         self._check_fitted()
         if not self.network_.has_variance_head or self.uncertainty_ is None:

@@ -104,14 +104,14 @@ def test_image_array_has_no_ids_or_positions(metallicity):
 def test_return_std_columns(metallicity, monkeypatch):
     # Only the table's side: predict(X, return_std=True) gives (mean, std).
     model, sample = metallicity
-    plain = model.predict
+    plain = model._predict_with_features
     std = np.linspace(0.05, 0.1, len(sample))
 
-    def predict(X, *, return_std=False, batch_size=None):
-        mean = plain(X, batch_size=batch_size)
-        return (mean, std) if return_std else mean
+    def predict(X, return_std=False, batch_size=None):
+        pred, _, idx, vals = plain(X, False, batch_size)
+        return pred, (std[:, None] if return_std else None), idx, vals
 
-    monkeypatch.setattr(model, "predict", predict)
+    monkeypatch.setattr(model, "_predict_with_features", predict)
     table = model.predict_table(sample, return_std=True)
     assert table.colnames[2:4] == ["oh_p50_pred", "oh_p50_std"]
     assert table["oh_p50_std"].unit == u.dex

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, atomic_write_text
 from .._validation import check_bool, check_float, check_int, check_url
 from ..config import conf
 from ..exceptions import DataDroppedWarning
@@ -69,6 +69,21 @@ _REPORT = "fetch_report.json"
 # --------------------------------------------------------------------------
 
 _SERVICES = {}
+
+
+def _write_csv(table, out):
+    buf = io.StringIO()
+    table.write(buf, format="ascii.csv")
+    atomic_write_text(out / _CATALOG_CSV, buf.getvalue())
+
+
+def _write_catalog(table, out):
+    # The ECSV (with the query in its meta) goes first: a run killed between
+    # the two writes leaves a catalog the next run recognises and completes.
+    buf = io.StringIO()
+    table.write(buf, format="ascii.ecsv")
+    atomic_write_text(out / _CATALOG_ECSV, buf.getvalue())
+    _write_csv(table, out)
 
 
 def register_cutout_service(name):
@@ -564,12 +579,7 @@ def _write_positions_catalog(catalog, out):
                 f"(first: {missing[:3].tolist()}); use another output_dir for new galaxies",
                 DataDroppedWarning, stacklevel=3)
         return "kept"
-    buf = io.StringIO()
-    catalog.write(buf, format="ascii.ecsv")
-    atomic_write_bytes(out / _CATALOG_ECSV, buf.getvalue().encode("utf-8"))
-    buf = io.StringIO()
-    catalog.write(buf, format="ascii.csv")
-    atomic_write_bytes(csv_path, buf.getvalue().encode("utf-8"))
+    _write_catalog(catalog, out)
     return "written"
 
 

@@ -32,7 +32,6 @@ astroquery's configuration (`sfnet.config`).
 """
 
 import datetime
-import io
 import logging
 import sys
 
@@ -40,11 +39,12 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
-from .._io import atomic_write_json, atomic_write_text
+from .._io import atomic_write_json
 from .._validation import check_bool
 from ..exceptions import SkyServerError
 from . import _download as _dl
 from .cutouts import (_CATALOG_CSV, _CATALOG_ECSV, _MANIFEST, _REPORT, HIPS_SDSS_COLOR,
+                      _write_catalog, _write_csv,
                       _check_output_dir, _cutout_summary, _CutoutOptions, _fetch_cutouts,
                       _remove_stale_temporaries, _warn_failures, fetch_sdss_cutouts)
 from .skyserver import (_DEFAULT_R_MAG, _DEFAULT_Z, PAPER_COLUMNS, SDSS_COLUMNS,
@@ -59,19 +59,6 @@ __all__ = ["fetch_sdss_sample", "build_sdss_query", "query_sdss_catalog",
 log = logging.getLogger(__name__)
 
 
-def _write_csv(table, out):
-    buf = io.StringIO()
-    table.write(buf, format="ascii.csv")
-    atomic_write_text(out / _CATALOG_CSV, buf.getvalue())
-
-
-def _write_catalog(table, out):
-    # The ECSV (with the query in its meta) goes first: a run killed between
-    # the two writes leaves a catalog the next run recognises and completes.
-    buf = io.StringIO()
-    table.write(buf, format="ascii.ecsv")
-    atomic_write_text(out / _CATALOG_ECSV, buf.getvalue())
-    _write_csv(table, out)
 
 
 def _existing_catalog(out, spec, data_release, overwrite):
