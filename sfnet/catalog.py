@@ -8,7 +8,8 @@ Columns
 -------
 `COLUMNS` maps each known SkyServer/MPA-JHU column name to a `CatalogColumn`.
 Those with ``default=True`` (`DEFAULT_COLUMNS`) are in every fetched sample, in
-that order; the others may be requested with ``extra_columns``.  Nothing that is
+that order; the others may be requested with ``extra_columns``.  `PAPER_COLUMNS`
+are those of the paper's query (``selection="paper"``), in its order.  Nothing that is
 not in `COLUMNS` ever reaches an SQL query.
 
 Missing values
@@ -42,8 +43,9 @@ import numpy as np
 
 from ._utils import as_float64
 
-__all__ = ["CatalogColumn", "COLUMNS", "DEFAULT_COLUMNS", "LINE_FLUX_UNIT", "LOG_FLUX_UNIT",
-           "MISSING", "MISSING_THRESHOLD", "SKYSERVER_TABLES", "BptLine", "BPT_LINES",
+__all__ = ["CatalogColumn", "COLUMNS", "DEFAULT_COLUMNS", "PAPER_COLUMNS", "LINE_FLUX_UNIT",
+           "LOG_FLUX_UNIT", "MISSING", "MISSING_THRESHOLD", "SKYSERVER_TABLES", "BptLine",
+           "BPT_LINES",
            "Property", "PROPERTIES", "DEFAULT_PROPERTIES", "column_unit", "add_units",
            "valid_values", "property_values", "property_label"]
 
@@ -109,7 +111,7 @@ def _columns():
     def add(name, table, kind, unit, description, missing=None, default=False):
         cols.append(CatalogColumn(name, table, kind, unit, description, missing, default))
 
-    # ---- the columns of every sample (DESIGN.md), in this order
+    # ---- the columns of every sample (docs/data.rst), in this order
     add("objID", "p", "id", None, "SDSS photometric object ID (PhotoObj.objID)", default=True)
     add("specObjID", "s", "id", None, "SDSS spectrum ID (SpecObj.specObjID)", default=True)
     add("ra", "p", "float", "deg", "Right ascension (J2000) of the photometric object",
@@ -184,6 +186,18 @@ _LINE_LABELS = {"h_alpha": "H-alpha 6563", "h_beta": "H-beta 4861",
 COLUMNS = _columns()
 #: The columns of every fetched sample, in order.
 DEFAULT_COLUMNS = tuple(name for name, col in COLUMNS.items() if col.default)
+
+#: The columns of the paper's query (``selection="paper"``, the CasJobs query of
+#: Wu 2025), in its order; all in `COLUMNS`.
+PAPER_COLUMNS = (
+    "objID", "DR7ObjID", "specObjID", "ra", "dec", "z", "zErr", "velDisp", "velDispErr",
+    "modelMag_u", "modelMag_g", "modelMag_r", "modelMag_i", "modelMag_z",
+    "petroMag_r", "petroR50_r", "petroR90_r",
+    "bptclass", "oh_p50", "lgm_tot_p50", "sfr_tot_p50",
+    "nii_6584_flux", "nii_6584_flux_err", "h_alpha_flux", "h_alpha_flux_err",
+    "oiii_5007_flux", "oiii_5007_flux_err", "h_beta_flux", "h_beta_flux_err",
+    "reliable",
+)
 
 
 def column_unit(name):

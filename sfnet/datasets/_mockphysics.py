@@ -32,6 +32,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .._utils import kauffmann03_curve, kewley01_curve
+from ..catalog import BPT_LINES
 
 # --------------------------------------------------------------------------
 # Constants
@@ -633,24 +634,22 @@ def _draw_emission_lines(rng, c):
                                                          ("o3", K_O3))}
     ha_sf, ha_agn = c.ha_sf, c.ha_agn
     hb_sf, hb_agn = ha_sf / HA_HB_SF, ha_agn / HA_HB_AGN
-    true = {
-        "h_alpha": (ha_sf + ha_agn) * att["ha"],
-        "nii_6584": (ha_sf * 10 ** c.n2_sf + ha_agn * 10 ** c.n2_agn) * att["ha"],
-        "h_beta": (hb_sf + hb_agn) * att["hb"],
-        "oiii_5007": (hb_sf * 10 ** c.o3_sf + hb_agn * 10 ** c.o3_agn) * att["o3"],
+    true = {  # keys of sfnet.catalog.BPT_LINES, which spells the column names
+        "ha": (ha_sf + ha_agn) * att["ha"],
+        "nii": (ha_sf * 10 ** c.n2_sf + ha_agn * 10 ** c.n2_agn) * att["ha"],
+        "hb": (hb_sf + hb_agn) * att["hb"],
+        "oiii": (hb_sf * 10 ** c.o3_sf + hb_agn * 10 ** c.o3_agn) * att["o3"],
     }
     # errors: sky + continuum noise of the fibre spectrum (1e-17 erg/s/cm2)
     fib_cont = c.flux["r"] * np.clip(c.fib_frac, 0.05, 1.0)
     noise_scale = np.sqrt(1.0 + fib_cont / 20.0) * 10 ** rng.normal(0, 0.05, c.m)
     p = c.lines = {}
-    for line, s0 in (("h_alpha", 2.0), ("nii_6584", 2.0), ("h_beta", 1.7), ("oiii_5007", 1.7)):
+    for key, s0 in (("ha", 2.0), ("nii", 2.0), ("hb", 1.7), ("oiii", 1.7)):
         err = s0 * noise_scale
-        p[f"{line}_flux"] = true[line] + rng.normal(0, 1, c.m) * err
-        p[f"{line}_flux_err"] = err
-    c.bpt = bpt_class_mpajhu(p["nii_6584_flux"], p["nii_6584_flux_err"],
-                             p["h_alpha_flux"], p["h_alpha_flux_err"],
-                             p["oiii_5007_flux"], p["oiii_5007_flux_err"],
-                             p["h_beta_flux"], p["h_beta_flux_err"])
+        p[BPT_LINES[key].flux] = true[key] + rng.normal(0, 1, c.m) * err
+        p[BPT_LINES[key].error] = err
+    c.bpt = bpt_class_mpajhu(*(p[col] for line in BPT_LINES.values()  # nii, ha, oiii, hb
+                               for col in (line.flux, line.error)))
 
 
 def _draw_sf_lines(rng, c):
