@@ -39,6 +39,7 @@ import time
 import numpy as np
 import torch
 
+from .datasets._layout import IMAGE_DIR
 from .nn import SparseFeatureNetwork
 from .training import autocast, resolve_device, resolve_precision
 
@@ -328,8 +329,8 @@ def _io_benchmark(n, image_size, dev, batch_size, steps, per_precision, k, backb
         if paper_baseline:
             from PIL import Image  # noqa: F401
 
-            paths = sorted(os.path.join(folder, "images-sdss", f) for f in
-                           os.listdir(os.path.join(folder, "images-sdss")))
+            paths = sorted(os.path.join(folder, IMAGE_DIR, f) for f in
+                           os.listdir(os.path.join(folder, IMAGE_DIR)))
             # the paper's pipeline trained in float32 and decoded every JPEG each epoch;
             # compare it with our fastest measured configuration
             torch.manual_seed(0)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ._demo import DEMO_DEFAULTS
 from .datasets.cutouts import cutout_services
+from .datasets._layout import CATALOG_CSV
 
 __all__ = ["main", "build_parser", "DEMO_DEFAULTS"]
 
@@ -528,7 +529,7 @@ def load_data(path, *, progress=True):
         raise FileNotFoundError(f"DATA {str(path)!r} does not exist")
     if not path.is_dir():
         raise NotADirectoryError(f"DATA {str(path)!r} is not a directory")
-    if (path / "galaxies.csv").is_file():
+    if (path / CATALOG_CSV).is_file():
         log.info("reading the galaxy folder %s", path)
         return load_galaxy_folder(path, progress=progress)
     if (path / "sample.json").is_file():
@@ -645,21 +646,18 @@ def _cmd_sweep(args):
 
 
 def _cmd_fetch(args):
-    from .datasets import build_sdss_query, fetch_sdss_sample
+    from .datasets._options import FetchOptions
+    from .datasets.sdss import fetch_to_folder, load_fetched
+    from .datasets.skyserver import QuerySpec
 
-    region = _fetch_region(args.region)
+    # the options named like FetchOptions' fields, checked once
+    options = FetchOptions.from_namespace(args, region=_fetch_region(args.region),
+                                          progress=_progress(args))
     if args.print_sql:
-        print(build_sdss_query(args.n_galaxies, args.target, selection=args.selection,
-                               region=region))
+        print(QuerySpec(args.n_galaxies, options).sql())
         return 0
-    sample = fetch_sdss_sample(args.output, args.n_galaxies, target=args.target,
-                               selection=args.selection, region=region,
-                               data_release=args.data_release,
-                               cutout_size=args.cutout_size,
-                               cutout_service=args.cutout_service,
-                               max_workers=args.max_workers, overwrite=args.overwrite,
-                               timeout=args.timeout, max_retries=args.max_retries,
-                               rate_limit=args.rate_limit, progress=_progress(args))
+    report = fetch_to_folder(args.output, args.n_galaxies, options)
+    sample = load_fetched(args.output, report, options.progress)
     report = sample.catalog.meta.get("sdss_fetch", {})
     if report:
         print("sfnet fetch: " + ", ".join(f"{k} {v}" for k, v in report.items()

@@ -23,28 +23,25 @@ from astropy.extern.configobj import validate as _validate
 __all__ = ["Conf", "conf"]
 
 
-class _CutoutServiceItem(_config.ConfigItem):
-    """A string item whose value must name a registered cutout service.
+class _ChoiceItem(_config.ConfigItem):
+    """A string item whose value must be one of ``choices``.
 
-    The names come from the registry of `sfnet.datasets.cutouts`
-    (`~sfnet.datasets.cutouts.cutout_services`), so a service registered with
-    `~sfnet.datasets.cutouts.register_cutout_service` can be configured too.
-    The registry is imported on first use (it imports this module); the
-    default is checked as a plain string when the item is defined.
+    ``choices`` is any collection that supports ``in``.  For
+    ``cutout_service`` it starts as the names of the built-in services and is
+    replaced, when `sfnet.datasets.cutouts` is imported, by that module's live
+    registry (`~sfnet.datasets.cutouts.register_cutout_service`), which checks
+    that it holds these names; so a service registered there can be configured
+    too, while this module imports nothing from the modules it configures.
     """
 
-    def __init__(self, *args, **kwargs):
-        self._use_registry = False
-        super().__init__(*args, **kwargs)
-        self._use_registry = True
+    def __init__(self, defaultvalue, description, choices, **kwargs):
+        self.choices = choices
+        super().__init__(defaultvalue, description, **kwargs)
 
     def _validate_val(self, val):
         val = super()._validate_val(val)
-        if self._use_registry:
-            from .datasets.cutouts import cutout_services
-
-            if val not in cutout_services():
-                raise _validate.VdtValueError(val)
+        if val not in self.choices:
+            raise _validate.VdtValueError(val)
         return val
 
 
@@ -62,10 +59,10 @@ class Conf(_config.ConfigNamespace):
         "", "SkyServer base URL; the SQL goes through astroquery.sdss pointed at it. "
         "Empty means astroquery's astroquery.sdss.conf.skyserver_baseurl.",
         cfgtype="string")
-    cutout_service = _CutoutServiceItem(
+    cutout_service = _ChoiceItem(
         "legacysurvey", "Service for colour cutouts: a name registered in "
         "sfnet.datasets.cutouts (built in: 'legacysurvey', the paper's and the default, "
-        "and 'hips2fits').", cfgtype="string")
+        "and 'hips2fits').", choices=("hips2fits", "legacysurvey"), cfgtype="string")
     hips2fits_url = _config.ConfigItem(
         "", "hips2fits server base URL; empty means the server astroquery knows "
         "(astroquery.hips2fits.conf.server).", cfgtype="string")

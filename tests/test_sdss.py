@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,8 @@ from astropy.table import Table
 from PIL import Image
 
 import sfnet
-from sfnet.datasets import _download as dl
+from sfnet.datasets import _transport as dl
+from sfnet.datasets._options import FetchOptions, check_data_release
 from sfnet.datasets import sdss
 from sfnet.exceptions import DataDroppedWarning
 
@@ -45,7 +47,7 @@ def fake():
 def run(path, n, **kwargs):
     """Fetch into ``path`` (no folder loading) with fast test settings."""
     options = {**FAST, **kwargs}
-    return sdss._fetch_to_folder(path, n, **options)
+    return sdss.fetch_to_folder(path, n, FetchOptions(**options))
 
 
 def image_path(out, objid):
@@ -577,6 +579,80 @@ def test_pool_keeps_going_after_a_task_fails():
     assert isinstance(results[3], OSError) and results[4] == 8
 
 
+class _Answer:
+    """A stand-in for a `requests.Response` (status, headers, text)."""
+
+    def __init__(self, status, text="", headers=None):
+        self.status_code, self.text, self.headers = status, text, headers or {}
+
+
+def test_transport_classifies_answers():
+    dl.raise_for_status(_Answer(200))  # no error
+    with pytest.raises(dl.TransientError, match=r"^HTTP 503 from https://x$") as info:
+        dl.raise_for_status(_Answer(503, headers={"Retry-After": "7"}), source="https://x")
+    assert info.value.retry_after == 7.0
+    with pytest.raises(dl.TransientError) as info:
+        dl.raise_for_status(_Answer(429, headers={"Retry-After": "soon"}))
+    assert info.value.retry_after is None
+    page = "<html><script>x()</script><body><h1>Not found</h1> no &amp; such</body></html>"
+    with pytest.raises(dl.PermanentError, match="HTTP 404: 'Not found no & such'"):
+        dl.raise_for_status(_Answer(404, text=page))
+    assert dl.looks_like_html("<!DOCTYPE html><html>") and not dl.looks_like_html("#Table1")
+    assert dl.html_text("<p>" + "a" * 20 + "</p>", limit=5) == "aaaaa..."
+
+
+def test_fetch_options_are_checked_once_with_conf_defaults():
+    import dataclasses
+
+    with sfnet.conf.set_temp("max_workers", 3), sfnet.conf.set_temp("timeout", 9.0), \
+            sfnet.conf.set_temp("data_release", 16):
+        opts = FetchOptions(pixel_scale=0.5 * u.arcmin, rate_limit=2 * u.Hz,
+                            extra_columns="zErr", target="bpt_lines")
+    assert (opts.max_workers, opts.timeout, opts.data_release) == (3, 9.0, 16)
+    assert opts.pixel_scale == pytest.approx(30.0) and opts.rate_limit == 2.0
+    assert opts.extra_columns == ("zErr",) and opts.target.name == "bpt_lines"
+    assert opts.cutout_service == sfnet.conf.cutout_service and opts.cone is None
+    assert opts.policy.max_retries == sfnet.conf.max_retries
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.timeout = 1.0
+    for bad, name in ((dict(timeout=-1), "timeout"), (dict(cutout_size=4), "cutout_size"),
+                      (dict(cutout_service="nowhere"), "cutout_service"),
+                      (dict(selection="papers"), "selection"),
+                      (dict(selection="paper", z_range=(0.1, None)), "z_range"),
+                      (dict(extra_columns=["x; DROP TABLE"]), "extra_columns")):
+        with pytest.raises((ValueError, TypeError), match=name):
+            FetchOptions(**bad)
+
+
+def test_fetch_options_from_the_command_line_namespace():
+    import argparse
+
+    ns = argparse.Namespace(target="metallicity", cutout_size=32, max_workers=2,
+                            output="somewhere", print_sql=True, progress=True)
+    opts = FetchOptions.from_namespace(ns, progress=False)
+    assert (opts.cutout_size, opts.max_workers, opts.progress) == (32, 2, False)
+
+
+def test_one_home_per_retrieval_concern():
+    """config imports nothing from datasets; column names and file names have one home."""
+    import ast
+    import inspect
+
+    from sfnet import catalog, config
+    from sfnet.datasets import _layout, cutouts, folder, skyserver
+
+    tree = ast.parse(inspect.getsource(config))
+    modules = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not [m for m in modules if "datasets" in m]
+    assert skyserver.PAPER_COLUMNS is catalog.PAPER_COLUMNS
+    assert set(catalog.PAPER_COLUMNS) <= set(catalog.COLUMNS)
+    assert config.Conf.cutout_service.choices is cutouts._SERVICES
+    for module in (cutouts, skyserver, folder):
+        source = inspect.getsource(module)
+        assert '"galaxies.csv"' not in source and '"images-sdss"' not in source
+    assert _layout.image_path(Path("d"), 12) == Path("d") / "images-sdss" / "12.jpg"
+
+
 # -- the real services (skipped unless --remote-data) --------------------------
 
 @pytest.mark.remote_data
@@ -589,7 +665,7 @@ def test_real_skyserver_catalog():
 
 @pytest.mark.remote_data
 def test_real_fetch_three_galaxies(tmp_path):
-    report = sdss._fetch_to_folder(tmp_path, 3, progress=False, timeout=120)
+    report = sdss.fetch_to_folder(tmp_path, 3, FetchOptions(progress=False, timeout=120))
     assert report["valid"] == 3
     table = Table.read(tmp_path / "galaxies.ecsv")
     assert np.all(table["oh_p50"] > 0)
@@ -807,10 +883,10 @@ def test_conf_defaults_are_astroquerys_and_the_papers_service():
     assert conf.skyserver_url == "" and conf.data_release is None
     assert conf.hips2fits_url == "" and conf.cutout_service == "legacysurvey"
     with sfnet.conf.set_temp("skyserver_url", ""), sfnet.conf.set_temp("data_release", None):
-        assert skyserver._skyserver_url() == sdss_conf.skyserver_baseurl
-        assert skyserver._check_data_release(None) == sdss_conf.default_release
+        assert skyserver.skyserver_url() == sdss_conf.skyserver_baseurl
+        assert check_data_release(None) == sdss_conf.default_release
         with sdss_conf.set_temp("default_release", 12):
-            assert skyserver._check_data_release(None) == 12
+            assert check_data_release(None) == 12
 
 
 # -- bring your own galaxies ------------------------------------------------------

@@ -17,8 +17,10 @@ registered:
     (``sfnet.conf.legacysurvey_url``), the service the paper used: a fixed
     colour mapping of the SDSS images, the same for every cutout.
 
-`cutout_services` lists the names; ``cutout_service`` arguments are checked
-against the registry.  `fetch_sdss_cutouts` takes positions of one's own
+`cutout_services` lists the names; ``cutout_service`` arguments and
+``sfnet.conf.cutout_service`` are checked against the registry (this module
+hands it to the configuration item, so `sfnet.config` imports nothing from
+here).  `fetch_sdss_cutouts` takes positions of one's own
 (a `~astropy.coordinates.SkyCoord` or a table) and writes the
 `~sfnet.datasets.load_galaxy_folder` layout.  It (and `fetch_sdss_sample`) runs the
 downloads in a bounded thread pool with a polite rate limit, retry timeouts,
@@ -26,12 +28,16 @@ connection errors, HTTP 5xx and truncated images with exponential backoff and
 jitter, write each image atomically to ``images-sdss/{objID}.jpg`` and only
 count it once it decodes as a complete RGB JPEG of the requested size.
 Valid images already on disk are kept; failures go to ``failures.csv``.
+The options are checked once by the private `FetchOptions` (``_options``);
+retries, the rate limit, timeouts, the progress bar and the classification of
+HTTP answers are the transport's (``_transport``); file names and the catalog
+reader and writer are the folder layout's (``_layout``).  This module imports
+nothing from its sibling service module, `sfnet.datasets.skyserver`.
 """
 
 import io
 import logging
 import os
-import re
 import sys
 import time
 import warnings
@@ -40,13 +46,16 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 
-from .._io import atomic_write_bytes, atomic_write_text
-from .._validation import check_bool, check_float, check_int, check_url
-from ..config import conf
+from .._io import atomic_write_bytes
+from .._validation import check_url
+from ..config import Conf, conf
 from ..exceptions import DataDroppedWarning
-from . import _download as _dl
-from .skyserver import _html_text, _policy, _progress_bar, _retry_after, _sfnet_version, \
-    _timeout
+from ._layout import (CATALOG_CSV, FAILURES_CSV, IMAGE_DIR, image_path, read_catalog_csv,
+                      remove_stale_temporaries, write_galaxy_catalog)
+from ._options import FetchOptions
+from ._transport import (Counters, Failure, PermanentError, RateLimiter, SessionPool,
+                         TransientError, call_with_retries, progress_bar, raise_for_status,
+                         run_pool, user_agent, write_failure_manifest)
 
 __all__ = ["fetch_sdss_cutouts", "register_cutout_service", "cutout_services",
            "Hips2FitsService", "LegacySurveyService", "HIPS_SDSS_COLOR", "position_ids"]
@@ -56,34 +65,11 @@ log = logging.getLogger(__name__)
 #: The HiPS the default cutouts come from (SDSS DR9 gri colour composite).
 HIPS_SDSS_COLOR = "CDS/P/SDSS9/color"
 
-# Layout of an output folder (see `sfnet.datasets.sdss`).
-_IMAGE_DIR = "images-sdss"
-_CATALOG_CSV = "galaxies.csv"
-_CATALOG_ECSV = "galaxies.ecsv"
-_MANIFEST = "failures.csv"
-_REPORT = "fetch_report.json"
-
-
 # --------------------------------------------------------------------------
 # Service registry
 # --------------------------------------------------------------------------
 
 _SERVICES = {}
-
-
-def _write_csv(table, out):
-    buf = io.StringIO()
-    table.write(buf, format="ascii.csv")
-    atomic_write_text(out / _CATALOG_CSV, buf.getvalue())
-
-
-def _write_catalog(table, out):
-    # The ECSV (with the query in its meta) goes first: a run killed between
-    # the two writes leaves a catalog the next run recognises and completes.
-    buf = io.StringIO()
-    table.write(buf, format="ascii.ecsv")
-    atomic_write_text(out / _CATALOG_ECSV, buf.getvalue())
-    _write_csv(table, out)
 
 
 def register_cutout_service(name):
@@ -111,13 +97,9 @@ def cutout_services():
     return tuple(_SERVICES)
 
 
-def _check_service(cutout_service):
-    if cutout_service is None:
-        cutout_service = conf.cutout_service
-    if not isinstance(cutout_service, str) or cutout_service not in _SERVICES:
-        raise ValueError(f"cutout_service must be one of {cutout_services()}, "
-                         f"got {cutout_service!r}")
-    return cutout_service
+def make_service(options):
+    """The service of checked `FetchOptions`, ready for requests (its URL checked)."""
+    return _SERVICES[options.cutout_service](options.cutout_size, options.pixel_scale)
 
 
 class _CutoutService:
@@ -189,25 +171,15 @@ class LegacySurveyService(_CutoutService):
                 "pixscale": f"{self.scale:g}", "size": self.size}
 
 
-class _CutoutOptions:
-    """Validated cutout parameters."""
+def _share_registry_with_config():
+    """Make ``sfnet.conf.cutout_service`` accept exactly the names of this registry."""
+    unknown = [name for name in Conf.cutout_service.choices if name not in _SERVICES]
+    if unknown:  # pragma: no cover - a mismatch between sfnet.config and this module
+        raise RuntimeError(f"sfnet.config names unregistered cutout services {unknown}")
+    Conf.cutout_service.choices = _SERVICES
 
-    def __init__(self, cutout_size, pixel_scale, cutout_service, max_workers, rate_limit,
-                 timeout, max_retries, retry_backoff):
-        self.size = check_int(cutout_size, "cutout_size", minimum=8, maximum=2048,
-                              text_is_value_error=True)
-        scale = check_float(pixel_scale, "pixel_scale", unit=u.arcsec, minimum=0.0,
-                            maximum=60.0, strict_min=True, text_is_value_error=True)
-        service = _check_service(cutout_service)
-        self.request = _SERVICES[service](self.size, scale)
-        self.max_workers = check_int(conf.max_workers if max_workers is None else max_workers,
-                                     "max_workers", minimum=1, maximum=64,
-                                     text_is_value_error=True)
-        self.rate_limit = None if rate_limit is None else check_float(
-            rate_limit, "rate_limit", unit=u.Hz, minimum=0.0, strict_min=True,
-            text_is_value_error=True)
-        self.timeout = _timeout(timeout)
-        self.policy = _policy(max_retries, retry_backoff)
+
+_share_registry_with_config()
 
 
 # --------------------------------------------------------------------------
@@ -265,56 +237,55 @@ def _download_one(session, request, ra, dec, timeout):
     try:
         response = session.get(request.url, params=request.params(ra, dec), timeout=timeout)
     except requests.Timeout:
-        raise _dl.TransientError(f"timeout: no answer within {timeout:g} s") from None
+        raise TransientError(f"timeout: no answer within {timeout:g} s") from None
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError) as exc:
-        raise _dl.TransientError(f"connection error: {exc}") from None
+        raise TransientError(f"connection error: {exc}") from None
     except requests.RequestException as exc:
-        raise _dl.PermanentError(f"request error: {exc}") from None
-    status = response.status_code
-    if status in _dl.RETRYABLE_STATUS:
-        raise _dl.TransientError(f"HTTP {status}", retry_after=_retry_after(response))
-    if status != 200:
-        raise _dl.PermanentError(f"HTTP {status}: {_html_text(response.text, 200)!r}")
+        raise PermanentError(f"request error: {exc}") from None
+    raise_for_status(response, snippet=200)
     data = response.content
     try:
         _check_jpeg(data, request.size)
     except _BadImage as exc:
-        cls = _dl.TransientError if exc.retryable else _dl.PermanentError
+        cls = TransientError if exc.retryable else PermanentError
         raise cls(f"invalid image: {exc}") from None
     return data
 
 
 def _failure(task, outcome):
     """The failure-manifest entry of a task that raised ``outcome``."""
-    if isinstance(outcome, (_dl.TransientError, _dl.PermanentError)):
+    if isinstance(outcome, (TransientError, PermanentError)):
         attempts, error = outcome.n_attempts, str(outcome)
     else:
         attempts, error = 0, f"{type(outcome).__name__}: {outcome}"
-    return _dl.Failure(task[0], attempts, error, extra={
+    return Failure(task[0], attempts, error, extra={
         "objID": task[0], "ra": repr(task[1]), "dec": repr(task[2])})
 
 
-def _fetch_cutouts(catalog, out, *, request, timeout, policy, max_workers, rate_limit,
-                   progress):
-    """Download every missing or invalid cutout; return (counters, failures, seconds)."""
-    import requests
+def fetch_cutouts(catalog, out, service, options):
+    """Download every missing or invalid cutout of ``catalog`` into ``out``.
 
-    image_dir = out / _IMAGE_DIR
-    image_dir.mkdir(parents=True, exist_ok=True)
-    counters = _dl.Counters()
-    limiter = _dl.RateLimiter(rate_limit)
-    sessions = _dl.SessionPool(
-        f"sfnet/{_sfnet_version()} python-requests/{requests.__version__}")
+    ``service`` comes from `make_service`; ``options`` are checked `FetchOptions`.
+
+    Returns
+    -------
+    (Counters, list of Failure, seconds)
+    """
+    (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+    counters = Counters()
+    limiter = RateLimiter(options.rate_limit)
+    sessions = SessionPool(user_agent())
+    policy, timeout = options.policy, options.timeout
 
     def work(task, stop):
         objid, ra, dec = task
-        path = image_dir / f"{objid}.jpg"
-        if _valid_on_disk(path, request.size):
+        path = image_path(out, objid)
+        if _valid_on_disk(path, service.size):
             counters.add(skipped=1)
             return "present"
-        data, _ = _dl.call_with_retries(
-            lambda: _download_one(sessions.get(), request, ra, dec, timeout),
+        data, _ = call_with_retries(
+            lambda: _download_one(sessions.get(), service, ra, dec, timeout),
             policy, counters, stop=stop, limiter=limiter)
         atomic_write_bytes(path, data)
         counters.add(downloaded=1)
@@ -323,8 +294,8 @@ def _fetch_cutouts(catalog, out, *, request, timeout, policy, max_workers, rate_
     tasks = ((int(o), float(r), float(d)) for o, r, d in zip(
         np.asarray(catalog["objID"]), _deg(catalog["ra"]), _deg(catalog["dec"])))
     failures = []
-    bar = _progress_bar(progress, total=len(catalog), desc=f"cutouts ({request.service})",
-                        unit="img")
+    bar = progress_bar(options.progress, total=len(catalog),
+                       desc=f"cutouts ({service.service})", unit="img")
 
     def on_done(task, outcome):
         if isinstance(outcome, BaseException):
@@ -334,7 +305,8 @@ def _fetch_cutouts(catalog, out, *, request, timeout, policy, max_workers, rate_
 
     t0 = time.perf_counter()
     try:
-        _dl.run_pool(tasks, work, max_workers=max_workers, progress_bar=bar, on_done=on_done)
+        run_pool(tasks, work, max_workers=options.max_workers, progress_bar=bar,
+                 on_done=on_done)
     finally:
         bar.close()
         sessions.close()
@@ -360,7 +332,8 @@ def _deg(col, name=None):
 # Output folder helpers (shared with sfnet.datasets.sdss)
 # --------------------------------------------------------------------------
 
-def _check_output_dir(output_dir):
+def check_output_dir(output_dir):
+    """``output_dir`` as a Path; TypeError if not a path, ValueError if it is a file."""
     if not isinstance(output_dir, (str, os.PathLike)):
         raise TypeError(f"output_dir must be a path, got {output_dir!r}")
     out = Path(output_dir)
@@ -369,23 +342,8 @@ def _check_output_dir(output_dir):
     return out
 
 
-_TMP_NAME = re.compile(r"^\.(\d+\.jpg|galaxies\.e?csv|failures\.csv|fetch_report\.json)"
-                       r"\..+\.tmp$")
-
-
-def _remove_stale_temporaries(out):
-    """Remove temporary files an earlier, killed run may have left (never real files)."""
-    for folder in (out, out / _IMAGE_DIR):
-        if folder.is_dir():
-            for entry in os.scandir(folder):
-                if entry.is_file() and _TMP_NAME.match(entry.name):
-                    try:
-                        os.unlink(entry.path)
-                    except FileNotFoundError:
-                        pass
-
-
-def _cutout_summary(counters, failures, seconds, n_total, out):
+def cutout_summary(counters, failures, seconds, n_total, out):
+    """(report dict, one-line text) of a cutout run."""
     c = counters.as_dict()
     report = {
         "n_galaxies": int(n_total),
@@ -396,23 +354,24 @@ def _cutout_summary(counters, failures, seconds, n_total, out):
         "requests": c["requests"],
         "retries": c["retries"],
         "seconds": round(seconds, 3),
-        "failures_file": _MANIFEST,
+        "failures_file": FAILURES_CSV,
     }
     text = (f"cutouts: {report['valid']}/{n_total} valid ({c['skipped']} already present, "
             f"{c['downloaded']} downloaded), {c['failed']} failed; {c['requests']} requests, "
             f"{c['retries']} retries, {seconds:.1f} s")
     if failures:
-        text += f"; failures listed in {out / _MANIFEST}"
+        text += f"; failures listed in {out / FAILURES_CSV}"
     return report, text
 
 
-def _warn_failures(failures, n_total, out, stacklevel):
+def warn_failures(failures, n_total, out, stacklevel):
+    """One `~sfnet.exceptions.DataDroppedWarning` naming the failed cutouts, if any."""
     if failures:
         shown = ", ".join(f"{f.key} ({f.error})" for f in failures[:3])
         warnings.warn(
             f"{len(failures)} of {n_total} cutouts could not be fetched and will be "
             f"missing from the sample (run again to retry them); see "
-            f"{out / _MANIFEST}: {shown}{', ...' if len(failures) > 3 else ''}",
+            f"{out / FAILURES_CSV}: {shown}{', ...' if len(failures) > 3 else ''}",
             DataDroppedWarning, stacklevel=stacklevel)
 
 
@@ -562,12 +521,10 @@ def _positions_catalog(positions, ids):
 
 def _write_positions_catalog(catalog, out):
     """Write galaxies.csv (and .ecsv) unless a catalog is there already; return the action."""
-    from .folder import _read_csv
-
-    csv_path = out / _CATALOG_CSV
+    csv_path = out / CATALOG_CSV
     if csv_path.is_file():
         try:
-            existing = _read_csv(csv_path.read_bytes(), csv_path)
+            existing = read_catalog_csv(csv_path.read_bytes(), csv_path)
         except ValueError as exc:
             raise FileExistsError(f"{csv_path} exists and cannot be read ({exc}); it is not "
                                   "replaced -- choose another output_dir") from None
@@ -579,7 +536,7 @@ def _write_positions_catalog(catalog, out):
                 f"(first: {missing[:3].tolist()}); use another output_dir for new galaxies",
                 DataDroppedWarning, stacklevel=3)
         return "kept"
-    _write_catalog(catalog, out)
+    write_galaxy_catalog(out, catalog)
     return "written"
 
 
@@ -642,22 +599,22 @@ def fetch_sdss_cutouts(positions, output_dir, *, ids=None, cutout_size=160,
     >>> len(load_galaxy_folder(folder, progress=False))  # doctest: +REMOTE_DATA
     2
     """
-    out = _check_output_dir(output_dir)
+    out = check_output_dir(output_dir)
     catalog = _positions_catalog(positions, ids)
-    opts = _CutoutOptions(cutout_size, pixel_scale, cutout_service, max_workers, rate_limit,
-                          timeout, max_retries, retry_backoff)
-    progress = check_bool(progress, "progress")
+    options = FetchOptions(cutout_size=cutout_size, pixel_scale=pixel_scale,
+                           cutout_service=cutout_service, progress=progress,
+                           max_workers=max_workers, rate_limit=rate_limit, timeout=timeout,
+                           max_retries=max_retries, retry_backoff=retry_backoff)
+    service = make_service(options)
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
+    remove_stale_temporaries(out)
     action = _write_positions_catalog(catalog, out)
-    counters, failures, seconds = _fetch_cutouts(
-        catalog, out, request=opts.request, timeout=opts.timeout, policy=opts.policy,
-        max_workers=opts.max_workers, rate_limit=opts.rate_limit, progress=progress)
-    _dl.write_failure_manifest(out / _MANIFEST, failures)
-    report, text = _cutout_summary(counters, failures, seconds, len(catalog), out)
+    counters, failures, seconds = fetch_cutouts(catalog, out, service, options)
+    write_failure_manifest(out / FAILURES_CSV, failures)
+    report, text = cutout_summary(counters, failures, seconds, len(catalog), out)
     report["catalog"] = action
     log.info(text)
-    if progress:
+    if options.progress:
         print(text, file=sys.stderr)
-    _warn_failures(failures, len(catalog), out, stacklevel=3)
+    warn_failures(failures, len(catalog), out, stacklevel=3)
     return report

@@ -7,8 +7,10 @@ The Zenodo record of Wu (2025) (doi:10.5281/zenodo.14712542) is a folder::
 
 `load_galaxy_folder` turns such a folder into a `~sfnet.GalaxySample`, decoding
 every JPEG once into a memory-mapped cache; `write_galaxy_folder` writes a
-sample in the same layout (used by `~sfnet.datasets.fetch_sdss_sample`, tests
-and benchmarks).
+sample in the same layout (used by tests and benchmarks; the same layout is
+what `~sfnet.datasets.fetch_sdss_sample` fetches into).  The file names and the
+``galaxies.csv`` reader and writer live in the private ``_layout`` module,
+shared with the retrieval modules.
 """
 
 import collections
@@ -23,6 +25,7 @@ import numpy as np
 
 from .._io import atomic_path
 from .._validation import check_image_size, check_workers
+from ._layout import CATALOG_CSV, IMAGE_DIR, IMAGE_SUFFIX, read_catalog_csv, write_catalog_csv
 from ..catalog import add_units as _add_units
 from ..exceptions import DataDroppedWarning, ImageReadError
 from .sample import (_CATALOG_FILE, _IMAGES_FILE, GalaxySample, _build_dir,
@@ -34,14 +37,13 @@ __all__ = ["load_galaxy_folder", "write_galaxy_folder"]
 #: Bump when decoding changes, so that old caches are not reused.
 _LOADER_VERSION = 1
 _SOURCE_KIND = "sfnet.load_galaxy_folder"
-_IMAGE_SUFFIX = ".jpg"
 #: Decoded images in flight per worker thread (bounds memory outside the cache file).
 _IN_FLIGHT_PER_WORKER = 4
 #: How many dropped objIDs a warning names.
 _N_SHOWN = 5
 
 
-def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
+def load_galaxy_folder(path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CSV,
                        image_size=None, cache=True, progress=True, n_workers=None):
     """Load a folder in the layout of the paper's data release.
 
@@ -142,7 +144,7 @@ def load_galaxy_folder(path, *, image_dir="images-sdss", catalog="galaxies.csv",
                           int(source.get("n_rows", len(sample))), root)
             return sample
 
-    rows = _FolderRows(_read_csv(csv_bytes, csv_path), csv_path, img_dir, listing)
+    rows = _FolderRows(read_catalog_csv(csv_bytes, csv_path), csv_path, img_dir, listing)
     decode = functools.partial(rows.decode, size, n_workers, progress)
     if cache_path is None:
         sample = rows.to_memory(decode)
@@ -196,7 +198,7 @@ class _FolderRows:
         self.table, self.csv_path = table, csv_path
         self.objids = np.asarray(table["objID"])
         self.n_rows = len(table)
-        self.paths = [img_dir / f"{objid}{_IMAGE_SUFFIX}" for objid in self.objids]
+        self.paths = [img_dir / f"{objid}{IMAGE_SUFFIX}" for objid in self.objids]
         self.dropped = []          # (objID, category, detail)
         self.candidates = []       # CSV rows whose image file exists
         for row, objid in enumerate(self.objids):
@@ -255,7 +257,7 @@ class _FolderRows:
                         extra={"source": source})
 
 
-def write_galaxy_folder(sample, path, *, image_dir="images-sdss", catalog="galaxies.csv",
+def write_galaxy_folder(sample, path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CSV,
                         quality=95, overwrite=False, n_workers=None, progress=False):
     """Write a sample in the layout read by `load_galaxy_folder`.
 
@@ -311,13 +313,12 @@ def write_galaxy_folder(sample, path, *, image_dir="images-sdss", catalog="galax
               disable=not progress) as bar, ThreadPoolExecutor(n_workers) as pool:
         for start in range(0, len(sample), chunk):
             images = sample.read_images(slice(start, start + chunk))
-            jobs = [(img_dir / f"{objids[start + i]}{_IMAGE_SUFFIX}", images[i], quality)
+            jobs = [(img_dir / f"{objids[start + i]}{IMAGE_SUFFIX}", images[i], quality)
                     for i in range(images.shape[0])]
             for _ in pool.map(lambda job: _write_jpeg(*job), jobs):
                 bar.update(1)
 
-    with atomic_path(csv_path) as tmp:
-        sample.catalog.write(tmp, format="ascii.csv", overwrite=True)
+    write_catalog_csv(csv_path, sample.catalog)
     return root
 
 
@@ -486,82 +487,13 @@ class _ArraySink:
 
 
 # ---------------------------------------------------------------------------
-# catalog
-def _read_csv(csv_bytes, csv_path):
-    """Parse the CSV into a Table with ``objID`` as exact int64."""
-    from astropy.io import ascii
-
-    try:
-        text = csv_bytes.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"catalog file {csv_path} is not UTF-8 text: {exc}") from exc
-    if not text.strip():
-        raise ValueError(f"catalog file {csv_path} is empty")
-    if not text.endswith("\n"):
-        text += "\n"
-    try:
-        table = ascii.read(text, format="csv", guess=False)
-    except (ValueError, ascii.InconsistentTableError) as exc:
-        raise ValueError(f"cannot parse catalog file {csv_path}: {exc}") from exc
-    if "objID" not in table.colnames:
-        raise ValueError(f"catalog file {csv_path} has no 'objID' column; its columns "
-                         f"are {table.colnames}")
-    col = table["objID"]
-    if getattr(col, "mask", None) is not None and np.any(col.mask):
-        rows = np.flatnonzero(np.asarray(col.mask))
-        raise ValueError(f"catalog file {csv_path} has {rows.size} empty objID value(s), "
-                         f"first at data row(s) {(rows[:_N_SHOWN] + 1).tolist()}")
-    if col.dtype.kind == "i":
-        ids = np.asarray(col, dtype=np.int64)
-    else:
-        # Not parsed as integers (floats, strings, out of range): re-read the
-        # column's text exactly, so no digit goes through float.
-        ids = _exact_ids(text, csv_path)
-    table.replace_column("objID", ids)
-    s = np.sort(ids)
-    dup = np.unique(s[1:][s[1:] == s[:-1]])
-    if dup.size:
-        raise ValueError(f"catalog file {csv_path} has {dup.size} duplicated objID(s), "
-                         f"e.g. {', '.join(str(int(d)) for d in dup[:_N_SHOWN])}")
-    return table
-
-
-def _exact_ids(text, csv_path):
-    import csv
-    import io
-
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader)
-    j = [h.strip() for h in header].index("objID")
-    ids, bad = [], []
-    for i, rec in enumerate(reader):
-        if not rec:
-            continue
-        raw = rec[j].strip() if j < len(rec) else ""
-        try:
-            v = int(raw)
-        except ValueError:
-            bad.append((i + 1, raw))
-            continue
-        if not np.iinfo(np.int64).min <= v <= np.iinfo(np.int64).max:
-            bad.append((i + 1, raw))
-            continue
-        ids.append(v)
-    if bad:
-        shown = ", ".join(f"row {r}: {v!r}" for r, v in bad[:_N_SHOWN])
-        raise ValueError(f"catalog file {csv_path}: {len(bad)} objID value(s) are not "
-                         f"64-bit integers ({shown})")
-    return np.array(ids, dtype=np.int64)
-
-
-# ---------------------------------------------------------------------------
 # cache
 def _list_images(img_dir):
     """``{file name: (size, mtime_ns)}`` of the image files in ``img_dir``."""
     out = {}
     with os.scandir(img_dir) as it:
         for entry in it:
-            if entry.name.endswith(_IMAGE_SUFFIX) and entry.is_file():
+            if entry.name.endswith(IMAGE_SUFFIX) and entry.is_file():
                 st = entry.stat()
                 out[entry.name] = (st.st_size, st.st_mtime_ns)
     return out

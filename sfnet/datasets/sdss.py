@@ -11,11 +11,15 @@ same way with `~sfnet.datasets.load_galaxy_folder`::
         failures.csv            cutouts that could not be fetched: objID, ra, dec, attempts, error
         fetch_report.json       counts of the last run (requests, retries, failures, seconds)
 
-This module orchestrates a run and owns the folder: it validates every
-parameter before the first request or file, re-uses the catalog of an
+This module orchestrates a run: it checks every parameter once (one
+`FetchOptions`, built from the keywords of `fetch_sdss_sample` or by
+``sfnet fetch``) before the first request or file, re-uses the catalog of an
 earlier run of the same query (resume), writes the catalog files and the
-report, and loads the result.  The work is done by two modules whose public
-names it re-exports:
+report, and loads the result.  The file names and the catalog writer are the
+folder layout's (private ``_layout``); retries, rate limit, timeouts and
+progress bars are the transport's (private ``_transport``).  The work is done
+by two service modules, which import nothing from each other, and whose public
+names this module re-exports:
 
 `sfnet.datasets.skyserver`
     The SQL builder (`build_sdss_query`), SkyServer transport with paging
@@ -37,20 +41,18 @@ import sys
 
 import numpy as np
 from astropy import units as u
-from astropy.table import Table
 
 from .._io import atomic_write_json
-from .._validation import check_bool
 from ..exceptions import SkyServerError
-from . import _download as _dl
-from .cutouts import (_CATALOG_CSV, _CATALOG_ECSV, _MANIFEST, _REPORT, HIPS_SDSS_COLOR,
-                      _write_catalog, _write_csv,
-                      _check_output_dir, _cutout_summary, _CutoutOptions, _fetch_cutouts,
-                      _remove_stale_temporaries, _warn_failures, fetch_sdss_cutouts)
-from .skyserver import (_DEFAULT_R_MAG, _DEFAULT_Z, PAPER_COLUMNS, SDSS_COLUMNS,
-                        SDSS_EXTRA_COLUMNS, SELECTIONS, _check_data_release,
-                        _check_page_size, _one_line, _query_catalog, _QuerySpec,
-                        _skyserver_url, build_sdss_query, query_sdss_catalog)
+from ._layout import (CATALOG_CSV, CATALOG_ECSV, FAILURES_CSV, REPORT_JSON, read_catalog_ecsv,
+                      remove_stale_temporaries, write_catalog_csv, write_galaxy_catalog)
+from ._options import DEFAULT_R_MAG, DEFAULT_Z, FetchOptions
+from ._transport import Counters, write_failure_manifest
+from .cutouts import (HIPS_SDSS_COLOR, check_output_dir, cutout_summary, fetch_cutouts,
+                      fetch_sdss_cutouts, make_service, warn_failures)
+from .skyserver import (PAPER_COLUMNS, SDSS_COLUMNS, SDSS_EXTRA_COLUMNS, SELECTIONS, QuerySpec,
+                        build_sdss_query, one_line, query_catalog, query_sdss_catalog,
+                        skyserver_url)
 
 __all__ = ["fetch_sdss_sample", "build_sdss_query", "query_sdss_catalog",
            "fetch_sdss_cutouts", "SkyServerError", "SDSS_COLUMNS",
@@ -59,109 +61,93 @@ __all__ = ["fetch_sdss_sample", "build_sdss_query", "query_sdss_catalog",
 log = logging.getLogger(__name__)
 
 
-
-
-def _existing_catalog(out, spec, data_release, overwrite):
+def _existing_catalog(out, spec, options):
     """The catalog of an earlier run of the same query, or None (nothing is written).
 
     Raises `FileExistsError` if ``out`` holds another catalog (a different
     query, or a ``galaxies.csv`` sfnet did not write, such as the Zenodo
     release) and ``overwrite`` is false.
     """
-    ecsv, csv_path = out / _CATALOG_ECSV, out / _CATALOG_CSV
+    ecsv, csv_path = out / CATALOG_ECSV, out / CATALOG_CSV
     reason = None
     if ecsv.is_file():
         try:
-            table = Table.read(ecsv, format="ascii.ecsv")
+            table = read_catalog_ecsv(ecsv)
         except Exception as exc:  # any unreadable file: treat as foreign
             reason = f"{ecsv} is unreadable ({exc})"
         else:
-            if (table.meta.get("sdss_query") == _one_line(spec.sql())
-                    and table.meta.get("data_release") == data_release
+            if (table.meta.get("sdss_query") == one_line(spec.sql())
+                    and table.meta.get("data_release") == options.data_release
                     and "objID" in table.colnames and table["objID"].dtype == np.int64):
                 return table
             reason = f"{ecsv} holds a different query or data release"
     elif csv_path.is_file():
         reason = f"{csv_path} exists and was not written by fetch_sdss_sample"
-    if reason is not None and not overwrite:
+    if reason is not None and not options.overwrite:
         raise FileExistsError(
             f"{reason}; pass overwrite=True to replace the catalog (valid images of "
             f"galaxies in the new catalog are kept) or choose another output_dir")
     return None
 
 
-def _catalog_for(out, spec, *, data_release, page_size, opts, progress, overwrite,
-                 counters):
+def _catalog_for(out, spec, options, counters):
     """The run's catalog: re-used from an earlier run of the same query, else queried.
 
     Returns (catalog, reused); a queried catalog is written to ``out``.
     """
-    catalog = _existing_catalog(out, spec, data_release, overwrite)
+    catalog = _existing_catalog(out, spec, options)
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
+    remove_stale_temporaries(out)
     reused = catalog is not None
-    if reused and not (out / _CATALOG_CSV).is_file():
-        _write_csv(catalog, out)
+    if reused and not (out / CATALOG_CSV).is_file():
+        write_catalog_csv(out / CATALOG_CSV, catalog)
     if not reused:
-        catalog = _query_catalog(spec, data_release=data_release, page_size=page_size,
-                                 timeout=opts.timeout, policy=opts.policy, progress=progress,
-                                 counters=counters)
+        catalog = query_catalog(spec, options, counters)
         if len(catalog) == 0:
             raise SkyServerError(
                 "no galaxy matches the query (check r_mag_range, z_range, target, region "
-                f"and data_release): {_one_line(spec.sql())}")
-        _write_catalog(catalog, out)
+                f"and data_release): {one_line(spec.sql())}")
+        write_galaxy_catalog(out, catalog)
     return catalog, reused
 
 
-def _fetch_to_folder(output_dir, n_galaxies, *, target="metallicity", data_release=None,
-                     cutout_size=160, pixel_scale=0.262 * u.arcsec, cutout_service=None,
-                     progress=True, page_size=50000, r_mag_range=_DEFAULT_R_MAG,
-                     z_range=_DEFAULT_Z, extra_columns=(), selection="default", region=None,
-                     max_workers=None, rate_limit=10.0, timeout=None, max_retries=None,
-                     retry_backoff=1.0, overwrite=False):
-    """Everything `fetch_sdss_sample` does except loading; returns the run report."""
-    # 1. validate everything; nothing is sent or written before this passes.
-    out = _check_output_dir(output_dir)
-    spec = _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns, selection,
-                      region)
-    data_release = _check_data_release(data_release)
-    page_size = _check_page_size(page_size)
-    opts = _CutoutOptions(cutout_size, pixel_scale, cutout_service, max_workers, rate_limit,
-                          timeout, max_retries, retry_backoff)
-    progress = check_bool(progress, "progress")
-    overwrite = check_bool(overwrite, "overwrite")
-    _skyserver_url()
+def fetch_to_folder(output_dir, n_galaxies, options):
+    """Everything `fetch_sdss_sample` does except loading; returns the run report.
+
+    ``options`` are checked `FetchOptions`.  Its warning about failed cutouts
+    points at the caller of `fetch_sdss_sample` (or of this function's caller).
+    """
+    # 1. check the rest; nothing is sent or written before this passes.
+    out = check_output_dir(output_dir)
+    spec = QuerySpec(n_galaxies, options)
+    service = make_service(options)
+    skyserver_url()
 
     # 2. catalog: re-use a complete catalog of the same query, else page through SkyServer.
-    sql_counters = _dl.Counters()
-    catalog, reused = _catalog_for(out, spec, data_release=data_release, page_size=page_size,
-                                   opts=opts, progress=progress, overwrite=overwrite,
-                                   counters=sql_counters)
+    sql_counters = Counters()
+    catalog, reused = _catalog_for(out, spec, options, sql_counters)
 
     # 3. cutouts.
-    counters, failures, seconds = _fetch_cutouts(
-        catalog, out, request=opts.request, timeout=opts.timeout, policy=opts.policy,
-        max_workers=opts.max_workers, rate_limit=opts.rate_limit, progress=progress)
-    _dl.write_failure_manifest(out / _MANIFEST, failures)
-    report, text = _cutout_summary(counters, failures, seconds, len(catalog), out)
+    counters, failures, seconds = fetch_cutouts(catalog, out, service, options)
+    write_failure_manifest(out / FAILURES_CSV, failures)
+    report, text = cutout_summary(counters, failures, seconds, len(catalog), out)
     report.update({
         "catalog": "reused" if reused else "queried",
         "catalog_rows": len(catalog),
         "skyserver_requests": sql_counters.requests,
         "skyserver_retries": sql_counters.retries,
-        "cutout_service": opts.request.service,
+        "cutout_service": service.service,
         "selection": spec.selection,
-        "data_release": data_release,
+        "data_release": options.data_release,
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "catalog_meta": {k: v for k, v in catalog.meta.items()
                          if isinstance(v, (str, int, float, bool))},
     })
-    atomic_write_json(out / _REPORT, report)
+    atomic_write_json(out / REPORT_JSON, report)
     log.info(text)
-    if progress:
+    if options.progress:
         print(text, file=sys.stderr)
-    _warn_failures(failures, len(catalog), out, stacklevel=4)  # -> fetch_sdss_sample's caller
+    warn_failures(failures, len(catalog), out, stacklevel=4)  # -> fetch_sdss_sample's caller
     return report
 
 
@@ -171,10 +157,26 @@ def _load_sample(output_dir, progress):
     return load_galaxy_folder(output_dir, progress=progress)
 
 
+def load_fetched(output_dir, report, progress):
+    """Load a folder written by `fetch_to_folder`; its ``report`` goes into the meta.
+
+    The catalog's meta gets the query's provenance (``galaxies.csv`` itself
+    carries none) and ``sdss_fetch``, the run report.
+    """
+    sample = _load_sample(output_dir, progress)
+    meta = getattr(getattr(sample, "catalog", None), "meta", None)
+    if meta is not None:
+        provenance = report.pop("catalog_meta")
+        for key, value in provenance.items():
+            meta.setdefault(key, value)
+        meta["sdss_fetch"] = report
+    return sample
+
+
 def fetch_sdss_sample(output_dir, n_galaxies, *, target="metallicity", data_release=None,
                       cutout_size=160, pixel_scale=0.262 * u.arcsec, cutout_service=None,
-                      progress=True, page_size=50000, r_mag_range=_DEFAULT_R_MAG,
-                      z_range=_DEFAULT_Z, extra_columns=(), selection="default", region=None,
+                      progress=True, page_size=50000, r_mag_range=DEFAULT_R_MAG,
+                      z_range=DEFAULT_Z, extra_columns=(), selection="default", region=None,
                       max_workers=None, rate_limit=10.0, timeout=None, max_retries=None,
                       retry_backoff=1.0, overwrite=False):
     """Download an SDSS/MPA-JHU galaxy sample with colour cutouts and load it.
@@ -272,20 +274,12 @@ def fetch_sdss_sample(output_dir, n_galaxies, *, target="metallicity", data_rele
     >>> bool(sample.catalog["oh_p50"].min() > 0)  # doctest: +REMOTE_DATA
     True
     """
-    report = _fetch_to_folder(
-        output_dir, n_galaxies, target=target, data_release=data_release,
-        cutout_size=cutout_size, pixel_scale=pixel_scale, cutout_service=cutout_service,
-        progress=progress, page_size=page_size, r_mag_range=r_mag_range, z_range=z_range,
+    options = FetchOptions(
+        target=target, data_release=data_release, cutout_size=cutout_size,
+        pixel_scale=pixel_scale, cutout_service=cutout_service, progress=progress,
+        page_size=page_size, r_mag_range=r_mag_range, z_range=z_range,
         extra_columns=extra_columns, selection=selection, region=region,
-        max_workers=max_workers, rate_limit=rate_limit,
-        timeout=timeout, max_retries=max_retries, retry_backoff=retry_backoff,
-        overwrite=overwrite)
-    sample = _load_sample(output_dir, progress)
-    meta = getattr(getattr(sample, "catalog", None), "meta", None)
-    if meta is not None:
-        # Provenance of the query (galaxies.csv itself carries no metadata).
-        provenance = report.pop("catalog_meta")
-        for key, value in provenance.items():
-            meta.setdefault(key, value)
-        meta["sdss_fetch"] = report
-    return sample
+        max_workers=max_workers, rate_limit=rate_limit, timeout=timeout,
+        max_retries=max_retries, retry_backoff=retry_backoff, overwrite=overwrite)
+    report = fetch_to_folder(output_dir, n_galaxies, options)
+    return load_fetched(output_dir, report, options.progress)

@@ -1,14 +1,17 @@
-"""SkyServer catalog queries: the SQL builder, transport with paging, and CSV parsing.
+"""SkyServer catalog queries: the SQL builder, paging, and checked CSV parsing.
 
-`build_sdss_query` renders one SkyServer SQL statement from validated numbers
-and allow-listed column names only (`_QuerySpec`).  `query_sdss_catalog`
-sends it through `astroquery.sdss.SDSSClass.query_sql_async` page by page
-(``TOP page_size`` rows ordered by ``specObjID``, each page starting after
-the last ``specObjID`` seen), retrying timeouts, connection errors and HTTP
-5xx with exponential backoff and jitter.  The response is checked before it
-becomes data: an HTML error page, an empty or garbled body or a table
-without the expected columns raises `SkyServerError`; ``objID`` and
-``specObjID`` are parsed from their text as exact int64.
+`build_sdss_query` renders one SkyServer SQL statement (`QuerySpec`) from
+validated numbers and allow-listed column names only: the options are checked
+once by the private `FetchOptions` (``_options``) and the column names come
+from the schema, `sfnet.catalog`.  `query_sdss_catalog` sends it through
+`astroquery.sdss.SDSSClass.query_sql_async` page by page (``TOP page_size``
+rows ordered by ``specObjID``, each page starting after the last
+``specObjID`` seen); retries, backoff, timeouts, the progress bar and the
+classification of HTTP answers are the transport's (``_transport``).  The
+response is checked before it becomes data: an HTML error page, an empty or
+garbled body or a table without the expected columns raises
+`SkyServerError`; ``objID`` and ``specObjID`` are parsed from their text as
+exact int64.
 
 Two selections are known (`SELECTIONS`): ``"default"``, sfnet's own query on
 ``PhotoObj`` with clean-redshift, ``reliable = 1`` and magnitude/redshift
@@ -20,27 +23,28 @@ cone with ``region=(SkyCoord, radius)`` through SkyServer's
 The endpoint and defaults come from `sfnet.conf` (``skyserver_url``,
 ``data_release``, ``timeout``, ``max_retries``); an unset ``skyserver_url`` or
 ``data_release`` means astroquery's (``astroquery.sdss.conf.skyserver_baseurl``
-and ``default_release``).
+and ``default_release``).  This module imports nothing from its sibling
+service module, `sfnet.datasets.cutouts`.
 """
 
 import csv
 import datetime
-import html
 import logging
 import math
 import re
-import sys
 
 import numpy as np
-from astropy import units as u
 from astropy.table import Column, Table
 
-from .._validation import check_bool, check_choice, check_float, check_int, check_range, check_url
-from ..catalog import COLUMNS
+from .._validation import check_int, check_url
+from ..catalog import BPT_LINES, COLUMNS, PAPER_COLUMNS
 from ..config import conf
 from ..exceptions import SkyServerError
-from ..targets import TARGETS, Target, get_target
-from . import _download as _dl
+from ._options import (DEFAULT_R_MAG, DEFAULT_Z, SELECTIONS, FetchOptions,
+                       astroquery_sdss_conf)
+from ._transport import (Counters, PermanentError, TransientError, call_with_retries,
+                         html_text, looks_like_html, progress_bar, raise_for_status,
+                         sfnet_version)
 
 __all__ = ["build_sdss_query", "query_sdss_catalog", "SkyServerError", "SDSS_COLUMNS",
            "SDSS_EXTRA_COLUMNS", "SELECTIONS", "PAPER_COLUMNS"]
@@ -52,7 +56,7 @@ def _col(c):
     return {"table": c.table, "kind": c.kind, "unit": c.unit, "description": c.description}
 
 
-#: The catalog columns of a fetched sample (DESIGN.md), in order:
+#: The catalog columns of a fetched sample (docs/data.rst), in order:
 #: name -> table alias (s=SpecObj, p=PhotoObj, l=galSpecLine, e=galSpecExtra),
 #: kind ("id", "int" or "float"), unit and description, from `sfnet.catalog`.
 SDSS_COLUMNS = {name: _col(c) for name, c in COLUMNS.items() if c.default}
@@ -63,27 +67,8 @@ SDSS_EXTRA_COLUMNS = {name: _col(c) for name, c in COLUMNS.items() if not c.defa
 
 _KNOWN_COLUMNS = {**SDSS_COLUMNS, **SDSS_EXTRA_COLUMNS}
 
-#: The catalog selections of `build_sdss_query`: name -> one-line description.
-SELECTIONS = {
-    "default": "sfnet's query: SpecObj + PhotoObj + MPA-JHU galSpec tables; clean "
-               "primary galaxy spectra, reliable = 1, redshift and r-magnitude ranges",
-    "paper": "the CasJobs query of Wu (2025) (agn-convnets data/AGN_K03.sql): SpecObj + "
-             "Galaxy view + galSpec tables + PhotoObjDR7; Galaxy.z > 0.02 (a z-band "
-             "magnitude cut, kept verbatim), 14 < petroMag_r <= 17.77, four BPT "
-             "line fluxes > 0",
-}
-
-#: The columns of ``selection="paper"``, in the order of the paper's query
-#: (``DR7ObjID`` comes from ``PhotoObjDR7``; the rest as in `SDSS_COLUMNS`).
-PAPER_COLUMNS = (
-    "objID", "DR7ObjID", "specObjID", "ra", "dec", "z", "zErr", "velDisp", "velDispErr",
-    "modelMag_u", "modelMag_g", "modelMag_r", "modelMag_i", "modelMag_z",
-    "petroMag_r", "petroR50_r", "petroR90_r",
-    "bptclass", "oh_p50", "lgm_tot_p50", "sfr_tot_p50",
-    "nii_6584_flux", "nii_6584_flux_err", "h_alpha_flux", "h_alpha_flux_err",
-    "oiii_5007_flux", "oiii_5007_flux_err", "h_beta_flux", "h_beta_flux_err",
-    "reliable",
-)
+# Re-exported: PAPER_COLUMNS (the columns of selection="paper" in the order of the
+# paper's query, from the schema in sfnet.catalog) and SELECTIONS (from _options).
 
 # Table alias of each schema table key (`sfnet.catalog.SKYSERVER_TABLES`) in the
 # SQL of each selection; a key absent here cannot be selected (``p7`` is only
@@ -93,154 +78,32 @@ _ALIASES = {
     "paper": {"s": "s", "p": "g", "i": "i", "l": "l", "e": "e", "p7": "p7"},
 }
 
-# The defaults of r_mag_range and z_range (the paper's selection has its own
-# fixed cuts and refuses other values).
-_DEFAULT_R_MAG = (14.0, 17.77)
-_DEFAULT_Z = (0.02, None)
-
-#: Largest cone radius of ``region`` (arcmin).  SkyServer's fGetNearbyObjEq has
-#: no documented limit, but it is meant for small fields (~40 objects/arcmin^2).
-_MAX_REGION_ARCMIN = 600.0
-
-#: SkyServer's row limit for one synchronous query.
-_MAX_PAGE = 500_000
 _INT64 = np.iinfo(np.int64)
 
 
-# --------------------------------------------------------------------------
-# Parameter validation (before the first request).
-# --------------------------------------------------------------------------
-
-def _check_target(target):
-    """Resolve ``target`` and return (Target, tuple of its SkyServer column names)."""
-    if isinstance(target, Target):
-        if target.name in TARGETS and TARGETS[target.name] == target:
-            return target, ()
-        names = tuple(target.required)
-    else:
-        target = get_target(target)
-        if target.name in TARGETS:
-            return target, ()
-        names = tuple(target.columns)
-    unknown = [c for c in names if c not in _KNOWN_COLUMNS]
-    if unknown:
-        raise ValueError(
-            f"target must be 'metallicity', 'bpt_lines' or SDSS catalog column names "
-            f"known to sfnet (SDSS_COLUMNS, SDSS_EXTRA_COLUMNS); {unknown[0]!r} is not "
-            f"one (no free text is ever passed into the SQL)")
-    return target, names
-
-
-def _check_extra_columns(extra_columns):
-    if extra_columns is None:
-        return ()
-    if isinstance(extra_columns, str):
-        extra_columns = (extra_columns,)
-    if not isinstance(extra_columns, (tuple, list)):
-        raise TypeError(f"extra_columns must be a list of column names, got {extra_columns!r}")
-    out = []
-    for name in extra_columns:
-        if not isinstance(name, str) or name not in _KNOWN_COLUMNS:
-            raise ValueError(
-                f"extra_columns: {name!r} is not a column sfnet can request; choose "
-                f"from SDSS_EXTRA_COLUMNS: {sorted(SDSS_EXTRA_COLUMNS)}")
-        if name not in SDSS_COLUMNS and name not in out:
-            out.append(name)
-    return tuple(out)
-
-
-def _check_selection(selection):
-    return check_choice(selection, "selection", tuple(SELECTIONS))
-
-
-def _check_region(region):
-    """``None`` or ``(SkyCoord, radius)`` -> ``None`` or (ra_deg, dec_deg, radius_arcmin).
-
-    Only finite floats come out (they are formatted into the SQL by sfnet).
-    """
-    if region is None:
-        return None
-    from astropy.coordinates import ConvertError, SkyCoord
-
-    usage = ("region must be (SkyCoord, radius) with one position and a radius as an "
-             "angle Quantity or a number of arcmin")
-    if isinstance(region, (str, bytes)) or not isinstance(region, (tuple, list)) \
-            or len(region) != 2:
-        raise ValueError(f"{usage}, got {region!r}")
-    center, radius = region
-    if not isinstance(center, SkyCoord) or not center.isscalar:
-        raise ValueError(f"{usage}; its first item is {center!r}")
-    try:
-        icrs = center.icrs
-    except (ConvertError, ValueError, TypeError, u.UnitsError) as exc:  # e.g. AltAz, no time
-        raise ValueError(f"region: cannot transform {center!r} to ICRS ({exc})") from None
-    ra = float(icrs.ra.wrap_at(360 * u.deg).deg)
-    dec = float(icrs.dec.deg)
-    if not (math.isfinite(ra) and math.isfinite(dec)):
-        raise ValueError(f"region: the position must be finite, got {center!r}")
-    try:
-        radius = check_float(radius, "region radius", unit=u.arcmin, minimum=0.0,
-                             maximum=_MAX_REGION_ARCMIN, strict_min=True,
-                             text_is_value_error=True)
-    except TypeError as exc:
-        raise ValueError(f"{usage}; {exc}") from None
-    return (ra, dec, radius)
-
-
-def _astroquery_sdss_conf():
-    from astroquery.sdss import conf as sdss_conf
-
-    return sdss_conf
-
-
-def _skyserver_url():
+def skyserver_url():
     """The SkyServer base URL: ``sfnet.conf.skyserver_url``, else astroquery's."""
-    url = conf.skyserver_url or _astroquery_sdss_conf().skyserver_baseurl
+    url = conf.skyserver_url or astroquery_sdss_conf().skyserver_baseurl
     name = "sfnet.conf.skyserver_url" if conf.skyserver_url else \
         "astroquery.sdss.conf.skyserver_baseurl"
     return check_url(url, name)
 
 
-def _check_data_release(data_release):
-    if data_release is None:
-        data_release = conf.data_release
-    if data_release is None:
-        data_release = _astroquery_sdss_conf().default_release
-    # The MPA-JHU galSpec tables exist in SkyServer from DR8 on.
-    return check_int(data_release, "data_release", minimum=8, maximum=19,
-                     text_is_value_error=True)
+class QuerySpec:
+    """The catalog query of ``n_galaxies`` galaxies with checked `FetchOptions`; renders the SQL."""
 
-
-def _check_page_size(page_size):
-    return check_int(page_size, "page_size", minimum=1, maximum=_MAX_PAGE,
-                     text_is_value_error=True)
-
-
-class _QuerySpec:
-    """Validated parameters of the catalog query; renders the SQL."""
-
-    def __init__(self, n_galaxies, target, r_mag_range, z_range, extra_columns,
-                 selection="default", region=None):
+    def __init__(self, n_galaxies, options):
         self.n = check_int(n_galaxies, "n_galaxies", minimum=1, maximum=10_000_000,
                            text_is_value_error=True)
-        self.selection = _check_selection(selection)
-        self.target, target_cols = _check_target(target)
-        self.r_mag_range = check_range(r_mag_range, "r_mag_range", unit=u.mag)
-        self.z_range = check_range(z_range, "z_range")
-        if self.selection == "paper":
-            for name, value, default in (("r_mag_range", self.r_mag_range, _DEFAULT_R_MAG),
-                                         ("z_range", self.z_range, _DEFAULT_Z)):
-                if value != default:
-                    raise ValueError(
-                        f"{name} cannot be changed with selection='paper' (the paper's "
-                        f"cuts are fixed: G.z > 0.02, 14 < petroMag_r <= 17.77), got "
-                        f"{value}")
-        self.region = _check_region(region)
+        self.selection = options.selection
+        self.target = options.target
+        self.r_mag_range = options.r_mag_range
+        self.z_range = options.z_range
+        self.region = options.cone
         self.aliases = _ALIASES[self.selection]
-        extra = _check_extra_columns(extra_columns)
         base = PAPER_COLUMNS if self.selection == "paper" else tuple(SDSS_COLUMNS)
         self.extra = tuple(dict.fromkeys(
-            c for c in extra + target_cols if c not in base))
+            c for c in options.extra_columns + options.target_columns if c not in base))
         self.columns = base + self.extra
         unavailable = [c for c in self.columns
                        if _KNOWN_COLUMNS[c]["table"] not in self.aliases]
@@ -258,8 +121,7 @@ class _QuerySpec:
             # The paper's cuts, verbatim.  In the Galaxy view ``z`` is the z-band
             # magnitude, so ``g.z > 0.02`` is (almost) no cut at all -- not a redshift cut.
             cond = ["g.z > 0.02", "g.petroMag_r > 14", "g.petroMag_r <= 17.77"]
-            cond += [f"l.{line}_flux > 0"
-                     for line in ("nii_6584", "h_alpha", "oiii_5007", "h_beta")]
+            cond += [f"l.{line.flux} > 0" for line in BPT_LINES.values()]
         else:
             cond = ["s.class = 'GALAXY'", "s.sciencePrimary = 1", "s.zWarning = 0",
                     "i.reliable = 1"]
@@ -326,12 +188,13 @@ def _sql_num(x):
     return repr(float(x))
 
 
-def _one_line(sql):
+def one_line(sql):
+    """The SQL on one line (as recorded in a catalog's meta)."""
     return " ".join(sql.split())
 
 
-def build_sdss_query(n_galaxies, target="metallicity", *, r_mag_range=_DEFAULT_R_MAG,
-                     z_range=_DEFAULT_Z, extra_columns=(), selection="default", region=None):
+def build_sdss_query(n_galaxies, target="metallicity", *, r_mag_range=DEFAULT_R_MAG,
+                     z_range=DEFAULT_Z, extra_columns=(), selection="default", region=None):
     """The SkyServer SQL that selects the sample (for inspection and the docs).
 
     Only validated numbers and allow-listed column names enter the text; no
@@ -415,20 +278,14 @@ def build_sdss_query(n_galaxies, target="metallicity", *, r_mag_range=_DEFAULT_R
     >>> "dbo.fGetNearbyObjEq(150.0, 2.0, 30.0)" in cone
     True
     """
-    return _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns,
-                      selection, region).sql()
+    options = FetchOptions(target=target, r_mag_range=r_mag_range, z_range=z_range,
+                           extra_columns=extra_columns, selection=selection, region=region)
+    return QuerySpec(n_galaxies, options).sql()
 
 
 # --------------------------------------------------------------------------
 # Transport and parsing
 # --------------------------------------------------------------------------
-
-def _html_text(text, limit=400):
-    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
-    text = re.sub(r"(?s)<[^>]*>", " ", text)
-    text = " ".join(html.unescape(text).split())
-    return text[:limit] + ("..." if len(text) > limit else "")
-
 
 def _parse_int64(text, name, row):
     s = text.strip()
@@ -449,10 +306,9 @@ def _csv_rows(content):
     stripped = text.strip()
     if not stripped:
         raise SkyServerError("SkyServer returned an empty response instead of a table")
-    head = stripped[:4000].lower()
-    if stripped.startswith("<") or "<html" in head or "<body" in head:
+    if looks_like_html(stripped):
         raise SkyServerError(
-            f"SkyServer returned an HTML page instead of a table: {_html_text(text)!r}")
+            f"SkyServer returned an HTML page instead of a table: {html_text(text)!r}")
     lines = stripped.splitlines()
     if lines[0].strip() != "#Table1":
         raise SkyServerError(
@@ -514,12 +370,13 @@ def _parse_skyserver_csv(content, columns):
     return out
 
 
-def _run_sql(client, sql, *, data_release, timeout, policy, counters):
-    """Send one SQL statement through astroquery, with retries; return column arrays."""
+def _run_sql(client, sql, options, counters):
+    """Send one SQL statement through astroquery, with retries; return the answer's bytes."""
     import requests
 
-    sdss_conf = _astroquery_sdss_conf()
-    base = _skyserver_url().rstrip("/")
+    sdss_conf = astroquery_sdss_conf()
+    base = skyserver_url().rstrip("/")
+    timeout = options.timeout
 
     def attempt():
         try:
@@ -528,72 +385,31 @@ def _run_sql(client, sql, *, data_release, timeout, policy, counters):
             # astroquery's value anyway.
             with sdss_conf.set_temp("skyserver_baseurl", base):
                 response = client.query_sql_async(sql, timeout=timeout,
-                                                  data_release=data_release, cache=False)
+                                                  data_release=options.data_release,
+                                                  cache=False)
         except requests.Timeout:
-            raise _dl.TransientError(f"no answer within the {timeout} s timeout") from None
+            raise TransientError(f"no answer within the {timeout} s timeout") from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise _dl.TransientError(f"connection error: {exc}") from None
-        status = response.status_code
-        if status in _dl.RETRYABLE_STATUS:
-            raise _dl.TransientError(f"HTTP {status} from {base}",
-                                     retry_after=_retry_after(response))
-        if status != 200:
-            raise _dl.PermanentError(
-                f"HTTP {status} from {base}: {_html_text(response.text, 300)!r}")
+            raise TransientError(f"connection error: {exc}") from None
+        raise_for_status(response, source=base, snippet=300)
         return response.content
 
     try:
-        content, _ = _dl.call_with_retries(attempt, policy, counters)
-    except (_dl.TransientError, _dl.PermanentError) as exc:
+        content, _ = call_with_retries(attempt, options.policy, counters)
+    except (TransientError, PermanentError) as exc:
         raise SkyServerError(
             f"SkyServer query failed after {exc.n_attempts} attempt(s): {exc}") from exc
     return content
 
 
-def _retry_after(response):
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _policy(max_retries, retry_backoff):
-    max_retries = check_int(conf.max_retries if max_retries is None else max_retries,
-                            "max_retries", minimum=0, maximum=100, text_is_value_error=True)
-    retry_backoff = check_float(retry_backoff, "retry_backoff", minimum=0.0, maximum=3600.0,
-                                text_is_value_error=True)
-    return _dl.RetryPolicy(max_retries=max_retries, backoff=retry_backoff,
-                           max_backoff=max(60.0, retry_backoff))
-
-
-def _timeout(timeout):
-    return check_float(conf.timeout if timeout is None else timeout, "timeout",
-                       unit=u.s, minimum=0.0, strict_min=True, text_is_value_error=True)
-
-
-def _sfnet_version():
-    from .. import __version__
-    return __version__
-
-
-def _progress_bar(progress, **kwargs):
-    from tqdm.auto import tqdm
-
-    return tqdm(disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
-                **kwargs)
-
-
-def _fetch_pages(client, spec, *, data_release, page_size, timeout, policy, bar, counters):
+def _fetch_pages(client, spec, options, bar, counters):
     """Send the query page by page (keyset paging on specObjID); return the pages."""
     pages = []
     got = 0
     after = None
     while got < spec.n:
-        top = min(page_size, spec.n - got)
-        content = _run_sql(client, spec.sql(top=top, after=after),
-                           data_release=data_release, timeout=timeout, policy=policy,
-                           counters=counters)
+        top = min(options.page_size, spec.n - got)
+        content = _run_sql(client, spec.sql(top=top, after=after), options, counters)
         page = _parse_skyserver_csv(content, spec.columns)
         ids = page["specObjID"]
         if len(ids) > top:
@@ -635,15 +451,15 @@ def _catalog_table(spec, pages, data_release):
         table.meta["region"] = {"ra_deg": spec.region[0], "dec_deg": spec.region[1],
                                 "radius_arcmin": spec.region[2]}
     table.meta.update({
-        "sdss_query": _one_line(spec.sql()),
+        "sdss_query": one_line(spec.sql()),
         "data_release": int(data_release),
-        "skyserver_url": _skyserver_url(),
+        "skyserver_url": skyserver_url(),
         "selection": spec.selection,
         "target": spec.target.name,
         "n_requested": int(spec.n),
         "retrieved": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
-        "sfnet_version": _sfnet_version(),
+        "sfnet_version": sfnet_version(),
         "astroquery_version": astroquery.__version__,
         "source": "SDSS SkyServer, MPA-JHU galSpec tables (Brinchmann et al. 2004, "
                   "Tremonti et al. 2004, Kauffmann et al. 2003)",
@@ -651,24 +467,23 @@ def _catalog_table(spec, pages, data_release):
     return table
 
 
-def _query_catalog(spec, *, data_release, page_size, timeout, policy, progress, counters):
-    """Page through the query; return a Table with units and provenance meta."""
+def query_catalog(spec, options, counters):
+    """Page through the query of ``spec``; return a Table with units and provenance meta."""
     from astroquery.sdss import SDSSClass
 
     # A client of our own for this run (released when the function returns);
     # no private attribute of astroquery objects is touched.
     client = SDSSClass()
-    bar = _progress_bar(progress, total=spec.n, desc="SkyServer catalog", unit="row")
+    bar = progress_bar(options.progress, total=spec.n, desc="SkyServer catalog", unit="row")
     try:
-        pages = _fetch_pages(client, spec, data_release=data_release, page_size=page_size,
-                             timeout=timeout, policy=policy, bar=bar, counters=counters)
+        pages = _fetch_pages(client, spec, options, bar, counters)
     finally:
         bar.close()
-    return _catalog_table(spec, pages, data_release)
+    return _catalog_table(spec, pages, options.data_release)
 
 
 def query_sdss_catalog(n_galaxies, target="metallicity", *, data_release=None,
-                       page_size=50000, r_mag_range=_DEFAULT_R_MAG, z_range=_DEFAULT_Z,
+                       page_size=50000, r_mag_range=DEFAULT_R_MAG, z_range=DEFAULT_Z,
                        extra_columns=(), selection="default", region=None, timeout=None,
                        max_retries=None, retry_backoff=1.0, progress=False):
     """Run `build_sdss_query` on SkyServer and return the catalog (no images).
@@ -707,16 +522,11 @@ def query_sdss_catalog(n_galaxies, target="metallicity", *, data_release=None,
     SkyServerError
         An error page, a malformed table, or failure after all retries.
     """
-    spec = _QuerySpec(n_galaxies, target, r_mag_range, z_range, extra_columns, selection,
-                      region)
-    data_release = _check_data_release(data_release)
-    page_size = _check_page_size(page_size)
-    timeout = _timeout(timeout)
-    policy = _policy(max_retries, retry_backoff)
-    progress = check_bool(progress, "progress")
-    _skyserver_url()
-    return _query_catalog(spec, data_release=data_release, page_size=page_size,
-                          timeout=timeout, policy=policy, progress=progress,
-                          counters=_dl.Counters())
-
-
+    options = FetchOptions(target=target, data_release=data_release, page_size=page_size,
+                           r_mag_range=r_mag_range, z_range=z_range,
+                           extra_columns=extra_columns, selection=selection, region=region,
+                           timeout=timeout, max_retries=max_retries,
+                           retry_backoff=retry_backoff, progress=progress)
+    spec = QuerySpec(n_galaxies, options)
+    skyserver_url()
+    return query_catalog(spec, options, Counters())

@@ -1,23 +1,41 @@
-"""Private download machinery: retries with backoff, a rate limit, a bounded pool.
+"""Private HTTP transport of the retrieval: retries, rate limit, timeouts, progress, pool.
 
-Nothing here knows about SDSS.  `sfnet.datasets.sdss` describes *what* to
-fetch (one `Task` per galaxy, a function that performs one attempt); this
-module decides *how*: at most ``max_workers`` requests in flight, at most
-``rate`` request starts per second across all workers, exponential backoff
-with jitter between attempts, per-run counters, a failure list, and a clean
-stop on Ctrl-C (pending work is cancelled, no half-written file is left
-because every write goes through `sfnet._io`).
+Nothing here knows about SDSS.  The service modules
+(`sfnet.datasets.skyserver`, `sfnet.datasets.cutouts`) describe *what* to
+fetch (a function that performs one attempt); this module decides *how*:
+
+* classifying an answer: `raise_for_status` (HTTP 408/429/5xx are
+  `TransientError` with the server's ``Retry-After``, other non-200 answers
+  `PermanentError`), `looks_like_html` and `html_text` for error pages;
+* patience: `retry_policy` (validated ``max_retries``/``retry_backoff``, default
+  ``sfnet.conf.max_retries``), `check_timeout` (default ``sfnet.conf.timeout``),
+  `call_with_retries` (exponential backoff with jitter);
+* politeness: `RateLimiter` (request starts per second across all workers),
+  `run_pool` (at most ``max_workers`` requests in flight), `SessionPool`
+  (one keep-alive session per thread, sfnet's `user_agent`);
+* reporting: `Counters`, `Failure`, `write_failure_manifest` and
+  `progress_bar`; a clean stop on Ctrl-C (pending work is cancelled, no
+  half-written file is left because every write goes through `sfnet._io`).
+
+Helpers have plain names; the service modules import them by name.
 """
 
 import concurrent.futures as cf
 import csv
+import html
 import io
 import random
+import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
+from astropy import units as u
+
 from .._io import atomic_write_text
+from .._validation import check_float, check_int
+from ..config import conf
 
 __all__ = []  # private module
 
@@ -261,6 +279,98 @@ def write_failure_manifest(path, failures, columns=("objID", "ra", "dec")):
     for f in failures:
         writer.writerow([f.extra.get(c, "") for c in columns] + [f.attempts, f.error])
     atomic_write_text(path, buf.getvalue())
+
+
+def retry_after(response):
+    """The server's ``Retry-After`` delay in seconds (non-negative), or None."""
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def html_text(text, limit=400):
+    """The readable text of an HTML error page, shortened to ``limit`` characters."""
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
+    text = re.sub(r"(?s)<[^>]*>", " ", text)
+    text = " ".join(html.unescape(text).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def looks_like_html(text):
+    """True if a (stripped) answer that should be data is an HTML page."""
+    head = text[:4000].lower()
+    return text.startswith("<") or "<html" in head or "<body" in head
+
+
+def raise_for_status(response, *, source="", snippet=200):
+    """Raise `TransientError` or `PermanentError` unless the answer is HTTP 200.
+
+    Parameters
+    ----------
+    response : requests.Response
+    source : str
+        Named in the message (``"HTTP 503 from {source}"``) when given.
+    snippet : int
+        Characters of the error page's text kept in a permanent error.
+    """
+    status = response.status_code
+    where = f" from {source}" if source else ""
+    if status in RETRYABLE_STATUS:
+        raise TransientError(f"HTTP {status}{where}", retry_after=retry_after(response))
+    if status != 200:
+        raise PermanentError(f"HTTP {status}{where}: {html_text(response.text, snippet)!r}")
+
+
+def retry_policy(max_retries=None, retry_backoff=1.0):
+    """A validated `RetryPolicy`; ``max_retries=None`` means ``sfnet.conf.max_retries``."""
+    max_retries = check_int(conf.max_retries if max_retries is None else max_retries,
+                            "max_retries", minimum=0, maximum=100, text_is_value_error=True)
+    retry_backoff = check_float(retry_backoff, "retry_backoff", minimum=0.0, maximum=3600.0,
+                                text_is_value_error=True)
+    return RetryPolicy(max_retries=max_retries, backoff=retry_backoff,
+                       max_backoff=max(60.0, retry_backoff))
+
+
+def check_timeout(timeout=None):
+    """Seconds per request (float or time Quantity); ``None`` means ``sfnet.conf.timeout``."""
+    return check_float(conf.timeout if timeout is None else timeout, "timeout",
+                       unit=u.s, minimum=0.0, strict_min=True, text_is_value_error=True)
+
+
+def check_max_workers(max_workers=None):
+    """Concurrent requests (1-64); ``None`` means ``sfnet.conf.max_workers``."""
+    return check_int(conf.max_workers if max_workers is None else max_workers,
+                     "max_workers", minimum=1, maximum=64, text_is_value_error=True)
+
+
+def check_rate_limit(rate_limit):
+    """Request starts per second (float or frequency Quantity), or None for no limit."""
+    return None if rate_limit is None else check_float(
+        rate_limit, "rate_limit", unit=u.Hz, minimum=0.0, strict_min=True,
+        text_is_value_error=True)
+
+
+def sfnet_version():
+    """The installed sfnet version (recorded in provenance and the user agent)."""
+    from .. import __version__
+    return __version__
+
+
+def user_agent():
+    """The ``User-Agent`` of sfnet's requests: ``sfnet/<version> python-requests/<version>``."""
+    import requests
+
+    return f"sfnet/{sfnet_version()} python-requests/{requests.__version__}"
+
+
+def progress_bar(progress, **kwargs):
+    """A tqdm bar on stderr (disabled unless ``progress``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.05,
+                **kwargs)
 
 
 class SessionPool:
