@@ -658,10 +658,8 @@ def _cmd_fetch(args):
         return 0
     report = fetch_to_folder(args.output, args.n_galaxies, options)
     sample = load_fetched(args.output, report, options.progress)
-    report = sample.catalog.meta.get("sdss_fetch", {})
-    if report:
-        print("sfnet fetch: " + ", ".join(f"{k} {v}" for k, v in report.items()
-                                          if isinstance(v, (int, float, str))))
+    print("sfnet fetch: " + ", ".join(f"{k} {v}" for k, v in report.items()
+                                      if isinstance(v, (int, float, str))))
     print(f"sfnet fetch: {len(sample)} galaxies with images in {args.output} "
           f"(train with: sfnet train {args.output} --output MODEL)")
     return 0

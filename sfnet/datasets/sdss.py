@@ -22,8 +22,8 @@ by two service modules, which import nothing from each other, and whose public
 names this module re-exports:
 
 `sfnet.datasets.skyserver`
-    The SQL builder (`build_sdss_query`), SkyServer transport with paging
-    and retries, and the checked CSV parsing (`query_sdss_catalog`).
+    The SQL builder (`build_sdss_query`), paging through SkyServer with
+    astroquery, and the checked CSV parsing (`query_sdss_catalog`).
 `sfnet.datasets.cutouts`
     The registry of cutout services (the Legacy Survey viewer's
     ``cutout.jpg?layer=sdss``, the paper's and the default, and ``hips2fits``
