@@ -8,7 +8,8 @@ import pytest
 from astropy.table import MaskedColumn, QTable, Table
 
 from sfnet import GalaxySample
-from sfnet.datasets import sample as sample_mod
+from sfnet.datasets import _store
+from sfnet.datasets._store import NpyWriter
 
 BIG = 1237648720693755918  # an SDSS objID: beyond float64's exact integers
 assert BIG > 2**53
@@ -337,7 +338,7 @@ def test_save_lazy_memmap_subset_in_chunks(tmp_path, monkeypatch):
     orig, s = make_sample(10), None
     s = GalaxySample.load(orig.save(tmp_path / "a"))
     sub = s[[9, 0, 5, 6]]
-    monkeypatch.setattr(sample_mod, "_CHUNK_BYTES", 1)  # one image per chunk
+    monkeypatch.setattr(_store, "CHUNK_BYTES", 1)  # one image per chunk
     calls = []
     real = GalaxySample.read_images
 
@@ -410,7 +411,7 @@ def test_npy_writer_shrinks_header(tmp_path):
     f = tmp_path / "a.npy"
     rows = np.arange(2 * 3 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3, 3)
     with open(f, "wb") as fh:
-        w = sample_mod._NpyWriter(fh, 1000, (3, 3, 3), np.uint8)
+        w = NpyWriter(fh, 1000, (3, 3, 3), np.uint8)
         w.write(rows)
         w.close()
     back = np.load(f, mmap_mode="r")
