@@ -372,6 +372,26 @@ def test_save_refuses_to_clobber(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_save_onto_a_file_is_the_one_not_a_directory_error(tmp_path):
+    from sfnet._io import NotADirectoryPathError, check_output_dir
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(NotADirectoryPathError,
+                           match=r"path '.*a_file' exists and is not a directory") as err:
+            make_sample(2).save(a_file, overwrite=overwrite)
+        # what GalaxySample.save raised before, what the OS raises, and a bad argument
+        assert isinstance(err.value, FileExistsError)
+        assert isinstance(err.value, NotADirectoryError) and isinstance(err.value, ValueError)
+    assert a_file.read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
+    with pytest.raises(NotADirectoryError, match="--output '.*a_file' exists"):
+        check_output_dir(a_file, "--output")
+    assert check_output_dir(tmp_path, "x") is True
+    assert check_output_dir(tmp_path / "new", "x") is False
+
+
 def test_save_failure_leaves_nothing(tmp_path):
     s = make_sample(2)
     s.catalog.meta["bad"] = object()  # not serialisable to ECSV
