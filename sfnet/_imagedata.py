@@ -35,7 +35,6 @@ def in_memory_limit():
     return gb * 1024**3
 
 
-
 class ImageSource:
     """Rows of an image array, read lazily in batches.
 

@@ -431,7 +431,8 @@ class GalaxySample:
         ------
         FileExistsError
             If ``path`` holds a saved sample and ``overwrite`` is false, or holds
-            anything else.
+            anything else; if ``path`` is a file, the error is also a
+            `NotADirectoryError` (and a `ValueError`).
 
         Examples
         --------
