@@ -12,8 +12,8 @@ from collections import namedtuple
 import numpy as np
 import torch
 
+from ._imagedata import ImageSource
 from .exceptions import DataDroppedWarning
-from .training import ImageSource
 
 __all__ = ["TrainingData", "is_sample", "image_store", "check_images", "target_array",
            "target_rows", "training_data", "inference_source", "scoring_truth"]

@@ -1,4 +1,4 @@
-"""Small private I/O helpers shared by sfnet modules: atomic writes."""
+"""Small private I/O helpers shared by sfnet modules: atomic writes, output-directory checks."""
 
 import contextlib
 import json
@@ -8,7 +8,46 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
-           "json_safe"]
+           "json_safe", "NotADirectoryPathError", "check_output_dir"]
+
+
+class NotADirectoryPathError(NotADirectoryError, FileExistsError, ValueError):
+    """An output directory given as a path that exists and is not a directory.
+
+    The one exception of `check_output_dir`.  It is a `NotADirectoryError` (what
+    the operating system raises for the same mistake, and what the CLI reports
+    as a user error); it is also a `FileExistsError` and a `ValueError`, because
+    `GalaxySample.save` raised the first and the cutout and report writers the
+    second for this case, so callers catching either keep working.
+    """
+
+
+def check_output_dir(path, name):
+    """Whether the output directory ``path`` exists; refuse a path that is not one.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where a directory is going to be written.
+    name : str
+        The argument's name for the message (``"--output"``, ``"output_dir"``...).
+
+    Returns
+    -------
+    bool
+        True if ``path`` is an existing directory, False if nothing is there.
+
+    Raises
+    ------
+    NotADirectoryPathError
+        If ``path`` exists and is not a directory (the message names ``name``).
+    """
+    path = Path(path)
+    if not path.exists():
+        return False
+    if not path.is_dir():
+        raise NotADirectoryPathError(f"{name} {str(path)!r} exists and is not a directory")
+    return True
 
 
 @contextlib.contextmanager

@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._device import resolve_device, resolve_precision
+from ._imagedata import ImageSource
 from ._inputs import image_store
 from ._io import atomic_path, atomic_write_json, json_safe
 from .nn import SparseFeatureNetwork
-from .preprocessing import PAPER_ORDER, check_order
+from .preprocessing import PAPER_ORDER, Preprocessor, check_order
 from .targets import TARGETS, Target, get_target
-from .training import ImageSource, Preprocessor, resolve_device, resolve_precision
 
 __all__ = ["FORMAT", "WEIGHTS", "META", "save_model", "load_model", "model_from_seed_checkpoint",
            "restricted_load", "seed_safe_globals", "sha256"]

@@ -39,9 +39,9 @@ import time
 import numpy as np
 import torch
 
+from ._device import autocast, resolve_device, resolve_precision
 from .datasets._layout import IMAGE_DIR
 from .nn import SparseFeatureNetwork
-from .training import autocast, resolve_device, resolve_precision
 
 __all__ = ["run_benchmark", "format_table", "add_arguments", "run"]
 

@@ -26,12 +26,11 @@ from ._validation import check_bool
 from .exceptions import NotFittedError
 from .nn import BACKBONES, SYMMETRIES, SparseFeatureNetwork
 from .optim import OPTIMIZERS
-from .preprocessing import ORDERS, PAPER_ORDER
+from ._device import CompiledNetwork, autocast, resolve_device, resolve_precision
+from ._imagedata import DeviceImages, ImageSource
+from .preprocessing import ORDERS, PAPER_ORDER, Preprocessor
 from .targets import get_target
-from .training import (CHECKPOINT_NAME, CompiledNetwork, DeviceImages, ImageSource, Preprocessor,
-                       TrainConfig,
-                       autocast, load_checkpoint, resolve_device, resolve_precision,
-                       train_network)
+from .training import CHECKPOINT_NAME, TrainConfig, load_checkpoint, train_network
 
 __all__ = ["SparseFeatureNet", "ResolvedParams", "PAPER_RECIPE"]
 

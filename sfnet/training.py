@@ -1,9 +1,11 @@
-"""The training loop: data path, schedule, optimiser, augmentation, checkpoints, DDP.
+"""The training loop: schedule, optimiser, augmentation draws, checkpoints, DDP.
 
 Everything here works on tensors on the training device; there is no
-per-image Python or PIL work inside the epoch loop.  Images live either as one
-uint8 tensor prepared once (resized and cropped) or, for memory-mapped samples
-too large for memory, are read batch by batch from the memmap.
+per-image Python or PIL work inside the epoch loop.  The images come as
+`sfnet._imagedata.DeviceImages` (prepared once on the device, or streamed
+from a memmap batch by batch), the device, precision and ``torch.compile``
+policy from `sfnet._device`, and the fitted geometry and normalisation from
+`sfnet.preprocessing.Preprocessor`.
 """
 
 import contextlib
@@ -18,407 +20,15 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ._device import CompiledCall, autocast
 from ._io import atomic_path
-from .preprocessing import apply_geometry, output_shape
 
-__all__ = ["resolve_device", "resolve_precision", "autocast", "CompiledCall",
-           "CompiledNetwork", "in_memory_limit", "ImageSource",
-           "Preprocessor", "dihedral", "TrainConfig", "train_network",
-           "distributed_context", "load_checkpoint", "CHECKPOINT_NAME"]
+__all__ = ["TrainConfig", "train_network", "distributed_context", "load_checkpoint",
+           "CHECKPOINT_NAME"]
 
 log = logging.getLogger("sfnet")
 
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-def in_memory_limit():
-    """Bytes of prepared images kept in memory: ``sfnet.conf.max_in_memory_gb`` GiB.
-
-    Larger image sets are streamed batch by batch from their (memory-mapped)
-    source instead.
-    """
-    from .config import conf
-
-    gb = float(conf.max_in_memory_gb)
-    if not math.isfinite(gb) or gb < 0:
-        raise ValueError(f"sfnet.conf.max_in_memory_gb must be a non-negative number of GiB, "
-                         f"got {conf.max_in_memory_gb!r}")
-    return gb * 1024**3
-
-
-# ----------------------------------------------------------------------------- devices
-def resolve_device(device):
-    """``"auto"`` -> cuda, then mps, then cpu; anything else via `torch.device`."""
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r} is not a valid torch device") from exc
-    if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per rank
-    return dev
-
-
-def _cpu_has_bf16():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision, device):
-    """Map ``"auto"``/``"fp32"``/``"bf16"`` to the autocast dtype (or None for fp32).
-
-    ``"auto"`` chooses bfloat16 autocast on CUDA devices that support it and on
-    CPUs with AVX512-BF16 or AMX instructions, float32 elsewhere.
-    """
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu":
-        return torch.bfloat16 if _cpu_has_bf16() else None
-    return None
-
-
-def autocast(device, dtype):
-    """Autocast context for ``dtype`` (no-op for float32)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-# ----------------------------------------------------------------------------- compilation
-class CompiledCall:
-    """``torch.compile(fn)`` that falls back to ``fn``, with a warning, if compiling fails.
-
-    `torch.compile` compiles on the first call (and again for new input
-    shapes); without a working C++ compiler, or on a platform TorchDynamo
-    does not support, that call raises.  This wrapper then warns once and
-    runs ``fn`` eagerly from then on, so ``compile=True`` never stops a run.
-    Attributes other than the call (``train``, ``eval``, ``parameters``...) are
-    those of ``fn``.
-    """
-
-    def __init__(self, fn, what="the network"):
-        self.fn, self.what = fn, what
-        try:
-            self.compiled = torch.compile(fn)
-        except RuntimeError as exc:  # e.g. a Python version Dynamo does not support
-            self._fall_back(exc)
-
-    def _fall_back(self, exc):
-        import warnings
-
-        warnings.warn(f"compile=True: torch.compile of {self.what} failed, running it "
-                      f"eagerly instead ({type(exc).__name__}: {str(exc).strip()[:300]})",
-                      RuntimeWarning, stacklevel=3)
-        self.compiled = None
-
-    def __call__(self, *args, **kwargs):
-        if self.compiled is not None:
-            from torch._dynamo.exc import TorchDynamoException
-
-            try:
-                return self.compiled(*args, **kwargs)
-            except TorchDynamoException as exc:  # backend (compiler) failures end here
-                self._fall_back(exc)
-        return self.fn(*args, **kwargs)
-
-    def __getattr__(self, name):
-        if name in ("fn", "what", "compiled"):
-            raise AttributeError(name)
-        return getattr(self.fn, name)
-
-
-class CompiledNetwork:
-    """A `~sfnet.nn.SparseFeatureNetwork` whose forward and ``sparse_features``
-    run through `CompiledCall`; every other attribute is the network's own."""
-
-    def __init__(self, network):
-        self.network = network
-        self.forward = CompiledCall(network, "the network's forward")
-        self.sparse_features = CompiledCall(network.sparse_features, "sparse_features")
-
-    def __call__(self, x, **kwargs):
-        # options such as return_logvar take the eager path (compiled: the plain forward)
-        return self.network(x, **kwargs) if kwargs else self.forward(x)
-
-    def __getattr__(self, name):
-        if name == "network":
-            raise AttributeError(name)
-        return getattr(self.network, name)
-
-
-# ----------------------------------------------------------------------------- data path
-class ImageSource:
-    """Rows of an image array, read lazily in batches.
-
-    Parameters
-    ----------
-    images : array-like
-        ``(N, H, W, 3)`` (channels last) or ``(N, 3, H, W)``; `numpy.memmap`
-        stays on disk until a batch is read.
-    rows : array of int, optional
-        The rows of ``images`` this source covers (default all).
-    """
-
-    def __init__(self, images, rows=None, channels_last=True):
-        self.images = images
-        self.rows = np.arange(len(images)) if rows is None else np.asarray(rows, np.int64)
-        self.channels_last = channels_last
-
-    def __len__(self):
-        return len(self.rows)
-
-    @property
-    def image_shape(self):
-        s = self.images.shape
-        return (s[1], s[2]) if self.channels_last else (s[2], s[3])
-
-    def read(self, positions):
-        """Images at ``positions`` (into this source) as an NCHW tensor (uint8 or float32)."""
-        rows = self.rows[np.asarray(positions)]
-        batch = None
-        if isinstance(self.images, np.memmap):  # read past the map: memory stays flat
-            from .datasets.sample import read_file_rows
-
-            batch = read_file_rows(self.images, rows)
-        if batch is None:
-            contiguous = len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1 and np.all(
-                np.diff(rows) == 1)
-            batch = self.images[rows[0]:rows[-1] + 1] if contiguous else self.images[rows]
-            batch = np.asarray(batch)
-        if batch.dtype != np.uint8:
-            batch = batch.astype(np.float32, copy=False)
-        if not batch.flags.writeable or not batch.flags.c_contiguous:
-            batch = np.array(batch)  # read-only memmap slices: one copy, as torch needs
-        t = torch.from_numpy(batch)
-        return t.permute(0, 3, 1, 2) if self.channels_last else t
-
-    def batches(self, batch_size):
-        """Yield ``(positions, NCHW tensor)`` over the source in order."""
-        for start in range(0, len(self), batch_size):
-            pos = np.arange(start, min(start + batch_size, len(self)))
-            yield pos, self.read(pos)
-
-
-@dataclass
-class Preprocessor:
-    """Resize and centre crop (in the order ``order``) and per-channel normalisation.
-
-    ``mean``/``std`` are per-channel statistics on the scale of the input
-    images (0–255 for uint8), computed from the training data by `fit_stats`.
-    """
-
-    image_size: int = None
-    crop_size: int = None
-    mean: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    std: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
-    #: ``"resize-crop"`` or ``"crop-resize"`` (the paper's); see `sfnet.preprocessing`.
-    order: str = "resize-crop"
-
-    def geometry(self, x):
-        """Resize and centre-crop in the order ``order`` (see `sfnet.preprocessing`; dtype kept)."""
-        return apply_geometry(x, self.image_size, self.crop_size, self.order)
-
-    def output_shape(self, shape):
-        """``(height, width)`` of images of ``shape`` after `geometry`."""
-        return output_shape(shape, self.image_size, self.crop_size, self.order)
-
-    def normalize(self, x):
-        """Float32 normalised copy in channels-last memory format.
-
-        One conversion and two in-place passes (measured fastest on CPU: in-place
-        float32 arithmetic beats bfloat16 arithmetic and broadcasting ``addcmul``);
-        under bfloat16 autocast the first convolution casts the result.
-        """
-        mean, scale = self._stats(x.device)
-        x = x.to(torch.float32, copy=True).sub_(mean).mul_(scale)  # never modifies the input
-        return x.contiguous(memory_format=torch.channels_last)
-
-    def _stats(self, device):
-        """(mean, 1/std) tensors on ``device``, made once per device and statistics."""
-        key = (str(device), tuple(self.mean), tuple(self.std))
-        cache = self.__dict__.setdefault("_stats_cache", {})
-        if key not in cache:
-            cache.clear()
-            mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
-            scale = torch.tensor([1.0 / s for s in self.std], dtype=torch.float32).view(1, -1, 1, 1)
-            cache[key] = (mean.to(device), scale.to(device))
-        return cache[key]
-
-    def fit_stats(self, source, max_images=2048, seed=0):
-        """Per-channel mean and std from (a random subset of) ``source``."""
-        n = len(source)
-        pos = np.arange(n)
-        if n > max_images:
-            pos = np.sort(np.random.default_rng(seed).choice(n, max_images, replace=False))
-        s = torch.zeros(3, dtype=torch.float64)
-        s2 = torch.zeros(3, dtype=torch.float64)
-        count = 0
-        for start in range(0, len(pos), 256):
-            x = self.geometry(source.read(pos[start:start + 256])).double()
-            s += x.sum(dim=(0, 2, 3))
-            s2 += (x * x).sum(dim=(0, 2, 3))
-            count += x.shape[0] * x.shape[2] * x.shape[3]
-        mean = s / count
-        std = torch.sqrt(torch.clamp(s2 / count - mean * mean, min=0.0))
-        self.mean = [float(v) for v in mean]
-        self.std = [float(v) if v > 1e-8 else 1.0 for v in std]
-        return self
-
-
-def dihedral(x, generator=None, draws=None):
-    """Apply one of the 8 dihedral transforms (flips, 90° rotations) to each image.
-
-    Galaxies have no preferred orientation, so every element of the dihedral
-    group D4 is a valid augmentation.  The transform of each image is drawn from
-    ``generator`` (a CPU `torch.Generator`), so runs are reproducible, or given
-    as ``draws``, a boolean ``(3, N)`` array (transpose, horizontal flip,
-    vertical flip).
-    """
-    n = x.shape[0]
-    if draws is None:
-        draws = torch.randint(0, 2, (3, n), generator=generator)
-    draws = torch.as_tensor(draws).bool().to(x.device)
-    shape = (n,) + (1,) * (x.dim() - 1)
-    if x.shape[-1] == x.shape[-2]:
-        x = torch.where(draws[0].view(shape), x.transpose(-1, -2), x)
-    x = torch.where(draws[1].view(shape), x.flip(-1), x)
-    x = torch.where(draws[2].view(shape), x.flip(-2), x)
-    return x
-
-
-class DeviceImages:
-    """The training/validation images as the network will see them.
-
-    Small sets are prepared once (geometry applied, kept as uint8 on the
-    device); large ones stream from the `ImageSource` batch by batch.
-    """
-
-    def __init__(self, source, prep, device, in_memory="auto"):
-        self.source, self.prep, self.device = source, prep, device
-        h, w = prep.output_shape(source.image_shape)
-        itemsize = 1 if source.images.dtype == np.uint8 else 4
-        nbytes = len(source) * 3 * h * w * itemsize
-        if in_memory == "auto":
-            in_memory = nbytes <= in_memory_limit()
-        self.tensor = None
-        if in_memory:  # kept channels-last (N, H, W, C), as the network reads it
-            parts = [prep.geometry(t.to(device)).permute(0, 2, 3, 1)
-                     for _, t in source.batches(512)]
-            self.tensor = torch.cat(parts).contiguous() if parts else None
-
-    def __len__(self):
-        return len(self.source)
-
-    def batch(self, positions, idx=None):
-        """Geometry-applied batch (uint8 or float) on the device.
-
-        ``idx`` is ``positions`` already as a tensor on the device, if the caller has it.
-        """
-        if self.tensor is not None:
-            if idx is None:
-                idx = torch.as_tensor(positions, device=self.device)
-            return self.tensor.index_select(0, idx).permute(0, 3, 1, 2)
-        return self._to_device(self._read_host(positions))
-
-    def batches(self, plan, draws=None, prefetch=2):
-        """Yield ``(idx, x)`` for each array of positions in ``plan``, ready to train on.
-
-        ``x`` is the batch with the geometry applied, the dihedral transform
-        ``draws[i]`` (a ``(3, len(plan[i]))`` boolean array, see `dihedral`)
-        applied when ``draws`` is given, and normalised (`Preprocessor.normalize`);
-        ``idx`` is the positions as a tensor on the device.
-
-        Images held in memory are sliced on the device.  Streamed images are
-        read, moved to the device and resized/cropped in a background thread,
-        ``prefetch`` batches ahead of the consumer, so reading overlaps the
-        training step; on accelerators the flips and the normalisation run
-        there too, so the step receives a ready float batch.  On CPUs these
-        float passes stay in the consumer, exactly as for images in memory: the
-        training step already uses every core, and a second OpenMP team in the
-        background thread would only compete with it.  The result is the same
-        either way.
-        """
-        def ready(i, x):
-            if draws is not None:
-                x = dihedral(x, draws=draws[i])
-            return self.prep.normalize(x)
-
-        if self.tensor is not None or not plan:
-            for i, pos in enumerate(plan):
-                idx = torch.as_tensor(pos, device=self.device)
-                yield idx, ready(i, self.batch(pos, idx))
-            return
-
-        if self.device.type == "cpu":
-            def produce(i):  # uint8, laid out like a batch sliced from memory
-                x = self._to_device(self._read_host(plan[i]))
-                return x.contiguous(memory_format=torch.channels_last)
-
-            host = _prefetched(produce, len(plan), plan, self.device, prefetch)
-            try:
-                for i, (idx, x) in enumerate(host):
-                    yield idx, ready(i, x)
-            finally:
-                host.close()  # stops the prefetch thread
-            return
-
-        def produce(i):
-            return ready(i, self._to_device(self._read_host(plan[i])))
-
-        yield from _prefetched(produce, len(plan), plan, self.device, prefetch)
-
-    def _read_host(self, positions):
-        """Read a batch from the source (sorted, memmap friendly), in the requested order."""
-        pos = np.asarray(positions)
-        order = np.argsort(pos, kind="stable")
-        x = self.source.read(pos[order])
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        x = x[torch.from_numpy(inv)]
-        return x.pin_memory() if self.device.type == "cuda" else x
-
-    def _to_device(self, host):
-        pin = self.device.type == "cuda"
-        return self.prep.geometry(host.to(self.device, non_blocking=pin))
-
-
-def _prefetched(produce, n, plan, device, depth):
-    """Yield ``(positions tensor, produce(i))`` for ``i < n``, computed ``depth`` ahead
-    in one background thread (so in order); the thread stops when the generator
-    is closed."""
-    import collections
-    from concurrent.futures import ThreadPoolExecutor
-
-    depth = max(1, int(depth))
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfnet-prefetch")
-    pending = collections.deque()
-    try:
-        for i in range(min(depth, n)):
-            pending.append(pool.submit(produce, i))
-        for i in range(n):
-            x = pending.popleft().result()
-            if i + depth < n:
-                pending.append(pool.submit(produce, i + depth))
-            yield torch.as_tensor(plan[i], device=device), x
-    finally:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=True)
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -480,22 +90,60 @@ def load_checkpoint(path):
 # ----------------------------------------------------------------------------- the loop
 @dataclass
 class TrainConfig:
+    """The settings of one `train_network` run, already validated and resolved.
+
+    `sfnet.SparseFeatureNet` builds it from its parameters; the meaning of each
+    is documented there.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training images.
+    batch_size : int
+        Images per step, summed over all processes under DDP.
+    learning_rate : float
+        Peak learning rate of the one-cycle schedule.
+    weight_decay : float
+        Decoupled weight decay (not applied to biases and norm layers).
+    augment : float
+        Probability in [0, 1] that an image gets a random dihedral transform
+        (flips and 90-degree rotations) in a step; 0 switches augmentation off,
+        1 draws one of the 8 transforms for every image.
+    seed : int
+        Seed of the shuffles and the augmentation draws.
+    progress : bool
+        Show a progress bar per epoch and print each epoch's summary.
+    autocast_dtype : torch.dtype or None
+        Autocast dtype (`torch.bfloat16`), or None for float32
+        (see `sfnet._device.resolve_precision`).
+    optimizer : {"adamw", "ranger"}
+        AdamW with PyTorch's one-cycle, or Ranger with fastai's one-cycle
+        (`sfnet.optim`), as in the paper.
+    keep_epoch : {"best", "last"}
+        Keep the weights of the epoch with the lowest validation RMSE, or of
+        the last epoch.
+    compile : bool
+        Run the network through `torch.compile` (falling back to eager mode
+        with a warning if compiling fails).
+    """
+
     epochs: int
     batch_size: int
     learning_rate: float
     weight_decay: float
-    augment: bool
+    augment: float
     seed: int
     progress: bool
-    autocast_dtype: object = None
-    optimizer: str = "adamw"     # or "ranger" (with fastai's one-cycle; see sfnet.optim)
-    keep_epoch: str = "best"     # or "last"
+    autocast_dtype: "torch.dtype | None" = None
+    optimizer: str = "adamw"
+    keep_epoch: str = "best"
     compile: bool = False
 
 
 def _dihedral_draws(n, augment, gen):
-    """``(3, n)`` booleans for `dihedral`: one of the 8 transforms per image or, with a
-    probability ``augment < 1``, a random transform for that fraction of images only."""
+    """``(3, n)`` booleans for `sfnet._imagedata.dihedral`: one of the 8 transforms per
+    image or, with a probability ``augment < 1``, a random transform for that fraction
+    of images only."""
     draws = torch.randint(0, 2, (3, n), generator=gen).bool()
     if augment < 1:  # a random transform with this probability, else none
         draws &= torch.rand(n, generator=gen) < augment
@@ -539,11 +187,11 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
     Parameters
     ----------
     network : SparseFeatureNetwork
-    train, valid : DeviceImages
+    train, valid : sfnet._imagedata.DeviceImages
         ``valid`` may be None (no validation: the last epoch is kept).
     y_train, y_valid : torch.Tensor
         Standardised targets ``(N, T)`` on ``device``.
-    prep : Preprocessor
+    prep : sfnet.preprocessing.Preprocessor
     cfg : TrainConfig
     checkpoint_dir : path-like, optional
         Where to write ``checkpoint.pt`` after every epoch (atomically, rank 0 only).

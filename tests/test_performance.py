@@ -10,10 +10,10 @@ import torch
 from astropy.table import Table
 
 import sfnet
-import sfnet.datasets.sample
+import sfnet._imagedata
 from sfnet import GalaxySample, SparseFeatureNet
 from sfnet.benchmark import format_table, run_benchmark
-from sfnet.datasets.sample import read_file_rows
+from sfnet.datasets._store import read_file_rows
 
 from _synthetic import blobs
 
@@ -133,7 +133,7 @@ def test_streamed_training_equals_in_memory_training(tmp_path, monkeypatch, geom
         reads.append(len(rows))
         return read_file_rows(arr, rows)
 
-    monkeypatch.setattr(sfnet.datasets.sample, "read_file_rows", counting)
+    monkeypatch.setattr(sfnet._imagedata, "read_file_rows", counting)
     in_memory = SparseFeatureNet(**params).fit(mm, y)
     n_train = in_memory.n_train_
     # the statistics, then the training and validation images prepared once, then one

@@ -8,7 +8,8 @@ import pytest
 from astropy.table import MaskedColumn, QTable, Table
 
 from sfnet import GalaxySample
-from sfnet.datasets import sample as sample_mod
+from sfnet.datasets import _store
+from sfnet.datasets._store import NpyWriter
 
 BIG = 1237648720693755918  # an SDSS objID: beyond float64's exact integers
 assert BIG > 2**53
@@ -337,7 +338,7 @@ def test_save_lazy_memmap_subset_in_chunks(tmp_path, monkeypatch):
     orig, s = make_sample(10), None
     s = GalaxySample.load(orig.save(tmp_path / "a"))
     sub = s[[9, 0, 5, 6]]
-    monkeypatch.setattr(sample_mod, "_CHUNK_BYTES", 1)  # one image per chunk
+    monkeypatch.setattr(_store, "CHUNK_BYTES", 1)  # one image per chunk
     calls = []
     real = GalaxySample.read_images
 
@@ -369,6 +370,26 @@ def test_save_refuses_to_clobber(tmp_path):
         s.save(other, overwrite=True)
     assert (other / "notes.txt").read_text() == "keep me"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_save_onto_a_file_is_the_one_not_a_directory_error(tmp_path):
+    from sfnet._io import NotADirectoryPathError, check_output_dir
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(NotADirectoryPathError,
+                           match=r"path '.*a_file' exists and is not a directory") as err:
+            make_sample(2).save(a_file, overwrite=overwrite)
+        # what GalaxySample.save raised before, what the OS raises, and a bad argument
+        assert isinstance(err.value, FileExistsError)
+        assert isinstance(err.value, NotADirectoryError) and isinstance(err.value, ValueError)
+    assert a_file.read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
+    with pytest.raises(NotADirectoryError, match="--output '.*a_file' exists"):
+        check_output_dir(a_file, "--output")
+    assert check_output_dir(tmp_path, "x") is True
+    assert check_output_dir(tmp_path / "new", "x") is False
 
 
 def test_save_failure_leaves_nothing(tmp_path):
@@ -410,7 +431,7 @@ def test_npy_writer_shrinks_header(tmp_path):
     f = tmp_path / "a.npy"
     rows = np.arange(2 * 3 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3, 3)
     with open(f, "wb") as fh:
-        w = sample_mod._NpyWriter(fh, 1000, (3, 3, 3), np.uint8)
+        w = NpyWriter(fh, 1000, (3, 3, 3), np.uint8)
         w.write(rows)
         w.close()
     back = np.load(f, mmap_mode="r")

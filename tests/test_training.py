@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from sfnet import SparseFeatureNet
-from sfnet.training import CHECKPOINT_NAME, dihedral, load_checkpoint
+from sfnet._device import resolve_device
+from sfnet._imagedata import dihedral
+from sfnet.training import CHECKPOINT_NAME, load_checkpoint
 
 SCRIPT = Path(__file__).with_name("_train_script.py")
 
@@ -99,3 +101,36 @@ def test_dihedral_produces_the_eight_symmetries():
     assert len(seen) == 8
     # every output is a rotation/flip of the input: same multiset of values
     assert all(sorted(s) == list(range(16)) for s in seen)
+
+
+# ----------------------------------------------------------------------------- devices
+def _no_accelerators(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("device, missing", [
+    ("cuda", "torch.cuda.is_available() is False"),
+    ("cuda:3", "torch.cuda.is_available() is False"),
+    ("mps", "torch.backends.mps.is_available() is False")])
+def test_an_unavailable_device_fails_in_validate_params(monkeypatch, device, missing):
+    _no_accelerators(monkeypatch)
+    model = SparseFeatureNet(k=2, device=device)
+    with pytest.raises(ValueError) as err:
+        model.validate_params()
+    msg = str(err.value)
+    assert f"device={device!r}" in msg and missing in msg
+    assert f"torch {torch.__version__}, 0 CUDA device(s)" in msg  # what torch sees
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_a_cuda_index_beyond_the_visible_devices_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"device='cuda:3'.*only 2 CUDA device\(s\)"):
+        resolve_device("cuda:3")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)  # available: not touched
+    with pytest.raises(ValueError, match="'gpu' is not a valid torch device"):
+        resolve_device("gpu")

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from sfnet.nn import SparseFeatureNetwork
-from sfnet.training import DeviceImages, ImageSource, Preprocessor
+from sfnet._imagedata import DeviceImages, ImageSource
+from sfnet.preprocessing import Preprocessor
 
 torch.set_num_threads(1)
 size, bs, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

@@ -28,9 +28,9 @@ from .._validation import check_image_size, check_workers
 from ._layout import CATALOG_CSV, IMAGE_DIR, IMAGE_SUFFIX, read_catalog_csv, write_catalog_csv
 from ..catalog import add_units as _add_units
 from ..exceptions import DataDroppedWarning, ImageReadError
-from .sample import (_CATALOG_FILE, _IMAGES_FILE, GalaxySample, _build_dir,
-                     _check_target_dir, _NpyWriter, _read_manifest, _write_catalog,
-                     _write_manifest)
+from ._store import (CATALOG_FILE, IMAGES_FILE, NpyWriter, build_dir, check_target_dir,
+                     read_manifest, write_catalog, write_manifest)
+from .sample import GalaxySample
 
 __all__ = ["load_galaxy_folder", "write_galaxy_folder"]
 
@@ -153,8 +153,8 @@ def load_galaxy_folder(path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CSV,
                   "image_dir": str(image_dir), "catalog": str(catalog),
                   "image_size": None if image_size is None else list(size),
                   "n_rows": rows.n_rows}
-        _build_dir(cache_path, functools.partial(rows.to_cache_dir, decode, source),
-                   replace=True)
+        build_dir(cache_path, functools.partial(rows.to_cache_dir, decode, source),
+                  replace=True)
         sample = GalaxySample.load(cache_path, mmap=True)
     _warn_dropped(rows.dropped, rows.n_rows, root)
     return sample
@@ -183,7 +183,7 @@ def _cache_dir_for(cache_path, keyed, key):
     if keyed:
         return cache_path / key
     if not _holds_key(cache_path, key):
-        _check_target_dir(cache_path, overwrite=True)
+        check_target_dir(cache_path, overwrite=True)
     return cache_path
 
 
@@ -233,28 +233,28 @@ class _FolderRows:
         return GalaxySample(sinks[0].array[:sinks[0].n], cat)
 
     def to_cache_dir(self, decode, source, tmp):
-        """Fill the saved-sample directory ``tmp`` (a `_build_dir` step) by ``decode``.
+        """Fill the saved-sample directory ``tmp`` (a `build_dir` step) by ``decode``.
 
         ``source`` is the manifest's record of the folder; the dropped rows are
         added to it once known.
         """
-        with open(tmp / _IMAGES_FILE, "wb") as fh:
+        with open(tmp / IMAGES_FILE, "wb") as fh:
             writers = []
 
             def open_npy(hw):  # (re)start the file: the image size is now known
                 fh.seek(0)
                 fh.truncate()
-                writers[:] = [_NpyWriter(fh, len(self.candidates), tuple(hw) + (3,), np.uint8)]
+                writers[:] = [NpyWriter(fh, len(self.candidates), tuple(hw) + (3,), np.uint8)]
                 return writers[0]
 
             cat, hw = decode(open_npy)
             writers[0].close()
             fh.flush()
             os.fsync(fh.fileno())
-        _write_catalog(tmp / _CATALOG_FILE, cat)
+        write_catalog(tmp / CATALOG_FILE, cat)
         source = {**source, "dropped": [list(d) for d in self.dropped]}
-        _write_manifest(tmp, len(cat), tuple(hw) + (3,), np.uint8, cat,
-                        extra={"source": source})
+        write_manifest(tmp, len(cat), tuple(hw) + (3,), np.uint8, cat,
+                       extra={"source": source})
 
 
 def write_galaxy_folder(sample, path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CSV,
@@ -475,7 +475,7 @@ def _decode_all(candidates, objids, paths, size, n_workers, progress, dropped, o
 
 
 class _ArraySink:
-    """In-memory stand-in for `_NpyWriter` (``cache=False``)."""
+    """In-memory stand-in for `NpyWriter` (``cache=False``)."""
 
     def __init__(self, n, hw):
         self.array = np.empty((n,) + tuple(hw) + (3,), dtype=np.uint8)
@@ -530,7 +530,7 @@ def _resolve_cache(cache):
 
 def _holds_key(directory, key):
     try:
-        return _read_manifest(directory).get("source", {}).get("key") == key
+        return read_manifest(directory).get("source", {}).get("key") == key
     except (OSError, ValueError):
         return False
 
@@ -540,7 +540,7 @@ def _open_cache(directory, key):
     if not directory.is_dir():
         return None
     try:
-        source = _read_manifest(directory).get("source", {})
+        source = read_manifest(directory).get("source", {})
         if source.get("kind") != _SOURCE_KIND or source.get("key") != key:
             return None
         return GalaxySample.load(directory, mmap=True), source
