@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..targets import get_target
+from ._split import split_positions
 
 __all__ = ["GalaxySample"]
 
@@ -241,6 +242,12 @@ class GalaxySample:
         return self._cache
 
     @property
+    def shape(self):
+        """tuple: ``(N,)``; a sample is a sequence of galaxies (``sample[rows, ...]`` works too),
+        so scikit-learn's cross-validation splits it like an array."""
+        return (len(self),)
+
+    @property
     def image_shape(self):
         """tuple: ``(H, W, 3)``, the shape of one image."""
         return tuple(self._base.shape[1:])
@@ -340,6 +347,8 @@ class GalaxySample:
         return arr
 
     def __getitem__(self, key):
+        if isinstance(key, tuple) and len(key) == 2 and key[1] is Ellipsis:
+            key = key[0]  # sample[rows, ...], as numpy (and scikit-learn) index arrays
         pos = self._positions(key)
         catalog = self._catalog[pos]
         if self._index is None:
@@ -503,11 +512,7 @@ class GalaxySample:
         fraction = float(fraction)
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction}")
-        n = len(self)
-        n_valid = round(fraction * n)
-        perm = np.random.default_rng(seed).permutation(n)
-        valid = np.sort(perm[:n_valid])
-        train = np.sort(perm[n_valid:])
+        train, valid = split_positions(len(self), fraction, seed)
         return self[train], self[valid]
 
     # ------------------------------------------------------------------- I/O
