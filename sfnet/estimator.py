@@ -30,11 +30,11 @@ from ._persistence import FittedState, load_model, model_from_seed_checkpoint, s
 from ._tables import prediction_table
 from ._utils import regression_metrics
 from ._validation import check_bool
+from .datasets._split import split_positions
 from .exceptions import NotFittedError
 from .nn import BACKBONES, SYMMETRIES, SparseFeatureNetwork
 from .optim import OPTIMIZERS
 from .preprocessing import ORDERS, PAPER_ORDER
-from .datasets._split import split_positions
 from .targets import get_target
 from .training import (CHECKPOINT_NAME, CompiledNetwork, DeviceImages, ImageSource, Preprocessor,
                        TrainConfig,
@@ -227,12 +227,10 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
 
     Notes
     -----
-    The fitted attributes are the fields of `~sfnet._persistence.FittedState`
-    with a trailing ``_`` (``target_``, ``preprocessor_``, ``y_mean_``,
-    ``y_std_``, ``target_names_``, ``target_units_``, ``input_kind_``,
-    ``input_shape_``, ``history_``, ``best_epoch_``, ``seed_``, ``n_train_``,
-    ``n_valid_``, ``uncertainty_``) plus ``network_``, ``device_`` and
-    ``autocast_dtype_``.
+    The fitted attributes are ``network_``, ``device_``,
+    ``autocast_dtype_`` and one ``name_`` per field ``name`` of
+    `~sfnet._persistence.FittedState` (``target_``, ``preprocessor_``,
+    ``history_``, ``seed_``, ``uncertainty_``, ...).
 
     Examples
     --------
