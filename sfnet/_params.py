@@ -10,9 +10,13 @@ target name a `~sfnet.targets.Target`, ...).  A constraint is a callable
 (``resolved``) for checks across parameters.
 """
 
+import difflib
+
+import numpy as np
+
 from ._validation import check_choice, check_float, check_int
 
-__all__ = ["Integer", "Real", "Choice", "Resolve", "validate"]
+__all__ = ["Integer", "Real", "Choice", "RandomState", "Resolve", "validate", "closest"]
 
 
 def validate(constraints, params):
@@ -72,7 +76,8 @@ class Choice:
     """One of ``choices`` (read when checked, so a registry such as a dict may grow).
 
     ``message``, if given, replaces the standard one; it is formatted with
-    ``name``, ``value`` and ``choices`` (sorted).
+    ``name``, ``value`` and ``choices`` (sorted).  A misspelt string gets the
+    closest choice suggested (``did you mean 'adamw'?``, see `closest`).
     """
 
     def __init__(self, choices, message=None):
@@ -81,11 +86,44 @@ class Choice:
     def __call__(self, name, value, resolved):
         try:
             return check_choice(value, name, self.choices)
-        except ValueError:
-            if self.message is None:
-                raise
-            raise ValueError(self.message.format(name=name, value=value,
-                                                 choices=sorted(self.choices))) from None
+        except ValueError as exc:
+            text = str(exc) if self.message is None else self.message.format(
+                name=name, value=value, choices=sorted(self.choices, key=str))
+            guess = closest(value, self.choices)
+            if guess is not None:
+                text += f"; did you mean {guess!r}?"
+            raise ValueError(text) from None
+
+
+def closest(value, choices):
+    """The string choice most like the string ``value`` (`difflib`), or None if none is close."""
+    if not isinstance(value, str):
+        return None
+    words = [c for c in choices if isinstance(c, str)]
+    match = difflib.get_close_matches(value, words, n=1, cutoff=0.6)
+    if not match:  # case slips ("ResNet18") are close too
+        lower = {w.lower(): w for w in words}
+        match = difflib.get_close_matches(value.lower(), list(lower), n=1, cutoff=0.6)
+        match = [lower[m] for m in match]
+    return match[0] if match else None
+
+
+class RandomState:
+    """A seed as scikit-learn's ``random_state``: None, an integer >= 0, or a NumPy generator.
+
+    The value is kept as given (a `numpy.random.Generator` or
+    `numpy.random.RandomState` draws the seed when the estimator needs one);
+    anything else is a `ValueError` (text, floats, bools) or `TypeError`.
+    """
+
+    def __call__(self, name, value, resolved):
+        if value is None or isinstance(value, (np.random.Generator, np.random.RandomState)):
+            return value
+        try:
+            return check_int(value, name, 0, text_is_value_error=True)
+        except TypeError:
+            raise TypeError(f"{name} must be None, an integer >= 0 or a "
+                            f"numpy.random.Generator, got {value!r}") from None
 
 
 class Resolve:

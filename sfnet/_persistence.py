@@ -1,18 +1,26 @@
-"""Saving and loading `sfnet.SparseFeatureNet` models; reading the paper's seed checkpoints.
+"""The fitted state of `sfnet.SparseFeatureNet`, its files, and the paper's seed checkpoints.
 
-Private module behind `SparseFeatureNet.save`, `SparseFeatureNet.load` and
-`SparseFeatureNet.from_seed_checkpoint`.
+Private module behind `SparseFeatureNet.fit`, `SparseFeatureNet.save`,
+`SparseFeatureNet.load` and `SparseFeatureNet.from_seed_checkpoint`.
 
+* `FittedState` is the one definition of what a fit learns besides the
+  weights (target, preprocessing, target scaling, input kind, history, seed,
+  split sizes, uncertainty calibration) and its JSON form.  The estimator sets
+  one fitted attribute ``name_`` per field.
 * The sfnet format is a directory with ``weights.pt`` (a state dict of
   tensors, read back with ``torch.load(weights_only=True)``) and
-  ``sfnet.json`` (parameters, target, preprocessing, history and the SHA-256
-  of the weights).  Nothing in it is pickled code.
+  ``sfnet.json`` (parameters, the network's shape, `FittedState.to_json` and
+  the SHA-256 of the weights).  Nothing in it is pickled code.
 * The paper's released ``resnet18-topk_{k}-{target}.pth`` files are whole
   pickled modules; they are read through an allow-listed unpickler
   (`restricted_load`) that refuses any class outside a ResNet-18.
+
+The readers return plain parts ``(params, network, state)``; the estimator
+builds itself from them, so nothing here touches an estimator's internals.
 """
 
 import collections
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._device import resolve_device, resolve_precision
 from ._imagedata import ImageSource
 from ._inputs import image_store
 from ._io import atomic_path, atomic_write_json, json_safe
@@ -30,8 +37,8 @@ from .nn import SparseFeatureNetwork
 from .preprocessing import PAPER_ORDER, Preprocessor, check_order
 from .targets import TARGETS, Target, get_target
 
-__all__ = ["FORMAT", "WEIGHTS", "META", "save_model", "load_model", "model_from_seed_checkpoint",
-           "restricted_load", "seed_safe_globals", "sha256"]
+__all__ = ["FORMAT", "WEIGHTS", "META", "FittedState", "save_model", "load_model",
+           "model_from_seed_checkpoint", "restricted_load", "seed_safe_globals", "sha256"]
 
 FORMAT = "sfnet-model/1"
 WEIGHTS = "weights.pt"
@@ -48,42 +55,131 @@ MISSING_STATS = (
     "compute them, or mean= and std= (3 values each, 0-255 scale) if you know them.")
 
 
+# ---------------------------------------------------------------------- the fitted state
+@dataclasses.dataclass(frozen=True)
+class FittedState:
+    """What a fitted `~sfnet.SparseFeatureNet` knows besides its network weights.
+
+    The estimator exposes each field ``name`` as the fitted attribute
+    ``name_``; `fit`, `load` and the seed loader all build one of these.
+
+    Parameters
+    ----------
+    target : `~sfnet.targets.Target`
+        The resolved target (its cuts apply when scoring a sample).
+    preprocessor : Preprocessor
+        Geometry and per-channel statistics of the inputs.
+    y_mean, y_std : array
+        The network predicts ``(y - y_mean) / y_std``, one value per target.
+    target_names, target_units : list of str
+        Names and units of the predicted columns.
+    input_kind : {"uint8", "float"}
+        The kind of images the network was trained on.
+    input_shape : tuple of int
+        ``(H, W)`` of the training images.
+    history : list of dict
+        Per-epoch training record.
+    best_epoch, seed, n_train, n_valid : int or None
+        The kept epoch (1-based), the training seed and the split sizes
+        (None for a seed checkpoint).
+    uncertainty : dict or None
+        The calibration of ``predict(X, return_std=True)``.
+    """
+
+    target: Target
+    preprocessor: Preprocessor
+    y_mean: np.ndarray
+    y_std: np.ndarray
+    target_names: list
+    target_units: list
+    input_kind: str
+    input_shape: tuple
+    history: list = ()
+    best_epoch: int = None
+    seed: int = None
+    n_train: int = None
+    n_valid: int = None
+    uncertainty: dict = None
+
+    def __post_init__(self):
+        def optional_int(value):
+            return None if value is None else int(value)
+
+        normalised = dict(
+            y_mean=np.asarray(self.y_mean, dtype=np.float64),
+            y_std=np.asarray(self.y_std, dtype=np.float64),
+            target_names=list(self.target_names), target_units=list(self.target_units),
+            input_shape=tuple(int(s) for s in self.input_shape), history=list(self.history),
+            n_train=optional_int(self.n_train), n_valid=optional_int(self.n_valid),
+            uncertainty=None if self.uncertainty is None else dict(self.uncertainty))
+        for name, value in normalised.items():
+            object.__setattr__(self, name, value)
+
+    def to_json(self):
+        """The state as JSON-ready metadata (the keys of ``sfnet.json``)."""
+        t, p = self.target, self.preprocessor
+        return {
+            "target_names": self.target_names, "target_units": self.target_units,
+            "target": {"name": t.name, "columns": list(t.columns), "units": list(t.units),
+                       "labels": list(t.labels), "required": list(t.required)},
+            "y_mean": self.y_mean.tolist(), "y_std": self.y_std.tolist(),
+            "preprocessing": {"image_size": p.image_size, "crop_size": p.crop_size,
+                              "mean": p.mean, "std": p.std, "order": p.order},
+            "input_kind": self.input_kind, "input_shape": list(self.input_shape),
+            "history": self.history, "best_epoch": self.best_epoch, "seed": self.seed,
+            "n_train": self.n_train, "n_valid": self.n_valid, "uncertainty": self.uncertainty,
+        }
+
+    @classmethod
+    def from_json(cls, meta):
+        """The state stored in metadata ``meta`` (`to_json`; older files lack some keys)."""
+        p = meta["preprocessing"]
+        return cls(
+            target=stored_target(meta["target"]),
+            preprocessor=Preprocessor(p["image_size"], p["crop_size"], list(p["mean"]),
+                                      list(p["std"]), p.get("order", "resize-crop")),
+            y_mean=meta["y_mean"], y_std=meta["y_std"], target_names=meta["target_names"],
+            target_units=meta["target_units"], input_kind=meta["input_kind"],
+            input_shape=meta["input_shape"], history=meta.get("history", []),
+            best_epoch=meta.get("best_epoch"), seed=meta.get("seed"),
+            n_train=meta.get("n_train"), n_valid=meta.get("n_valid"),
+            uncertainty=meta.get("uncertainty"))
+
+    def run_key(self):
+        """What a resumed training run must share with the interrupted one, from the state."""
+        return {"n_train": self.n_train, "n_valid": self.n_valid, "seed": self.seed,
+                "targets": self.target_names}
+
+
+def stored_target(t):
+    """The `~sfnet.targets.Target` stored as ``t``: a named one (with its cuts and derived
+    columns) by name, any other from its columns."""
+    named = TARGETS.get(t["name"])
+    if named is not None and list(named.columns) == list(t["columns"]):
+        return named
+    return Target(t["name"], tuple(t["columns"]), tuple(t["units"]), tuple(t["labels"]),
+                  tuple(t["required"]))
+
+
 # ---------------------------------------------------------------------- the sfnet format
-def _metadata(model):
-    """The JSON metadata of a fitted ``model`` (without the weights' checksum)."""
-    params = model.get_params()
-    params["target"] = params["target"] if isinstance(params["target"], (str, list)) \
-        else list(model.target_.columns)
-    target, prep = model.target_, model.preprocessor_
-    return {
-        "format": FORMAT, "sfnet_version": _version(), "torch_version": torch.__version__,
-        "params": params, "backbone": model.network_.backbone, "k": model.network_.k,
-        "n_features": model.network_.n_features,
-        "target_names": model.target_names_, "target_units": model.target_units_,
-        "target": {"name": target.name, "columns": list(target.columns),
-                   "units": list(target.units), "labels": list(target.labels),
-                   "required": list(target.required)},
-        "y_mean": model.y_mean_.tolist(), "y_std": model.y_std_.tolist(),
-        "preprocessing": {"image_size": prep.image_size, "crop_size": prep.crop_size,
-                          "mean": prep.mean, "std": prep.std, "order": prep.order},
-        "input_kind": model.input_kind_, "input_shape": list(model.input_shape_),
-        "history": model.history_, "best_epoch": model.best_epoch_, "seed": model.seed_,
-        "n_train": model.n_train_, "n_valid": model.n_valid_,
-        "uncertainty": getattr(model, "uncertainty_", None),
-    }
+def save_model(path, params, network, state):
+    """Write a fitted model into directory ``path``; see `SparseFeatureNet.save`.
 
-
-def save_model(model, path):
-    """Write a fitted ``model`` into directory ``path``; see `SparseFeatureNet.save`."""
+    ``params`` are the estimator's parameters (JSON-ready), ``network`` its
+    `SparseFeatureNetwork` and ``state`` its `FittedState`.
+    """
     path = Path(path)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
         return path
-    meta = json_safe(_metadata(model))
+    meta = json_safe({
+        "format": FORMAT, "sfnet_version": _version(), "torch_version": torch.__version__,
+        "params": params, "backbone": network.backbone, "k": network.k,
+        "n_features": network.n_features, **state.to_json()})
     json.dumps(meta)  # fail before anything is written
     path.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.network_.state_dict().items()}
+    weights = {k: v.detach().cpu() for k, v in network.state_dict().items()}
     with atomic_path(path / WEIGHTS) as tmp:
-        torch.save(state, tmp)
+        torch.save(weights, tmp)
     meta["weights_sha256"] = sha256(path / WEIGHTS)
     atomic_write_json(path / META, meta)
     return path
@@ -103,47 +199,16 @@ def _read_metadata(path):
     return meta
 
 
-def _fitted_state(meta):
-    """Keyword arguments of `SparseFeatureNet._set_fitted` stored in ``meta``."""
-    p = meta["preprocessing"]
-    return dict(
-        preprocessor=Preprocessor(p["image_size"], p["crop_size"], list(p["mean"]),
-                                  list(p["std"]), p.get("order", "resize-crop")),
-        y_mean=np.asarray(meta["y_mean"], dtype=np.float64),
-        y_std=np.asarray(meta["y_std"], dtype=np.float64),
-        target_names=list(meta["target_names"]), target_units=list(meta["target_units"]),
-        history=list(meta.get("history", [])), best_epoch=meta.get("best_epoch"),
-        seed=meta.get("seed"), input_kind=meta["input_kind"],
-        input_shape=tuple(meta["input_shape"]),
-        n_train=meta.get("n_train"), n_valid=meta.get("n_valid"),
-        uncertainty=meta.get("uncertainty"))
-
-
-def _target(t):
-    """The `~sfnet.targets.Target` stored as ``t``: a named one (with its cuts and derived
-    columns) by name, any other from its columns."""
-    named = TARGETS.get(t["name"])
-    if named is not None and list(named.columns) == list(t["columns"]):
-        return named
-    return Target(t["name"], tuple(t["columns"]), tuple(t["units"]), tuple(t["labels"]),
-                  tuple(t["required"]))
-
-
-def load_model(cls, path, *, device="auto", precision="auto"):
-    """A ``cls`` model read from directory ``path``; see `SparseFeatureNet.load`."""
+def load_model(path):
+    """``(params, network, state)`` of model directory ``path``; see `SparseFeatureNet.load`."""
     path = Path(path)
     meta = _read_metadata(path)
-    params = dict(meta["params"])
-    params.update(device=device, precision=precision)
-    model = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
-    placement = _placement(device, precision)
-    state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+    weights = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
     net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"],
                                symmetry=meta["params"].get("symmetry"),
-                               variance_head="logvar_head.weight" in state)
-    net.load_state_dict(state)
-    model._set_fitted(net, target=_target(meta["target"]), **placement, **_fitted_state(meta))
-    return model
+                               variance_head="logvar_head.weight" in weights)
+    net.load_state_dict(weights)
+    return dict(meta["params"]), net, FittedState.from_json(meta)
 
 
 # ---------------------------------------------------------------------- seed checkpoints
@@ -237,11 +302,15 @@ def _checked_stats(path, mean, std, stats_from):
     return out
 
 
-def model_from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
-                               precision="auto", image_size=160, crop_size=144,
+def model_from_seed_checkpoint(path, k=None, *, target=None, image_size=160, crop_size=144,
                                mean=None, std=None, stats_from=None,
                                preprocessing=PAPER_ORDER):
-    """A ``cls`` model from a paper ``.pth`` file; see `SparseFeatureNet.from_seed_checkpoint`."""
+    """``(params, network, state)`` of a paper ``.pth`` file.
+
+    See `SparseFeatureNet.from_seed_checkpoint`; ``params`` are the
+    estimator's parameters that describe the file (``k``, ``target``, the
+    geometry).
+    """
     path = Path(path)
     check_order(preprocessing)
     mean, std = _checked_stats(path, mean, std, stats_from)
@@ -256,22 +325,19 @@ def model_from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
         raise ValueError(f"{path} predicts {n_out} outputs but target {target!r} has "
                          f"{len(t.columns)} columns")
     net = _seed_network(resnet, k)
-    model = cls(k=k, target=target, backbone="resnet18", image_size=image_size,
-                crop_size=crop_size, preprocessing=preprocessing, device=device,
-                precision=precision)
-    model.validate_params()
-    placement = _placement(device, precision)
+    params = dict(k=k, target=target, backbone="resnet18", image_size=image_size,
+                  crop_size=crop_size, preprocessing=preprocessing)
     prep = Preprocessor(image_size, crop_size, order=preprocessing)
     if stats_from is not None:
         images, rows, channels_last = image_store(stats_from)
         prep.fit_stats(ImageSource(images, rows, channels_last))
     else:
         prep.mean, prep.std = mean, std
-    model._set_fitted(net, target=t, **placement, preprocessor=prep,
-                      y_mean=np.zeros(n_out), y_std=np.ones(n_out),
-                      target_names=list(t.columns), target_units=list(t.units),
-                      input_kind="uint8", input_shape=(image_size, image_size))
-    return model
+    state = FittedState(target=t, preprocessor=prep, y_mean=np.zeros(n_out),
+                        y_std=np.ones(n_out), target_names=list(t.columns),
+                        target_units=list(t.units), input_kind="uint8",
+                        input_shape=(image_size, image_size))
+    return params, net, state
 
 
 # ---------------------------------------------------------------------- helpers
@@ -282,12 +348,6 @@ def sha256(path):
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _placement(device, precision):
-    """``device`` and ``autocast_dtype`` keyword arguments of `SparseFeatureNet._set_fitted`."""
-    device = resolve_device(device)
-    return {"device": device, "autocast_dtype": resolve_precision(precision, device)}
 
 
 def _version():

@@ -59,23 +59,33 @@ def _difference_unit(unit):
     return unit.function_unit if isinstance(unit, u.FunctionUnitBase) else unit
 
 
-def prediction_table(model, X, *, return_std=False, batch_size=None):
+def prediction_table(X, pred, std, indices, values, *, names, units, head_weights, head_bias):
     """Predictions, positions and active features of ``X`` as a `~astropy.table.QTable`.
 
-    The implementation of `SparseFeatureNet.predict_table`; see the module
-    docstring for the columns.
+    The table of `SparseFeatureNet.predict_table`, which computes the inputs in
+    one pass over the images; see the module docstring for the columns.
+
+    Parameters
+    ----------
+    X : GalaxySample or array
+        The galaxies (``objID`` and ``coord`` come from a sample's catalog).
+    pred : ndarray
+        Predictions ``(N, T)`` in the targets' units.
+    std : ndarray or None
+        Their 1-sigma uncertainties ``(N, T)``, or None for no ``_std`` columns.
+    indices, values : ndarray
+        The active features ``(N, k)`` as ``activations(X, sparse=True)`` gives them.
+    names, units : list of str
+        The targets' names and unit strings (empty: the catalog schema's unit).
+    head_weights, head_bias : ndarray
+        The linear head in the targets' units, ``(T, n_features)`` and ``(T,)``.
     """
     from astropy.table import QTable
 
     from . import __version__
 
-    if not isinstance(return_std, (bool, np.bool_)):
-        raise TypeError(f"return_std must be True or False, got {return_std!r}")
-    names = model.target_names  # raises NotFittedError before any work
-    # one pass over the images gives the predictions and the active features
-    pred, std, idx, vals = model._predict_with_features(X, return_std, batch_size)
-    weights, bias = model.head_weights, model.head_bias
-    units = [_unit(name, text) for name, text in zip(names, model.target_units_)]
+    idx, vals, weights, bias = indices, values, head_weights, head_bias
+    units = [_unit(name, text) for name, text in zip(names, units)]
 
     table = QTable()
     catalog = getattr(X, "catalog", None)

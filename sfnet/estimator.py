@@ -1,33 +1,41 @@
 """The `SparseFeatureNet` estimator: fit, predict, activations, evaluate, save, load.
 
-It follows scikit-learn conventions: ``__init__`` only stores parameters (all
-after ``k`` keyword-only); `SparseFeatureNet.validate_params` checks them
-against the declarative ``_parameter_constraints``; ``fit`` validates, trains
-(`sfnet.training`) and sets the fitted attributes, which end in ``_`` and are
-set in one place (``_set_fitted``), also by ``load`` and
-``from_seed_checkpoint``.  Input coercion lives in `sfnet._inputs`, the file
-formats in `sfnet._persistence`.
+A scikit-learn estimator (`~sklearn.base.BaseEstimator` and
+`~sklearn.base.RegressorMixin`: ``get_params``/``set_params``, `~sklearn.base.clone`,
+the repr, ``score`` as R², and the tags that let ``cross_val_score`` and
+``GridSearchCV`` use it).  ``__init__`` only stores parameters (all after ``k``
+keyword-only); `SparseFeatureNet.validate_params` checks them against the
+declarative ``_parameter_constraints``; ``fit`` trains (`sfnet.training`) with
+the values they resolve to.  What a fit learns is one
+`~sfnet._persistence.FittedState`: ``fit``, ``load`` and
+``from_seed_checkpoint`` build one, and ``_set_fitted`` turns each of its
+fields into a fitted attribute ending in ``_``.  Input coercion lives in
+`sfnet._inputs`, the file formats in `sfnet._persistence`, the prediction
+table in `sfnet._tables`.
 """
 
+import dataclasses
 import hashlib
-import inspect
 import os
 from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from . import _params
+from ._device import CompiledNetwork, autocast, resolve_device, resolve_precision
+from ._imagedata import DeviceImages, ImageSource
 from ._inputs import inference_source, scoring_truth, training_data
-from ._persistence import load_model, model_from_seed_checkpoint, save_model
+from ._persistence import FittedState, load_model, model_from_seed_checkpoint, save_model
+from ._tables import prediction_table
 from ._utils import regression_metrics
 from ._validation import check_bool
+from .datasets._split import split_positions
 from .exceptions import NotFittedError
 from .nn import BACKBONES, SYMMETRIES, SparseFeatureNetwork
 from .optim import OPTIMIZERS
-from ._device import CompiledNetwork, autocast, resolve_device, resolve_precision
-from ._imagedata import DeviceImages, ImageSource
 from .preprocessing import ORDERS, PAPER_ORDER, Preprocessor
 from .targets import get_target
 from .training import CHECKPOINT_NAME, TrainConfig, load_checkpoint, train_network
@@ -38,6 +46,10 @@ __all__ = ["SparseFeatureNet", "ResolvedParams", "PAPER_RECIPE"]
 #: (`torch.device`), the autocast ``dtype`` (None for float32) and the `~sfnet.targets.Target`.
 ResolvedParams = namedtuple("ResolvedParams", "device dtype target")
 
+#: The resolved parameters a resumed training run must share with the interrupted one.
+_RESUMED_PARAMS = ("k", "backbone", "weights", "epochs", "batch_size", "learning_rate",
+                   "weight_decay", "augment", "optimizer", "preprocessing", "keep_epoch",
+                   "standardize_target", "image_size", "crop_size")
 
 
 def _k_fits_backbone(k, resolved):
@@ -66,7 +78,42 @@ def _augment_probability(augment, resolved):
     raise ValueError(f"augment must be True, False or a probability in [0, 1], got {augment!r}")
 
 
-class SparseFeatureNet:
+def _resume_key(resolved, state, data):
+    """Everything a resumed run must share with the interrupted one: the training
+    parameters (``_RESUMED_PARAMS``), the split and seed, and a fingerprint of the data."""
+    fingerprint = hashlib.sha256()
+    for part in (data.rows, data.values, np.asarray(data.images.shape),
+                 np.asarray(state.preprocessor.mean)):
+        fingerprint.update(np.ascontiguousarray(part).tobytes())
+    key = {name: resolved[name] for name in _RESUMED_PARAMS}
+    key["standardize_target"] = bool(key["standardize_target"])
+    if resolved["symmetry"]:
+        key["symmetry"] = resolved["symmetry"]
+    return {**key, **state.run_key(),
+            "precision": "bf16" if resolved["precision"] == torch.bfloat16 else "fp32",
+            "data_sha256": fingerprint.hexdigest()}
+
+
+def _top_k(features, k):
+    """The ``k`` largest of each row of ``features`` as columns ``[indices, values]``
+    (a float tensor ``(N, 2k)``, decoded by `_decode_top_k`)."""
+    values, indices = torch.topk(features, k, dim=1)
+    return torch.cat([indices.float(), values], dim=1)
+
+
+def _decode_top_k(columns):
+    """``(indices, values)`` ``(N, k)`` from `_top_k` columns: int64 feature indices and
+    float32 activations, inactive slots (activation <= 0) as index -1 and value 0."""
+    k = columns.shape[1] // 2
+    indices = columns[:, :k].astype(np.int64)
+    values = columns[:, k:].astype(np.float32)
+    inactive = values <= 0
+    indices[inactive] = -1
+    values[inactive] = 0
+    return indices, values
+
+
+class SparseFeatureNet(RegressorMixin, BaseEstimator):
     """A Sparse Feature Network estimator for galaxy images (Wu 2025, ApJ 980, 183).
 
     A ResNet whose globally pooled features pass through ReLU and a top-k
@@ -121,8 +168,13 @@ class SparseFeatureNet:
         ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
     precision : {"auto", "fp32", "bf16"}
         ``"auto"`` uses bfloat16 autocast on CUDA and on CPUs with AVX512-BF16/AMX.
-    random_state : int, optional
-        Seed for initialisation, the validation split, shuffling and augmentation.
+    random_state : int, `numpy.random.Generator` or None
+        Seed for initialisation, the validation split, shuffling and
+        augmentation (scikit-learn's convention): an integer gives the same
+        model every time; a Generator (or a legacy
+        `~numpy.random.RandomState`) draws the seed at each ``fit``; None
+        draws a fresh one (or, when resuming, takes the checkpoint's).  The
+        seed used is ``seed_``.
     progress : bool
         Show tqdm progress bars.
     optimizer : {"adamw", "ranger"}
@@ -167,8 +219,17 @@ class SparseFeatureNet:
         Per epoch: ``epoch``, ``train_loss`` (RMSE of standardised targets),
         ``valid_rmse`` (per target, original units), ``lr``, ``seconds``.
     best_epoch_ : int
+    seed_ : int
+        The training seed (see ``random_state``).
     target_names : list of str
     head_weights, head_bias : ndarray
+
+    Notes
+    -----
+    The fitted attributes are ``network_``, ``device_``,
+    ``autocast_dtype_`` and one ``name_`` per field ``name`` of
+    `~sfnet._persistence.FittedState` (``target_``, ``preprocessor_``,
+    ``history_``, ``seed_``, ``uncertainty_``, ...).
 
     Examples
     --------
@@ -201,7 +262,7 @@ class SparseFeatureNet:
         "crop_size": [_params.Integer(8, allow_none=True), _params.Resolve(_crop_fits)],
         "validation_fraction": [_params.Real(0, below=1)],
         "weights": [_params.Choice((None, "imagenet"))],
-        "random_state": [_params.Integer(0, allow_none=True)],
+        "random_state": [_params.RandomState()],
         "device": [_params.Resolve(lambda device, _: resolve_device(device))],
         "precision": [_params.Resolve(lambda precision, r: resolve_precision(precision,
                                                                              r["device"]))],
@@ -245,31 +306,15 @@ class SparseFeatureNet:
         self.compile = compile
 
     # ------------------------------------------------------------------ params
-    @classmethod
-    def _param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self, deep=True):
-        """Parameters of this estimator (scikit-learn convention)."""
-        return {p: getattr(self, p) for p in self._param_names()}
-
+    # get_params, clone and the repr come from scikit-learn's BaseEstimator.
     def set_params(self, **params):
-        """Set parameters; unknown names raise `ValueError`."""
-        valid = self._param_names()
-        for key, value in params.items():
+        """Set parameters (scikit-learn convention); unknown names raise `ValueError`."""
+        valid = self._get_param_names()
+        for key in params:
             if key not in valid:
                 raise ValueError(f"invalid parameter {key!r} for SparseFeatureNet; "
                                  f"valid parameters: {valid}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self):
-        defaults = {p.name: p.default for p in
-                    inspect.signature(type(self).__init__).parameters.values()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
-                   if not _same(v, defaults.get(k))]
-        return f"SparseFeatureNet({', '.join(changed)})"
+        return super().set_params(**params)
 
     def validate_params(self):
         """Check every parameter; return the resolved device, precision and target.
@@ -288,8 +333,12 @@ class SparseFeatureNet:
         ValueError, TypeError
             The message names the offending parameter.
         """
-        resolved = _params.validate(self._parameter_constraints, self.get_params())
+        resolved = self._resolved_params()
         return ResolvedParams(resolved["device"], resolved["precision"], resolved["target"])
+
+    def _resolved_params(self):
+        """Every parameter checked and resolved (`sfnet._params.validate`), as a dict."""
+        return _params.validate(self._parameter_constraints, self.get_params(deep=False))
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, checkpoint_dir=None, resume=False):
@@ -313,145 +362,130 @@ class SparseFeatureNet:
         -------
         self
         """
-        device, dtype, target = self.validate_params()
+        resolved = self._resolved_params()
+        device, dtype, target = resolved["device"], resolved["precision"], resolved["target"]
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir")
         data = training_data(X, y, target)
-        seed = self._training_seed(checkpoint_dir, resume)
-        train_pos, valid_pos = self._split(len(data.rows), seed)
+        seed = self._training_seed(resolved["random_state"], checkpoint_dir, resume)
+        n, fraction = len(data.rows), resolved["validation_fraction"]
+        train_pos, valid_pos = split_positions(n, fraction, seed, min_valid=1)
+        if len(train_pos) < 2:
+            raise ValueError(f"X has {n} usable images: too few to train with "
+                             f"validation_fraction={self.validation_fraction}")
         train_src = ImageSource(data.images, data.rows[train_pos], data.channels_last)
-        prep = self._fit_preprocessor(train_src, seed)
-        if self.standardize_target:
+        prep = self._fit_preprocessor(train_src, seed, resolved)
+        if resolved["standardize_target"]:
             y_mean = data.values[train_pos].mean(axis=0)
             y_std = data.values[train_pos].std(axis=0)
             y_std = np.where(y_std > 0, y_std, 1.0)
         else:  # the network learns the raw targets, as in the paper
             y_mean = np.zeros(data.values.shape[1])
             y_std = np.ones(data.values.shape[1])
+        state = FittedState(
+            target=target, preprocessor=prep, y_mean=y_mean, y_std=y_std,
+            target_names=data.names, target_units=data.units or [""] * len(data.names),
+            input_kind="uint8" if data.images.dtype == np.uint8 else "float",
+            input_shape=train_src.image_shape, seed=seed, n_train=len(train_pos),
+            n_valid=len(valid_pos))
 
         torch.manual_seed(seed)
-        network = SparseFeatureNetwork(int(self.k), data.values.shape[1], self.backbone,
-                                       self.weights, symmetry=self.symmetry, variance_head=True)
+        network = SparseFeatureNetwork(resolved["k"], data.values.shape[1], resolved["backbone"],
+                                       resolved["weights"], symmetry=resolved["symmetry"],
+                                       variance_head=True)
         network.to(device).to(memory_format=torch.channels_last)
         if checkpoint_dir is not None:
             os.makedirs(checkpoint_dir, exist_ok=True)
-        history, best_epoch = self._train(
-            network, data, train_pos, valid_pos, prep, y_mean=y_mean, y_std=y_std, seed=seed,
-            device=device, dtype=dtype, checkpoint_dir=checkpoint_dir, resume=resume)
-        self._set_fitted(
-            network, target=target, device=device, autocast_dtype=dtype, preprocessor=prep,
-            y_mean=y_mean, y_std=y_std, target_names=data.names,
-            target_units=data.units or [""] * len(data.names),
-            input_kind="uint8" if data.images.dtype == np.uint8 else "float",
-            input_shape=tuple(int(s) for s in train_src.image_shape), history=history,
-            best_epoch=best_epoch, seed=seed, n_train=len(train_pos), n_valid=len(valid_pos))
+        history, best_epoch = self._train(network, data, train_pos, valid_pos, state, resolved,
+                                          checkpoint_dir=checkpoint_dir, resume=resume)
+        self._set_fitted(network, dataclasses.replace(state, history=history,
+                                                      best_epoch=best_epoch), device, dtype)
         calib_pos, source = (valid_pos, "validation") if len(valid_pos) else (train_pos, "training")
         self._calibrate(ImageSource(data.images, data.rows[calib_pos], data.channels_last),
                         data.values[calib_pos], source)
         return self
 
-    def _training_seed(self, checkpoint_dir, resume):
-        """``random_state``, or the seed of the checkpoint being resumed, or a fresh one."""
-        if self.random_state is not None:
-            return int(self.random_state)
+    @staticmethod
+    def _training_seed(random_state, checkpoint_dir, resume):
+        """The integer seed of a fit (see ``random_state``).
+
+        An integer ``random_state`` is the seed; otherwise a resumed run takes
+        its checkpoint's, and a NumPy generator (or a fresh one for None)
+        draws it.
+        """
+        generator = isinstance(random_state, (np.random.Generator, np.random.RandomState))
+        if random_state is not None and not generator:
+            return int(random_state)
         if resume:
             path = Path(checkpoint_dir) / CHECKPOINT_NAME
             if path.is_file():
                 return int(load_checkpoint(path)["extra"]["seed"])
+        if isinstance(random_state, np.random.RandomState):
+            return int(random_state.randint(2**31 - 1))
+        if isinstance(random_state, np.random.Generator):
+            return int(random_state.integers(2**31 - 1))
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ValueError("random_state must be set when training under torchrun, so "
                              "that every process draws the same split and shuffling")
         return int(np.random.default_rng().integers(2**31 - 1))
 
-    def _split(self, n, seed):
-        """Sorted (training, validation) positions of ``n`` galaxies, drawn with ``seed``."""
-        n_valid = int(round(n * self.validation_fraction))
-        if self.validation_fraction > 0:
-            n_valid = max(n_valid, 1)
-        if n - n_valid < 2:
-            raise ValueError(f"X has {n} usable images: too few to train with "
-                             f"validation_fraction={self.validation_fraction}")
-        perm = np.random.default_rng(seed).permutation(n)
-        return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
-
-    def _fit_preprocessor(self, train_src, seed):
+    @staticmethod
+    def _fit_preprocessor(train_src, seed, resolved):
         """The `Preprocessor` of ``image_size``/``crop_size`` with statistics of ``train_src``."""
         shape = train_src.image_shape
-        if (self.crop_size or self.image_size) is None and shape[0] != shape[1]:
+        image_size, crop_size = resolved["image_size"], resolved["crop_size"]
+        if (crop_size or image_size) is None and shape[0] != shape[1]:
             raise ValueError(f"images must be square (got {shape[0]}x{shape[1]}); set image_size")
-        return Preprocessor(self.image_size, self.crop_size,
-                            order=self.preprocessing).fit_stats(train_src, seed=seed)
+        return Preprocessor(image_size, crop_size,
+                            order=resolved["preprocessing"]).fit_stats(train_src, seed=seed)
 
-    def _train(self, network, data, train_pos, valid_pos, prep, *, y_mean, y_std, seed,
-               device, dtype, checkpoint_dir, resume):
+    def _train(self, network, data, train_pos, valid_pos, state, resolved, *, checkpoint_dir,
+               resume):
         """Run `train_network` on ``data`` split into train/valid; (history, best_epoch)."""
+        device, dtype, prep = resolved["device"], resolved["precision"], state.preprocessor
+
         def images(pos):
             return DeviceImages(ImageSource(data.images, data.rows[pos], data.channels_last),
                                 prep, device)
 
         def standardised(pos):
-            return torch.as_tensor((data.values[pos] - y_mean) / y_std, dtype=torch.float32,
-                                   device=device)
+            return torch.as_tensor((data.values[pos] - state.y_mean) / state.y_std,
+                                   dtype=torch.float32, device=device)
 
         has_valid = len(valid_pos) > 0
-        cfg = TrainConfig(int(self.epochs), int(self.batch_size), float(self.learning_rate),
-                          float(self.weight_decay), _augment_probability(self.augment, None),
-                          seed, bool(self.progress), dtype, optimizer=self.optimizer,
-                          keep_epoch=self.keep_epoch)
-        cfg.compile = bool(self.compile)
+        cfg = TrainConfig(resolved["epochs"], resolved["batch_size"], resolved["learning_rate"],
+                          resolved["weight_decay"], resolved["augment"], state.seed,
+                          bool(resolved["progress"]), dtype, optimizer=resolved["optimizer"],
+                          keep_epoch=resolved["keep_epoch"], compile=resolved["compile"])
         return train_network(
             network, images(train_pos), standardised(train_pos),
             images(valid_pos) if has_valid else None,
             standardised(valid_pos) if has_valid else None, prep, cfg, device,
             checkpoint_dir=checkpoint_dir, resume=resume,
-            extra_state=self._resume_key(data, len(train_pos), len(valid_pos), seed, prep, dtype),
-            y_scale=y_std)
+            extra_state=_resume_key(resolved, state, data), y_scale=state.y_std)
 
-    def _resume_key(self, data, n_train, n_valid, seed, prep, dtype):
-        """Everything a resumed run must share with the interrupted one."""
-        fingerprint = hashlib.sha256()
-        for part in (data.rows, data.values, np.asarray(data.images.shape), np.asarray(prep.mean)):
-            fingerprint.update(np.ascontiguousarray(part).tobytes())
-        return {"n_train": int(n_train), "n_valid": int(n_valid), "seed": seed,
-                "k": int(self.k), "backbone": self.backbone, "weights": self.weights,
-                "epochs": int(self.epochs), "batch_size": int(self.batch_size),
-                "learning_rate": float(self.learning_rate),
-                "weight_decay": float(self.weight_decay),
-                "augment": _augment_probability(self.augment, None),
-                "optimizer": self.optimizer, "preprocessing": self.preprocessing,
-                "keep_epoch": self.keep_epoch,
-                "standardize_target": bool(self.standardize_target),
-                **({"symmetry": self.symmetry} if self.symmetry else {}),
-                "image_size": self.image_size and int(self.image_size),
-                "crop_size": self.crop_size and int(self.crop_size),
-                "precision": "bf16" if dtype == torch.bfloat16 else "fp32",
-                "targets": data.names, "data_sha256": fingerprint.hexdigest()}
-
-    def _set_fitted(self, network, *, target, device, autocast_dtype, preprocessor, y_mean,
-                    y_std, target_names, target_units, input_kind, input_shape, history=(),
-                    best_epoch=None, seed=None, n_train=None, n_valid=None, uncertainty=None):
-        """Set every fitted attribute: the one place that does, for fit, load and seed files."""
+    def _set_fitted(self, network, state, device, autocast_dtype):
+        """Set every fitted attribute, for fit, load and seed files: the network on
+        ``device`` and one ``name_`` per field of the `FittedState` ``state``."""
         self.network_ = network.to(device).to(memory_format=torch.channels_last).eval()
         self.device_ = device
         self.autocast_dtype_ = autocast_dtype
-        self.preprocessor_ = preprocessor
-        self.y_mean_ = np.asarray(y_mean, dtype=np.float64)
-        self.y_std_ = np.asarray(y_std, dtype=np.float64)
-        self.target_ = target
-        self.target_names_ = list(target_names)
-        self.target_units_ = list(target_units)
-        self.history_ = list(history)
-        self.best_epoch_ = best_epoch
-        self.seed_ = seed
-        self.input_kind_ = input_kind
-        self.input_shape_ = tuple(input_shape)
-        self.n_train_ = None if n_train is None else int(n_train)
-        self.n_valid_ = None if n_valid is None else int(n_valid)
-        self.uncertainty_ = None if uncertainty is None else dict(uncertainty)
+        for field in dataclasses.fields(FittedState):
+            setattr(self, f"{field.name}_", getattr(state, field.name))
+        return self
+
+    def _fitted_state(self):
+        """The `FittedState` of this fitted model (the inverse of `_set_fitted`)."""
+        self._check_fitted()
+        return FittedState(**{field.name: getattr(self, f"{field.name}_")
+                              for field in dataclasses.fields(FittedState)})
 
     # ------------------------------------------------------------------ fitted state
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "network_")
+
     def _check_fitted(self):
-        if not hasattr(self, "network_"):
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError("this SparseFeatureNet is not fitted yet; call fit() "
                                  "or SparseFeatureNet.load() first")
 
@@ -524,7 +558,7 @@ class SparseFeatureNet:
 
     def __getstate__(self):
         # the compiled wrapper is rebuilt on demand: it neither pickles nor copies
-        state = self.__dict__.copy()
+        state = dict(super().__getstate__())
         state.pop("_compiled", None)
         return state
 
@@ -585,11 +619,10 @@ class SparseFeatureNet:
 
         def step(net, x):
             a = net.sparse_features(x)
-            vals, idx = torch.topk(a, k, dim=1)
             parts = [net.predict_from_sparse(a)]
             if return_std:
                 parts.append(net.logvar_from_sparse(a))
-            return torch.cat(parts + [idx.float(), vals], dim=1)
+            return torch.cat(parts + [_top_k(a, k)], dim=1)
 
         res = self._run(X, step, batch_size)
         n_out = t * (2 if return_std else 1)
@@ -598,10 +631,7 @@ class SparseFeatureNet:
         if return_std:
             std = np.exp(0.5 * res[:, t:n_out].astype(np.float64)) * self.y_std_ \
                 * np.asarray(self.uncertainty_["scale"], dtype=np.float64)
-        idx = res[:, n_out:n_out + k].astype(np.int64)
-        vals = res[:, n_out + k:].astype(np.float32)
-        idx[vals <= 0] = -1
-        vals[vals <= 0] = 0
+        idx, vals = _decode_top_k(res[:, n_out:])
         return pred, std, idx, vals
 
     def _check_std(self):
@@ -628,9 +658,10 @@ class SparseFeatureNet:
         resid = (truth - self.y_mean_) / self.y_std_ - z
         scale = fit_std_scale(resid, sigma)
         cov = coverage(resid, 0.0, sigma * scale, nominal=(ONE_SIGMA, 0.95))
-        self.uncertainty_ = {"scale": scale.tolist(), "source": source, "n": len(z),
-                             "coverage_68": cov[0].tolist(), "coverage_95": cov[1].tolist()}
-        return self
+        uncertainty = {"scale": scale.tolist(), "source": source, "n": len(z),
+                       "coverage_68": cov[0].tolist(), "coverage_95": cov[1].tolist()}
+        state = dataclasses.replace(self._fitted_state(), uncertainty=uncertainty)
+        return self._set_fitted(self.network_, state, self.device_, self.autocast_dtype_)
 
     def calibrate_uncertainty(self, X, y=None, *, batch_size=None):
         """Refit the factor that calibrates ``predict(X, return_std=True)``.
@@ -706,10 +737,13 @@ class SparseFeatureNet:
         >>> table["oh_p50_pred"].unit
         Unit("dex")
         """
-        from ._tables import prediction_table
-
+        check_bool(return_std, "return_std")
         self._check_fitted()
-        return prediction_table(self, X, return_std=return_std, batch_size=batch_size)
+        # one pass over the images gives the predictions and the active features
+        pred, std, idx, vals = self._predict_with_features(X, return_std, batch_size)
+        return prediction_table(X, pred, std, idx, vals, names=self.target_names_,
+                                units=self.target_units_, head_weights=self.head_weights,
+                                head_bias=self.head_bias)
 
     def activations(self, X, *, sparse=False, batch_size=None):
         """Post-top-k features.
@@ -732,20 +766,8 @@ class SparseFeatureNet:
         if not sparse:
             return self._run(X, lambda net, x: net.sparse_features(x), batch_size)
         k = self.network_.k
-        parts_i, parts_v = [], []
-
-        def top(net, x):
-            a = net.sparse_features(x)
-            vals, idx = torch.topk(a, k, dim=1)
-            return torch.cat([idx.float(), vals], dim=1)
-
-        res = self._run(X, top, batch_size)
-        idx, vals = res[:, :k].astype(np.int64), res[:, k:].astype(np.float32)
-        idx[vals <= 0] = -1
-        vals[vals <= 0] = 0
-        parts_i.append(idx)
-        parts_v.append(vals)
-        return parts_i[0], parts_v[0]
+        return _decode_top_k(self._run(X, lambda net, x: _top_k(net.sparse_features(x), k),
+                                       batch_size))
 
     @staticmethod
     def sparse_to_dense(indices, values, n_features):
@@ -803,7 +825,8 @@ class SparseFeatureNet:
         ``nmad`` is 1.4826 × the median absolute deviation of the residuals,
         ``bias`` the mean residual (prediction − truth).  With a
         `~sfnet.GalaxySample` and no ``y``, galaxies failing the target's cuts
-        are left out with a warning.
+        are left out with a warning.  `score` is ``r2`` averaged over the
+        targets (the number scikit-learn's model selection maximises).
         """
         self._check_fitted()
         truth, rows = scoring_truth(X, y, self.target_)
@@ -816,9 +839,38 @@ class SparseFeatureNet:
         return {name: regression_metrics(truth[:, j], pred[:, j])
                 for j, name in enumerate(self.target_names_)}
 
-    def score(self, X, y=None):
-        """Coefficient of determination R², averaged over targets."""
-        return float(np.mean([m["r2"] for m in self.evaluate(X, y).values()]))
+    def score(self, X, y=None, sample_weight=None):
+        """Coefficient of determination R², averaged over targets (scikit-learn's convention).
+
+        The ``r2`` of `evaluate`, averaged with equal weight per target: what
+        `~sklearn.model_selection.cross_val_score` and
+        `~sklearn.model_selection.GridSearchCV` use by default.
+
+        Parameters
+        ----------
+        X : GalaxySample or array
+        y : array, optional
+            Targets; taken from the sample's catalog (through its cuts) when omitted.
+        sample_weight : array, optional
+            One weight per galaxy of ``X`` (`sklearn.metrics.r2_score`'s).
+
+        Returns
+        -------
+        float
+        """
+        if sample_weight is None:
+            return float(np.mean([m["r2"] for m in self.evaluate(X, y).values()]))
+        from sklearn.metrics import r2_score
+
+        self._check_fitted()
+        truth, rows = scoring_truth(X, y, self.target_)
+        weight = np.asarray(sample_weight, dtype=np.float64)
+        if weight.shape != (len(X),):
+            raise ValueError(f"sample_weight must have shape ({len(X)},), got {weight.shape}")
+        if len(rows) < len(X):
+            X = X[rows]
+        pred = self.predict(X).reshape(len(truth), -1)
+        return float(r2_score(truth, pred, sample_weight=weight[rows]))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path):
@@ -831,8 +883,13 @@ class SparseFeatureNet:
         -------
         pathlib.Path
         """
-        self._check_fitted()
-        return save_model(self, path)
+        state = self._fitted_state()
+        params = self.get_params(deep=False)
+        if not isinstance(params["target"], (str, list)):
+            params["target"] = list(self.target_.columns)
+        if isinstance(params["random_state"], (np.random.Generator, np.random.RandomState)):
+            params["random_state"] = None  # the seed it drew is kept as seed_
+        return save_model(path, params, self.network_, state)
 
     @classmethod
     def load(cls, path, *, device="auto", precision="auto"):
@@ -841,7 +898,12 @@ class SparseFeatureNet:
         Only tensors are read from the weights file (``torch.load(weights_only=True)``)
         and its SHA-256 must match the metadata; otherwise `ValueError`.
         """
-        return load_model(cls, path, device=device, precision=precision)
+        params, network, state = load_model(path)
+        names = cls._get_param_names()
+        params.update(device=device, precision=precision)
+        model = cls(**{k: v for k, v in params.items() if k in names})
+        device = resolve_device(device)
+        return model._set_fitted(network, state, device, resolve_precision(precision, device))
 
     @classmethod
     def from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
@@ -899,10 +961,14 @@ class SparseFeatureNet:
         SparseFeatureNet
             A fitted model; `save` and `load` keep its predictions exactly.
         """
-        return model_from_seed_checkpoint(
-            cls, path, k, target=target, device=device, precision=precision,
-            image_size=image_size, crop_size=crop_size, mean=mean, std=std,
-            stats_from=stats_from, preprocessing=preprocessing)
+        geometry = dict(image_size=image_size, crop_size=crop_size, preprocessing=preprocessing)
+        placement = dict(device=device, precision=precision)
+        cls(**geometry, **placement).validate_params()  # fail before reading anything
+        params, network, state = model_from_seed_checkpoint(
+            path, k, target=target, mean=mean, std=std, stats_from=stats_from, **geometry)
+        model = cls(**params, **placement)
+        device, dtype, _ = model.validate_params()
+        return model._set_fitted(network, state, device, dtype)
 
 
 #: Parameters of `SparseFeatureNet` that train as the paper did (Wu 2025, its
@@ -919,9 +985,3 @@ PAPER_RECIPE = {
     "validation_fraction": 0.2, "keep_epoch": "last", "standardize_target": False,
 }
 
-
-def _same(a, b):
-    try:
-        return bool(a == b) and type(a) is type(b)
-    except (TypeError, ValueError):
-        return False

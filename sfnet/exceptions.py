@@ -1,13 +1,17 @@
 """Exceptions and warnings raised by sfnet."""
 
+import sklearn.exceptions
+
 __all__ = ["NotFittedError", "ImageReadError", "SkyServerError", "SfnetWarning",
            "DataDroppedWarning"]
 
 
-class NotFittedError(ValueError, AttributeError):
+class NotFittedError(sklearn.exceptions.NotFittedError):
     """Raised when a model is used before :meth:`~sfnet.SparseFeatureNet.fit`.
 
-    Subclasses both `ValueError` and `AttributeError`, as in scikit-learn.
+    Subclasses scikit-learn's `sklearn.exceptions.NotFittedError`, so
+    ``except sklearn.exceptions.NotFittedError`` catches it, and through it
+    both `ValueError` and `AttributeError`.
     """
 
 

@@ -221,3 +221,39 @@ def test_load_keeps_the_cuts_of_a_named_target(data, tmp_path):
                              progress=False, random_state=0).fit(X, y)
     loaded = SparseFeatureNet.load(model.save(tmp_path / "m"))
     assert loaded.target_ == get_target("metallicity") and loaded.target_.cuts
+
+
+def test_fitted_attributes_are_the_fitted_state(fitted):
+    import dataclasses
+
+    from sfnet._io import json_safe
+    from sfnet._persistence import FittedState
+
+    fields = [f.name for f in dataclasses.fields(FittedState)]
+    public = {name for name in vars(fitted) if name.endswith("_") and not name.startswith("_")}
+    assert public == {f"{name}_" for name in fields} | {"network_", "device_", "autocast_dtype_"}
+    # the JSON form round-trips every field
+    state = FittedState(**{name: getattr(fitted, f"{name}_") for name in fields})
+    again = FittedState.from_json(json.loads(json.dumps(json_safe(state.to_json()))))
+    for name in fields:
+        a, b = getattr(state, name), getattr(again, name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a == b, name
+    assert again.seed == fitted.seed_ == 0 and again.n_train + again.n_valid == 400
+
+
+def test_validation_split_is_the_sample_split():
+    from sfnet import GalaxySample
+    from sfnet.datasets._split import split_positions
+
+    images = np.zeros((30, 8, 8, 3), np.uint8)
+    sample = GalaxySample(images, Table({"objID": np.arange(30, dtype=np.int64) + 10}))
+    train, valid = sample.split(0.2, seed=5)
+    pos_train, pos_valid = split_positions(30, 0.2, 5)
+    np.testing.assert_array_equal(valid.catalog["objID"], pos_valid + 10)
+    np.testing.assert_array_equal(train.catalog["objID"], pos_train + 10)
+    # fit's rule keeps at least one validation galaxy for a positive fraction
+    assert len(split_positions(30, 0.01, 5)[1]) == 0
+    assert len(split_positions(30, 0.01, 5, min_valid=1)[1]) == 1

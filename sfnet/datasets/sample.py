@@ -38,6 +38,7 @@ import logging
 import numpy as np
 
 from ..targets import get_target
+from ._split import split_positions
 from ._store import (as_catalog, as_run, catalog_to_pandas, memmap_reference, normalize_rows,
                      open_reference, read_rows, read_sample_dir, write_sample_dir)
 
@@ -207,6 +208,12 @@ class GalaxySample:
         return self._cache
 
     @property
+    def shape(self):
+        """tuple: ``(N,)``; a sample is a sequence of galaxies (``sample[rows, ...]`` works too),
+        so scikit-learn's cross-validation splits it like an array."""
+        return (len(self),)
+
+    @property
     def image_shape(self):
         """tuple: ``(H, W, 3)``, the shape of one image."""
         return tuple(self._base.shape[1:])
@@ -265,6 +272,8 @@ class GalaxySample:
 
     # ---------------------------------------------------------------- indexing
     def __getitem__(self, key):
+        if isinstance(key, tuple) and len(key) == 2 and key[1] is Ellipsis:
+            key = key[0]  # sample[rows, ...], as numpy (and scikit-learn) index arrays
         pos = normalize_rows(key, len(self))
         catalog = self._catalog[pos]
         if self._index is None:
@@ -399,11 +408,7 @@ class GalaxySample:
         fraction = float(fraction)
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction}")
-        n = len(self)
-        n_valid = round(fraction * n)
-        perm = np.random.default_rng(seed).permutation(n)
-        valid = np.sort(perm[:n_valid])
-        train = np.sort(perm[n_valid:])
+        train, valid = split_positions(len(self), fraction, seed)
         return self[train], self[valid]
 
     # ------------------------------------------------------------------- I/O
