@@ -75,3 +75,27 @@ def atomic_write_json(path, obj):
     """Write ``obj`` as indented, standard JSON (see `json_safe`) to ``path`` atomically."""
     text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_text(path, text + "\n")
+
+
+def check_output_dir(path, argument="output", *, marker=None, what=None):
+    """Check an output directory before any work is done; return it as a `~pathlib.Path`.
+
+    The one output-directory rule of sfnet's commands: ``path`` may be new or
+    an existing directory.  With ``marker`` (a file name), an existing
+    non-empty directory must hold that file -- i.e. be an earlier output of the
+    same kind (``what``), which is then replaced.  Nothing is created.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and is not a directory, or (with ``marker``) is a
+        non-empty directory without ``marker``.  The message names ``argument``.
+    """
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise FileExistsError(f"{argument} {str(path)!r} exists and is not a directory")
+        if marker is not None and not (path / marker).is_file() and any(path.iterdir()):
+            raise FileExistsError(f"{argument} {str(path)!r} is a non-empty directory that "
+                                  f"is not {what or marker}; refusing to write into it")
+    return path
