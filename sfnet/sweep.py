@@ -119,7 +119,7 @@ def run_k_sweep(sample, ks=DEFAULT_KS, *, target="metallicity", epochs=12, batch
         Held-out fraction (0 < f < 1).
     output : path-like, optional
         If given, write ``sweep.ecsv`` (the table) and ``k_sweep.png``
-        (`sfnet.interpret.plot_k_sweep`) there.
+        (`sfnet.interpret.plot_k_sweep`) there; checked before any training.
     progress : bool, optional
         Progress bars while training.
     say : callable, optional
