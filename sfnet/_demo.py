@@ -1,5 +1,7 @@
 """The pipeline behind ``sfnet demo``: mock -> select -> split -> fit -> evaluate -> interpret.
 
+The select, split, score and baseline steps are `sfnet.workflow`'s; this module
+adds the mock, the error bars and stability, the report and ``metrics.json``.
 Private module; the command line (`sfnet.cli`) is the public entry point.
 """
 
@@ -15,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ._utils import as_float64
+from ._io import check_output_dir
+from .workflow import reference_scores, score_model, select_and_split
 
 __all__ = ["DEMO_DEFAULTS", "run_demo", "format_summary"]
 
@@ -64,35 +67,6 @@ def versions():
             "numpy": np.__version__, "python": platform.python_version()}
 
 
-_plain = as_float64
-
-
-def _photometric_rmse(train, valid, seed=0):
-    """RMSEs of the two photometric baselines and the GBM's numeric details.
-
-    Returns ``(gbm_rmse, linear_rmse, details)``: `sfnet.baselines.photometric_baseline`
-    with ``model="gbm"`` (tuned on ``train`` only) and ``model="linear"``.
-    """
-    from .baselines import photometric_baseline
-
-    gbm = photometric_baseline(train, valid, target=_TARGET, model="gbm", random_state=seed)
-    linear = photometric_baseline(train, valid, target=_TARGET, model="linear")
-    details = {"gbm_params": {k: float(v) for k, v in gbm["params"].items()},
-               "gbm_cv_rmse": float(gbm["cv_rmse"]), "gbm_n_iter": int(gbm["n_iter"]),
-               "gbm_features": list(gbm["feature_names"]),
-               "linear_features": list(linear["feature_names"]),
-               "n_train": int(gbm["n_train"]), "n_valid": int(gbm["n_valid"])}
-    return float(gbm["rmse"]), float(linear["rmse"]), details
-
-
-def check_output_dir(output):
-    """Refuse an output path that is a file (before any work is done)."""
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise NotADirectoryError(f"--output {str(output)!r} exists and is not a directory")
-    return output
-
-
 @contextmanager
 def _timed(seconds, name):
     """Record the wall-clock seconds of the ``with`` block as ``seconds[name]``."""
@@ -118,27 +92,29 @@ class _DemoRun:
     seconds: dict = field(default_factory=dict)
     t_start: float = field(default_factory=time.perf_counter)
     # _generate
-    oracle_rmse: float = math.nan
-    n_selected: int = 0
-    train: Any = None
-    valid: Any = None
+    sample: Any = None
+    split: Any = None
     # _evaluate
     name: str = ""
     unit: Any = None
     scores: dict = field(default_factory=dict)
     acts: Any = None
     truth: Any = None
-    oracle_valid: Any = None
     # _measure_uncertainties
     coverage_68: float = math.nan
     coverage_95: float = math.nan
     std: Any = None
     stability: dict = field(default_factory=dict)
     # _fit_baselines
-    baseline_rmse: float = math.nan
-    photometric_rmse: float = math.nan
-    linear_rmse: float = math.nan
-    photometric: dict = field(default_factory=dict)
+    references: Any = None
+
+    @property
+    def train(self):
+        return self.split.train
+
+    @property
+    def valid(self):
+        return self.split.valid
 
 
 def _generate(run):
@@ -148,14 +124,10 @@ def _generate(run):
     n, size, seed = run.n_galaxies, run.image_size, run.seed
     with _timed(run.seconds, "generate"):
         run.say(f"generating {n} mock galaxies ({size}x{size} px, seed {seed})")
-        sample = make_mock_galaxies(n, image_size=size, seed=seed, progress=run.progress)
-        run.oracle_rmse = float(sample.catalog.meta.get("oracle_rmse", math.nan))
-        selected = sample.select(_TARGET)
-        run.n_selected = len(selected)
-        if run.n_selected < 10:
-            raise ValueError(f"only {run.n_selected} of {n} mock galaxies pass the "
-                             f"{_TARGET} cuts; use more galaxies (--n-galaxies)")
-        run.train, run.valid = selected.split(VALIDATION_FRACTION, seed=seed)
+        run.sample = make_mock_galaxies(n, image_size=size, seed=seed, progress=run.progress)
+        run.split = select_and_split(run.sample, _TARGET, VALIDATION_FRACTION, seed,
+                                     min_selected=10,
+                                     hint="use more galaxies (--n-galaxies)")
 
 
 def _fit(run):
@@ -166,22 +138,16 @@ def _fit(run):
 
 
 def _evaluate(run):
-    """Scores, activations and truth on the held-out galaxies; the mock's oracle RMSE."""
-    model, valid = run.model, run.valid
+    """Scores and activations on the held-out galaxies (one pass of the network)."""
+    model = run.model
     with _timed(run.seconds, "evaluate"):
-        run.say(f"evaluating on {len(valid)} held-out galaxies")
-        scores = model.evaluate(valid)
+        run.say(f"evaluating on {len(run.valid)} held-out galaxies")
+        scores = score_model(model, run.valid, run.split.truth)
         run.name = model.target_names[0]
         run.unit = model.target_units_[0]
-        run.scores = scores[run.name]
-        run.acts = np.asarray(model.activations(valid))
-        run.truth = _plain(valid.catalog[run.name])
-        if "mock_oh_hidden" in valid.catalog.colnames:
-            from .datasets.mock import oracle_rmse as _oracle
-
-            run.oracle_valid = _oracle(valid.catalog["mock_oh_hidden"])
-        else:  # pragma: no cover - the mock always has it
-            run.oracle_valid = None
+        run.scores = scores.metrics[run.name]
+        run.acts = scores.activations
+        run.truth = run.split.truth[:, 0]
 
 
 def _measure_uncertainties(run):
@@ -197,15 +163,9 @@ def _measure_uncertainties(run):
 
 
 def _fit_baselines(run):
-    """The mean predictor and the two photometric baselines."""
+    """The mean predictor, the two photometric baselines and the floor."""
     with _timed(run.seconds, "baselines"):
-        run.say("fitting the baselines (mean predictor; photometric gradient-boosted trees, "
-                "tuned on the training galaxies, and linear fit)")
-        from .baselines import mean_baseline_rmse
-
-        run.baseline_rmse = mean_baseline_rmse(run.train, run.valid, _TARGET)
-        run.photometric_rmse, run.linear_rmse, run.photometric = _photometric_rmse(
-            run.train, run.valid, run.seed)
+        run.references = reference_scores(run.split, run.sample, seed=run.seed, say=run.say)
 
 
 def _save_model(run):
@@ -217,12 +177,13 @@ def _save_model(run):
 
 def _write_report(run, max_features):
     """Write report.html and the figures; return the report's path."""
-    report_metrics = {run.name: run.scores, "oracle_rmse": run.oracle_rmse,
-                      "baseline_rmse (mean predictor)": run.baseline_rmse}
+    refs = run.references
+    report_metrics = {run.name: run.scores, "oracle_rmse": refs.floor.sample,
+                      "baseline_rmse (mean predictor)": refs.mean_rmse}
     report_metrics["photometric_gbm_rmse (gradient-boosted trees on catalog photometry)"] = \
-        run.photometric_rmse
+        refs.photometric_gbm_rmse
     report_metrics["photometric_linear_rmse (linear fit on aperture colours)"] = \
-        run.linear_rmse
+        refs.photometric_linear_rmse
     with _timed(run.seconds, "interpret"):
         run.say(f"interpreting the features: {run.output / 'report.html'}")
         from .interpret import write_report
@@ -234,7 +195,7 @@ def _write_report(run, max_features):
 
 def _accuracy_metrics(run):
     """The accuracy part of metrics.json: the SFNet, the oracle and the baselines."""
-    ours = run.scores
+    ours, refs = run.scores, run.references
     return {
         "target": _TARGET,
         "target_column": run.name,
@@ -243,13 +204,13 @@ def _accuracy_metrics(run):
         "nmad": float(ours["nmad"]),
         "bias": float(ours["bias"]),
         "r2": float(ours["r2"]),
-        "oracle_rmse": run.oracle_rmse,
-        "oracle_rmse_valid": run.oracle_valid,
-        "baseline_rmse": run.baseline_rmse,
-        "photometric_rmse": run.photometric_rmse,
-        "photometric_gbm_rmse": run.photometric_rmse,
-        "photometric_linear_rmse": run.linear_rmse,
-        "photometric_baseline": run.photometric,
+        "oracle_rmse": refs.floor.sample,
+        "oracle_rmse_valid": refs.floor.valid,
+        "baseline_rmse": refs.mean_rmse,
+        "photometric_rmse": refs.photometric_gbm_rmse,
+        "photometric_gbm_rmse": refs.photometric_gbm_rmse,
+        "photometric_linear_rmse": refs.photometric_linear_rmse,
+        "photometric_baseline": refs.details,
         "target_std": float(run.truth.std()),
     }
 
@@ -258,7 +219,7 @@ def _run_metrics(run):
     """The sizes and settings part of metrics.json."""
     return {
         "n_galaxies": int(run.n_galaxies),
-        "n_selected": int(run.n_selected),
+        "n_selected": int(run.split.n_selected),
         "n_train": int(len(run.train)),
         "n_valid": int(len(run.valid)),
         "k": int(run.k),

@@ -22,34 +22,6 @@ class NotADirectoryPathError(NotADirectoryError, FileExistsError, ValueError):
     """
 
 
-def check_output_dir(path, name):
-    """Whether the output directory ``path`` exists; refuse a path that is not one.
-
-    Parameters
-    ----------
-    path : str or path-like
-        Where a directory is going to be written.
-    name : str
-        The argument's name for the message (``"--output"``, ``"output_dir"``...).
-
-    Returns
-    -------
-    bool
-        True if ``path`` is an existing directory, False if nothing is there.
-
-    Raises
-    ------
-    NotADirectoryPathError
-        If ``path`` exists and is not a directory (the message names ``name``).
-    """
-    path = Path(path)
-    if not path.exists():
-        return False
-    if not path.is_dir():
-        raise NotADirectoryPathError(f"{name} {str(path)!r} exists and is not a directory")
-    return True
-
-
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -114,3 +86,49 @@ def atomic_write_json(path, obj):
     """Write ``obj`` as indented, standard JSON (see `json_safe`) to ``path`` atomically."""
     text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_text(path, text + "\n")
+
+
+def check_output_dir(path, argument="output", *, marker=None, what=None):
+    """Check an output directory before any work is done; return it as a `~pathlib.Path`.
+
+    The one output-directory rule of sfnet: ``path`` may be new or an existing
+    directory.  With ``marker`` (a file name), an existing non-empty directory
+    must hold that file -- i.e. be an earlier output of the same kind
+    (``what``), which is then replaced.  Nothing is created.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where a directory is going to be written.
+    argument : str
+        The argument's name for the messages (``"--output"``, ``"output_dir"``...).
+    marker : str, optional
+        A file that an existing non-empty directory must hold.
+    what : str, optional
+        What ``marker`` stands for, for the message.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a path.
+    NotADirectoryPathError
+        ``path`` exists and is not a directory (also a `FileExistsError`,
+        `NotADirectoryError` and `ValueError`).
+    FileExistsError
+        With ``marker``: ``path`` is a non-empty directory without ``marker``.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{argument} must be a path, got {path!r}")
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise NotADirectoryPathError(f"{argument} {str(path)!r} exists and is not a "
+                                         "directory")
+        if marker is not None and not (path / marker).is_file() and any(path.iterdir()):
+            raise FileExistsError(f"{argument} {str(path)!r} is a non-empty directory that "
+                                  f"is not {what or marker}; refusing to write into it")
+    return path

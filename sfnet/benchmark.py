@@ -43,7 +43,7 @@ from ._device import autocast, resolve_device, resolve_precision
 from .datasets._layout import IMAGE_DIR
 from .nn import SparseFeatureNetwork
 
-__all__ = ["run_benchmark", "format_table", "add_arguments", "run"]
+__all__ = ["run_benchmark", "format_table"]
 
 log = logging.getLogger("sfnet")
 
@@ -633,60 +633,3 @@ def _projection_lines(pr):
         lines.append(f"  {name:20s} {r['stored_gb']:5.1f} GB at {PAPER_STORED} px, "
                      f"{how:9s} {r['img_s']:8.1f} img/s  {r['hours']:8.1f} h")
     return lines
-
-
-def add_arguments(parser):
-    """Options of ``sfnet benchmark``."""
-    parser.add_argument("--device", default="auto", help="torch device (default: auto)")
-    parser.add_argument("--image-size", type=int, default=144,
-                        help="image side in pixels (default: 144, the paper's crop)")
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
-    parser.add_argument("--precision", default="fp32,auto",
-                        help="comma-separated precisions to measure: fp32, bf16, auto "
-                             "(default: fp32,auto)")
-    parser.add_argument("--steps", type=int, default=6, help="timed steps (default: 6)")
-    parser.add_argument("--k", type=int, default=4, help="top-k (default: 4)")
-    parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--io-images", type=int, default=256,
-                        help="images for the I/O measurements (default: 256)")
-    parser.add_argument("--no-paper-baseline", action="store_true",
-                        help="skip the paper-style PIL-decode-every-batch loop")
-    parser.add_argument("--no-streaming", action="store_true",
-                        help="skip the in-memory vs streamed training comparison")
-    parser.add_argument("--rss-images", default="2000,8000",
-                        help="comma-separated sample sizes for the peak memory of streamed "
-                             "training (64 px, fresh processes); 0 to skip "
-                             "(default: 2000,8000)")
-    parser.add_argument("--compile", action="store_true",
-                        help="also measure compile=True (torch.compile): compile time and "
-                             "speed-up")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-
-
-def run(args):
-    """Entry point of ``sfnet benchmark``; returns the exit code."""
-    for name in ("image_size", "batch_size", "steps", "k", "io_images"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
-    try:
-        rss_images = [int(v) for v in args.rss_images.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--rss-images must be comma-separated integers, "
-                         f"got {args.rss_images!r}") from None
-    if any(v < 0 for v in rss_images):
-        raise ValueError(f"--rss-images must be non-negative, got {args.rss_images!r}")
-    rss_images = [v for v in rss_images if v > 0]
-    result = run_benchmark(device=args.device, image_size=args.image_size,
-                           batch_size=args.batch_size,
-                           precisions=[p.strip() for p in args.precision.split(",") if p.strip()],
-                           steps=args.steps, k=args.k, backbone=args.backbone,
-                           io_images=args.io_images,
-                           paper_baseline=not args.no_paper_baseline,
-                           streaming=not args.no_streaming, rss_images=rss_images,
-                           compile=args.compile)
-    print(format_table(result))
-    if args.json:
-        from ._io import atomic_write_json
-
-        atomic_write_json(args.json, result)
-    return 0

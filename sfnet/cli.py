@@ -21,11 +21,15 @@ from pathlib import Path
 
 from ._demo import DEMO_DEFAULTS
 from .datasets.cutouts import cutout_services
-from .datasets._layout import CATALOG_CSV
 
 __all__ = ["main", "build_parser", "DEMO_DEFAULTS"]
 
 log = logging.getLogger("sfnet.cli")
+
+#: Backbones offered by ``--backbone`` (sfnet.nn.BACKBONES, whose import needs torch).
+_BACKBONES = ("resnet18", "resnet34", "resnet50")
+#: Values of ``--precision``.
+_PRECISIONS = ("auto", "fp32", "bf16")
 
 #: Exceptions reported as one line (no traceback unless --debug).
 _USER_ERRORS = (ValueError, TypeError, OSError)
@@ -214,6 +218,11 @@ examples:
 """
 
 _BENCHMARK_EPILOG = """\
+Measures, on the same synthetic data in one run: a bare PyTorch training step against
+SparseFeatureNet.fit and a bare forward against activations (images/s and ratios),
+decode/load throughput, streamed training and peak memory.  Ratios taken in one run
+are the figures to quote; absolute images/s drift on shared machines.
+
 examples:
   sfnet benchmark
   sfnet benchmark --device cuda --image-size 144 --batch-size 256 --json bench.json
@@ -240,7 +249,7 @@ def _add_device(p, precision=True):
     p.add_argument("--device", default="auto",
                    help="torch device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     if precision:
-        p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+        p.add_argument("--precision", choices=_PRECISIONS, default="auto",
                        help="auto: bfloat16 autocast on CUDA and bf16-capable CPUs, else fp32")
 
 
@@ -368,8 +377,7 @@ def _add_train_network_options(p):
     p.add_argument("--preprocessing", choices=("resize-crop", "crop-resize"), default=None,
                    help="order of resize and crop (default resize-crop; the paper: "
                         "crop-resize)")
-    p.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50"),
-                   default="resnet18")
+    p.add_argument("--backbone", choices=_BACKBONES, default="resnet18")
     p.add_argument("--weights", choices=("none", "imagenet"), default=None,
                    help="backbone initialisation (default none; the paper recipe: imagenet, "
                         "read from the torch hub cache or downloaded)")
@@ -454,12 +462,59 @@ def _add_sweep_parser(sub, common):
     p.set_defaults(handler=_cmd_sweep)
 
 
-def _add_benchmark_parser(sub):
-    # Its options come from sfnet.benchmark.add_arguments, imported only when
-    # the command runs; everything after 'benchmark' is parsed there.
-    p = sub.add_parser("benchmark", add_help=False, formatter_class=_Formatter,
-                       help="measure training/inference throughput against bare PyTorch",
-                       epilog=_BENCHMARK_EPILOG)
+def _precision_list(text):
+    """``--precision`` of ``sfnet benchmark``: comma-separated fp32, bf16, auto."""
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in _PRECISIONS]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated values from {', '.join(_PRECISIONS)}, got {text!r}")
+    return values
+
+
+def _count_list(text):
+    """``--rss-images`` of ``sfnet benchmark``: comma-separated integers >= 0."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = None
+    if values is None or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated integers >= 0, got {text!r}")
+    return values
+
+
+def _add_benchmark_parser(sub, common):
+    p = _add_subcommand(sub, common, "benchmark",
+                        "measure training/inference throughput against bare PyTorch",
+                        _BENCHMARK_EPILOG)
+    _add_device(p, precision=False)
+    p.add_argument("--precision", type=_precision_list, default=["fp32", "auto"],
+                   metavar="P[,P...]",
+                   help="precisions to measure, comma-separated from fp32, bf16, auto "
+                        "(default: fp32,auto)")
+    p.add_argument("--image-size", type=_int_at_least(8), default=144, metavar="S",
+                   help="image side in pixels (the paper's crop: 144)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=64, metavar="B",
+                   help="batch size")
+    p.add_argument("--steps", type=_int_at_least(1), default=6, metavar="N",
+                   help="timed steps per measurement")
+    p.add_argument("--k", type=_int_at_least(1), default=4, help="active features (top-k)")
+    p.add_argument("--backbone", choices=_BACKBONES, default="resnet18", help="backbone")
+    p.add_argument("--io-images", type=_int_at_least(1), default=256, metavar="N",
+                   help="images for the I/O measurements")
+    p.add_argument("--no-paper-baseline", action="store_true",
+                   help="skip the paper-style PIL-decode-every-batch loop")
+    p.add_argument("--no-streaming", action="store_true",
+                   help="skip the in-memory vs streamed training comparison")
+    p.add_argument("--rss-images", type=_count_list, default=[2000, 8000],
+                   metavar="N[,N...]",
+                   help="sample sizes for the peak memory of streamed training (64 px, "
+                        "fresh processes); 0 to skip (default: 2000,8000)")
+    p.add_argument("--compile", action="store_true",
+                   help="also measure compile=True (torch.compile): compile time and "
+                        "speed-up")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(handler=_cmd_benchmark)
 
 
@@ -479,9 +534,8 @@ def build_parser():
     sub.required = True
     common = _common()
     for add in (_add_demo_parser, _add_fetch_parser, _add_train_parser, _add_predict_parser,
-                _add_interpret_parser, _add_sweep_parser):
+                _add_interpret_parser, _add_sweep_parser, _add_benchmark_parser):
         add(sub, common)
-    _add_benchmark_parser(sub)
     return parser
 
 
@@ -520,49 +574,6 @@ def _check_device(device):
         raise ValueError(f"--device {device}: MPS is not available here")
 
 
-def load_data(path, *, progress=True):
-    """Open DATA: a Zenodo-layout folder (galaxies.csv) or a saved GalaxySample."""
-    from .datasets import GalaxySample, load_galaxy_folder
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"DATA {str(path)!r} does not exist")
-    if not path.is_dir():
-        raise NotADirectoryError(f"DATA {str(path)!r} is not a directory")
-    if (path / CATALOG_CSV).is_file():
-        log.info("reading the galaxy folder %s", path)
-        return load_galaxy_folder(path, progress=progress)
-    if (path / "sample.json").is_file():
-        log.info("opening the saved sample %s", path)
-        return GalaxySample.load(path)
-    raise FileNotFoundError(
-        f"DATA {str(path)!r} is neither a galaxy folder (galaxies.csv + images-sdss/) "
-        "nor a saved GalaxySample (sample.json)")
-
-
-def _check_model_output(path):
-    """MODEL may be new, empty, or an earlier sfnet model (replaced)."""
-    path = Path(path)
-    if path.exists():
-        if not path.is_dir():
-            raise NotADirectoryError(f"--output {str(path)!r} exists and is not a directory")
-        if any(path.iterdir()) and not (path / "sfnet.json").is_file():
-            raise FileExistsError(f"--output {str(path)!r} is a non-empty directory that "
-                                  "is not an sfnet model; refusing to write into it")
-    return path
-
-
-def _load_model(path, args):
-    from . import SparseFeatureNet
-
-    _check_device(args.device)
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"MODEL {str(path)!r} is not a model directory")
-    return SparseFeatureNet.load(path, device=args.device,
-                                 precision=getattr(args, "precision", "auto"))
-
-
 def _format_metrics(metrics, units=None):
     units = units or {}
     names = list(metrics)
@@ -578,9 +589,8 @@ def _format_metrics(metrics, units=None):
 
 # --------------------------------------------------------------------------- commands
 def _cmd_demo(args):
-    from ._demo import check_output_dir, format_summary, run_demo
+    from ._demo import format_summary, run_demo
 
-    check_output_dir(args.output)
     _check_device(args.device)
     metrics = run_demo(args.output, n_galaxies=args.n_galaxies, image_size=args.image_size,
                        epochs=args.epochs, k=args.k, batch_size=args.batch_size,
@@ -607,42 +617,36 @@ def _fetch_region(values):
 
 
 def _cmd_sweep(args):
+    from .sweep import run_sweep
+
+    _check_device(args.device)
+    table = run_sweep(args.data, args.k, output=args.output, n_galaxies=args.n_galaxies,
+                      image_size=args.image_size, seed=args.seed, target=args.target,
+                      epochs=args.epochs, batch_size=args.batch_size, device=args.device,
+                      precision=args.precision, progress=_progress(args), say=_say(args))
+    print(_format_sweep(table, args.output))
+    return 0
+
+
+def _format_sweep(table, output):
+    """What ``sfnet sweep`` prints: one line per k, then the baselines and the floor."""
     import math
 
-    from ._demo import check_output_dir
-    from .sweep import run_k_sweep
-
-    check_output_dir(args.output)
-    _check_device(args.device)
-    say = _say(args)
-    if args.data is None:
-        from .datasets import make_mock_galaxies
-
-        say(f"generating {args.n_galaxies} mock galaxies ({args.image_size}x{args.image_size} "
-            f"px, seed {args.seed})")
-        sample = make_mock_galaxies(args.n_galaxies, image_size=args.image_size,
-                                    seed=args.seed, progress=_progress(args))
-    else:
-        sample = load_data(args.data, progress=_progress(args))
-    table = run_k_sweep(sample, args.k, target=args.target, epochs=args.epochs,
-                        batch_size=args.batch_size, seed=args.seed, device=args.device,
-                        precision=args.precision, output=args.output,
-                        progress=_progress(args), say=say)
     meta = table.meta
-    print(f"sfnet sweep: {meta['n_train']} training / {meta['n_valid']} held-out galaxies, "
-          f"{meta['epochs']} epoch(s) per k, {meta['seconds']:.0f} s in all")
-    print(f"  {'k':>4}  {'RMSE':>8}  {'NMAD':>8}  {'active':>6}  {'>1%':>5}  {'seconds':>8}")
+    lines = [f"sfnet sweep: {meta['n_train']} training / {meta['n_valid']} held-out galaxies, "
+             f"{meta['epochs']} epoch(s) per k, {meta['seconds']:.0f} s in all",
+             f"  {'k':>4}  {'RMSE':>8}  {'NMAD':>8}  {'active':>6}  {'>1%':>5}  {'seconds':>8}"]
     for row in table:
-        print(f"  {row['k']:>4}  {row['rmse']:8.4f}  {row['nmad']:8.4f}  "
-              f"{row['n_active']:>6}  {row['n_frequent']:>5}  {row['seconds']:8.1f}")
+        lines.append(f"  {row['k']:>4}  {row['rmse']:8.4f}  {row['nmad']:8.4f}  "
+                     f"{row['n_active']:>6}  {row['n_frequent']:>5}  {row['seconds']:8.1f}")
     for key, label in (("photometric_gbm_rmse", "photometric GBM"),
                        ("photometric_linear_rmse", "photometric linear"),
                        ("mean_rmse", "mean predictor"), ("oracle_rmse", "floor (oracle)")):
         value = meta.get(key)
         if value is not None and math.isfinite(value):
-            print(f"  {label:<20} RMSE {value:.4f}")
-    print(f"  wrote {Path(args.output) / 'sweep.ecsv'} and {Path(args.output) / 'k_sweep.png'}")
-    return 0
+            lines.append(f"  {label:<20} RMSE {value:.4f}")
+    lines.append(f"  wrote {Path(output) / 'sweep.ecsv'} and {Path(output) / 'k_sweep.png'}")
+    return "\n".join(lines)
 
 
 def _cmd_fetch(args):
@@ -689,103 +693,68 @@ def _train_params(args):
 
 def _cmd_train(args):
     from . import SparseFeatureNet
+    from .workflow import train_model
 
-    output = _check_model_output(args.output)
     _check_device(args.device)
     if args.resume and args.checkpoint_dir is None:
         raise _UsageError("--resume needs --checkpoint-dir")
-    model = SparseFeatureNet(k=args.k, **_train_params(args))
-    model.validate_params()  # before reading a possibly large folder
-    say = _say(args)
-    sample = load_data(args.data, progress=_progress(args))
-    n_all = len(sample)
-    sample = sample.select(args.target)
-    if len(sample) == 0:
-        raise ValueError(f"no galaxy in {args.data} passes the quality cuts of target "
-                         f"{args.target!r}")
-    if args.validation_fraction > 0:
-        train, valid = sample.split(args.validation_fraction, seed=args.seed)
-        if len(valid) == 0:
-            raise ValueError(f"--validation-fraction {args.validation_fraction} of "
-                             f"{len(sample)} galaxies leaves no validation galaxy")
-    else:
-        train, valid = sample, None
-    say(f"{len(sample)} of {n_all} galaxies pass the cuts of target {args.target!r}: "
-        f"training on {len(train)}" + (f", validating on {len(valid)}" if valid else ""))
-    model.fit(train, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
-    if valid is not None and model.network_.has_variance_head:
-        # fit saw no held-out galaxies (validation_fraction=0): calibrate the error bars
-        # on the validation split, which the network never trained on
-        model.calibrate_uncertainty(valid)
-    model.save(output)
-    print(f"sfnet train: model saved to {output} (k={args.k}, {model.epochs} epoch(s), "
-          f"{len(train)} training galaxies)")
-    if valid is not None:
-        metrics = model.evaluate(valid)
+    result = train_model(SparseFeatureNet(k=args.k, **_train_params(args)), args.data,
+                         args.output, validation_fraction=args.validation_fraction,
+                         seed=args.seed, checkpoint_dir=args.checkpoint_dir,
+                         resume=args.resume, progress=_progress(args), say=_say(args))
+    model, split = result.model, result.split
+    print(f"sfnet train: model saved to {result.output} (k={args.k}, {model.epochs} "
+          f"epoch(s), {len(split.train)} training galaxies)")
+    if result.scores is not None:
         units = dict(zip(model.target_names, model.target_units_))
-        print(f"validation metrics ({len(valid)} held-out galaxies):")
-        print(_format_metrics(metrics, units))
+        print(f"validation metrics ({len(split.valid)} held-out galaxies):")
+        print(_format_metrics(result.scores.metrics, units))
     return 0
 
 
 def _cmd_predict(args):
-    from ._tables import table_format, write_prediction_table
+    from .workflow import write_predictions
 
-    table_format(args.output, "--output")  # validate before any work
-    model = _load_model(args.model, args)
-    model.progress = _progress(args)
-    sample = load_data(args.data, progress=_progress(args))
-    table = model.predict_table(sample, return_std=args.std, batch_size=args.batch_size)
-    table.meta.update({"model": str(Path(args.model).resolve()),
-                       "data": str(Path(args.data).resolve())})
-    write_prediction_table(table, args.output, argument="--output")
-    print(f"sfnet predict: {len(table)} predictions of {', '.join(model.target_names)} "
+    _check_device(args.device)
+    table = write_predictions(args.model, args.data, args.output, return_std=args.std,
+                              batch_size=args.batch_size, device=args.device,
+                              precision=args.precision, progress=_progress(args))
+    print(f"sfnet predict: {len(table)} predictions of {', '.join(table.meta['targets'])} "
           f"written to {args.output}")
     return 0
 
 
 def _cmd_interpret(args):
-    import numpy as np
+    from .workflow import write_interpretation
 
-    from .interpret import write_report
-
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise NotADirectoryError(f"--output {str(output)!r} exists and is not a directory")
-    model = _load_model(args.model, args)
-    model.progress = _progress(args)
-    sample = load_data(args.data, progress=_progress(args))
-    target = model.target_
-    if not args.all_galaxies:
-        if all(c in sample.catalog.colnames for c in target.required):
-            sample = sample.select(target)
-        else:
-            log.warning("the catalog lacks columns of target %r: interpreting all galaxies",
-                        target.name)
-    if len(sample) == 0:
-        raise ValueError(f"no galaxy in {args.data} passes the cuts of target {target.name!r} "
-                         "(use --all-galaxies)")
-    if args.max_galaxies is not None and len(sample) > args.max_galaxies:
-        rows = np.sort(np.random.default_rng(args.seed).choice(
-            len(sample), args.max_galaxies, replace=False))
-        sample = sample[rows]
-    _say(args)(f"interpreting {len(sample)} galaxies")
-    report = write_report(model, sample, output, max_features=args.max_features)
+    _check_device(args.device)
+    report = write_interpretation(args.model, args.data, args.output,
+                                  all_galaxies=args.all_galaxies,
+                                  max_galaxies=args.max_galaxies, seed=args.seed,
+                                  max_features=args.max_features, device=args.device,
+                                  precision=args.precision, progress=_progress(args),
+                                  say=_say(args))
     print(f"sfnet interpret: report written to {report}")
     return 0
 
 
-def _cmd_benchmark(args, extra=()):
-    from . import benchmark
+def _cmd_benchmark(args):
+    from ._io import atomic_write_json
+    from .benchmark import format_table, run_benchmark
 
-    parser = _Parser(prog="sfnet benchmark", formatter_class=_Formatter,
-                     parents=[_common()], epilog=_BENCHMARK_EPILOG,
-                     description="Measure training/inference throughput of SparseFeatureNet\n"
-                                 "against bare PyTorch, decode/load throughput and peak\n"
-                                 "memory, as ratios taken in one run.")
-    benchmark.add_arguments(parser)
-    args = parser.parse_args(list(extra), namespace=args)
-    return benchmark.run(args)
+    _check_device(args.device)
+    result = run_benchmark(device=args.device, image_size=args.image_size,
+                           batch_size=args.batch_size, precisions=args.precision,
+                           steps=args.steps, k=args.k, backbone=args.backbone,
+                           io_images=args.io_images,
+                           paper_baseline=not args.no_paper_baseline,
+                           streaming=not args.no_streaming,
+                           rss_images=[v for v in args.rss_images if v > 0],
+                           compile=args.compile)
+    print(format_table(result))
+    if args.json:
+        atomic_write_json(args.json, result)
+    return 0
 
 
 # --------------------------------------------------------------------------- main
@@ -819,20 +788,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()
     try:
-        args, extra = parser.parse_known_args(argv)
-        if extra and args.command != "benchmark":
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     logger, handler, previous = _setup_logging(getattr(args, "verbose", False))
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            if args.command == "benchmark":
-                return int(_cmd_benchmark(args, extra) or 0)
             return int(args.handler(args) or 0)
-    except SystemExit as exc:  # from the benchmark's own parser (--help, usage)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except KeyboardInterrupt:
         if getattr(args, "debug", False):
             raise

@@ -8,16 +8,19 @@ number of pooled ResNet-18 features) is the dense network, so its row is the
 accuracy an unconstrained network reaches with the same recipe.  The
 reference lines -- mean predictor, photometric baselines (`sfnet.baselines`)
 and, on the mock, the floor (``oracle_rmse``) -- are computed once on the same
-split and stored in the table's ``meta``.
+split and stored in the table's ``meta``.  The steps (select, split, score,
+baselines, floor) are those of `sfnet.workflow`, shared with ``sfnet train``
+and ``sfnet demo``.
 """
 
-import math
 import time
-from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_k_sweep", "SWEEP_COLUMNS", "DEFAULT_KS"]
+from ._io import check_output_dir
+from .workflow import load_data, reference_scores, score_model, select_and_split
+
+__all__ = ["run_k_sweep", "run_sweep", "write_sweep", "SWEEP_COLUMNS", "DEFAULT_KS"]
 
 #: Columns of the table `run_k_sweep` returns, in order.
 SWEEP_COLUMNS = ("k", "rmse", "nmad", "bias", "r2", "n_active", "n_frequent",
@@ -47,66 +50,22 @@ def _check_ks(ks):
     return sorted(int(k) for k in ks)
 
 
-def _baselines(train, valid, target, seed):
-    """Mean, photometric GBM and linear RMSEs (NaN where the catalog lacks the columns)."""
-    from .baselines import mean_baseline_rmse, photometric_baseline
-
-    def first(v):
-        return float(np.mean(v))
-
-    out = {"mean_rmse": first(mean_baseline_rmse(train, valid, target))}
-    for key, model in (("photometric_gbm_rmse", "gbm"), ("photometric_linear_rmse", "linear")):
-        try:
-            res = photometric_baseline(train, valid, target, model=model, random_state=seed)
-        except ValueError as exc:       # e.g. a catalog without modelMag columns
-            out[key] = math.nan
-            out[key.replace("_rmse", "_note")] = str(exc)
-        else:
-            out[key] = first(res["rmse"])
-    return out
-
-
-def _floor(sample, valid):
-    """The mock's floor on the held-out galaxies, else NaN."""
-    if "mock_oh_hidden" in valid.catalog.colnames:
-        from .datasets.mock import oracle_rmse
-
-        return oracle_rmse(valid.catalog["mock_oh_hidden"])
-    return float(sample.catalog.meta.get("oracle_rmse", math.nan))
-
-
-def _check_sample_and_fraction(sample, validation_fraction):
-    if not (hasattr(sample, "select") and hasattr(sample, "catalog")):
-        raise TypeError(f"sample must be a GalaxySample, got {type(sample).__name__}")
-    if not (isinstance(validation_fraction, (float, int)) and 0 < validation_fraction < 1):
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
-
-
-def _select_and_split(sample, tgt, validation_fraction, seed):
-    """The galaxies passing the target's cuts, split into training and held-out galaxies."""
-    selected = sample.select(tgt)
-    if len(selected) < 10:
-        raise ValueError(f"only {len(selected)} galaxies pass the cuts of target "
-                         f"{tgt.name!r}; the sweep needs at least 10")
-    return selected.split(validation_fraction, seed=seed)
-
-
-def _fit_and_score(k, model, train, valid):
-    """Fit ``model`` on ``train``; its row of the sweep table, scored on ``valid``."""
+def _sweep_row(k, model, split):
+    """Fit ``model`` on the training galaxies; its row of the sweep table."""
     t0 = time.perf_counter()
-    model.fit(train)
-    scores = model.evaluate(valid)
-    acts = np.asarray(model.activations(valid))
+    model.fit(split.train)
+    scores = score_model(model, split.valid, split.truth)
     seconds = time.perf_counter() - t0
+    acts = scores.activations
     on = acts != 0
     per_feature = on.sum(axis=0)
-    names = list(scores)
+    metrics = list(scores.metrics.values())
     return {
         "k": k,
-        "rmse": float(np.mean([scores[n]["rmse"] for n in names])),
-        "nmad": float(np.mean([scores[n]["nmad"] for n in names])),
-        "bias": float(np.mean([scores[n]["bias"] for n in names])),
-        "r2": float(np.mean([scores[n]["r2"] for n in names])),
+        "rmse": float(np.mean([m["rmse"] for m in metrics])),
+        "nmad": float(np.mean([m["nmad"] for m in metrics])),
+        "bias": float(np.mean([m["bias"] for m in metrics])),
+        "r2": float(np.mean([m["r2"] for m in metrics])),
         "n_active": int(np.count_nonzero(per_feature)),
         "n_frequent": int(np.count_nonzero(per_feature > FREQUENT_FRACTION * len(acts))),
         "max_active_per_galaxy": int(on.sum(axis=1).max()) if len(acts) else 0,
@@ -160,7 +119,7 @@ def run_k_sweep(sample, ks=DEFAULT_KS, *, target="metallicity", epochs=12, batch
         Held-out fraction (0 < f < 1).
     output : path-like, optional
         If given, write ``sweep.ecsv`` (the table) and ``k_sweep.png``
-        (`sfnet.interpret.plot_k_sweep`) there.
+        (`sfnet.interpret.plot_k_sweep`) there; checked before any training.
     progress : bool, optional
         Progress bars while training.
     say : callable, optional
@@ -190,11 +149,14 @@ def run_k_sweep(sample, ks=DEFAULT_KS, *, target="metallicity", epochs=12, batch
     [1, 512]
     """
     from . import SparseFeatureNet
-    from .targets import get_target
 
     say = say or (lambda text: None)
     ks = _check_ks(ks)
-    _check_sample_and_fraction(sample, validation_fraction)
+    if isinstance(validation_fraction, bool) or \
+            not (isinstance(validation_fraction, (float, int)) and 0 < validation_fraction < 1):
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
+    if output is not None:
+        output = check_output_dir(output)
     models = {k: SparseFeatureNet(k=k, target=target, epochs=epochs, batch_size=batch_size,
                                   validation_fraction=0.0, device=device, precision=precision,
                                   random_state=seed, progress=progress, **params)
@@ -202,32 +164,88 @@ def run_k_sweep(sample, ks=DEFAULT_KS, *, target="metallicity", epochs=12, batch
     for model in models.values():      # every parameter is checked before any training
         model.validate_params()
     t_all = time.perf_counter()
-    tgt = get_target(target)
-    train, valid = _select_and_split(sample, tgt, validation_fraction, seed)
-    say(f"{len(train)} training and {len(valid)} held-out galaxies; baselines first")
-    refs = _baselines(train, valid, tgt, seed)
-    refs["oracle_rmse"] = _floor(sample, valid)
+    split = select_and_split(sample, target, validation_fraction, seed, min_selected=10,
+                             hint="the sweep needs at least 10")
+    say(f"{len(split.train)} training and {len(split.valid)} held-out galaxies; "
+        "baselines first")
+    refs = reference_scores(split, sample, seed=seed)
 
     rows = []
     for k, model in models.items():
         say(f"k={k}: training for {epochs} epoch(s)")
-        rows.append(_fit_and_score(k, model, train, valid))
+        rows.append(_sweep_row(k, model, split))
         say(f"k={k}: RMSE {rows[-1]['rmse']:.4f}, {rows[-1]['n_active']} features active")
 
-    table = _sweep_table(rows, tgt)
-    truth = tgt.values(valid.catalog)
+    table = _sweep_table(rows, split.target)
     table.meta.update({
-        "target": tgt.name, "target_std": float(np.mean(truth.std(axis=0))),
-        "n_train": len(train), "n_valid": len(valid), "epochs": int(epochs),
+        "target": split.target.name,
+        "target_std": float(np.mean(split.truth.std(axis=0))),
+        "n_train": len(split.train), "n_valid": len(split.valid), "epochs": int(epochs),
         "batch_size": int(batch_size), "seed": int(seed),
         "image_size": _image_size(sample),
         "n_features": int(models[ks[0]].n_features),
         "seconds": round(time.perf_counter() - t_all, 3),
-        **{k: (float(v) if isinstance(v, (int, float)) else v) for k, v in refs.items()},
+        **_reference_meta(refs),
     })
     if output is not None:
         write_sweep(table, output)
     return table
+
+
+def _reference_meta(refs):
+    """The baselines and the floor as the sweep table's ``meta`` entries."""
+    meta = {"mean_rmse": refs.mean_rmse}
+    for model in ("gbm", "linear"):
+        meta[f"photometric_{model}_rmse"] = getattr(refs, f"photometric_{model}_rmse")
+        note = refs.notes.get(f"photometric_{model}_note")
+        if note is not None:
+            meta[f"photometric_{model}_note"] = note
+    meta["oracle_rmse"] = refs.floor.best
+    return meta
+
+
+def run_sweep(data=None, ks=DEFAULT_KS, *, output="sfnet-sweep", n_galaxies=8000,
+              image_size=64, seed=0, progress=True, say=None, **kwargs):
+    """Open DATA (or generate mock galaxies), run `run_k_sweep` and write its files.
+
+    The pipeline of ``sfnet sweep``: ``output`` is checked before any work.
+
+    Parameters
+    ----------
+    data : path-like, `~sfnet.GalaxySample` or None, optional
+        DATA (`sfnet.workflow.load_data`), a sample, or None for
+        ``n_galaxies`` mock galaxies of ``image_size`` px generated with ``seed``.
+    ks : sequence of int, optional
+        As in `run_k_sweep`.
+    output : path-like, optional
+        Directory for ``sweep.ecsv`` and ``k_sweep.png``.
+    n_galaxies, image_size : int, optional
+        The mock (without ``data``).
+    seed : int, optional
+        Seed of the mock, the split and the networks.
+    progress, say, **kwargs
+        As in `run_k_sweep`.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        The table of `run_k_sweep`.
+    """
+    output = check_output_dir(output)
+    say = say or (lambda text: None)
+    if data is None:
+        from .datasets import make_mock_galaxies
+
+        say(f"generating {n_galaxies} mock galaxies ({image_size}x{image_size} px, "
+            f"seed {seed})")
+        sample = make_mock_galaxies(n_galaxies, image_size=image_size, seed=seed,
+                                    progress=progress)
+    elif hasattr(data, "catalog"):
+        sample = data
+    else:
+        sample = load_data(data, progress=progress)
+    return run_k_sweep(sample, ks, seed=seed, output=output, progress=progress, say=say,
+                       **kwargs)
 
 
 def write_sweep(table, output):
@@ -235,9 +253,7 @@ def write_sweep(table, output):
     from ._io import atomic_path
     from .interpret import plot_k_sweep
 
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise NotADirectoryError(f"output {str(output)!r} exists and is not a directory")
+    output = check_output_dir(output)
     output.mkdir(parents=True, exist_ok=True)
     ecsv = output / "sweep.ecsv"
     with atomic_path(ecsv, suffix=".ecsv") as tmp:

@@ -306,7 +306,7 @@ def test_demo_defaults_are_module_constants():
 
 def test_galaxy_sample_dir_detection_does_not_need_images_folder(tmp_path):
     # A saved sample is recognised by its manifest, a Zenodo folder by galaxies.csv.
-    from sfnet.cli import load_data
+    from sfnet.workflow import load_data
 
     sample = make_mock_galaxies(4, image_size=16, seed=0, progress=False)
     loaded = load_data(sample.save(tmp_path / "s"))
@@ -334,7 +334,7 @@ def test_fetch_writes_a_folder_that_train_reads(fake_sdss, tmp_path, capsys):
     assert "4 galaxies" in capsys.readouterr().out
     assert (out / "galaxies.csv").is_file()
     assert len(list((out / "images-sdss").glob("*.jpg"))) == 4
-    from sfnet.cli import load_data
+    from sfnet.workflow import load_data
 
     sample = load_data(out, progress=False)
     assert list(sample.catalog["objID"]) == [r["objID"] for r in fake_sdss.rows[:4]]
@@ -358,7 +358,7 @@ def test_fetch_paper_selection_and_region(fake_sdss, tmp_path, capsys):
                  "--no-progress"]) == 0
     (req,) = fake_sdss.requests("skyserver")
     assert f"fGetNearbyObjEq({row['ra']!r}, {row['dec']!r}, 1.0)" in req["params"]["cmd"]
-    from sfnet.cli import load_data
+    from sfnet.workflow import load_data
 
     sample = load_data(out, progress=False)  # rows 1..3 lie within 1 arcmin of row 2
     assert list(sample.catalog["objID"]) == [r["objID"] for r in fake_sdss.rows[1:4]]

@@ -388,8 +388,8 @@ def test_save_onto_a_file_is_the_one_not_a_directory_error(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
     with pytest.raises(NotADirectoryError, match="--output '.*a_file' exists"):
         check_output_dir(a_file, "--output")
-    assert check_output_dir(tmp_path, "x") is True
-    assert check_output_dir(tmp_path / "new", "x") is False
+    assert check_output_dir(tmp_path, "x") == tmp_path
+    assert check_output_dir(tmp_path / "new", "x") == tmp_path / "new"
 
 
 def test_save_failure_leaves_nothing(tmp_path):

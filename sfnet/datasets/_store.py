@@ -159,8 +159,8 @@ def check_target_dir(path, overwrite, name="path"):
     is a file, `FileExistsError` if it holds a sample and ``overwrite`` is
     false or holds anything else.
     """
-    path = Path(path)
-    if not check_output_dir(path, name):
+    path = check_output_dir(path, name)
+    if not path.is_dir():
         return
     if not any(path.iterdir()):
         return

@@ -37,16 +37,14 @@ nothing from its sibling service module, `sfnet.datasets.skyserver`.
 
 import io
 import logging
-import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, check_output_dir
 from .._validation import check_url
 from ..config import Conf, conf
 from ..exceptions import DataDroppedWarning
@@ -332,16 +330,6 @@ def _deg(col, name=None):
 # Output folder helpers (shared with sfnet.datasets.sdss)
 # --------------------------------------------------------------------------
 
-def check_output_dir(output_dir):
-    """``output_dir`` as a Path; TypeError if not a path, ValueError if it is a file."""
-    if not isinstance(output_dir, (str, os.PathLike)):
-        raise TypeError(f"output_dir must be a path, got {output_dir!r}")
-    out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output_dir {str(out)!r} exists and is not a directory")
-    return out
-
-
 def cutout_summary(counters, failures, seconds, n_total, out):
     """(report dict, one-line text) of a cutout run."""
     c = counters.as_dict()
@@ -599,7 +587,7 @@ def fetch_sdss_cutouts(positions, output_dir, *, ids=None, cutout_size=160,
     >>> len(load_galaxy_folder(folder, progress=False))  # doctest: +REMOTE_DATA
     2
     """
-    out = check_output_dir(output_dir)
+    out = check_output_dir(output_dir, "output_dir")
     catalog = _positions_catalog(positions, ids)
     options = FetchOptions(cutout_size=cutout_size, pixel_scale=pixel_scale,
                            cutout_service=cutout_service, progress=progress,

@@ -42,13 +42,13 @@ import sys
 import numpy as np
 from astropy import units as u
 
-from .._io import atomic_write_json
+from .._io import atomic_write_json, check_output_dir
 from ..exceptions import SkyServerError
 from ._layout import (CATALOG_CSV, CATALOG_ECSV, FAILURES_CSV, REPORT_JSON, read_catalog_ecsv,
                       remove_stale_temporaries, write_catalog_csv, write_galaxy_catalog)
 from ._options import DEFAULT_R_MAG, DEFAULT_Z, FetchOptions
 from ._transport import Counters, write_failure_manifest
-from .cutouts import (HIPS_SDSS_COLOR, check_output_dir, cutout_summary, fetch_cutouts,
+from .cutouts import (HIPS_SDSS_COLOR, cutout_summary, fetch_cutouts,
                       fetch_sdss_cutouts, make_service, warn_failures)
 from .skyserver import (PAPER_COLUMNS, SDSS_COLUMNS, SDSS_EXTRA_COLUMNS, SELECTIONS, QuerySpec,
                         build_sdss_query, one_line, query_catalog, query_sdss_catalog,
@@ -118,7 +118,7 @@ def fetch_to_folder(output_dir, n_galaxies, options):
     points at the caller of `fetch_sdss_sample` (or of this function's caller).
     """
     # 1. check the rest; nothing is sent or written before this passes.
-    out = check_output_dir(output_dir)
+    out = check_output_dir(output_dir, "output_dir")
     spec = QuerySpec(n_galaxies, options)
     service = make_service(options)
     skyserver_url()

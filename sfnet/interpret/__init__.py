@@ -11,13 +11,18 @@ per galaxy.  This subpackage turns those features into astrophysics:
 * `sfnet.interpret.bpt` -- the `kauffmann03` and `kewley01` demarcation curves,
   `bpt_class` and `line_ratios` (from measured fluxes or predicted log fluxes);
 * `sfnet.interpret.maps` -- `localization_maps`, where in a galaxy a feature fires;
-* `sfnet.interpret.plots` -- the figures (``plot_*``), each returning a Figure;
+* `sfnet.interpret.stability` -- `activation_stability` and `feature_stability`
+  of the explanations under rotations, flips and noise;
+* `sfnet.interpret.calibration` -- `coverage` of the predicted error bars;
+* `sfnet.interpret.plots` -- every figure (``plot_*``), each returning a Figure:
+  a figure lives in ``plots``, never beside its analysis, and the analysis
+  modules above never import matplotlib;
 * `sfnet.interpret.report` -- `write_report`, a static HTML report rendered
   from the jinja2 templates in ``templates/``.
 
 Private helpers: ``_core`` (input coercion and checks, `property_values` of a
-sample, correlation coefficients), ``_plotting`` (figure style and drawing
-helpers) and ``_report_sections`` (the report's sections).  Column names,
+sample, correlation coefficients), ``plots._plotting`` (figure style and
+drawing helpers) and ``_report_sections`` (the report's sections).  Column names,
 property labels and missing-value codes come from `sfnet.catalog`;
 `PROPERTIES`, `Property` and `property_values` are re-exported here for
 convenience.
@@ -40,8 +45,7 @@ from .plots import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
 from .stability import *  # noqa: F401,F403
 from .calibration import *  # noqa: F401,F403
-from ._sweep import plot_k_sweep  # noqa: F401
 from . import bpt, stats, maps, plots, report, stability, calibration
 
 __all__ = bpt.__all__ + stats.__all__ + maps.__all__ + plots.__all__ + report.__all__ \
-    + stability.__all__ + calibration.__all__ + ["plot_k_sweep"]
+    + stability.__all__ + calibration.__all__

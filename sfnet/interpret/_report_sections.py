@@ -374,13 +374,13 @@ _CALIBRATED_ON = {
 
 
 def _calibration(section, data, figs):
-    from .calibration import ONE_SIGMA, coverage_table, plot_calibration
+    from .calibration import ONE_SIGMA, coverage_table
 
     source = (getattr(data.model, "uncertainty_", None) or {}).get("source")
     section.calibration_note = _CALIBRATED_ON.get(
         source, "the error bars' calibration set is not recorded")
     section.calibration = figs.add(
-        plot_calibration(data.y, data.pred, data.std, names=list(data.names)),
+        plots.plot_calibration(data.y, data.pred, data.std, names=list(data.names)),
         "calibration.png", "Calibration of the 1-sigma error bars: observed against nominal "
         "coverage, and the distribution of (true - predicted) / sigma (a unit Gaussian "
         "when calibrated).", "calibration", wide=True)

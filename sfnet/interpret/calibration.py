@@ -1,4 +1,4 @@
-"""Are the error bars right?  Coverage of predicted uncertainties and its figure.
+"""Are the error bars right?  Coverage of predicted uncertainties.
 
 ``SparseFeatureNet.predict(X, return_std=True)`` returns a mean and a 1σ
 standard deviation per galaxy and target.  If the uncertainties are
@@ -6,9 +6,9 @@ calibrated, the truth lies within ``z_p × std`` of the mean for a fraction
 ``p`` of galaxies, where ``z_p`` is the two-sided Gaussian quantile (1 for
 68.27 %, 1.96 for 95 %).  `coverage` measures that fraction, `coverage_table`
 does it for a range of nominal levels, `fit_std_scale` finds the factor that
-calibrates raw standard deviations on held-out galaxies (used by `fit`), and
-`plot_calibration` draws the coverage curve and the histogram of
-``(truth - mean) / std``.
+calibrates raw standard deviations on held-out galaxies (used by `fit`); its
+figure, `~sfnet.interpret.plot_calibration` (the coverage curve and the
+histogram of ``(truth - mean) / std``), is in `sfnet.interpret.plots`.
 
 Examples
 --------
@@ -24,7 +24,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["ONE_SIGMA", "coverage", "coverage_table", "fit_std_scale", "plot_calibration"]
+__all__ = ["ONE_SIGMA", "coverage", "coverage_table", "fit_std_scale"]
 
 #: Probability that a Gaussian variable lies within 1σ of its mean (0.6827).
 ONE_SIGMA = 2 * NormalDist().cdf(1.0) - 1
@@ -154,60 +154,3 @@ def fit_std_scale(residuals, std):
         elif np.mean(z ** 2) > 0:
             scale[j] = np.sqrt(np.mean(z ** 2))
     return scale
-
-
-def plot_calibration(truth, mean, std, *, names=None, title=None):
-    """Coverage against nominal level, and the histogram of ``(truth - mean) / std``.
-
-    Parameters
-    ----------
-    truth, mean, std : array-like
-        ``(N,)`` or ``(N, n_targets)``, e.g. held-out targets and
-        ``model.predict(X, return_std=True)``.
-    names : list of str, optional
-        Target names for the legend.
-    title : str, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Left: observed coverage of ``mean ± z std`` against the nominal level
-        (calibrated error bars follow the diagonal; below it they are too
-        small).  Right: the z-score histogram with the unit Gaussian.
-    """
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    truth, mean, std = _arrays(truth, mean, std)
-    if truth.ndim == 1:
-        truth, mean, std = truth[:, None], mean[:, None], std[:, None]
-    names = names or ([""] if truth.shape[1] == 1 else
-                      [f"target {j}" for j in range(truth.shape[1])])
-    table = coverage_table(truth, mean, std, np.linspace(0.02, 0.98, 49),
-                           names=[str(j) for j in range(truth.shape[1])])
-    with matplotlib.rc_context({"font.size": 9, "legend.frameon": False,
-                                "xtick.direction": "in", "ytick.direction": "in"}):
-        fig = Figure(figsize=(7.2, 3.2), layout="constrained")
-        ax, axz = fig.subplots(1, 2)
-        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--", label="calibrated")
-        for j, name in enumerate(names):
-            ax.plot(table["nominal"], table[f"coverage_{j}"], lw=1.5, label=name or "observed")
-        for p in (ONE_SIGMA, 0.95):
-            c = coverage(truth, mean, std, p)[0]
-            ax.plot([p] * len(c), c, "o", ms=4, color="k")
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal coverage", ylabel="observed coverage",
-               aspect="equal")
-        ax.legend(loc="upper left")
-        grid = np.linspace(-4, 4, 201)
-        for j, name in enumerate(names):
-            ok = np.isfinite(truth[:, j]) & np.isfinite(mean[:, j]) & (std[:, j] > 0)
-            zs = (truth[ok, j] - mean[ok, j]) / std[ok, j]
-            axz.hist(np.clip(zs, -4, 4), bins=np.linspace(-4, 4, 33), density=True,
-                     histtype="step", lw=1.2, label=name or None)
-        axz.plot(grid, np.exp(-0.5 * grid ** 2) / np.sqrt(2 * np.pi), color="k", lw=0.8,
-                 label="N(0, 1)")
-        axz.set(xlabel="(truth − mean) / std", ylabel="density", xlim=(-4, 4))
-        axz.legend(loc="upper right")
-        if title:
-            fig.suptitle(title)
-    return fig

@@ -1,4 +1,4 @@
-"""Private drawing helpers of `sfnet.interpret.plots`.
+"""Private drawing helpers of the figures in `sfnet.interpret.plots`.
 
 The figure style (rcParams, accent colours, cmasher colour maps), figure and
 axes creation without pyplot, small axis/label helpers, the thumbnail gallery
@@ -11,9 +11,9 @@ import functools
 
 import numpy as np
 
-from ..catalog import PROPERTIES, property_label
-from ._core import display_image, get_catalog, property_values, take_images
-from .bpt import bpt_class, kauffmann03, kewley01
+from ...catalog import PROPERTIES, property_label
+from .._core import display_image, get_catalog, property_values, take_images
+from ..bpt import bpt_class, kauffmann03, kewley01
 
 _RC = {
     "font.size": 9, "axes.labelsize": 9, "axes.titlesize": 9,

@@ -1,0 +1,516 @@
+"""The one workflow: select -> split -> fit -> score against the baselines and the floor.
+
+``sfnet train``, ``sfnet demo`` and ``sfnet sweep`` all run the same steps on a
+`~sfnet.datasets.GalaxySample`, and each step is written here once:
+
+1. `load_data` opens DATA (a Zenodo-layout folder or a saved sample);
+2. `select_and_split` keeps the galaxies passing the target's quality cuts
+   and holds out a seeded fraction of them (`Split`, with the held-out
+   targets read once);
+3. the caller fits a `~sfnet.SparseFeatureNet` on ``split.train``;
+4. `score_model` scores it on the held-out galaxies in one pass of the
+   network (the active features, the predictions rebuilt from them and the
+   metrics of `SparseFeatureNet.evaluate`);
+5. `reference_scores` puts the SFNet in context on the same split: the mean
+   predictor, the photometric gradient-boosted trees and linear fit of
+   `sfnet.baselines`, and -- on the mock -- the floor (`oracle_floor`).
+
+`train_model` chains them for ``sfnet train``; the demo (``sfnet._demo``) and
+the k sweep (`sfnet.sweep`) call the steps with their own reporting around
+them.  `write_predictions` and `write_interpretation` apply a fitted model for
+``sfnet predict`` and ``sfnet interpret``.  Every command's output is checked
+before any work is done (directories by ``sfnet._io.check_output_dir``, one
+rule and one exception type, `FileExistsError`).
+"""
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._io import check_output_dir
+from ._utils import regression_metrics
+from .datasets._layout import CATALOG_CSV
+from .datasets._store import MANIFEST_FILE
+from .targets import get_target
+
+__all__ = ["load_data", "load_model", "Split", "select_and_split", "Scores", "score_model",
+           "Floor", "oracle_floor", "References", "reference_scores",
+           "TrainResult", "train_model", "write_predictions", "write_interpretation"]
+
+log = logging.getLogger("sfnet.workflow")
+
+
+def _quiet(text):
+    """The default ``say``: print nothing."""
+
+
+# --------------------------------------------------------------------------- data
+def load_data(path, *, progress=True):
+    """Open DATA: a Zenodo-layout folder (``galaxies.csv``) or a saved `~sfnet.GalaxySample`.
+
+    Parameters
+    ----------
+    path : path-like
+        A folder holding ``galaxies.csv`` and ``images-sdss/`` (as written by
+        ``sfnet fetch``), or a directory written by `GalaxySample.save`
+        (``sample.json``).
+    progress : bool, optional
+        Progress bar while a folder's images are decoded.
+
+    Returns
+    -------
+    `~sfnet.GalaxySample`
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist or is neither layout.
+    NotADirectoryError
+        ``path`` is a file.
+    """
+    from .datasets import GalaxySample, load_galaxy_folder
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"DATA {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise NotADirectoryError(f"DATA {str(path)!r} is not a directory")
+    if (path / CATALOG_CSV).is_file():
+        log.info("reading the galaxy folder %s", path)
+        return load_galaxy_folder(path, progress=progress)
+    if (path / MANIFEST_FILE).is_file():
+        log.info("opening the saved sample %s", path)
+        return GalaxySample.load(path)
+    raise FileNotFoundError(
+        f"DATA {str(path)!r} is neither a galaxy folder (galaxies.csv + images-sdss/) "
+        "nor a saved GalaxySample (sample.json)")
+
+
+@dataclass(frozen=True)
+class Split:
+    """The galaxies of one run: those passing the target's cuts, split in two.
+
+    Attributes
+    ----------
+    target : `~sfnet.targets.Target`
+        The resolved target.
+    n_total : int
+        Galaxies before the cuts.
+    train : `~sfnet.GalaxySample`
+        The training galaxies.
+    valid : `~sfnet.GalaxySample` or None
+        The held-out galaxies (None without a hold-out).
+    truth : ndarray or None
+        Target values of ``valid``, ``(n_valid, n_targets)``, read once.
+    """
+
+    target: Any
+    n_total: int
+    train: Any
+    valid: Any = None
+    truth: Any = None
+
+    @property
+    def n_selected(self):
+        """Galaxies passing the target's cuts (training + held out)."""
+        return len(self.train) + (0 if self.valid is None else len(self.valid))
+
+
+def select_and_split(sample, target, validation_fraction, seed, *, min_selected=1,
+                     hint=None):
+    """Keep the galaxies passing ``target``'s cuts and hold out a seeded fraction.
+
+    Parameters
+    ----------
+    sample : `~sfnet.GalaxySample`
+    target : str, list of str or `~sfnet.targets.Target`
+        As in `~sfnet.SparseFeatureNet`.
+    validation_fraction : float
+        Held-out fraction, in ``[0, 1)``; 0 holds out nothing.
+    seed : int
+        Seed of `GalaxySample.split`.
+    min_selected : int, optional
+        Fewest galaxies that must pass the cuts.
+    hint : str, optional
+        Appended to the error when too few pass (what the caller can do).
+
+    Returns
+    -------
+    `Split`
+
+    Examples
+    --------
+    >>> from sfnet.datasets import make_mock_galaxies
+    >>> from sfnet.workflow import select_and_split
+    >>> s = make_mock_galaxies(200, image_size=16, seed=0, progress=False)
+    >>> split = select_and_split(s, "metallicity", 0.2, seed=0)
+    >>> split.n_selected == len(s.select("metallicity")), split.truth.shape[1]
+    (True, 1)
+    """
+    if not (hasattr(sample, "select") and hasattr(sample, "catalog")):
+        raise TypeError(f"sample must be a GalaxySample, got {type(sample).__name__}")
+    if isinstance(validation_fraction, bool) or \
+            not isinstance(validation_fraction, (float, int)) or \
+            not 0 <= validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    tgt = get_target(target)
+    selected = sample.select(tgt)
+    if len(selected) < max(1, min_selected):
+        need = f"; at least {min_selected} are needed" if min_selected > 1 else ""
+        raise ValueError(f"only {len(selected)} of {len(sample)} galaxies pass the quality "
+                         f"cuts of target {tgt.name!r}{need}" + (f" ({hint})" if hint else ""))
+    if validation_fraction == 0:
+        return Split(tgt, len(sample), selected)
+    train, valid = selected.split(validation_fraction, seed=seed)
+    if len(valid) == 0:
+        raise ValueError(f"validation_fraction {validation_fraction} of {len(selected)} "
+                         "galaxies leaves no held-out galaxy")
+    return Split(tgt, len(sample), train, valid, tgt.values(valid.catalog))
+
+
+# --------------------------------------------------------------------------- scores
+class Scores(NamedTuple):
+    """A fitted model on the held-out galaxies (`score_model`).
+
+    ``metrics`` maps each target name to ``rmse``, ``nmad``, ``bias``, ``r2``
+    and ``n`` (as `SparseFeatureNet.evaluate`); ``predictions`` is
+    ``(N, n_targets)``; ``activations`` the dense post-top-k features.
+    """
+
+    metrics: dict
+    predictions: np.ndarray
+    activations: np.ndarray
+
+
+def score_model(model, valid, truth=None):
+    """Score a fitted model on ``valid`` with one pass of the network.
+
+    The active features are computed once; the predictions follow from them
+    through the linear head (``activations @ head_weights.T + head_bias``, the
+    identity every SFNet satisfies), so the held-out galaxies are neither read
+    nor checked twice.
+
+    Parameters
+    ----------
+    model : `~sfnet.SparseFeatureNet`
+        A fitted model.
+    valid : `~sfnet.GalaxySample`
+        Held-out galaxies that passed the model's target cuts.
+    truth : array-like, optional
+        Their target values ``(N, n_targets)`` (`Split.truth`); read from
+        ``valid``'s catalog when not given.
+
+    Returns
+    -------
+    `Scores`
+    """
+    if truth is None:
+        truth = model.target_.values(valid.catalog)
+    truth = np.asarray(truth, dtype=np.float64).reshape(len(valid), -1)
+    acts = np.asarray(model.activations(valid))
+    pred = acts.astype(np.float64) @ model.head_weights.T + model.head_bias
+    if pred.shape != truth.shape:
+        raise ValueError(f"truth has {truth.shape[1]} columns but the model predicts "
+                         f"{pred.shape[1]}")
+    metrics = {name: regression_metrics(truth[:, j], pred[:, j])
+               for j, name in enumerate(model.target_names)}
+    return Scores(metrics, pred, acts)
+
+
+class Floor(NamedTuple):
+    """The mock's floor (`oracle_floor`): ``sample`` as the mock recorded it over the
+    galaxies passing the cuts, ``valid`` over the held-out galaxies; NaN where unknown."""
+
+    sample: float
+    valid: float
+
+    @property
+    def best(self):
+        """The held-out floor when known, else the sample's."""
+        return self.valid if math.isfinite(self.valid) else self.sample
+
+
+def oracle_floor(sample, valid=None):
+    """The best possible RMSE on the mock: the RMS of its hidden metallicity term.
+
+    Parameters
+    ----------
+    sample : `~sfnet.GalaxySample`
+        The sample as generated (its ``catalog.meta["oracle_rmse"]``).
+    valid : `~sfnet.GalaxySample`, optional
+        The held-out galaxies (their ``mock_oh_hidden`` column).
+
+    Returns
+    -------
+    `Floor`
+        NaN entries on real data, which has no hidden term.
+    """
+    from .datasets.mock import oracle_rmse
+
+    whole = float(sample.catalog.meta.get("oracle_rmse", math.nan))
+    held = math.nan
+    if valid is not None and "mock_oh_hidden" in valid.catalog.colnames:
+        held = float(oracle_rmse(valid.catalog["mock_oh_hidden"]))
+    return Floor(whole, held)
+
+
+@dataclass
+class References:
+    """What an SFNet is judged against on one split (`reference_scores`).
+
+    RMSEs are averaged over the target's columns; NaN where a baseline could
+    not run (its reason in ``notes``, e.g. ``photometric_gbm_note``).
+    """
+
+    mean_rmse: float
+    photometric_gbm_rmse: float
+    photometric_linear_rmse: float
+    floor: Floor
+    notes: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+
+
+def _as_float(v):
+    return float(np.mean(v))
+
+
+def _gbm_details(res):
+    params = res["params"]
+    if isinstance(params, dict):
+        params = {k: float(v) for k, v in params.items()}
+    else:
+        params = [{k: float(v) for k, v in p.items()} for p in params]
+    cv = res["cv_rmse"]
+    return {"gbm_params": params,
+            "gbm_cv_rmse": float(cv) if np.ndim(cv) == 0 else [float(v) for v in cv],
+            "gbm_n_iter": res["n_iter"] if isinstance(res["n_iter"], list)
+            else int(res["n_iter"]),
+            "gbm_features": list(res["feature_names"]),
+            "n_train": int(res["n_train"]), "n_valid": int(res["n_valid"])}
+
+
+def reference_scores(split, sample=None, *, seed=0, say=_quiet):
+    """The baselines and the floor on a split's held-out galaxies.
+
+    Parameters
+    ----------
+    split : `Split`
+        With held-out galaxies.
+    sample : `~sfnet.GalaxySample`, optional
+        The sample as generated, for the mock's recorded floor.
+    seed : int, optional
+        Seed of the gradient-boosting baseline's folds and early stopping.
+    say : callable, optional
+        Called with one line of text before the baselines are fitted.
+
+    Returns
+    -------
+    `References`
+        ``mean_rmse`` (`sfnet.baselines.mean_baseline_rmse`),
+        ``photometric_gbm_rmse`` and ``photometric_linear_rmse``
+        (`sfnet.baselines.photometric_baseline`, tuned and fitted on
+        ``split.train`` only), ``floor`` (`oracle_floor`) and ``details`` (the
+        gradient-boosting hyper-parameters and feature names).
+    """
+    from .baselines import mean_baseline_rmse, photometric_baseline
+
+    if split.valid is None:
+        raise ValueError("split has no held-out galaxies to score the baselines on")
+    train, valid, tgt = split.train, split.valid, split.target
+    say("fitting the baselines (mean predictor; photometric gradient-boosted trees, "
+        "tuned on the training galaxies, and linear fit)")
+    rmse, notes, details = {}, {}, {}
+    for model in ("gbm", "linear"):
+        key = f"photometric_{model}_rmse"
+        try:
+            res = photometric_baseline(train, valid, tgt, model=model, random_state=seed)
+        except ValueError as exc:       # e.g. a catalog without modelMag columns
+            rmse[key] = math.nan
+            notes[f"photometric_{model}_note"] = str(exc)
+            continue
+        rmse[key] = _as_float(res["rmse"])
+        if model == "gbm":
+            details.update(_gbm_details(res))
+        else:
+            details["linear_features"] = list(res["feature_names"])
+    return References(mean_rmse=_as_float(mean_baseline_rmse(train, valid, tgt)),
+                      floor=oracle_floor(train if sample is None else sample, valid),
+                      notes=notes, details=details, **rmse)
+
+
+# --------------------------------------------------------------------------- train
+class TrainResult(NamedTuple):
+    """What `train_model` did: the fitted ``model``, its ``split``, the ``scores``
+    on the held-out galaxies (None without a hold-out) and the ``output`` path."""
+
+    model: Any
+    split: Split
+    scores: Any
+    output: Path
+
+
+def train_model(model, data, output, *, validation_fraction=0.2, seed=0,
+                checkpoint_dir=None, resume=False, progress=True, say=_quiet):
+    """Select, split, fit, save and score: the pipeline of ``sfnet train``.
+
+    Parameters
+    ----------
+    model : `~sfnet.SparseFeatureNet`
+        An unfitted estimator (its ``target`` picks the cuts).  Its parameters
+        are validated before DATA is read.
+    data : path-like or `~sfnet.GalaxySample`
+        DATA (`load_data`) or a sample.
+    output : path-like
+        Directory to save the model in: new, empty or an earlier sfnet model.
+    validation_fraction : float, optional
+        Fraction held out (seeded by ``seed``) and scored; 0 for none.  The
+        model trains on the rest; with a variance head its error bars are
+        calibrated on the held-out galaxies.
+    seed : int, optional
+        Seed of the split.
+    checkpoint_dir, resume
+        As in `SparseFeatureNet.fit`.
+    progress : bool, optional
+        Progress bar while a folder is read.
+    say : callable, optional
+        Called with one line of text before training.
+
+    Returns
+    -------
+    `TrainResult`
+    """
+    output = check_output_dir(output, marker="sfnet.json", what="an sfnet model")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir")
+    model.validate_params()  # before reading a possibly large folder
+    sample = data if hasattr(data, "catalog") else load_data(data, progress=progress)
+    split = select_and_split(sample, model.target, validation_fraction, seed)
+    say(f"{split.n_selected} of {split.n_total} galaxies pass the cuts of target "
+        f"{model.target!r}: training on {len(split.train)}"
+        + (f", validating on {len(split.valid)}" if split.valid is not None else ""))
+    model.fit(split.train, checkpoint_dir=checkpoint_dir, resume=resume)
+    if split.valid is not None and model.network_.has_variance_head:
+        # fit saw no held-out galaxies: calibrate the error bars on the held-out
+        # split, which the network never trained on
+        model.calibrate_uncertainty(split.valid)
+    model.save(output)
+    scores = None if split.valid is None else score_model(model, split.valid, split.truth)
+    return TrainResult(model, split, scores, output)
+
+
+# --------------------------------------------------------------------------- apply
+def load_model(path, *, device="auto", precision="auto"):
+    """`SparseFeatureNet.load` of MODEL, with a clear error when it is no model directory."""
+    from . import SparseFeatureNet
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"MODEL {str(path)!r} is not a model directory")
+    return SparseFeatureNet.load(path, device=device, precision=precision)
+
+
+def _fitted_model(model, device, precision):
+    """(model, its directory or None) from MODEL or a fitted model."""
+    if hasattr(model, "predict_table"):
+        return model, None
+    return load_model(model, device=device, precision=precision), Path(model)
+
+
+def write_predictions(model, data, output, *, return_std=False, batch_size=None,
+                      device="auto", precision="auto", progress=True):
+    """`SparseFeatureNet.predict_table` of DATA written to ``output``: ``sfnet predict``.
+
+    Parameters
+    ----------
+    model : path-like or `~sfnet.SparseFeatureNet`
+        MODEL (`load_model`) or a fitted model.
+    data : path-like or `~sfnet.GalaxySample`
+        DATA (`load_data`) or a sample.
+    output : path-like
+        ``.ecsv``, ``.fits`` or ``.csv`` file, checked before any work and
+        written atomically.
+    return_std, batch_size
+        As in `SparseFeatureNet.predict_table`.
+    device, precision : str, optional
+        Where a MODEL path is loaded (`SparseFeatureNet.load`).
+    progress : bool, optional
+        Progress bars.
+
+    Returns
+    -------
+    `~astropy.table.QTable`
+        The table written.
+    """
+    from ._tables import table_format, write_prediction_table
+
+    table_format(output, "--output")  # validate before any work
+    model, model_path = _fitted_model(model, device, precision)
+    model.progress = progress
+    sample = data if hasattr(data, "catalog") else load_data(data, progress=progress)
+    table = model.predict_table(sample, return_std=return_std, batch_size=batch_size)
+    if model_path is not None:
+        table.meta["model"] = str(model_path.resolve())
+    if not hasattr(data, "catalog"):
+        table.meta["data"] = str(Path(data).resolve())
+    write_prediction_table(table, output, argument="--output")
+    return table
+
+
+def write_interpretation(model, data, output, *, all_galaxies=False, max_galaxies=None,
+                         seed=0, max_features=12, device="auto", precision="auto",
+                         progress=True, say=_quiet):
+    """The interpretation report of a fitted model on DATA: ``sfnet interpret``.
+
+    Parameters
+    ----------
+    model : path-like or `~sfnet.SparseFeatureNet`
+        MODEL (`load_model`) or a fitted model.
+    data : path-like or `~sfnet.GalaxySample`
+        DATA (`load_data`) or a sample.
+    output : path-like
+        Report directory (checked before any work).
+    all_galaxies : bool, optional
+        Keep the galaxies failing the model's target cuts (kept anyway, with
+        a warning, when the catalog lacks the target's columns).
+    max_galaxies : int, optional
+        Interpret a random subset of this many galaxies (seeded by ``seed``).
+    max_features : int, optional
+        As in `sfnet.interpret.write_report`.
+    device, precision : str, optional
+        Where a MODEL path is loaded (`SparseFeatureNet.load`).
+    progress : bool, optional
+        Progress bars.
+    say : callable, optional
+        Called with one line of text before the report is written.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The path of ``report.html``.
+    """
+    from .interpret import write_report
+
+    output = check_output_dir(output)
+    model = _fitted_model(model, device, precision)[0]
+    model.progress = progress
+    sample = data if hasattr(data, "catalog") else load_data(data, progress=progress)
+    target = model.target_
+    if not all_galaxies:
+        if all(c in sample.catalog.colnames for c in target.required):
+            sample = sample.select(target)
+        else:
+            log.warning("the catalog lacks columns of target %r: interpreting all galaxies",
+                        target.name)
+    if len(sample) == 0:
+        raise ValueError(f"no galaxy in {data} passes the cuts of target {target.name!r} "
+                         "(use --all-galaxies)")
+    if max_galaxies is not None and len(sample) > max_galaxies:
+        rows = np.sort(np.random.default_rng(seed).choice(len(sample), max_galaxies,
+                                                          replace=False))
+        sample = sample[rows]
+    say(f"interpreting {len(sample)} galaxies")
+    return write_report(model, sample, output, max_features=max_features)
