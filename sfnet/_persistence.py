@@ -237,7 +237,7 @@ def _checked_stats(path, mean, std, stats_from):
 
 
 def model_from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
-                               precision="auto", image_size=160, crop_size=144,
+                               precision="fp32", image_size=160, crop_size=144,
                                mean=None, std=None, stats_from=None,
                                preprocessing=PAPER_ORDER):
     """A ``cls`` model from a paper ``.pth`` file; see `SparseFeatureNet.from_seed_checkpoint`."""
