@@ -871,7 +871,7 @@ class SparseFeatureNet:
             ``"metallicity"`` or ``"bpt_lines"``; guessed from the file name and
             the number of outputs when omitted.
         device : str or torch.device
-            ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ...
+            ``"auto"`` (CUDA, then MPS, then CPU) or any torch device string.
         precision : {"fp32", "bf16", "auto"}
             ``"fp32"`` (default) computes as the paper's pipeline did; ``"bf16"``
             (or ``"auto"``, bf16 where the hardware supports it) is faster but
@@ -917,7 +917,8 @@ class SparseFeatureNet:
 #: ``src/``): ResNet-18 from ImageNet weights, fastai's Ranger (RAdam + Lookahead)
 #: under fastai's one-cycle schedule peaking at 0.1, 20 epochs of batches of 64,
 #: centre crop 144 then resize to 160 (PIL bilinear), dihedral transforms with
-#: probability 0.5, RMSE on the raw target, a random 80/20 split and the last
+#: probability 0.5, RMSE on the raw target, a random 80/20 split (sfnet's own draw;
+#: ``GalaxySample.split(0.2, seed=256, method="paper")`` is the paper's) and the last
 #: epoch kept.  A dict to unpack: ``SparseFeatureNet(k=4, **PAPER_RECIPE)``.  To change
 #: one of its entries, merge before unpacking -- offline, without the ImageNet weights
 #: (read from the torch hub cache): ``SparseFeatureNet(k=4, **{**PAPER_RECIPE,
