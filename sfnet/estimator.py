@@ -907,7 +907,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
 
     @classmethod
     def from_seed_checkpoint(cls, path, k=None, *, target=None, device="auto",
-                             precision="auto", image_size=160, crop_size=144,
+                             precision="fp32", image_size=160, crop_size=144,
                              mean=None, std=None, stats_from=None,
                              preprocessing=PAPER_ORDER):
         """Load one of the paper's released ``resnet18-topk_{k}-{target}.pth`` files.
@@ -931,6 +931,13 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         target : str, optional
             ``"metallicity"`` or ``"bpt_lines"``; guessed from the file name and
             the number of outputs when omitted.
+        device : str or torch.device
+            ``"auto"`` (CUDA, then MPS, then CPU) or any torch device string.
+        precision : {"fp32", "bf16", "auto"}
+            ``"fp32"`` (default) computes as the paper's pipeline did; ``"bf16"``
+            (or ``"auto"``, bf16 where the hardware supports it) is faster but
+            moves predictions measurably away from the paper's (see the
+            documentation's "Reproducing the paper" page).
         image_size, crop_size : int
             The paper's geometry: centre crop 144 of the 160 px cutouts, resized
             back to 160 px.
@@ -975,9 +982,13 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
 #: ``src/``): ResNet-18 from ImageNet weights, fastai's Ranger (RAdam + Lookahead)
 #: under fastai's one-cycle schedule peaking at 0.1, 20 epochs of batches of 64,
 #: centre crop 144 then resize to 160 (PIL bilinear), dihedral transforms with
-#: probability 0.5, RMSE on the raw target, a random 80/20 split and the last
-#: epoch kept.  Use as ``SparseFeatureNet(k=4, **PAPER_RECIPE)``; offline, add
-#: ``weights=None`` (ImageNet weights come from the torch hub cache).
+#: probability 0.5, RMSE on the raw target, a random 80/20 split (sfnet's own draw;
+#: ``GalaxySample.split(0.2, seed=256, method="paper")`` is the paper's) and the last
+#: epoch kept.  A dict to unpack: ``SparseFeatureNet(k=4, **PAPER_RECIPE)``.  To change
+#: one of its entries, merge before unpacking -- offline, without the ImageNet weights
+#: (read from the torch hub cache): ``SparseFeatureNet(k=4, **{**PAPER_RECIPE,
+#: "weights": None})``; passing ``weights=None`` beside ``**PAPER_RECIPE`` is a
+#: `TypeError` (the keyword would be given twice).
 PAPER_RECIPE = {
     "backbone": "resnet18", "weights": "imagenet", "optimizer": "ranger",
     "learning_rate": 0.1, "weight_decay": 0.01, "epochs": 20, "batch_size": 64,

@@ -140,3 +140,21 @@ def test_pre_commit_and_read_the_docs_configurations():
     hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
     ids = {hook["id"] for repo in hooks["repos"] for hook in repo["hooks"]}
     assert {"ruff-check", "trailing-whitespace", "end-of-file-fixer", "check-toml"} <= ids
+
+
+
+def test_pep639_licence_urls_and_citation():
+    project = _project()
+    # PEP 639: an SPDX expression and the licence file; no licence classifier beside them
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE"] and (ROOT / "LICENSE").is_file()
+    assert not [c for c in project["classifiers"] if c.startswith("License ::")]
+    text = PYPROJECT.read_text(encoding="utf-8")
+    build = text[text.index("[build-system]"):text.index("[project]")]
+    assert '"setuptools>=77"' in build  # the first setuptools that reads PEP 639 fields
+    assert {"Documentation", "Source", "Issues", "Changelog"} <= set(project["urls"])
+    yaml = pytest.importorskip("yaml")
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["license"] == project["license"]
+    assert cff["version"] and cff["date-released"] and cff["repository-code"]
+    assert cff["repository-code"] == project["urls"]["Source"]

@@ -209,6 +209,69 @@ def test_split_fraction_type():
         make_sample(4).split("0.2")
 
 
+def _fastai_rule(n, fraction, seed):
+    """The paper's splitter, written out independently: reseed the global RNG, permute."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed)
+    perm = torch.randperm(n).tolist()
+    cut = int(fraction * n)
+    return sorted(perm[cut:]), sorted(perm[:cut])
+
+
+@pytest.fixture(scope="module")
+def mock_catalog_sample():
+    from sfnet.datasets import make_mock_galaxies
+
+    return make_mock_galaxies(400, image_size=16, seed=5, progress=False)
+
+
+@pytest.mark.parametrize("target", ["metallicity", "bpt_lines"])
+def test_split_paper_reproduces_fastai_random_splitter(mock_catalog_sample, target):
+    import torch
+
+    s = mock_catalog_sample.select(target)
+    n = len(s)
+    assert 50 < n < len(mock_catalog_sample)  # the cuts removed rows: the order is the selection's
+    rows = np.arange(n)
+    s.catalog["row"] = rows
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    train, valid = s.split(0.2, seed=256, method="paper")
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is untouched
+    expected_train, expected_valid = _fastai_rule(n, 0.2, 256)
+    assert list(valid.catalog["row"]) == expected_valid
+    assert list(train.catalog["row"]) == expected_train
+    assert len(valid) == int(0.2 * n)
+    # the rows carry their images and catalog entries along
+    np.testing.assert_array_equal(valid.images, s.images[expected_valid])
+    np.testing.assert_array_equal(valid.catalog["objID"], s.catalog["objID"][expected_valid])
+    # not the NumPy split with another name
+    assert list(s.split(0.2, seed=256)[1].catalog["row"]) != expected_valid
+
+
+@pytest.mark.parametrize("n, fraction, seed", [(9, 0.3, 0), (101, 0.2, 256), (1000, 0.15, 3)])
+def test_split_paper_rule_sizes_and_seeds(n, fraction, seed):
+    s = make_sample(n, size=2)
+    ids = np.asarray(s.catalog["objID"]) - BIG
+    train, valid = s.split(fraction, seed=seed, method="paper")
+    assert len(valid) == int(fraction * n)  # truncated, as fastai does (9 * 0.3 -> 2)
+    expected_train, expected_valid = _fastai_rule(n, fraction, seed)
+    assert list(np.asarray(valid.catalog["objID"]) - BIG) == [ids[i] for i in expected_valid]
+    assert list(np.asarray(train.catalog["objID"]) - BIG) == [ids[i] for i in expected_train]
+
+
+def test_split_method_and_seed_checked():
+    s = make_sample(5)
+    with pytest.raises(ValueError, match="method must be one of"):
+        s.split(0.2, method="fastai")
+    with pytest.raises(TypeError, match="seed must be an int with method='paper'"):
+        s.split(0.2, seed=None, method="paper")
+    with pytest.raises(TypeError, match="seed"):
+        s.split(0.2, seed=np.random.default_rng(0), method="paper")
+    with pytest.raises(ValueError, match="seed must be non-negative"):
+        s.split(0.2, seed=-1, method="paper")
+
+
 # ---------------------------------------------------------------------- select
 def line_catalog():
     """Six galaxies; the comments give which cuts each one fails."""

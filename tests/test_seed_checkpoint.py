@@ -154,3 +154,17 @@ def test_normalisation_statistics_from_data(tmp_path, monkeypatch):
     seen = seen.astype(np.float64)
     np.testing.assert_allclose(model.preprocessor_.mean, seen.mean(axis=(0, 1, 2)), rtol=1e-6)
     np.testing.assert_allclose(model.preprocessor_.std, seen.std(axis=(0, 1, 2)), rtol=1e-5)
+
+
+def test_computes_in_fp32_unless_asked(tmp_path, monkeypatch):
+    import inspect
+
+    path = tmp_path / "resnet18-topk_4-metallicity.pth"
+    _write_seed_file(path, "model", "ResNet18TopK", 1, 4, monkeypatch)
+    signature = inspect.signature(SparseFeatureNet.from_seed_checkpoint)
+    assert signature.parameters["precision"].default == "fp32"
+    model = SparseFeatureNet.from_seed_checkpoint(path, mean=MEAN, std=STD, device="cpu")
+    assert model.precision == "fp32" and model.autocast_dtype_ is None
+    fast = SparseFeatureNet.from_seed_checkpoint(path, mean=MEAN, std=STD, device="cpu",
+                                                 precision="bf16")
+    assert fast.precision == "bf16" and fast.autocast_dtype_ is torch.bfloat16

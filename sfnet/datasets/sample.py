@@ -37,8 +37,9 @@ import logging
 
 import numpy as np
 
+from .._validation import check_choice
 from ..targets import get_target
-from ._split import split_positions
+from ._split import SPLIT_METHODS, paper_split_positions, split_positions
 from ._store import (as_catalog, as_run, catalog_to_pandas, memmap_reference, normalize_rows,
                      open_reference, read_rows, read_sample_dir, write_sample_dir)
 
@@ -385,22 +386,51 @@ class GalaxySample:
             sub._catalog = catalog[keep]
         return sub
 
-    def split(self, fraction=0.2, seed=0):
+    def split(self, fraction=0.2, seed=0, method="random"):
         """Split into a training and a validation sample at random.
 
         Parameters
         ----------
         fraction : float
-            Fraction of rows in the validation sample, strictly between 0 and 1;
-            it gets ``round(fraction * len(self))`` rows.
+            Fraction of rows in the validation sample, strictly between 0 and 1.
         seed : int, `numpy.random.Generator` or None
-            Seed of the shuffle; the same seed gives the same split.
+            Seed of the shuffle; the same seed gives the same split.  With
+            ``method="paper"`` it must be a non-negative int.
+        method : {"random", "paper"}
+            ``"random"`` (default): a NumPy permutation
+            (``numpy.random.default_rng(seed)``); the validation sample gets
+            ``round(fraction * len(self))`` rows.
+
+            ``"paper"``: the split of the paper's fastai pipeline,
+            ``RandomSplitter(valid_pct=fraction, seed=seed)``: a PyTorch
+            permutation ``torch.randperm(n)`` drawn after seeding with ``seed``;
+            its first ``int(fraction * n)`` entries are the validation rows, the
+            rest the training rows.  Applied to the paper's table after
+            ``select(target)`` (the rows passing the target's cuts, in file
+            order), ``split(0.2, seed=256, method="paper")`` gives the
+            validation galaxies of the released checkpoints.  Unlike fastai,
+            which re-seeds PyTorch's global generator (and leaves it so), sfnet
+            draws from a private `torch.Generator` seeded the same way -- the
+            same permutation (checked by the tests) without touching the
+            global random state.
 
         Returns
         -------
         train, valid : GalaxySample
             Disjoint samples covering all rows, each in the original row order
-            (so memory-mapped images are read sequentially).
+            (so memory-mapped images are read sequentially).  fastai lists
+            its indices in permutation order; the sets of rows are the same.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astropy.table import Table
+        >>> from sfnet import GalaxySample
+        >>> s = GalaxySample(np.zeros((10, 4, 4, 3), np.uint8),
+        ...                  Table({"objID": np.arange(10)}))
+        >>> train, valid = s.split(0.2, seed=256, method="paper")
+        >>> len(train), len(valid)
+        (8, 2)
         """
         if isinstance(fraction, (bool, np.bool_)) or not isinstance(
                 fraction, (int, float, np.integer, np.floating)):
@@ -408,7 +438,11 @@ class GalaxySample:
         fraction = float(fraction)
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction}")
-        train, valid = split_positions(len(self), fraction, seed)
+        check_choice(method, "method", SPLIT_METHODS)
+        if method == "paper":
+            train, valid = paper_split_positions(len(self), fraction, seed)
+        else:
+            train, valid = split_positions(len(self), fraction, seed)
         return self[train], self[valid]
 
     # ------------------------------------------------------------------- I/O
