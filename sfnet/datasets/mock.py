@@ -497,8 +497,8 @@ def make_mock_interventions(n, latent, values, *, seed=0, image_size=64):
     --------
     >>> from sfnet.datasets import make_mock_interventions
     >>> face_on, edge_on = make_mock_interventions(4, "inclination", [0, 85], image_size=32)
-    >>> face_on.catalog["mock_inclination"].tolist(), edge_on.catalog["mock_inclination"][0]
-    ([0.0, 0.0, 0.0, 0.0], np.float64(85.0))
+    >>> face_on.catalog["mock_inclination"].tolist(), float(edge_on.catalog["mock_inclination"][0])
+    ([0.0, 0.0, 0.0, 0.0], 85.0)
     >>> bool((face_on.catalog["objID"] == edge_on.catalog["objID"]).all())
     True
     """
