@@ -22,18 +22,32 @@ dlogR`` the Mannucci et al. (2010) fundamental-metallicity mass (taken
 relative to the main sequence) with a compactness term (``dlogR``, the offset
 from the size-mass relation in dex; Ellison et al. 2008: smaller galaxies are
 more metal rich at fixed mass); ``v`` (0.11 dex, ``mock_oh_visible``) an
-offset at fixed mass, SFR and size that the images show -- metal-rich disks
-have steeper colour gradients (redder centres, bluer outskirts) and redder
-stellar populations -- but integrated photometry barely does; and ``h``
-(``metallicity_scatter``, 0.08 dex, ``mock_oh_hidden``) the hidden term.
+offset at fixed mass, SFR and size that the images show better than the
+catalog -- metal-rich star-forming disks have steeper colour gradients (redder
+centres, bluer outskirts: only the pixels show them) and redder stellar
+populations (which redden the integrated colours and, through the
+colour-based mass-to-light ratio at fixed mass, make the galaxy fainter: the
+photometry sees that, mixed with dust, inclination, bulge light and
+redshift); and ``h`` (``metallicity_scatter``, 0.08 dex, ``mock_oh_hidden``)
+the hidden term: intrinsic scatter plus the measurement error of ``oh_p50``.
 ``h`` is drawn last and added to ``oh_p50`` only: it is independent of the
 images, the photometry, the emission lines and of which galaxies are selected,
 so ``catalog.meta["oracle_rmse"]`` -- its root mean square over the galaxies
 passing the ``"metallicity"`` cuts (`oracle_rmse`) -- is a strict floor: no
-image- or photometry-based method can do better.  The emission lines (hence
-the selection) and the dust follow ``T04(mu)`` only.  With these choices
-the metallicity sample has sigma(12 + log O/H) ~ 0.21 dex, like the paper's
-0.207 (see ``docs/mock.rst`` for the calibration and what it means).
+image- or photometry-based method can do better on average (it is a lower
+bound, not a reachable RMSE).  The emission lines (hence the selection) and
+the dust follow ``T04(mu)`` only -- unlike real MPA-JHU, whose ``oh_p50`` is
+fitted from the lines; see ``docs/mock.rst`` for what that means on the BPT
+diagram.  With these choices the metallicity sample has sigma(12 + log O/H)
+~ 0.21 dex, like the paper's 0.207 (see ``docs/mock.rst`` for the
+calibration and what it means).
+
+*Measured quantities* (``_measurements``): ``lgm_tot_p50`` and ``sfr_tot_p50``
+are the truth (``mock_logm``, ``mock_logsfr``) plus MPA-JHU-like Gaussian
+errors in dex (~0.09 in mass; 0.25 in SFR on the main sequence, up to 0.75
+for passive galaxies), whose widths give ``*_p16`` / ``*_p84``; ``oh_p16`` /
+``oh_p84`` give the width of the measurement error of ``oh_p50``, which is
+part of ``h`` (the truth ``mock_oh_true`` is ``oh_p50`` minus that error).
 
 *Photometry*: ugriz ``modelMag`` (the total light of the bulge, disk and
 clumps, whose u - g and i - z follow their g - r along the galaxy locus of
@@ -47,18 +61,23 @@ units and descriptions of `sfnet.catalog`.
 disk with inclination (Hubble 1926 axis ratio, intrinsic thickness 0.15) and
 position angle; sizes from the Shen et al. (2003) size-mass relations; B/T
 rising with mass and quenching; star-forming clumps whose light fraction rises
-with sSFR; dust (Calzetti et al. 2000) rising with metallicity (hence with mass,
-as Garn & Best 2010), star formation and inclination; colour gradients (red
-bulge, disks larger in g by a metallicity-dependent amount); stellar
-populations whose colours follow age (sSFR)
-and metallicity, with Bell et al. (2003) mass-to-light ratios and simple
+with sSFR; dust (Calzetti et al. 2000) rising with the mass-SFR-size part of the
+metallicity (hence with mass, as Garn & Best 2010), star formation and
+inclination; colour gradients (red bulge, disks larger in g by a
+metallicity-dependent amount); stellar populations whose colours follow age
+(sSFR) and metallicity, with Bell et al. (2003) mass-to-light ratios and simple
 k-corrections; Gaussian PSF (``psf_fwhm``, 5% scatter per galaxy); sky noise
 of SDSS depth; the Lupton et al. (2004) composite of SDSS colour JPEGs
 (`astropy.visualization.make_lupton_rgb` on i, r, g); a neighbouring galaxy in
-30% and a star in 25% of the cutouts.  The metallicity is thus written in the
-disk colour, its gradient and dust, which integrated colours mix with
-inclination, bulge light, clumps and redshift: a CNN can disentangle them,
-fits on integrated photometry cannot (`sfnet.baselines`).
+30% and a star in 25% of the cutouts.  The visible metallicity offset is thus
+written in the disk colour, which integrated colours mix with dust,
+inclination, bulge light, clumps and redshift, and in its gradient, which
+they do not see at all: a CNN can disentangle them, fits on integrated
+photometry cannot (`sfnet.baselines`).
+
+*Interventions* (`make_mock_interventions`): the same galaxies and noise with
+one latent of `MOCK_LATENTS` set, the image quantities that follow from it
+re-derived and the measured catalog kept.
 
 *Emission lines* (fibre fluxes, 1e-17 erg/s/cm^2): Halpha from the SFR
 (Kennicutt 1998, Kroupa IMF) times the light fraction inside the 3" fibre,
@@ -72,8 +91,8 @@ star formation); quenched galaxies have weak LINER-like emission (retired
 galaxies, Cid Fernandes et al. 2011).  Errors follow sky plus continuum noise;
 ``bptclass`` is assigned from the noisy lines with the MPA-JHU rules
 (Brinchmann et al. 2004) and ``oh_p50`` is given only for ``bptclass == 1``
-(-9999 otherwise, as MPA-JHU).  0.4% of galaxies have failed SED fits
-(``lgm_tot_p50 = sfr_tot_p50 = -9999``).
+(-9999 otherwise, as MPA-JHU, also in ``oh_p16`` / ``oh_p84``).  0.4% of
+galaxies have failed SED fits (-9999 in ``lgm_tot_*`` and ``sfr_tot_*``).
 """
 
 
@@ -346,12 +365,14 @@ def make_mock_galaxies(n, *, image_size=64, pixel_scale=None, seed=None, progres
         ``images`` of shape ``(n, image_size, image_size, 3)`` uint8 and a catalog
         with the real query's columns (``objID``, ``specObjID``, ``ra``, ``dec``,
         ``z``, ``petroMag_r``, ``petroR50_r``, ``petroR90_r``, ``modelMag_u`` to
-        ``modelMag_z``, ``lgm_tot_p50``, ``sfr_tot_p50``, ``oh_p50``,
+        ``modelMag_z``, ``lgm_tot_p50``, ``sfr_tot_p50``, ``oh_p50`` (measured;
+        with ``lgm_tot_p16/p84``, ``sfr_tot_p16/p84``, ``oh_p16/p84``),
         ``bptclass``, the four BPT line fluxes and errors; names, units and
-        descriptions from `sfnet.catalog`) plus latent ``mock_*`` columns.
-        ``catalog.meta`` holds ``oracle_rmse`` (the RMS of the hidden term over
-        the ``"metallicity"`` sample: the best RMSE any predictor of ``oh_p50``
-        from images or photometry can reach), ``seed``, ``generator``, ``mock_version``,
+        descriptions from `sfnet.catalog`) plus latent ``mock_*`` columns (the
+        truth).  ``catalog.meta`` holds ``oracle_rmse`` (the RMS of the hidden
+        term over the ``"metallicity"`` sample: a lower bound on the RMSE of any
+        predictor of ``oh_p50`` from images or photometry, not one it can
+        reach), ``seed``, ``generator``, ``mock_version``,
         ``image_size``, ``pixel_scale`` (arcsec), ``psf_fwhm``,
         ``metallicity_scatter``, ``n_candidates`` and ``cosmology``.
 
