@@ -11,6 +11,9 @@ SDSS JPEGs (`astropy.visualization.make_lupton_rgb`, i, r, g -> R, G, B).
 
 Image values are kept in nanomaggies per native SDSS pixel (0.396 arcsec), i.e.
 surface brightness, so the composite looks the same at every pixel scale.
+The pixel noise is drawn on the cutout grid alone, independent of every
+galaxy property, so an intervened block (`~sfnet.datasets.make_mock_interventions`)
+carries the same noise as the original.
 """
 
 from types import SimpleNamespace
