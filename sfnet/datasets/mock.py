@@ -44,7 +44,7 @@ calibration and what it means).
 
 *Measured quantities* (``_measurements``): ``lgm_tot_p50`` and ``sfr_tot_p50``
 are the truth (``mock_logm``, ``mock_logsfr``) plus MPA-JHU-like Gaussian
-errors in dex (~0.09 in mass; 0.25 in SFR on the main sequence, up to 0.75
+errors in dex (~0.09 in mass; ~0.3 in SFR on the main sequence, up to 0.75
 for passive galaxies), whose widths give ``*_p16`` / ``*_p84``; ``oh_p16`` /
 ``oh_p84`` give the width of the measurement error of ``oh_p50``, which is
 part of ``h`` (the truth ``mock_oh_true`` is ``oh_p50`` minus that error).
@@ -197,9 +197,9 @@ def _measurements(p, seed, oh_scatter):
     * mass: Gaussian error in dex of width ``sigma_m`` ~ 0.09 dex (lognormal
       per galaxy, 0.1 dex scatter), about the half-width of MPA-JHU's
       ``lgm_tot_p84 - lgm_tot_p16``;
-    * SFR: width 0.25 dex on the main sequence rising to 0.75 dex for passive
-      galaxies (log sSFR < -11: their SFR comes from D4000 in MPA-JHU), also
-      lognormal per galaxy;
+    * SFR: width ``0.25 + 0.5 / (1 + exp((log sSFR + 10.8) / 0.3))`` dex,
+      ~0.3 on the main sequence rising to 0.75 for passive galaxies (log sSFR
+      < -11: their SFR comes from D4000 in MPA-JHU), also lognormal per galaxy;
     * metallicity: width ``hypot(0.03, 0.3 / (S/N of Hbeta))``, at most 0.75
       times ``oh_scatter``.  The measurement error ``e`` is the part of the
       hidden term ``h`` that is noise: ``oh_p50 = oh_model + h`` is unchanged
