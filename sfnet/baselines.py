@@ -1,6 +1,6 @@
 """Reference predictors to judge an SFNet against: the mean and photometric fits.
 
-Wu & Boada (2019, PASA 36, e019) compared their CNN (0.085 dex) with a random
+Wu & Boada (2019, MNRAS 484, 4683) compared their CNN (0.085 dex) with a random
 forest on SDSS photometry (0.130 dex); sfnet's demo reports the analogous
 numbers on the mock:
 

@@ -6,7 +6,8 @@ from astropy import units as u
 
 from sfnet import catalog as schema
 from sfnet.baselines import catalog_photometry, photometric_features
-from sfnet.datasets import GalaxySample, make_mock_galaxies
+from sfnet.datasets import (MOCK_LATENTS, GalaxySample, make_mock_galaxies,
+                            make_mock_interventions)
 from sfnet.datasets.mock import _build_catalog, _draw_sample, oracle_rmse
 from sfnet.targets import get_target
 
@@ -211,6 +212,29 @@ def test_inclined_disks_are_redder(sample):
     assert np.median(ebv[q < 0.35]) > 1.3 * np.median(ebv[q > 0.7])
 
 
+def test_mass_and_sfr_are_measured_with_mpajhu_like_errors(sample):
+    """lgm_tot_p50 / sfr_tot_p50 scatter about the truth; p16/p84 bracket ~68% of it."""
+    cat = sample.catalog
+    ok = col(sample, "lgm_tot_p50") != MISSING
+    quenched = np.asarray(cat["mock_quenched"], dtype=bool)
+    for name, truth, lo, hi in (("lgm_tot", "mock_logm", 0.07, 0.11),
+                                ("sfr_tot", "mock_logsfr", 0.22, 0.36)):
+        p16, p50, p84 = (col(sample, f"{name}_{p}") for p in ("p16", "p50", "p84"))
+        assert np.all((p16 == MISSING) == ~ok) and np.all((p84 == MISSING) == ~ok)
+        assert np.all((p16[ok] < p50[ok]) & (p50[ok] < p84[ok]))
+        err = (p50 - col(sample, truth))[ok]
+        sf = ~quenched[ok]
+        assert lo < err[sf].std() < hi, name
+        assert abs(err.mean()) < 0.03
+        inside = (p16[ok] <= col(sample, truth)[ok]) & (col(sample, truth)[ok] <= p84[ok])
+        assert 0.64 < inside.mean() < 0.72, name
+    # SFRs of passive galaxies (from D4000 in MPA-JHU) are much less certain
+    err = (col(sample, "sfr_tot_p50") - col(sample, "mock_logsfr"))[ok]
+    assert err[quenched[ok]].std() > 2 * err[~quenched[ok]].std()
+    oh, p16 = col(sample, "oh_p50"), col(sample, "oh_p16")
+    assert np.all((oh == MISSING) == (p16 == MISSING))
+
+
 # ------------------------------------------------------------- the oracle
 def test_oracle_rmse_is_the_rms_of_the_hidden_term(sample):
     kept = sample.select("metallicity")
@@ -221,9 +245,16 @@ def test_oracle_rmse_is_the_rms_of_the_hidden_term(sample):
         oracle_rmse(sample.catalog["mock_oh_hidden"],
                     get_target("metallicity").mask(sample.catalog)))
     assert 0.065 < sample.catalog.meta["oracle_rmse"] < 0.095
-    # the hidden term is the only part of oh_p50 not set by the image parameters
+    # the truth differs from oh_p50 by its measurement error, a part of the hidden term:
+    # oh_p16/p84 give its width and bracket the truth for ~68% of the galaxies
     resid = col(kept, "oh_p50") - col(kept, "mock_oh_true")
-    assert np.allclose(resid, 0.0)
+    half = (col(kept, "oh_p84") - col(kept, "oh_p16")) / 2
+    assert 0.02 < resid.std() < 0.06
+    assert resid.std() == pytest.approx(np.sqrt(np.mean(half ** 2)), rel=0.1)
+    assert resid.std() < hidden.std()
+    inside = (col(kept, "oh_p16") <= col(kept, "mock_oh_true")) & (
+        col(kept, "mock_oh_true") <= col(kept, "oh_p84"))
+    assert 0.63 < inside.mean() < 0.73
     assert np.isnan(oracle_rmse([0.1], [False]))
 
 
@@ -389,3 +420,118 @@ def test_bad_arguments_are_named(kwargs, exc, name):
     args.update(kwargs)
     with pytest.raises(exc, match=name):
         make_mock_galaxies(**args)
+
+
+# ---------------------------------------------------------- interventions
+@pytest.fixture(scope="module")
+def original():
+    return make_mock_galaxies(70, image_size=32, seed=3, progress=False)
+
+
+#: The mock_* columns each intervention may change (the latent and what follows from it).
+_FOLLOWS = {
+    "colour_gradient": set(),
+    "inclination": {"mock_axis_ratio", "mock_ebv", "mock_disk_g_r", "mock_disk_r_i",
+                    "mock_bulge_g_r"},
+    "bt": set(),
+    "clump_fraction": set(),
+    "ebv": {"mock_disk_g_r", "mock_disk_r_i", "mock_bulge_g_r"},
+    "re_disk": set(),
+    "psf_fwhm": set(),
+    "neighbour": set(),
+    "star": set(),
+    "oh_visible": {"mock_oh_true", "mock_colour_gradient", "mock_disk_g_r", "mock_disk_r_i"},
+}
+_OTHER_VALUE = {"colour_gradient": 0.35, "inclination": 80.0, "bt": 0.9, "clump_fraction": 0.3,
+                "ebv": 0.5, "re_disk": 5.0, "psf_fwhm": 2.5, "neighbour": 1, "star": 1,
+                "oh_visible": 0.3}
+
+
+def test_mock_latents_are_the_settable_columns(original):
+    assert set(MOCK_LATENTS) == set(_FOLLOWS)
+    for latent in MOCK_LATENTS:
+        assert f"mock_{latent}" in original.catalog.colnames
+
+
+@pytest.mark.parametrize("latent", sorted(_FOLLOWS))
+def test_intervention_changes_only_the_latent_and_what_follows(original, latent):
+    """Same galaxies; its own value reproduces the original; only its columns change."""
+    own = original.catalog[f"mock_{latent}"][0]
+    same, moved = make_mock_interventions(70, latent, [own, _OTHER_VALUE[latent]],
+                                          seed=3, image_size=32)
+    # galaxy 0 set to its own value is the original image (psf: also in the second block)
+    assert np.array_equal(same.images[0], original.images[0])
+    for s, value in ((same, own), (moved, _OTHER_VALUE[latent])):
+        cat = s.catalog
+        assert cat.meta["intervention_latent"] == latent
+        assert np.all(np.asarray(cat[f"mock_{latent}"], dtype=float) == float(value))
+        for name in cat.colnames:
+            if name == f"mock_{latent}" or name in _FOLLOWS[latent]:
+                continue
+            if name.startswith("mock_"):     # re-derived fluxes: equal to rounding
+                assert np.allclose(np.asarray(cat[name], dtype=float), col(original, name),
+                                   rtol=1e-12, atol=0, equal_nan=True), name
+            else:                               # the measured catalog is the original's
+                assert np.array_equal(cat[name], original.catalog[name], equal_nan=True), name
+    changed = {name for name in moved.catalog.colnames if name.startswith("mock_")
+               and not np.allclose(np.asarray(moved.catalog[name], dtype=float),
+                                   col(original, name), equal_nan=True)}
+    assert f"mock_{latent}" in changed
+    assert changed <= _FOLLOWS[latent] | {f"mock_{latent}"}
+    assert not np.array_equal(moved.images, same.images)
+
+
+def test_intervention_keeps_the_noise(original):
+    """Where the galaxy has no light, two intervened images are identical pixel by pixel."""
+    flat, tilted = make_mock_interventions(70, "inclination", [0.0, 90.0], seed=3,
+                                           image_size=32)
+    # small galaxies without a neighbour or star: no light of theirs in the corners
+    alone = ~np.asarray(original.catalog["mock_neighbour"] | original.catalog["mock_star"]) & (
+        col(original, "mock_re_disk") < 3)
+    assert alone.sum() > 10
+    yy, xx = np.indices((32, 32)) - 15.5
+    corner = np.hypot(yy, xx) > 15          # the corners, > 10 disk radii from the target
+    a, b = flat.images[alone][:, corner], tilted.images[alone][:, corner]
+    assert np.mean(a == b) > 0.98
+    # with other noise (same galaxies, another seed's noise) the corners differ
+    other = make_mock_galaxies(70, image_size=32, seed=4, progress=False)
+    assert np.mean(a == other.images[alone][:, corner]) < 0.8
+
+
+def test_interventions_act_in_the_expected_direction():
+    clear, dusty = make_mock_interventions(40, "ebv", [0.0, 0.6], seed=1, image_size=32)
+    inner = (np.hypot(*(np.indices((32, 32)) - 15.5)) < 4)
+
+    def red_over_blue(s):
+        img = s.images[:, inner].astype(float)
+        return np.log((img[..., 0].sum(1) + 1) / (img[..., 2].sum(1) + 1))
+
+    assert np.mean(red_over_blue(dusty) > red_over_blue(clear)) > 0.9
+    no, yes = make_mock_interventions(40, "star", [False, True], seed=1, image_size=32)
+    assert np.all(np.any(no.images != yes.images, axis=(1, 2, 3)))
+    face, edge = make_mock_interventions(10, "inclination", [0.0, 90.0], seed=1, image_size=32)
+    assert np.all(edge.catalog["mock_axis_ratio"] < 0.3)
+    assert np.all(face.catalog["mock_axis_ratio"] > 0.99)
+
+
+def test_quenched_disks_ignore_the_visible_metallicity():
+    low, high = make_mock_interventions(70, "oh_visible", [-0.2, 0.2], seed=3, image_size=32)
+    q = np.asarray(low.catalog["mock_quenched"], dtype=bool)
+    assert 0 < q.sum() < len(q)
+    assert np.array_equal(low.images[q], high.images[q])
+    assert not np.array_equal(low.images[~q], high.images[~q])
+
+
+@pytest.mark.parametrize("latent, values, exc, name", [
+    ("mass", [1.0], ValueError, "latent"),
+    (3, [1.0], TypeError, "latent"),
+    ("inclination", [100.0], ValueError, "values"),
+    ("inclination", [], ValueError, "values"),
+    ("inclination", "0", TypeError, "values"),
+    ("inclination", [np.nan], ValueError, "values"),
+    ("star", [0.5], ValueError, "values"),
+    ("re_disk", [0.0], ValueError, "values"),
+])
+def test_intervention_arguments_are_named(latent, values, exc, name):
+    with pytest.raises(exc, match=name):
+        make_mock_interventions(2, latent, values, image_size=16)

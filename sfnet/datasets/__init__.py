@@ -1,7 +1,8 @@
 """Galaxy samples: the container, the embedded mock, the Zenodo-layout loader and SDSS retrieval.
 
 * `sfnet.datasets.sample` -- `GalaxySample`, images plus catalog, saved as ECSV + ``.npy``;
-* `sfnet.datasets.mock` -- `make_mock_galaxies`, the SDSS-like mock (the offline default);
+* `sfnet.datasets.mock` -- `make_mock_galaxies`, the SDSS-like mock (the offline default),
+  and `make_mock_interventions`: the same galaxies with one of `MOCK_LATENTS` set;
 * `sfnet.datasets.folder` -- `load_galaxy_folder` / `write_galaxy_folder`, the Zenodo layout;
 * `sfnet.datasets.skyserver` -- the SkyServer SQL query (`build_sdss_query`,
   `query_sdss_catalog`; ``selection="default"`` or the paper's ``"paper"``,

@@ -345,6 +345,8 @@ def _sigmoid(x):
 # The population
 # --------------------------------------------------------------------------
 
+#: Rest-frame g - r, r - i, u - g and i - z of the young stars (clumps and arms).
+CLUMP_COLOURS = (0.05, -0.02, 0.45, 0.05)
 #: Number of star-forming clump slots per galaxy.
 N_CLUMPS = 12
 #: Share of the young light in spiral arms (the rest is in knots).
@@ -400,7 +402,9 @@ _CANDIDATE_KEYS = (
     "re_disk", "re_bulge", "cos_i", "q_disk", "q_bulge", "pa",
     "pa_bulge", "clump_frac", "arm_pitch", "arm_phase",
     "clump_w", "clump_r", "clump_phi", "gr_bulge",
-    "gr_disk", "ri_disk",
+    "gr_disk", "ri_disk", "ug_disk", "iz_disk", "ri_bulge", "ug_bulge", "iz_bulge",
+    "noise_gr_disk", "noise_ri_disk", "noise_ug_disk", "noise_iz_disk", "log_ssfr",
+    "ebv_bulge",
     "ebv_disk", "ebv_face", "theta_d", "theta_b",
     "fwhm", "petro_mag", "petro_r50", "petro_r90", "mu50",
     "r_total", "oh_visible", "oh_smooth", "gradient",
@@ -481,8 +485,7 @@ def _draw_structure(rng, c):
     c.re_disk = r50 / (1.0 - c.bt + c.bt * f_bulge)
     c.re_bulge = f_bulge * c.re_disk
     c.cos_i = rng.random(m)
-    q0 = np.where(quenched, 0.25, 0.15)              # intrinsic thickness
-    c.q_disk = np.sqrt(c.cos_i ** 2 * (1 - q0 ** 2) + q0 ** 2)   # Hubble (1926)
+    c.q_disk = disk_axis_ratio(c.cos_i, quenched)
     c.q_bulge = np.where(quenched, np.clip(rng.normal(0.75, 0.15, m), 0.35, 1.0),
                          rng.uniform(0.6, 1.0, m))
     c.pa = rng.uniform(0.0, np.pi, m)
@@ -510,31 +513,53 @@ def _draw_young_stars(rng, c):
 
 
 def _draw_stellar_colours(rng, c):
-    """Rest-frame, dust-free colours of the bulge, disk and clumps, and the colour gradient."""
+    """Rest-frame, dust-free colours of the bulge, disk and clumps, and the colour gradient.
+
+    The random parts of the disk colours are kept (``noise_*_disk``) so that
+    `disk_colours` can re-derive them under an intervention (`intervene`).
+    """
     m = c.m
     c.gr_bulge = 0.72 + 0.04 * (c.logm - 10.5) + rng.normal(0, 0.04, m)
     c.ri_bulge = 0.37 + 0.35 * (c.gr_bulge - 0.72)
-    # disk: age (sSFR) and stellar metallicity (young stars share the gas metallicity)
-    z_stars = np.where(c.quenched, tremonti04(c.logm), c.oh_model)
-    c.gr_disk = (0.78 - 0.48 * _sigmoid((c.log_ssfr + 11.0) / 0.45)
-                 + 0.20 * (z_stars - 8.9) + rng.normal(0, 0.015, m))
-    # a steeper colour gradient (redder, dustier centre) in metal-rich disks:
-    # the integrated colours do not change, only where the light of each band is
-    c.gradient = np.clip(GRADIENT_MEAN
-                         + GRADIENT_PER_DEX * np.where(c.quenched, 0.0, c.oh_visible),
-                         -0.1, 0.4)
-    c.ri_disk = 0.12 + 0.36 * c.gr_disk + rng.normal(0, 0.01, m)
-    c.gr_clump, c.ri_clump = 0.05, -0.02
+    c.noise_gr_disk = rng.normal(0, 0.015, m)
+    c.gradient = colour_gradient(c.oh_visible, c.quenched)
+    c.noise_ri_disk = rng.normal(0, 0.01, m)
+    c.gr_clump, c.ri_clump, c.ug_clump, c.iz_clump = CLUMP_COLOURS
     # u - g and i - z of the same populations, following g - r along the galaxy
     # locus: red populations (g - r ~ 0.75) have u - r ~ 2.5, blue ones (g - r ~
     # 0.4) u - r ~ 1.5, the two peaks of Strateva et al. (2001); the young
     # clumps are bluer still.
     c.ug_bulge = 0.35 + 1.85 * c.gr_bulge + rng.normal(0, 0.04, m)
-    c.ug_disk = 0.35 + 1.85 * c.gr_disk + rng.normal(0, 0.04, m)
-    c.ug_clump = 0.45
+    c.noise_ug_disk = rng.normal(0, 0.04, m)
     c.iz_bulge = 0.10 + 0.35 * c.gr_bulge + rng.normal(0, 0.02, m)
-    c.iz_disk = 0.10 + 0.35 * c.gr_disk + rng.normal(0, 0.02, m)
-    c.iz_clump = 0.05
+    c.noise_iz_disk = rng.normal(0, 0.02, m)
+    c.gr_disk, c.ri_disk, c.ug_disk, c.iz_disk = disk_colours(
+        c.oh_model, c.log_ssfr, c.quenched, c.logm, c.noise_gr_disk, c.noise_ri_disk,
+        c.noise_ug_disk, c.noise_iz_disk)
+
+
+def colour_gradient(oh_visible, quenched):
+    """The disk colour gradient ``gamma`` of `GRADIENT_MEAN` and `GRADIENT_PER_DEX`.
+
+    A steeper gradient (smaller in r and i than in g: redder centre, bluer
+    outskirts) in metal-rich star-forming disks; quenched disks have the mean.
+    Only where the light of each band lies changes, not the disk's total colour.
+    """
+    return np.clip(GRADIENT_MEAN + GRADIENT_PER_DEX * np.where(quenched, 0.0, oh_visible),
+                   -0.1, 0.4)
+
+
+def disk_colours(oh_model, log_ssfr, quenched, logm, noise_gr, noise_ri, noise_ug, noise_iz):
+    """Rest-frame dust-free g - r, r - i, u - g, i - z of the disk.
+
+    Set by age (sSFR) and stellar metallicity: young stars share the gas
+    metallicity ``oh_model`` (mass, SFR, size and the visible offset), quenched
+    disks have the Tremonti et al. (2004) value of their mass.
+    """
+    z_stars = np.where(quenched, tremonti04(logm), oh_model)
+    gr = 0.78 - 0.48 * _sigmoid((log_ssfr + 11.0) / 0.45) + 0.20 * (z_stars - 8.9) + noise_gr
+    return (gr, 0.12 + 0.36 * gr + noise_ri, 0.35 + 1.85 * gr + noise_ug,
+            0.10 + 0.35 * gr + noise_iz)
 
 
 def _draw_dust(rng, c):
@@ -548,9 +573,20 @@ def _draw_dust(rng, c):
     c.ebv_face = np.where(c.quenched, 0.02 * rng.random(m),
                           0.06 * 10 ** (1.5 * (c.oh_smooth - 8.9) + 0.4 * c.d_ms
                                         + rng.normal(0, 0.04, m)))
-    incl_factor = 1.0 + 3.0 * np.log10(1.0 / c.q_disk)
-    c.ebv_disk = c.ebv_face * incl_factor
+    c.ebv_disk = inclined_ebv(c.ebv_face, c.q_disk)
     c.ebv_bulge = 0.5 * c.ebv_disk
+
+
+def disk_axis_ratio(cos_i, quenched):
+    """Projected axis ratio of a disk 0.15 thick (0.25 if quenched), Hubble (1926)."""
+    q0 = np.where(quenched, 0.25, 0.15)
+    return np.sqrt(cos_i ** 2 * (1 - q0 ** 2) + q0 ** 2)
+
+
+def inclined_ebv(ebv_face, q_disk):
+    """Stellar E(B-V) of a disk of face-on ``ebv_face`` seen at axis ratio ``q_disk``."""
+    incl_factor = 1.0 + 3.0 * np.log10(1.0 / q_disk)
+    return ebv_face * incl_factor
 
 
 def _kcorr(z, gr):
@@ -708,3 +744,92 @@ def _off_centre(rng, m, r_min):
     close = np.hypot(pos[:, 0], pos[:, 1]) < r_min
     pos[close] *= r_min / np.maximum(np.hypot(pos[close, 0], pos[close, 1]), 1e-3)[:, None]
     return pos
+
+
+# --------------------------------------------------------------------------
+# Interventions: one latent set, the image quantities downstream re-derived
+# --------------------------------------------------------------------------
+
+#: The latents `intervene` can set, by their ``mock_*`` column name without the prefix,
+#: with the population keys the renderer reads that each one re-derives.
+INTERVENTIONS = {
+    "colour_gradient": ("gradient",),
+    "inclination": ("cos_i", "q_disk", "ebv_disk", "ebv_bulge", "fluxes"),
+    "bt": ("bt", "fluxes"),
+    "clump_fraction": ("clump_frac", "fluxes"),
+    "ebv": ("ebv_disk", "ebv_bulge", "fluxes"),
+    "re_disk": ("theta_d", "re_disk"),
+    "psf_fwhm": ("fwhm",),
+    "neighbour": ("has_nb",),
+    "star": ("has_star",),
+    "oh_visible": ("oh_visible", "oh_model", "oh_true", "gradient", "gr_disk", "ri_disk",
+                   "ug_disk", "iz_disk", "fluxes"),
+}
+
+#: Allowed range of each latent's value: (low, high, low inclusive, high inclusive).
+INTERVENTION_RANGE = {
+    "colour_gradient": (-0.9, 1.9, True, True),
+    "inclination": (0.0, 90.0, True, True),
+    "bt": (0.0, 1.0, True, True),
+    "clump_fraction": (0.0, 1.0, True, False),
+    "ebv": (0.0, 2.0, True, True),
+    "re_disk": (0.0, np.inf, False, False),
+    "psf_fwhm": (0.0, 10.0, False, True),
+    "neighbour": (0.0, 1.0, True, True),
+    "star": (0.0, 1.0, True, True),
+    "oh_visible": (-1.0, 1.0, True, True),
+}
+
+
+def intervene(p, latent, value):
+    """A copy of the population ``p`` with ``latent`` set to ``value`` for every galaxy.
+
+    A do-operation on the images: the quantities the renderer reads that follow
+    from the latent in the generator (`INTERVENTIONS`) are re-derived with the
+    same relations and the galaxy's own random draws; everything else -- other
+    latents, the catalog photometry, emission lines and ``bptclass`` -- is kept.
+    The bulge and disk sizes are held fixed when ``bt`` is set (they are
+    latents of their own).
+    """
+    q = dict(p)
+    n = len(p["z"])
+    v = np.full(n, float(value))
+    if latent == "colour_gradient":
+        q["gradient"] = v
+    elif latent == "inclination":
+        q["cos_i"] = np.cos(np.radians(v))
+        q["q_disk"] = disk_axis_ratio(q["cos_i"], p["quenched"])
+        q["ebv_disk"] = inclined_ebv(p["ebv_face"], q["q_disk"])
+        q["ebv_bulge"] = 0.5 * q["ebv_disk"]
+    elif latent == "bt":
+        q["bt"] = v
+    elif latent == "clump_fraction":
+        q["clump_frac"] = v
+    elif latent == "ebv":
+        q["ebv_disk"] = v
+        q["ebv_bulge"] = 0.5 * v
+    elif latent == "re_disk":
+        q["theta_d"] = v
+        q["re_disk"] = v * (p["d_a"] * 1e3 / _ARCSEC_PER_RAD)
+    elif latent == "psf_fwhm":
+        q["fwhm"] = v
+    elif latent == "neighbour":
+        q["has_nb"] = v.astype(bool)
+    elif latent == "star":
+        q["has_star"] = v.astype(bool)
+    elif latent == "oh_visible":
+        q["oh_visible"] = v
+        q["oh_model"] = p["oh_smooth"] + v
+        q["oh_true"] = q["oh_model"] + p["oh_hidden"]
+        q["gradient"] = colour_gradient(v, p["quenched"])
+        q["gr_disk"], q["ri_disk"], q["ug_disk"], q["iz_disk"] = disk_colours(
+            q["oh_model"], p["log_ssfr"], p["quenched"], p["logm"], p["noise_gr_disk"],
+            p["noise_ri_disk"], p["noise_ug_disk"], p["noise_iz_disk"])
+    else:
+        raise ValueError(f"latent: unknown {latent!r}; one of {', '.join(INTERVENTIONS)}")
+    if "fluxes" in INTERVENTIONS[latent]:
+        c = SimpleNamespace(**q)
+        c.gr_clump, c.ri_clump, c.ug_clump, c.iz_clump = CLUMP_COLOURS
+        _component_fluxes(c)
+        q.update((f"flux_{key}", val) for key, val in c.mags.items())
+    return q

@@ -11,6 +11,9 @@ SDSS JPEGs (`astropy.visualization.make_lupton_rgb`, i, r, g -> R, G, B).
 
 Image values are kept in nanomaggies per native SDSS pixel (0.396 arcsec), i.e.
 surface brightness, so the composite looks the same at every pixel scale.
+The pixel noise is drawn on the cutout grid alone, independent of every
+galaxy property, so an intervened block (`~sfnet.datasets.make_mock_interventions`)
+carries the same noise as the original.
 """
 
 from types import SimpleNamespace
@@ -65,6 +68,9 @@ def _normalise(img):
 
 def _splat(plane, px, py, w):
     """Add point sources (pixel coordinates px, py, weights w, shape (B, K)) bilinearly."""
+    if not plane.flags.c_contiguous:
+        # reshape(-1) of a strided view is a copy: the points would be lost
+        raise ValueError("plane: must be C-contiguous")
     b, p = plane.shape[0], plane.shape[-1]
     x0, y0 = np.floor(px), np.floor(py)
     fx, fy = px - x0, py - y0
@@ -77,7 +83,7 @@ def _splat(plane, px, py, w):
         np.add.at(flat, (bi[ok] * p + yi[ok]) * p + xi[ok], (w * ww)[ok])
 
 
-def render_block(p, idx, image_size, pixel_scale, rng):
+def render_block(p, idx, image_size, pixel_scale, rng, *, pad_fwhm=0.0):
     """Render galaxies ``idx`` of the population dict ``p`` as uint8 RGB cutouts.
 
     Parameters
@@ -92,14 +98,20 @@ def render_block(p, idx, image_size, pixel_scale, rng):
     pixel_scale : float
         Arcsec per pixel.
     rng : numpy.random.Generator
-        Source of the pixel noise.
+        Source of the pixel noise.  The noise is drawn on the cutout's own grid
+        (``len(idx)`` x 3 x ``image_size`` x ``image_size`` numbers, whatever
+        the galaxies), so the same ``rng`` state gives the same noise whatever
+        the galaxies' properties.
+    pad_fwhm : float, optional
+        The FFT grid is padded for at least this PSF FWHM (arcsec), besides the
+        block's largest; lets an intervened block use the grid of the original.
 
     Returns
     -------
     ndarray, shape (len(idx), image_size, image_size, 3), uint8
     """
     g = {k: v[idx] for k, v in p.items() if isinstance(v, np.ndarray)}
-    grid = _padded_grid(g, len(idx), image_size, pixel_scale)
+    grid = _padded_grid(g, len(idx), image_size, pixel_scale, pad_fwhm)
     bands = np.zeros((grid.b, 3, grid.n, grid.n), dtype=np.float32)
     u, v, r_d = _add_disk(bands, g, grid)
     _add_arms(bands, g, u, v, r_d)
@@ -108,15 +120,16 @@ def render_block(p, idx, image_size, pixel_scale, rng):
     _add_neighbour(bands, g, grid)
     _add_stars(bands, g, grid)
     clumps = _clump_plane(g, grid)
-    fb, k2 = _convolve_psf(bands, clumps, g, grid)
-    img = _add_sky(fb, k2, grid, rng)
+    fb = _convolve_psf(bands, clumps, g, grid)
+    img = _add_sky(fb, grid, rng)
     return _lupton_composite(img, grid)
 
 
-def _padded_grid(g, b, s, pixel_scale):
+def _padded_grid(g, b, s, pixel_scale, pad_fwhm=0.0):
     """The pixel grid of a block: ``s`` pixels padded against the wrap-around of the FFT."""
     sigma_px = g["fwhm"] / 2.3548 / pixel_scale                   # PSF sigma (px)
-    pad = int(np.ceil(4 * sigma_px.max() * SEEING_BAND.max())) + 2
+    pad_sigma = max(sigma_px.max(), pad_fwhm / 2.3548 / pixel_scale)
+    pad = int(np.ceil(4 * pad_sigma * SEEING_BAND.max())) + 2
     n = s + 2 * pad
     return SimpleNamespace(
         b=b, s=s, n=n, pad=pad, pixel_scale=pixel_scale, sigma_px=sigma_px,
@@ -204,7 +217,9 @@ def _add_stars(bands, g, grid):
     spx = _to_px(g["st_pos"][:, :1] * grid.fov, grid)
     spy = _to_px(g["st_pos"][:, 1:] * grid.fov, grid)
     for k, f in enumerate((fr * 10 ** (-0.4 * gr), fr, fr * 10 ** (0.4 * ri))):
-        _splat(bands[:, k], spx, spy, f[:, None].astype(np.float32))
+        plane = np.zeros(bands.shape[:1] + bands.shape[2:], dtype=np.float32)
+        _splat(plane, spx, spy, f[:, None].astype(np.float32))
+        bands[:, k] += plane
 
 
 def _clump_plane(g, grid):
@@ -223,7 +238,7 @@ def _convolve_psf(bands, clumps, g, grid):
     """Fourier transforms of the bands, clumps added and all convolved with the PSF.
 
     The clumps get their intrinsic size (`CLUMP_SIGMA_KPC`) and colour first.
-    Returns the transforms and the squared frequencies ``k2``.
+    Returns the transforms.
     """
     from scipy import fft
 
@@ -241,32 +256,36 @@ def _convolve_psf(bands, clumps, g, grid):
         sig2 = ((grid.sigma_px * SEEING_BAND[k]) ** 2).astype(np.float32)[:, None, None]
         fb[:, k] += fc * clump_flux[:, k].astype(np.float32)[:, None, None]
         fb[:, k] *= np.exp(-_TWO_PI2 * sig2 * k2)
-    return fb, k2
+    return fb
 
 
-def _add_sky(fb, k2, grid, rng):
+def _add_sky(fb, grid, rng):
     """Back to pixels, cropped to the cutout, with sky noise at SDSS depth.
 
     The noise is in nanomaggies per native pixel; coarser pixels average native
     ones, finer pixels (resampled SDSS images) carry correlated noise of the
-    native level.
+    native level: white noise on the cutout grid (plus a margin that depends on
+    the pixel scale only) smoothed by a Gaussian of 0.5 native pixels.
     """
     from scipy import fft
 
     b, s, n, pad, pixel_scale = grid.b, grid.s, grid.n, grid.pad, grid.pixel_scale
     to_native = np.float32((SDSS_PIXEL / pixel_scale) ** 2)
+    img = fft.irfft2(fb, s=(n, n), axes=(-2, -1))[:, :, pad:pad + s, pad:pad + s]
+    img *= to_native
+    sky = SKY_SIGMA.astype(np.float32)[None, :, None, None]
     if pixel_scale < SDSS_PIXEL:
         sig_k = 0.5 * SDSS_PIXEL / pixel_scale
-        white = rng.standard_normal((b, 3, n, n), dtype=np.float32)
+        margin = int(np.ceil(4 * sig_k)) + 1
+        m = s + 2 * margin
+        white = rng.standard_normal((b, 3, m, m), dtype=np.float32)
+        k2 = (np.fft.fftfreq(m).astype(np.float32)[:, None] ** 2
+              + np.fft.rfftfreq(m).astype(np.float32)[None, :] ** 2)
         kern = np.exp(-_TWO_PI2 * np.float32(sig_k ** 2) * k2) * np.float32(
             np.sqrt(4 * np.pi) * sig_k)
-        noise_f = fft.rfft2(white, axes=(-2, -1)) * kern[:, None]
-        fb += noise_f * (SKY_SIGMA.astype(np.float32)[None, :, None, None] / to_native)
-        img = fft.irfft2(fb, s=(n, n), axes=(-2, -1))[:, :, pad:pad + s, pad:pad + s]
-        img *= to_native
+        noise = fft.irfft2(fft.rfft2(white, axes=(-2, -1)) * kern, s=(m, m), axes=(-2, -1))
+        img += noise[:, :, margin:margin + s, margin:margin + s] * sky
     else:
-        img = fft.irfft2(fb, s=(n, n), axes=(-2, -1))[:, :, pad:pad + s, pad:pad + s]
-        img *= to_native
         noise = rng.standard_normal((b, 3, s, s), dtype=np.float32)
         noise *= (SKY_SIGMA * SDSS_PIXEL / pixel_scale).astype(np.float32)[None, :, None, None]
         img += noise
