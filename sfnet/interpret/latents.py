@@ -279,12 +279,12 @@ def latent_recovery(model, sample, *, activations=None, latents=None, regressor=
         ``feature``, ``n_active``, ``fraction_active``
             the feature and how often it fires;
         ``latent``, ``spearman``, ``mutual_info``
-            the latent with the largest |Spearman ρ| between the activation and
+            the latent with the largest absolute Spearman ρ between the activation and
             the latent **over the galaxies where the feature is active**, that ρ
             (signed) and their mutual information (nats, k-nearest-neighbour
             estimate of Kraskov et al. 2004 with k = 3);
         ``runner_up``, ``runner_up_spearman``
-            the second-best latent by |ρ| (how specific the first one is);
+            the second-best latent by absolute ρ (how specific the first one is);
         ``latent_mi``, ``mutual_info_max``
             the latent with the largest mutual information on the same
             galaxies (catches non-monotone relations) and that information;
@@ -299,7 +299,7 @@ def latent_recovery(model, sample, *, activations=None, latents=None, regressor=
         giving for every latent its ``completeness``, ``informativeness``,
         ``features`` that carry it (those holding at least 10 % of its
         importance, largest share first) with their ``shares``, and the
-        ``best_feature`` by |ρ| with that ``best_spearman``; the full
+        ``best_feature`` by absolute ρ with that ``best_spearman``; the full
         matrices ``spearman``, ``mutual_info`` and ``importance`` (rows in the
         order of ``meta["features"]``, columns in the order of ``latents``;
         None where undefined); and the parameters.
