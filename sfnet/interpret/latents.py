@@ -617,9 +617,10 @@ def intervention_response(model, latent, values=None, *, n=200, seed=0, samples=
     -----
     An intervention answers "what does the network do if only this changes?";
     it does not say whether the latent matters for the target in real
-    galaxies.  Quantities derived from the latent are not re-derived (on the
-    mock, setting the inclination changes the rendered dust path but not the
-    catalog's photometry), so the response is to the images alone.  The slope
+    galaxies.  The mock renderer re-derives what the image shows from the
+    latent (setting the inclination also changes the disk's axis ratio and
+    dust reddening) but no measured catalog column (photometry, lines, the
+    target), so the response is to the images alone.  The slope
     is the average linear trend over the values; a feature that switches on
     in the middle of the range has a slope with an interval that excludes 0
     but a non-linear ``mean_activation``.
