@@ -10,6 +10,13 @@ per galaxy.  This subpackage turns those features into astrophysics:
   paper) and `ablation`;
 * `sfnet.interpret.bpt` -- the `kauffmann03` and `kewley01` demarcation curves,
   `bpt_class` and `line_ratios` (from measured fluxes or predicted log fluxes);
+* `sfnet.interpret.latents` -- features against the mock's known latents:
+  `latent_recovery` (the latent each feature tracks where it is active, and
+  DCI-style disentanglement, completeness and informativeness) and
+  `intervention_response` (how features and predictions respond when one
+  latent is changed and everything else held fixed);
+* `sfnet.interpret.universality` -- `match_features`, whether two fits (other
+  seeds, other k) find the same features;
 * `sfnet.interpret.maps` -- `localization_maps`, where in a galaxy a feature fires;
 * `sfnet.interpret.stability` -- `activation_stability` and `feature_stability`
   of the explanations under rotations, flips and noise;
@@ -45,7 +52,9 @@ from .plots import *  # noqa: F401,F403
 from .report import *  # noqa: F401,F403
 from .stability import *  # noqa: F401,F403
 from .calibration import *  # noqa: F401,F403
-from . import bpt, stats, maps, plots, report, stability, calibration
+from .latents import *  # noqa: F401,F403
+from .universality import *  # noqa: F401,F403
+from . import bpt, stats, maps, plots, report, stability, calibration, latents, universality
 
 __all__ = bpt.__all__ + stats.__all__ + maps.__all__ + plots.__all__ + report.__all__ \
-    + stability.__all__ + calibration.__all__
+    + stability.__all__ + calibration.__all__ + latents.__all__ + universality.__all__
