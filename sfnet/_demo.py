@@ -7,7 +7,6 @@ Private module; the command line (`sfnet.cli`) is the public entry point.
 
 import logging
 import math
-import platform
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -18,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ._io import check_output_dir
-from .workflow import reference_scores, score_model, select_and_split
+from .workflow import precision_name as _precision_name
+from .workflow import reference_scores, score_model, select_and_split, versions
 
 __all__ = ["DEMO_DEFAULTS", "run_demo", "format_summary"]
 
@@ -46,25 +46,6 @@ DEMO_DEFAULTS = {
 VALIDATION_FRACTION = 0.2
 
 _TARGET = "metallicity"
-
-
-def _precision_name(dtype):
-    if dtype is None:
-        return "fp32"
-    return {"torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(dtype), str(dtype))
-
-
-def versions():
-    """Versions of sfnet and its main dependencies (for provenance in metrics.json)."""
-    import astropy
-    import torch
-    import torchvision
-
-    import sfnet
-
-    return {"sfnet": sfnet.__version__, "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "astropy": astropy.__version__,
-            "numpy": np.__version__, "python": platform.python_version()}
 
 
 @contextmanager
@@ -266,14 +247,16 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
              image_size=DEMO_DEFAULTS["image_size"], epochs=DEMO_DEFAULTS["epochs"],
              k=DEMO_DEFAULTS["k"], batch_size=DEMO_DEFAULTS["batch_size"],
              seed=DEMO_DEFAULTS["seed"], device=DEMO_DEFAULTS["device"],
-             precision=DEMO_DEFAULTS["precision"], max_features=12, progress=True,
-             say=None):
+             precision=DEMO_DEFAULTS["precision"], max_features=12, overwrite=False,
+             progress=True, say=None):
     """Run the demo end to end and write its outputs into ``output``.
 
     Parameters
     ----------
     output : path-like
-        Directory for ``metrics.json``, ``model/``, ``figures/`` and ``report.html``.
+        Directory for ``metrics.json``, ``model/``, ``figures/`` and ``report.html``:
+        new, empty or an earlier demo's (``metrics.json``); any directory with
+        ``overwrite``.
     n_galaxies : int
         Mock galaxies to generate (about a third pass the metallicity cuts).
     image_size, epochs, k, batch_size, seed, device, precision
@@ -281,6 +264,8 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
         ``seed`` seeds the mock, the split and the network.
     max_features : int
         Features with their own section in the report.
+    overwrite : bool
+        Write into a non-empty ``output`` that is not a demo's.
     progress : bool
         Show progress bars.
     say : callable, optional
@@ -295,7 +280,8 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
     from ._io import atomic_write_json
 
     say = say or (lambda text: None)
-    output = check_output_dir(output)
+    output = check_output_dir(output, marker="metrics.json", what="an sfnet demo output",
+                              overwrite=overwrite)
     model = SparseFeatureNet(k=k, target=_TARGET, epochs=epochs, batch_size=batch_size,
                              validation_fraction=0.0, device=device, precision=precision,
                              random_state=seed, progress=progress)

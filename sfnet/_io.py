@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
-           "json_safe", "NotADirectoryPathError", "check_output_dir"]
+           "json_safe", "NotADirectoryPathError", "check_output_dir", "check_output_file"]
 
 
 class NotADirectoryPathError(NotADirectoryError, FileExistsError, ValueError):
@@ -88,13 +88,14 @@ def atomic_write_json(path, obj):
     atomic_write_text(path, text + "\n")
 
 
-def check_output_dir(path, argument="output", *, marker=None, what=None):
+def check_output_dir(path, argument="output", *, marker=None, what=None, overwrite=False):
     """Check an output directory before any work is done; return it as a `~pathlib.Path`.
 
     The one output-directory rule of sfnet: ``path`` may be new or an existing
     directory.  With ``marker`` (a file name), an existing non-empty directory
     must hold that file -- i.e. be an earlier output of the same kind
-    (``what``), which is then replaced.  Nothing is created.
+    (``what``), which is then replaced -- unless ``overwrite`` is true.
+    Nothing is created.
 
     Parameters
     ----------
@@ -106,6 +107,8 @@ def check_output_dir(path, argument="output", *, marker=None, what=None):
         A file that an existing non-empty directory must hold.
     what : str, optional
         What ``marker`` stands for, for the message.
+    overwrite : bool, optional
+        Write into a non-empty directory without ``marker`` too.
 
     Returns
     -------
@@ -128,7 +131,49 @@ def check_output_dir(path, argument="output", *, marker=None, what=None):
         if not path.is_dir():
             raise NotADirectoryPathError(f"{argument} {str(path)!r} exists and is not a "
                                          "directory")
-        if marker is not None and not (path / marker).is_file() and any(path.iterdir()):
+        if marker is not None and not overwrite and not (path / marker).is_file() \
+                and any(path.iterdir()):
             raise FileExistsError(f"{argument} {str(path)!r} is a non-empty directory that "
-                                  f"is not {what or marker}; refusing to write into it")
+                                  f"is not {what or marker}; refusing to write into it "
+                                  f"(pass overwrite=True to write into it anyway)")
+    return path
+
+
+def check_output_file(path, argument="output", *, overwrite=False):
+    """Check an output file before any work is done; return it as a `~pathlib.Path`.
+
+    The file rule matching `check_output_dir`: ``path`` must not exist, unless
+    ``overwrite`` is true (then it is replaced, atomically, by the writer);
+    it is never a directory.  Nothing is created.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where a file is going to be written.
+    argument : str
+        The argument's name for the messages.
+    overwrite : bool, optional
+        Allow replacing an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a path.
+    IsADirectoryError
+        ``path`` is a directory.
+    FileExistsError
+        ``path`` exists and ``overwrite`` is false.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{argument} must be a path, got {path!r}")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{argument} {str(path)!r} is a directory, not a file")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{argument} {str(path)!r} already exists; refusing to replace "
+                              "it (pass overwrite=True to replace it)")
     return path

@@ -11,10 +11,21 @@ exiting, so it can be called from Python::
 Exit status: 0 on success, 1 on an error (one ``sfnet: error: ...`` line on
 stderr; ``--debug`` shows the traceback), 2 on a usage error, 130 when
 interrupted.
+
+Conventions shared by every command: the output is ``--output``; an existing
+non-empty output that is not an earlier output of the same command (a file,
+for ``predict`` and ``benchmark``) is refused before any work unless
+``--overwrite``; errors name the flag (library argument names are mapped to
+flags in `_FLAGS`); progress bars are off with ``--no-progress`` and whenever
+stderr is not a terminal.  ``sfnet train`` takes its defaults from
+`~sfnet.SparseFeatureNet`'s signature (`train_defaults`).
 """
 
 import argparse
+import inspect
+import json
 import logging
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -22,7 +33,7 @@ from pathlib import Path
 from ._demo import DEMO_DEFAULTS
 from .datasets.cutouts import cutout_services
 
-__all__ = ["main", "build_parser", "DEMO_DEFAULTS"]
+__all__ = ["main", "build_parser", "train_defaults", "TRAIN_PARAMS", "DEMO_DEFAULTS"]
 
 log = logging.getLogger("sfnet.cli")
 
@@ -33,6 +44,60 @@ _PRECISIONS = ("auto", "fp32", "bf16")
 
 #: Exceptions reported as one line (no traceback unless --debug).
 _USER_ERRORS = (ValueError, TypeError, OSError)
+
+#: The paper's split (fastai's RandomSplitter(valid_pct=0.2, seed=256)): the defaults of
+#: ``sfnet train --split paper``.
+_PAPER_SPLIT_FRACTION = 0.2
+_PAPER_SPLIT_SEED = 256
+
+#: SparseFeatureNet parameters that ``sfnet train`` sets from the option of the same
+#: name (``--batch-size`` -> ``batch_size``); their defaults are the estimator's.
+#: ``--seed`` sets ``random_state``.
+TRAIN_PARAMS = ("k", "target", "backbone", "weights", "epochs", "batch_size",
+                "learning_rate", "weight_decay", "optimizer", "image_size", "crop_size",
+                "preprocessing", "validation_fraction", "keep_epoch", "device", "precision")
+
+#: Library argument names -> the flags that set them, for error messages (one place).
+_FLAGS = {
+    "output": "--output", "output_dir": "--output", "device": "--device",
+    "precision": "--precision", "batch_size": "--batch-size", "k": "--k",
+    "ks": "--k", "epochs": "--epochs", "learning_rate": "--learning-rate",
+    "weight_decay": "--weight-decay", "image_size": "--image-size",
+    "crop_size": "--crop-size", "validation_fraction": "--validation-fraction",
+    "keep_epoch": "--keep-epoch", "random_state": "--seed", "seed": "--seed",
+    "n_galaxies": "--n-galaxies", "max_features": "--max-features",
+    "max_galaxies": "--max-galaxies", "checkpoint_dir": "--checkpoint-dir",
+    "resume": "--resume", "overwrite": "--overwrite", "split": "--split",
+    "cutout_size": "--cutout-size", "max_workers": "--max-workers",
+    "max_retries": "--max-retries", "rate_limit": "--rate-limit", "timeout": "--timeout",
+    "data_release": "--data-release", "cutout_service": "--cutout-service",
+    "io_images": "--io-images", "steps": "--steps", "rss_images": "--rss-images",
+    "backbone": "--backbone", "weights": "--weights", "optimizer": "--optimizer",
+    "preprocessing": "--preprocessing", "target": "--target", "region": "--region",
+}
+
+
+def train_defaults():
+    """The defaults of ``sfnet train``: `~sfnet.SparseFeatureNet`'s signature.
+
+    Returns
+    -------
+    dict
+        Parameter name -> default, read with `inspect.signature`, so the
+        command and the estimator cannot drift apart.
+    """
+    from .estimator import SparseFeatureNet
+
+    return {name: param.default
+            for name, param in inspect.signature(SparseFeatureNet).parameters.items()}
+
+
+class _Given(argparse.Action):
+    """Store the value and remember the option was given (``args.given_options``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given_options = set(getattr(namespace, "given_options", ())) | {self.dest}
 
 
 class _UsageError(Exception):
@@ -83,6 +148,13 @@ def _positive_float(text):
     value = _number(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    value = _number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return value
 
 
@@ -142,8 +214,18 @@ examples:
 _TRAIN_EPILOG = """\
 DATA is either a folder in the layout of the paper's Zenodo record (galaxies.csv plus
 images-sdss/{objID}.jpg, as written by 'sfnet fetch') or a directory written by
-GalaxySample.save.  Galaxies failing the target's quality cuts are dropped, a random
---validation-fraction is held out (seeded by --seed) and the metrics on it are printed.
+GalaxySample.save.  Galaxies failing the target's quality cuts are dropped and the rest
+trained on as SparseFeatureNet(...).fit would: the defaults of the options are the
+estimator's (read from its signature), so 'sfnet train DATA -o MODEL' trains the model
+of SparseFeatureNet().fit(sample.select("metallicity")).  --validation-fraction of the
+galaxies is held out (seeded by --seed): the epoch is selected (--keep-epoch best) and
+the error bars are calibrated on them, and their metrics are printed and written to
+MODEL/metrics.json.
+
+--split paper holds out the validation galaxies of the paper's released models
+(fastai's RandomSplitter: fraction 0.2 and seed 256 unless given; GalaxySample.split
+with method="paper"); the model trains on the others and keeps its last epoch, as the
+paper did.  An existing MODEL must be an earlier model (or empty) unless --overwrite.
 
 examples:
   sfnet train sdss --output model
@@ -153,6 +235,8 @@ examples:
   sfnet train sample-dir --output model-z --target z,petroMag_r
   sfnet train sdss --output model-paper --recipe paper   # the paper's training (sfnet.PAPER_RECIPE)
   sfnet train sdss --output model-paper --recipe paper --weights none   # offline
+  sfnet train sdss --output model-paper --recipe paper --split paper    # the paper's split
+  sfnet train sdss --output model --metrics - > metrics.json            # metrics as JSON
 
 --recipe paper trains as the paper did: Ranger under fastai's one-cycle schedule (peak
 0.1), 20 epochs of 64, centre crop 144 then resize to 160, dihedral flips with p=0.5,
@@ -225,7 +309,7 @@ are the figures to quote; absolute images/s drift on shared machines.
 
 examples:
   sfnet benchmark
-  sfnet benchmark --device cuda --image-size 144 --batch-size 256 --json bench.json
+  sfnet benchmark --device cuda --image-size 144 --batch-size 256 --output bench.json
 """
 
 
@@ -245,21 +329,39 @@ def _add_model_and_data(p):
     p.add_argument("data", metavar="DATA", help="Zenodo-layout folder or saved GalaxySample")
 
 
-def _add_device(p, precision=True):
-    p.add_argument("--device", default="auto",
+def _device(text):
+    """``--device``: a torch device string (its availability is checked by the library)."""
+    text = text.strip()
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?|[a-z_]+(:\d+)?", text):
+        raise argparse.ArgumentTypeError(
+            f"must be auto, cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
+
+
+def _add_device(p, precision=True, default="auto", precision_default="auto"):
+    p.add_argument("--device", type=_device, default=default, metavar="DEVICE",
+                   action=_Given,
                    help="torch device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     if precision:
-        p.add_argument("--precision", choices=_PRECISIONS, default="auto",
+        p.add_argument("--precision", choices=_PRECISIONS, default=precision_default,
+                       action=_Given,
                        help="auto: bfloat16 autocast on CUDA and bf16-capable CPUs, else fp32")
 
 
 def _add_no_progress(p, stage_lines=False):
-    help = "no progress bars or stage lines" if stage_lines else "no progress bars"
+    help = ("no progress bars or stage lines (bars are off anyway when stderr is not a "
+            "terminal)" if stage_lines else
+            "no progress bars (they are off anyway when stderr is not a terminal)")
     p.add_argument("--no-progress", action="store_true", help=help)
 
 
-def _add_target(p):
-    p.add_argument("--target", type=_target, default="metallicity",
+def _add_overwrite(p, help):
+    """``--overwrite``: the one exception to the overwrite rule."""
+    p.add_argument("--overwrite", action="store_true", help=help)
+
+
+def _add_target(p, default="metallicity"):
+    p.add_argument("--target", type=_target, default=default, action=_Given,
                    help="metallicity, bpt_lines or comma-separated catalog column names")
 
 
@@ -302,6 +404,7 @@ def _add_demo_parser(sub, common):
     _add_device(p)
     p.add_argument("--max-features", type=_int_at_least(1), default=12, metavar="N",
                    help="features with their own section in the report")
+    _add_overwrite(p, "write into a non-empty --output that is not an earlier demo's")
     _add_no_progress(p, stage_lines=True)
     p.set_defaults(handler=_cmd_demo)
 
@@ -330,11 +433,11 @@ def _add_fetch_transfer_options(p):
                    help="cutout size in pixels (0.262 arcsec/px)")
     p.add_argument("--max-workers", type=_int_at_least(1), default=None, metavar="N",
                    help="concurrent downloads (default: sfnet.conf.max_workers)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
+    p.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
                    help="seconds per request (default: sfnet.conf.timeout)")
     p.add_argument("--max-retries", type=_int_at_least(0), default=None, metavar="N",
                    help="retries on timeouts and 5xx (default: sfnet.conf.max_retries)")
-    p.add_argument("--rate-limit", type=float, default=10.0, metavar="R",
+    p.add_argument("--rate-limit", type=_positive_float, default=10.0, metavar="R",
                    help="at most R cutout requests started per second (default: 10)")
 
 
@@ -349,63 +452,104 @@ def _add_fetch_parser(sub, common):
     _add_fetch_transfer_options(p)
     p.add_argument("--print-sql", action="store_true",
                    help="print the SkyServer SQL and exit without any request")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a catalog in DIR that comes from a different query")
+    _add_overwrite(p, "write into a non-empty DIR without galaxies.csv, or replace a "
+                      "catalog in DIR that comes from a different query")
     _add_no_progress(p)
     p.set_defaults(handler=_cmd_fetch)
 
 
-def _add_train_recipe_options(p):
-    """The training recipe of ``sfnet train``: recipe, epochs, batch size, learning rate."""
+def _add_train_recipe_options(p, d):
+    """The training recipe of ``sfnet train``: recipe, epochs, batch size, optimizer."""
     p.add_argument("--recipe", choices=("default", "paper"), default="default",
-                   help="default: sfnet's AdamW recipe; paper: sfnet.PAPER_RECIPE")
-    p.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="E",
-                   help="training epochs (default 20)")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=None, metavar="B",
-                   help="batch size (default 64)")
-    p.add_argument("--learning-rate", type=_positive_float, default=None, metavar="LR",
-                   help="peak learning rate of the one-cycle schedule (default 3e-3 with "
-                        "AdamW; the paper recipe: 0.1 with Ranger)")
+                   help="default: the estimator's defaults; paper: sfnet.PAPER_RECIPE "
+                        "(options given explicitly override it)")
+    p.add_argument("--epochs", type=_int_at_least(1), default=d["epochs"], metavar="E",
+                   action=_Given, help="training epochs (default: %(default)s; the paper "
+                                       "recipe: 20)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=d["batch_size"],
+                   metavar="B", action=_Given,
+                   help="batch size (default: %(default)s; the paper recipe: 64)")
+    p.add_argument("--learning-rate", type=_positive_float, default=d["learning_rate"],
+                   metavar="LR", action=_Given,
+                   help="peak learning rate of the one-cycle schedule (default: %(default)s "
+                        "with AdamW; the paper recipe: 0.1 with Ranger)")
+    p.add_argument("--weight-decay", type=_non_negative_float, default=d["weight_decay"],
+                   metavar="WD", action=_Given, help="weight decay")
+    p.add_argument("--optimizer", choices=("adamw", "ranger"), default=d["optimizer"],
+                   action=_Given, help="adamw: AdamW, one-cycle; ranger: the paper's Ranger "
+                                       "under fastai's one-cycle schedule")
+    p.add_argument("--keep-epoch", choices=("best", "last"), default=d["keep_epoch"],
+                   action=_Given,
+                   help="keep the epoch with the lowest RMSE on the held-out galaxies, or "
+                        "the last (default: %(default)s; the paper recipe and --split "
+                        "paper: last)")
 
 
-def _add_train_network_options(p):
+def _add_train_network_options(p, d):
     """What the network sees and is built from: image and crop size, backbone, weights."""
-    p.add_argument("--image-size", type=_int_at_least(8), default=None, metavar="S",
-                   help="size of the images the network sees (the paper: 160)")
-    p.add_argument("--crop-size", type=_int_at_least(8), default=None, metavar="C",
-                   help="side of the central crop (the paper: 144)")
-    p.add_argument("--preprocessing", choices=("resize-crop", "crop-resize"), default=None,
-                   help="order of resize and crop (default resize-crop; the paper: "
+    p.add_argument("--image-size", type=_int_at_least(8), default=d["image_size"],
+                   metavar="S", action=_Given,
+                   help="size of the images the network sees (default: the images' own; "
+                        "the paper: 160)")
+    p.add_argument("--crop-size", type=_int_at_least(8), default=d["crop_size"],
+                   metavar="C", action=_Given,
+                   help="side of the central crop (default: none; the paper: 144)")
+    p.add_argument("--preprocessing", choices=("resize-crop", "crop-resize"),
+                   default=d["preprocessing"], action=_Given,
+                   help="order of resize and crop (default: %(default)s; the paper: "
                         "crop-resize)")
-    p.add_argument("--backbone", choices=_BACKBONES, default="resnet18")
-    p.add_argument("--weights", choices=("none", "imagenet"), default=None,
-                   help="backbone initialisation (default none; the paper recipe: imagenet, "
-                        "read from the torch hub cache or downloaded)")
+    p.add_argument("--backbone", choices=_BACKBONES, default=d["backbone"], action=_Given,
+                   help="ResNet trunk")
+    p.add_argument("--weights", choices=("none", "imagenet"),
+                   default="none" if d["weights"] is None else d["weights"], action=_Given,
+                   help="backbone initialisation (default: %(default)s; the paper recipe: "
+                        "imagenet, read from the torch hub cache or downloaded)")
+
+
+def _add_train_split_options(p, d):
+    """The held-out galaxies of ``sfnet train``: fraction, split rule, seed."""
+    p.add_argument("--validation-fraction", type=_fraction, default=d["validation_fraction"],
+                   metavar="F", action=_Given,
+                   help="fraction of the galaxies passing the cuts held out: the epoch is "
+                        "selected (--keep-epoch best), the error bars calibrated and the "
+                        "metrics measured on them; 0: none (default: %(default)s; "
+                        f"--split paper: {_PAPER_SPLIT_FRACTION})")
+    p.add_argument("--split", choices=("random", "paper"), default="random",
+                   help="random: the estimator's own split (seeded by --seed); paper: the "
+                        "split of the paper's released models, fastai's RandomSplitter "
+                        "(default: random)")
+    p.add_argument("--seed", type=_int_at_least(0), default=d["random_state"], metavar="S",
+                   action=_Given,
+                   help="seed of the split, the initialisation and the shuffling "
+                        "(default: a fresh one, as random_state=None, recorded in "
+                        f"metrics.json; --split paper: {_PAPER_SPLIT_SEED})")
 
 
 def _add_train_parser(sub, common):
+    d = train_defaults()
     p = _add_subcommand(sub, common, "train",
                         "train an SFNet on a data folder or a saved sample", _TRAIN_EPILOG)
     p.add_argument("data", metavar="DATA", help="Zenodo-layout folder or saved GalaxySample")
     p.add_argument("--output", "-o", required=True, metavar="MODEL",
-                   help="directory to save the model in")
-    _add_target(p)
-    p.add_argument("--k", type=_int_at_least(1), default=4,
+                   help="directory to save the model (and metrics.json) in")
+    _add_target(p, d["target"])
+    p.add_argument("--k", type=_int_at_least(1), default=d["k"], action=_Given,
                    help="active features per galaxy (top-k)")
-    _add_train_recipe_options(p)
-    _add_train_network_options(p)
-    p.add_argument("--validation-fraction", type=_fraction, default=0.2, metavar="F",
-                   help="fraction of the galaxies held out for the printed metrics "
-                        "(0: none)")
-    p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="S",
-                   help="seed of the split, the initialisation and the shuffling")
-    _add_device(p)
+    _add_train_recipe_options(p, d)
+    _add_train_network_options(p, d)
+    _add_train_split_options(p, d)
+    _add_device(p, default=d["device"], precision_default=d["precision"])
     p.add_argument("--checkpoint-dir", metavar="DIR", default=None,
                    help="write a checkpoint after every epoch")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --checkpoint-dir")
+    p.add_argument("--metrics", metavar="FILE", default=None,
+                   help="metrics.json is always written into MODEL; '-' also prints it to "
+                        "stdout as JSON (the summary then goes to stderr), FILE also "
+                        "writes a copy there")
+    _add_overwrite(p, "write into a non-empty MODEL directory that is not an sfnet model")
     _add_no_progress(p)
-    p.set_defaults(handler=_cmd_train)
+    p.set_defaults(handler=_cmd_train, given_options=frozenset())
 
 
 def _add_predict_parser(sub, common):
@@ -419,6 +563,7 @@ def _add_predict_parser(sub, common):
     p.add_argument("--std", action="store_true",
                    help="also write {target}_std, the model's calibrated 1-sigma error bars")
     _add_device(p)
+    _add_overwrite(p, "replace an existing --output file")
     _add_no_progress(p)
     p.set_defaults(handler=_cmd_predict)
 
@@ -433,10 +578,12 @@ def _add_interpret_parser(sub, common):
                    help="features with their own section, most frequent first")
     p.add_argument("--max-galaxies", type=_int_at_least(1), default=None, metavar="N",
                    help="interpret a random subset of N galaxies (seeded by --seed)")
-    p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="S")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="S",
+                   help="seed of the --max-galaxies subset")
     p.add_argument("--all-galaxies", action="store_true",
                    help="keep galaxies failing the model's target cuts")
     _add_device(p)
+    _add_overwrite(p, "write into a non-empty --output that is not an earlier report")
     _add_no_progress(p)
     p.set_defaults(handler=_cmd_interpret)
 
@@ -458,6 +605,7 @@ def _add_sweep_parser(sub, common):
                    help="training epochs for each k")
     _add_batch_and_seed(p, "seed of the mock, the split and the networks")
     _add_device(p)
+    _add_overwrite(p, "write into a non-empty --output that is not an earlier sweep")
     _add_no_progress(p, stage_lines=True)
     p.set_defaults(handler=_cmd_sweep)
 
@@ -514,7 +662,11 @@ def _add_benchmark_parser(sub, common):
     p.add_argument("--compile", action="store_true",
                    help="also measure compile=True (torch.compile): compile time and "
                         "speed-up")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--output", "-o", metavar="FILE", default=None,
+                   help="also write the results as JSON to FILE")
+    p.add_argument("--json", metavar="FILE", default=None, dest="json_deprecated",
+                   help="deprecated alias of --output")
+    _add_overwrite(p, "replace an existing --output file")
     p.set_defaults(handler=_cmd_benchmark)
 
 
@@ -541,37 +693,24 @@ def build_parser():
 
 # --------------------------------------------------------------------------- helpers
 def _progress(args):
-    return not getattr(args, "no_progress", False)
+    """Progress bars: on unless --no-progress or stderr is not a terminal."""
+    return not getattr(args, "no_progress", False) and _stderr_is_terminal()
+
+
+def _stderr_is_terminal():
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed stream
+        return False
 
 
 def _say(args):
+    """Stage lines on stderr (kept in logs; off with --no-progress)."""
     def say(text):
-        if _progress(args):
+        if not getattr(args, "no_progress", False):
             print(f"sfnet: {text}", file=sys.stderr, flush=True)
     return say
-
-
-def _check_device(device):
-    """Fail early and clearly when an unavailable accelerator is requested."""
-    if device in (None, "auto"):
-        return
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"--device {device!r} is not a valid torch device "
-                         "(try auto, cpu, cuda, cuda:0 or mps)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: CUDA is not available here "
-                             f"(torch {torch.__version__}); use --device cpu or auto")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA "
-                             "device(s) are visible")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None)
-                                  and torch.backends.mps.is_available()):
-        raise ValueError(f"--device {device}: MPS is not available here")
 
 
 def _format_metrics(metrics, units=None):
@@ -591,12 +730,11 @@ def _format_metrics(metrics, units=None):
 def _cmd_demo(args):
     from ._demo import format_summary, run_demo
 
-    _check_device(args.device)
     metrics = run_demo(args.output, n_galaxies=args.n_galaxies, image_size=args.image_size,
                        epochs=args.epochs, k=args.k, batch_size=args.batch_size,
                        seed=args.seed, device=args.device, precision=args.precision,
-                       max_features=args.max_features, progress=_progress(args),
-                       say=_say(args))
+                       max_features=args.max_features, overwrite=args.overwrite,
+                       progress=_progress(args), say=_say(args))
     print(format_summary(metrics, args.output))
     return 0
 
@@ -619,11 +757,11 @@ def _fetch_region(values):
 def _cmd_sweep(args):
     from .sweep import run_sweep
 
-    _check_device(args.device)
     table = run_sweep(args.data, args.k, output=args.output, n_galaxies=args.n_galaxies,
                       image_size=args.image_size, seed=args.seed, target=args.target,
                       epochs=args.epochs, batch_size=args.batch_size, device=args.device,
-                      precision=args.precision, progress=_progress(args), say=_say(args))
+                      precision=args.precision, overwrite=args.overwrite,
+                      progress=_progress(args), say=_say(args))
     print(_format_sweep(table, args.output))
     return 0
 
@@ -670,55 +808,79 @@ def _cmd_fetch(args):
 
 
 def _train_params(args):
-    """SparseFeatureNet parameters of ``sfnet train``: the recipe, then the options given."""
+    """SparseFeatureNet parameters of ``sfnet train``.
+
+    The options' defaults are the estimator's; ``--recipe paper`` replaces
+    those not given by `sfnet.PAPER_RECIPE`'s; ``--split paper`` those of the
+    split by the paper's (fraction 0.2, seed 256, last epoch).
+    """
     from . import PAPER_RECIPE
 
-    params = {"epochs": 20, "batch_size": 64, "learning_rate": 3e-3, "weights": None}
+    given = getattr(args, "given_options", frozenset())
+    params = {name: getattr(args, name) for name in TRAIN_PARAMS}
+    params["random_state"] = args.seed
     if args.recipe == "paper":
-        params.update(PAPER_RECIPE)
-    given = {"epochs": args.epochs, "batch_size": args.batch_size,
-             "learning_rate": args.learning_rate, "image_size": args.image_size,
-             "crop_size": args.crop_size, "preprocessing": args.preprocessing,
-             "weights": args.weights}
-    params.update({k: v for k, v in given.items() if v is not None})
+        params.update({k: v for k, v in PAPER_RECIPE.items() if k not in given})
+    if args.split == "paper":
+        if "keep_epoch" not in given:
+            params["keep_epoch"] = "last"
+        elif params["keep_epoch"] != "last":
+            raise _UsageError("--split paper keeps the last epoch (--keep-epoch last): the "
+                              "paper's validation galaxies are held out of training, so "
+                              "no epoch can be selected on them")
+        if "validation_fraction" not in given:
+            params["validation_fraction"] = _PAPER_SPLIT_FRACTION
+        elif params["validation_fraction"] == 0:
+            raise _UsageError("--split paper needs --validation-fraction > 0")
+        if args.seed is None:
+            params["random_state"] = _PAPER_SPLIT_SEED
     if params["weights"] == "none":
         params["weights"] = None
-    # the held-out galaxies are split off here (for the printed metrics); the model
-    # trains on all the others and keeps its last epoch
-    params.update(target=args.target, backbone=args.backbone, validation_fraction=0.0,
-                  device=args.device, precision=args.precision, random_state=args.seed,
-                  progress=_progress(args))
+    params["progress"] = _progress(args)
     return params
 
 
 def _cmd_train(args):
     from . import SparseFeatureNet
-    from .workflow import train_model
+    from ._io import atomic_write_json, check_output_file, json_safe
+    from .workflow import METRICS_FILE, train_metrics, train_model
 
-    _check_device(args.device)
     if args.resume and args.checkpoint_dir is None:
         raise _UsageError("--resume needs --checkpoint-dir")
-    result = train_model(SparseFeatureNet(k=args.k, **_train_params(args)), args.data,
-                         args.output, validation_fraction=args.validation_fraction,
-                         seed=args.seed, checkpoint_dir=args.checkpoint_dir,
-                         resume=args.resume, progress=_progress(args), say=_say(args))
+    params = _train_params(args)
+    copy = None if args.metrics in (None, "-") else args.metrics
+    if copy is not None:
+        check_output_file(copy, "--metrics", overwrite=args.overwrite)
+    result = train_model(SparseFeatureNet(**params), args.data, args.output,
+                         split=args.split, checkpoint_dir=args.checkpoint_dir,
+                         resume=args.resume, overwrite=args.overwrite,
+                         progress=_progress(args), say=_say(args))
+    metrics = train_metrics(result)
+    atomic_write_json(result.output / METRICS_FILE, metrics)
+    if copy is not None:
+        atomic_write_json(copy, metrics)
     model, split = result.model, result.split
-    print(f"sfnet train: model saved to {result.output} (k={args.k}, {model.epochs} "
-          f"epoch(s), {len(split.train)} training galaxies)")
+    out = sys.stderr if args.metrics == "-" else sys.stdout
+    print(f"sfnet train: model saved to {result.output} (k={model.k}, {model.epochs} "
+          f"epoch(s), {len(split.train)} training galaxies, seed {model.seed_})", file=out)
     if result.scores is not None:
         units = dict(zip(model.target_names, model.target_units_))
-        print(f"validation metrics ({len(split.valid)} held-out galaxies):")
-        print(_format_metrics(result.scores.metrics, units))
+        print(f"validation metrics ({len(split.valid)} held-out galaxies), {args.split} "
+              "split:", file=out)
+        print(_format_metrics(result.scores.metrics, units), file=out)
+    print(f"  wrote {result.output / METRICS_FILE}", file=out)
+    if args.metrics == "-":
+        print(json.dumps(json_safe(metrics), indent=2, sort_keys=True, allow_nan=False))
     return 0
 
 
 def _cmd_predict(args):
     from .workflow import write_predictions
 
-    _check_device(args.device)
     table = write_predictions(args.model, args.data, args.output, return_std=args.std,
                               batch_size=args.batch_size, device=args.device,
-                              precision=args.precision, progress=_progress(args))
+                              precision=args.precision, overwrite=args.overwrite,
+                              progress=_progress(args))
     print(f"sfnet predict: {len(table)} predictions of {', '.join(table.meta['targets'])} "
           f"written to {args.output}")
     return 0
@@ -727,22 +889,29 @@ def _cmd_predict(args):
 def _cmd_interpret(args):
     from .workflow import write_interpretation
 
-    _check_device(args.device)
     report = write_interpretation(args.model, args.data, args.output,
                                   all_galaxies=args.all_galaxies,
                                   max_galaxies=args.max_galaxies, seed=args.seed,
                                   max_features=args.max_features, device=args.device,
-                                  precision=args.precision, progress=_progress(args),
-                                  say=_say(args))
+                                  precision=args.precision, overwrite=args.overwrite,
+                                  progress=_progress(args), say=_say(args))
     print(f"sfnet interpret: report written to {report}")
     return 0
 
 
 def _cmd_benchmark(args):
-    from ._io import atomic_write_json
+    from ._io import atomic_write_json, check_output_file
     from .benchmark import format_table, run_benchmark
 
-    _check_device(args.device)
+    output = args.output
+    if args.json_deprecated is not None:
+        if output is not None:
+            raise _UsageError("--json is a deprecated alias of --output: give one of them")
+        print("sfnet: warning: --json FILE is deprecated; use --output FILE",
+              file=sys.stderr)
+        output = args.json_deprecated
+    if output is not None:
+        check_output_file(output, "output", overwrite=args.overwrite)
     result = run_benchmark(device=args.device, image_size=args.image_size,
                            batch_size=args.batch_size, precisions=args.precision,
                            steps=args.steps, k=args.k, backbone=args.backbone,
@@ -752,8 +921,8 @@ def _cmd_benchmark(args):
                            rss_images=[v for v in args.rss_images if v > 0],
                            compile=args.compile)
     print(format_table(result))
-    if args.json:
-        atomic_write_json(args.json, result)
+    if output is not None:
+        atomic_write_json(output, result)
     return 0
 
 
@@ -829,12 +998,39 @@ def _is_user_error(exc):
 
 
 def _message(exc):
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _name_flags(" ".join(str(exc).split())) or type(exc).__name__
     name = type(exc).__name__
     plain = ("ValueError", "TypeError", "FileNotFoundError", "FileExistsError",
-             "NotADirectoryError", "IsADirectoryError", "NotFittedError", "ImageReadError")
+             "NotADirectoryError", "IsADirectoryError", "NotFittedError", "ImageReadError",
+             "NotADirectoryPathError")
     if name not in plain and not text.startswith(name):
         text = f"{name}: {text}"
     if "OutOfMemoryError" in name:
         text += " (try a smaller --batch-size)"
     return text
+
+
+#: ``name=True`` (a library flag argument), ``name=value``, or ``name`` followed by a
+#: space or quote, where ``name`` is a library argument of `_FLAGS` (not inside a word,
+#: a flag or an identifier).
+_ARGUMENT = re.compile(r"(?<![\w\-.])(" + "|".join(sorted(map(re.escape, _FLAGS), key=len,
+                                                             reverse=True))
+                       + r")(=True\b|=|(?=[ '\"(]|$))")
+
+
+def _name_flags(text):
+    """A library message with its argument names replaced by the flags that set them.
+
+    ``device='cuda' requested ...`` -> ``--device 'cuda' requested ...``;
+    ``pass overwrite=True`` -> ``pass --overwrite``.  Names that are also
+    English words (``target``, ``seed``, ``k``...) are renamed only at the start
+    of the message or before ``=``.
+    """
+    def flag(match):
+        name, tail = match.group(1), match.group(2)
+        if "_" not in name and not tail and match.start() != 0:
+            return match.group(0)
+        if tail == "=True":
+            return _FLAGS[name]
+        return _FLAGS[name] + (" " if tail == "=" else "")
+    return _ARGUMENT.sub(flag, text)

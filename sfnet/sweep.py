@@ -205,7 +205,7 @@ def _reference_meta(refs):
 
 
 def run_sweep(data=None, ks=DEFAULT_KS, *, output="sfnet-sweep", n_galaxies=8000,
-              image_size=64, seed=0, progress=True, say=None, **kwargs):
+              image_size=64, seed=0, overwrite=False, progress=True, say=None, **kwargs):
     """Open DATA (or generate mock galaxies), run `run_k_sweep` and write its files.
 
     The pipeline of ``sfnet sweep``: ``output`` is checked before any work.
@@ -218,11 +218,14 @@ def run_sweep(data=None, ks=DEFAULT_KS, *, output="sfnet-sweep", n_galaxies=8000
     ks : sequence of int, optional
         As in `run_k_sweep`.
     output : path-like, optional
-        Directory for ``sweep.ecsv`` and ``k_sweep.png``.
+        Directory for ``sweep.ecsv`` and ``k_sweep.png``: new, empty or an
+        earlier sweep (``sweep.ecsv``); any directory with ``overwrite``.
     n_galaxies, image_size : int, optional
         The mock (without ``data``).
     seed : int, optional
         Seed of the mock, the split and the networks.
+    overwrite : bool, optional
+        Write into a non-empty ``output`` that is not a sweep.
     progress, say, **kwargs
         As in `run_k_sweep`.
 
@@ -231,7 +234,8 @@ def run_sweep(data=None, ks=DEFAULT_KS, *, output="sfnet-sweep", n_galaxies=8000
     `~astropy.table.Table`
         The table of `run_k_sweep`.
     """
-    output = check_output_dir(output)
+    output = check_output_dir(output, marker="sweep.ecsv", what="an sfnet sweep",
+                              overwrite=overwrite)
     say = say or (lambda text: None)
     if data is None:
         from .datasets import make_mock_galaxies

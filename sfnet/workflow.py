@@ -25,13 +25,15 @@ rule and one exception type, `FileExistsError`).
 
 import logging
 import math
+import platform
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._io import check_output_dir
+from ._io import check_output_dir, check_output_file
 from ._utils import regression_metrics
 from .datasets._layout import CATALOG_CSV
 from .datasets._store import MANIFEST_FILE
@@ -39,7 +41,8 @@ from .targets import get_target
 
 __all__ = ["load_data", "load_model", "Split", "select_and_split", "Scores", "score_model",
            "Floor", "oracle_floor", "References", "reference_scores",
-           "TrainResult", "train_model", "write_predictions", "write_interpretation"]
+           "TrainResult", "train_model", "train_metrics", "write_predictions",
+           "write_interpretation", "versions", "precision_name"]
 
 log = logging.getLogger("sfnet.workflow")
 
@@ -121,7 +124,7 @@ class Split:
 
 
 def select_and_split(sample, target, validation_fraction, seed, *, min_selected=1,
-                     hint=None):
+                     hint=None, method="random"):
     """Keep the galaxies passing ``target``'s cuts and hold out a seeded fraction.
 
     Parameters
@@ -137,6 +140,10 @@ def select_and_split(sample, target, validation_fraction, seed, *, min_selected=
         Fewest galaxies that must pass the cuts.
     hint : str, optional
         Appended to the error when too few pass (what the caller can do).
+    method : {"random", "paper"}, optional
+        The split rule of `GalaxySample.split`: ``"paper"`` holds out the
+        rows of fastai's ``RandomSplitter`` (the paper: fraction 0.2, seed
+        256), applied to the galaxies passing the cuts in catalog order.
 
     Returns
     -------
@@ -165,7 +172,7 @@ def select_and_split(sample, target, validation_fraction, seed, *, min_selected=
                          f"cuts of target {tgt.name!r}{need}" + (f" ({hint})" if hint else ""))
     if validation_fraction == 0:
         return Split(tgt, len(sample), selected)
-    train, valid = selected.split(validation_fraction, seed=seed)
+    train, valid = selected.split(validation_fraction, seed=seed, method=method)
     if len(valid) == 0:
         raise ValueError(f"validation_fraction {validation_fraction} of {len(selected)} "
                          "galaxies leaves no held-out galaxy")
@@ -345,17 +352,58 @@ def reference_scores(split, sample=None, *, seed=0, say=_quiet):
 # --------------------------------------------------------------------------- train
 class TrainResult(NamedTuple):
     """What `train_model` did: the fitted ``model``, its ``split``, the ``scores``
-    on the held-out galaxies (None without a hold-out) and the ``output`` path."""
+    on the held-out galaxies (None without a hold-out), the ``output`` path, the
+    split ``method`` and the wall-clock ``seconds``."""
 
     model: Any
     split: Split
     scores: Any
     output: Path
+    method: str = "random"
+    validation_fraction: float = 0.0
+    seconds: float = math.nan
 
 
-def train_model(model, data, output, *, validation_fraction=0.2, seed=0,
-                checkpoint_dir=None, resume=False, progress=True, say=_quiet):
+#: The file `train_model` and ``sfnet train`` write beside the saved model.
+METRICS_FILE = "metrics.json"
+#: The page `write_interpretation` writes: it marks a report directory.
+REPORT_FILE = "report.html"
+
+
+def _check_train_split(model, split):
+    """The errors of ``split`` (and of a model it cannot train) before any data is read."""
+    from .datasets._split import SPLIT_METHODS
+
+    if split not in SPLIT_METHODS:
+        raise ValueError(f"split must be one of {SPLIT_METHODS}, got {split!r}")
+    if split == "paper":
+        if model.validation_fraction == 0:
+            raise ValueError("split='paper' needs validation_fraction > 0 (the paper: 0.2)")
+        if model.keep_epoch != "last":
+            raise ValueError("split='paper' needs keep_epoch='last' (the paper's): the "
+                             "paper's validation galaxies are held out of fit, so no epoch "
+                             "can be selected on them")
+        if not isinstance(model.random_state, (int, np.integer)) or \
+                isinstance(model.random_state, bool):
+            raise ValueError("split='paper' needs an integer random_state (the paper: 256), "
+                             f"got {model.random_state!r}")
+
+
+def train_model(model, data, output, *, split="random", checkpoint_dir=None, resume=False,
+                overwrite=False, progress=True, say=_quiet):
     """Select, split, fit, save and score: the pipeline of ``sfnet train``.
+
+    The model is the estimator as given: with ``split="random"`` it is fitted
+    on the galaxies passing its target's cuts, holds out its own
+    ``validation_fraction`` (seeded by its ``random_state``, i.e.
+    ``GalaxySample.split(validation_fraction, seed=model.seed_)``), selects
+    the epoch (``keep_epoch``) and calibrates its error bars on them -- the
+    same model as ``model.fit(sample.select(model.target))``; the held-out
+    galaxies are then scored.  With ``split="paper"`` the held-out galaxies
+    are the paper's (`GalaxySample.split` with ``method="paper"``, seeded by
+    ``random_state``): the model is fitted on the others with
+    ``validation_fraction=0`` (so it needs ``keep_epoch="last"``, as the
+    paper), then its error bars are calibrated on the held-out ones.
 
     Parameters
     ----------
@@ -365,15 +413,14 @@ def train_model(model, data, output, *, validation_fraction=0.2, seed=0,
     data : path-like or `~sfnet.GalaxySample`
         DATA (`load_data`) or a sample.
     output : path-like
-        Directory to save the model in: new, empty or an earlier sfnet model.
-    validation_fraction : float, optional
-        Fraction held out (seeded by ``seed``) and scored; 0 for none.  The
-        model trains on the rest; with a variance head its error bars are
-        calibrated on the held-out galaxies.
-    seed : int, optional
-        Seed of the split.
+        Directory to save the model in: new, empty or an earlier sfnet model
+        (any directory with ``overwrite``).
+    split : {"random", "paper"}, optional
+        How the held-out galaxies are drawn (see above).
     checkpoint_dir, resume
         As in `SparseFeatureNet.fit`.
+    overwrite : bool, optional
+        Write into a non-empty ``output`` that is not an sfnet model.
     progress : bool, optional
         Progress bar while a folder is read.
     say : callable, optional
@@ -383,23 +430,122 @@ def train_model(model, data, output, *, validation_fraction=0.2, seed=0,
     -------
     `TrainResult`
     """
-    output = check_output_dir(output, marker="sfnet.json", what="an sfnet model")
+    t0 = time.perf_counter()
+    output = check_output_dir(output, marker="sfnet.json", what="an sfnet model",
+                              overwrite=overwrite)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     model.validate_params()  # before reading a possibly large folder
+    _check_train_split(model, split)
     sample = data if hasattr(data, "catalog") else load_data(data, progress=progress)
-    split = select_and_split(sample, model.target, validation_fraction, seed)
-    say(f"{split.n_selected} of {split.n_total} galaxies pass the cuts of target "
-        f"{model.target!r}: training on {len(split.train)}"
-        + (f", validating on {len(split.valid)}" if split.valid is not None else ""))
-    model.fit(split.train, checkpoint_dir=checkpoint_dir, resume=resume)
-    if split.valid is not None and model.network_.has_variance_head:
-        # fit saw no held-out galaxies: calibrate the error bars on the held-out
-        # split, which the network never trained on
-        model.calibrate_uncertainty(split.valid)
+    fraction = model.validation_fraction
+    if split == "paper":
+        parts = select_and_split(sample, model.target, fraction, int(model.random_state),
+                                 method="paper")
+        _say_split(say, parts, model.target)
+        model.set_params(validation_fraction=0.0)
+        model.fit(parts.train, checkpoint_dir=checkpoint_dir, resume=resume)
+        if model.network_.has_variance_head:
+            # fit saw no held-out galaxy: calibrate the error bars on the paper's
+            # validation galaxies, which the network never trained on
+            model.calibrate_uncertainty(parts.valid)
+    else:
+        # the held-out count does not depend on the seed: check it before training
+        whole = select_and_split(sample, model.target, fraction, 0)
+        _say_split(say, whole, model.target)
+        selected = whole.train if whole.valid is None else sample.select(whole.target)
+        model.fit(selected, checkpoint_dir=checkpoint_dir, resume=resume)
+        if whole.valid is None:
+            parts = whole
+        else:
+            # the galaxies fit held out: split_positions with the seed it used
+            train, valid = selected.split(fraction, seed=model.seed_)
+            if len(valid) != model.n_valid_:
+                raise RuntimeError(f"fit held out {model.n_valid_} galaxies, the split "
+                                   f"rule gives {len(valid)}")
+            parts = Split(whole.target, whole.n_total, train, valid,
+                          whole.target.values(valid.catalog))
     model.save(output)
-    scores = None if split.valid is None else score_model(model, split.valid, split.truth)
-    return TrainResult(model, split, scores, output)
+    scores = None if parts.valid is None else score_model(model, parts.valid, parts.truth)
+    return TrainResult(model, parts, scores, output, split, fraction,
+                       round(time.perf_counter() - t0, 3))
+
+
+def _say_split(say, split, target):
+    say(f"{split.n_selected} of {split.n_total} galaxies pass the cuts of target "
+        f"{target!r}" + (f": holding out {len(split.valid)}" if split.valid is not None
+                          else ": no hold-out"))
+
+
+def precision_name(dtype):
+    """``"fp32"``, ``"bf16"`` or ``"fp16"`` for a model's ``autocast_dtype_``."""
+    if dtype is None:
+        return "fp32"
+    return {"torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(dtype), str(dtype))
+
+
+def versions():
+    """Versions of sfnet and its main dependencies (for provenance in metrics.json)."""
+    import astropy
+    import torch
+    import torchvision
+
+    import sfnet
+
+    return {"sfnet": sfnet.__version__, "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "astropy": astropy.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def train_metrics(result):
+    """The content of ``metrics.json`` of ``sfnet train`` for a `TrainResult`.
+
+    The keys follow ``sfnet demo``'s metrics.json where they overlap:
+    ``target``, ``rmse``/``nmad``/``bias``/``r2`` (of a single-column target;
+    every column's under ``metrics``), ``n_selected``, ``n_train``,
+    ``n_valid``, ``k``, ``epochs``, ``best_epoch``, ``batch_size``,
+    ``image_size``, ``seed``, ``device``, ``precision``, ``seconds`` and
+    ``versions``; plus ``split``, ``validation_fraction``, ``keep_epoch``,
+    ``n_galaxies`` (before the cuts) and ``params`` (the estimator's).
+
+    Parameters
+    ----------
+    result : `TrainResult`
+
+    Returns
+    -------
+    dict
+        JSON-ready (see ``sfnet._io.json_safe``).
+    """
+    model, split, scores = result.model, result.split, result.scores
+    per_target = {} if scores is None else {
+        name: {key: (int(v) if key == "n" else float(v)) for key, v in m.items()}
+        for name, m in scores.metrics.items()}
+    metrics = {"target": split.target.name, "target_columns": list(model.target_names),
+               "units": [str(u) for u in model.target_units_], "metrics": per_target}
+    if len(per_target) == 1:
+        ((name, m),) = per_target.items()
+        metrics.update(target_column=name, unit=str(model.target_units_[0]),
+                       rmse=m["rmse"], nmad=m["nmad"], bias=m["bias"], r2=m["r2"])
+    params = model.get_params()
+    image_size = model.image_size  # None: the images' own size
+    if image_size is None and getattr(model, "input_shape_", None) is not None:
+        image_size = int(model.input_shape_[0])
+    n_valid = 0 if split.valid is None else len(split.valid)
+    metrics.update({
+        "split": result.method,
+        "validation_fraction": float(result.validation_fraction),
+        "n_galaxies": int(split.n_total), "n_selected": int(split.n_selected),
+        "n_train": int(len(split.train)), "n_valid": int(n_valid),
+        "k": int(model.k), "epochs": int(model.epochs), "best_epoch": model.best_epoch_,
+        "keep_epoch": model.keep_epoch, "batch_size": int(model.batch_size),
+        "image_size": image_size, "seed": int(model.seed_),
+        "device": str(model.device_), "precision": precision_name(model.autocast_dtype_),
+        "seconds": result.seconds, "versions": versions(), "model_dir": ".",
+        "params": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
+                   for k, v in params.items()},
+    })
+    return metrics
 
 
 # --------------------------------------------------------------------------- apply
@@ -421,7 +567,7 @@ def _fitted_model(model, device, precision):
 
 
 def write_predictions(model, data, output, *, return_std=False, batch_size=None,
-                      device="auto", precision="auto", progress=True):
+                      device="auto", precision="auto", overwrite=False, progress=True):
     """`SparseFeatureNet.predict_table` of DATA written to ``output``: ``sfnet predict``.
 
     Parameters
@@ -437,6 +583,8 @@ def write_predictions(model, data, output, *, return_std=False, batch_size=None,
         As in `SparseFeatureNet.predict_table`.
     device, precision : str, optional
         Where a MODEL path is loaded (`SparseFeatureNet.load`).
+    overwrite : bool, optional
+        Replace an existing ``output`` (refused otherwise, before any work).
     progress : bool, optional
         Progress bars.
 
@@ -447,7 +595,8 @@ def write_predictions(model, data, output, *, return_std=False, batch_size=None,
     """
     from ._tables import table_format, write_prediction_table
 
-    table_format(output, "--output")  # validate before any work
+    table_format(output, "output")  # validate before any work
+    check_output_file(output, "output", overwrite=overwrite)
     model, model_path = _fitted_model(model, device, precision)
     model.progress = progress
     sample = data if hasattr(data, "catalog") else load_data(data, progress=progress)
@@ -456,13 +605,13 @@ def write_predictions(model, data, output, *, return_std=False, batch_size=None,
         table.meta["model"] = str(model_path.resolve())
     if not hasattr(data, "catalog"):
         table.meta["data"] = str(Path(data).resolve())
-    write_prediction_table(table, output, argument="--output")
+    write_prediction_table(table, output, argument="output")
     return table
 
 
 def write_interpretation(model, data, output, *, all_galaxies=False, max_galaxies=None,
                          seed=0, max_features=12, device="auto", precision="auto",
-                         progress=True, say=_quiet):
+                         overwrite=False, progress=True, say=_quiet):
     """The interpretation report of a fitted model on DATA: ``sfnet interpret``.
 
     Parameters
@@ -472,7 +621,8 @@ def write_interpretation(model, data, output, *, all_galaxies=False, max_galaxie
     data : path-like or `~sfnet.GalaxySample`
         DATA (`load_data`) or a sample.
     output : path-like
-        Report directory (checked before any work).
+        Report directory (checked before any work): new, empty or an earlier
+        report (``report.html``); any directory with ``overwrite``.
     all_galaxies : bool, optional
         Keep the galaxies failing the model's target cuts (kept anyway, with
         a warning, when the catalog lacks the target's columns).
@@ -482,6 +632,8 @@ def write_interpretation(model, data, output, *, all_galaxies=False, max_galaxie
         As in `sfnet.interpret.write_report`.
     device, precision : str, optional
         Where a MODEL path is loaded (`SparseFeatureNet.load`).
+    overwrite : bool, optional
+        Write into a non-empty ``output`` that is not a report.
     progress : bool, optional
         Progress bars.
     say : callable, optional
@@ -494,7 +646,8 @@ def write_interpretation(model, data, output, *, all_galaxies=False, max_galaxie
     """
     from .interpret import write_report
 
-    output = check_output_dir(output)
+    output = check_output_dir(output, marker=REPORT_FILE, what="an sfnet report",
+                              overwrite=overwrite)
     model = _fitted_model(model, device, precision)[0]
     model.progress = progress
     sample = data if hasattr(data, "catalog") else load_data(data, progress=progress)

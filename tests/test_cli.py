@@ -105,7 +105,8 @@ def test_user_errors_are_one_line_and_exit_1(capsys, tmp_path, folder):
 
     # k larger than the backbone's 512 features: refused before the data is read.
     assert main(["train", str(missing), "--output", str(tmp_path / "m"), "--k", "600"]) == 1
-    assert "k=600" in _one_error_line(capsys.readouterr().err)
+    # (the library's "k=600" is reported as the flag that set it)
+    assert "--k 600" in _one_error_line(capsys.readouterr().err)
 
     # A folder that is neither layout.
     (tmp_path / "empty").mkdir()
@@ -131,7 +132,8 @@ def test_user_errors_are_one_line_and_exit_1(capsys, tmp_path, folder):
 def test_unavailable_device_is_a_clear_error(capsys, tmp_path, folder):
     assert main(["train", str(folder), "--output", str(tmp_path / "m"), "--device", "cuda"]
                 + TINY) == 1
-    assert "CUDA is not available" in _one_error_line(capsys.readouterr().err)
+    line = _one_error_line(capsys.readouterr().err)
+    assert "CUDA is not available" in line and "--device 'cuda'" in line
     assert not (tmp_path / "m").exists()
 
 
@@ -248,11 +250,12 @@ def test_train_predict_round_trip(folder, trained, tmp_path, capsys):
 def test_train_calibrates_error_bars_on_the_held_out_galaxies(folder, trained):
     model_dir, _ = trained
     model = SparseFeatureNet.load(model_dir)
-    # sfnet train holds out --validation-fraction itself and fits on the rest: the
-    # error bars must be scaled on those held-out galaxies, not on the training ones
+    # sfnet train holds out --validation-fraction (as SparseFeatureNet.fit does) and
+    # fits on the rest: the error bars are scaled on those held-out galaxies, not on
+    # the training ones
     _, valid = load_galaxy_folder(folder, progress=False).select("metallicity").split(
         0.2, seed=1)
-    assert model.uncertainty_["source"] == "calibrate"
+    assert model.uncertainty_["source"] == "validation"
     assert model.uncertainty_["n"] == len(valid)
 
 
@@ -381,3 +384,248 @@ def test_fetch_service_error_is_one_line(fake_sdss, tmp_path, capsys):
                  "--cutout-size", "16", "--no-progress"]) == 1
     line = _one_error_line(capsys.readouterr().err)
     assert "SkyServerError" in line
+
+
+# ----------------------------------------------------------------------------- conventions
+def _subparsers():
+    from sfnet.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    return parser, sub.choices
+
+
+def test_train_defaults_are_the_estimators_signature(capsys):
+    import inspect
+
+    from sfnet.cli import TRAIN_PARAMS, _train_params, build_parser
+
+    signature = {name: p.default
+                 for name, p in inspect.signature(SparseFeatureNet).parameters.items()}
+    args = build_parser().parse_args(["train", "data", "--output", "m"])
+    for name in TRAIN_PARAMS:
+        value = getattr(args, name)
+        assert (None if name == "weights" and value == "none" else value) == signature[name], \
+            name
+    assert args.seed is signature["random_state"] is None
+    # ... and what the command passes to the estimator is the estimator's defaults
+    params = _train_params(args)
+    defaults = SparseFeatureNet().get_params()
+    for name, value in params.items():
+        if name != "progress":
+            assert value == defaults[name], name
+
+    # --help shows the same values
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split()).split("options:", 1)[1]
+    for flag, name in (("--k K", "k"), ("--epochs E", "epochs"), ("--batch-size B", "batch_size"),
+                       ("--learning-rate LR", "learning_rate"),
+                       ("--validation-fraction F", "validation_fraction"),
+                       ("--keep-epoch {best,last}", "keep_epoch"),
+                       ("--precision {auto,fp32,bf16}", "precision")):
+        after = text.split(flag, 1)[1].split(" --", 1)[0]
+        assert f"default: {signature[name]}" in after, (flag, after)
+
+
+def test_train_recipe_and_paper_split_defaults():
+    from sfnet.cli import _train_params, build_parser
+
+    parse = build_parser().parse_args
+    params = _train_params(parse(["train", "d", "-o", "m", "--recipe", "paper",
+                                  "--epochs", "3", "--weights", "none"]))
+    for key, value in sfnet.PAPER_RECIPE.items():
+        if key not in ("epochs", "weights"):
+            assert params[key] == value, key
+    assert params["epochs"] == 3 and params["weights"] is None
+    # --split paper: the paper's fraction, seed and last epoch unless given
+    params = _train_params(parse(["train", "d", "-o", "m", "--split", "paper"]))
+    assert (params["validation_fraction"], params["random_state"], params["keep_epoch"]) \
+        == (0.2, 256, "last")
+    params = _train_params(parse(["train", "d", "-o", "m", "--split", "paper", "--seed", "3"]))
+    assert params["random_state"] == 3
+
+
+def test_every_flag_has_help_and_every_number_has_bounds():
+    _, commands = _subparsers()
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if not action.option_strings or action.help == "==SUPPRESS==":
+                continue
+            assert action.help, (name, action.option_strings)
+            is_value = action.nargs != 0 and action.choices is None
+            if is_value and action.dest not in ("output", "data", "checkpoint_dir",
+                                                "metrics", "json_deprecated"):
+                # every value is converted and checked by argparse (a bound or a pattern)
+                assert action.type is not None, (name, action.option_strings)
+
+
+@pytest.mark.parametrize("argv", [
+    ["benchmark", "--steps", "0"],
+    ["benchmark", "--precision", "fp16"],
+    ["benchmark", "--image-size", "4"],
+    ["benchmark", "--output", "a.json", "--json", "b.json"],
+    ["fetch", "--output", "x", "--n-galaxies", "3", "--timeout", "-1"],
+    ["fetch", "--output", "x", "--n-galaxies", "3", "--rate-limit", "0"],
+    ["train", "d", "--output", "m", "--device", "cu da"],
+    ["train", "d", "--output", "m", "--validation-fraction", "1"],
+    ["train", "d", "--output", "m", "--keep-epoch", "first"],
+    ["train", "d", "--output", "m", "--split", "paper", "--keep-epoch", "best"],
+    ["interpret", "m", "d", "--output", "r", "--seed", "-1"],
+])
+def test_bad_values_are_usage_errors(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--help" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_library_argument_names_are_reported_as_flags():
+    from sfnet.cli import _message
+
+    assert _message(ValueError("device='cuda:3' requested but only 1 CUDA device(s) "
+                               "are visible")).startswith("--device 'cuda:3' requested")
+    assert _message(ValueError("batch_size must be an integer >= 1, got 0")) == \
+        "--batch-size must be an integer >= 1, got 0"
+    assert "pass --overwrite" in _message(FileExistsError("x (pass overwrite=True to ...)"))
+    # words that are also prose are left alone inside a sentence
+    assert _message(ValueError("no galaxy passes the cuts of target 'x'")) == \
+        "no galaxy passes the cuts of target 'x'"
+    from sfnet._io import NotADirectoryPathError
+
+    assert _message(NotADirectoryPathError("output_dir 'f' exists and is not a directory")) \
+        == "--output 'f' exists and is not a directory"
+
+
+def test_progress_bars_follow_the_flag_and_the_terminal(monkeypatch):
+    from types import SimpleNamespace
+
+    from sfnet.cli import _progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert _progress(SimpleNamespace(no_progress=False))
+    assert not _progress(SimpleNamespace(no_progress=True))
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: no bars
+    assert not _progress(SimpleNamespace(no_progress=False))
+
+
+def test_no_bars_when_stderr_is_not_a_terminal(folder, trained, tmp_path, capsys):
+    model_dir, _ = trained
+    # no --no-progress: stderr (captured) is not a terminal, so no tqdm bar
+    assert main(["predict", str(model_dir), str(folder), "--output",
+                 str(tmp_path / "p.ecsv")]) == 0
+    err = capsys.readouterr().err
+    assert "it/s" not in err and "%|" not in err, err
+
+
+# ----------------------------------------------------------------------------- overwrite rule
+def _foreign(path):
+    path.mkdir()
+    (path / "notes.txt").write_text("mine")
+    return path
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "interpret", "sweep", "fetch"])
+def test_a_foreign_directory_is_refused_without_overwrite(command, tmp_path, capsys, folder):
+    out = _foreign(tmp_path / "out")
+    argv = {"demo": ["demo", "--n-galaxies", "20", "--image-size", "16"],
+            "train": ["train", str(folder)] + TINY,
+            "interpret": ["interpret", str(tmp_path / "model"), str(folder)],
+            "sweep": ["sweep", "--k", "1", "--n-galaxies", "20", "--image-size", "16"],
+            "fetch": ["fetch", "--n-galaxies", "3"]}[command]
+    assert main(argv + ["--output", str(out), "--no-progress"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"--output {str(out)!r}" in line and "--overwrite" in line
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]  # nothing written
+
+
+@pytest.mark.parametrize("command", ["predict", "benchmark"])
+def test_an_existing_file_is_refused_without_overwrite(command, tmp_path, capsys, folder):
+    out = tmp_path / ("p.ecsv" if command == "predict" else "bench.json")
+    out.write_text("mine")
+    argv = {"predict": ["predict", str(tmp_path / "model"), str(folder)],
+            "benchmark": ["benchmark", "--steps", "1"]}[command]
+    assert main(argv + ["--output", str(out)]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "already exists" in line and "--overwrite" in line
+    assert out.read_text() == "mine" and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_predict_replaces_its_file_with_overwrite(folder, trained, tmp_path):
+    model_dir, _ = trained
+    out = tmp_path / "p.csv"
+    out.write_text("old")
+    assert main(["predict", str(model_dir), str(folder), "--output", str(out),
+                 "--overwrite", "--no-progress"]) == 0
+    assert Table.read(out, format="ascii.csv").colnames[0] == "objID"
+
+
+def test_fetch_writes_into_a_foreign_directory_with_overwrite(fake_sdss, tmp_path):
+    out = _foreign(tmp_path / "sdss")
+    assert main(["fetch", "--output", str(out), "--n-galaxies", "3", "--cutout-size", "16",
+                 "--no-progress", "--overwrite"]) == 0
+    assert (out / "galaxies.csv").is_file() and (out / "notes.txt").is_file()
+
+
+def test_benchmark_json_is_a_deprecated_alias_of_output(tmp_path, capsys, monkeypatch):
+    import sfnet.benchmark
+
+    monkeypatch.setattr(sfnet.benchmark, "run_benchmark", lambda **kw: {"steps": kw["steps"]})
+    monkeypatch.setattr(sfnet.benchmark, "format_table", lambda result: "table")
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--steps", "2", "--json", str(out)]) == 0
+    assert "deprecated" in capsys.readouterr().err
+    assert json.loads(out.read_text()) == {"steps": 2}
+    assert main(["benchmark", "--steps", "3", "--output", str(out)]) == 1  # exists
+    assert main(["benchmark", "--steps", "3", "--output", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text()) == {"steps": 3}
+
+
+# ----------------------------------------------------------------------------- train metrics
+def test_train_writes_metrics_json_with_the_demo_keys(folder, trained):
+    model_dir, stdout = trained
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    shared = {"rmse", "nmad", "bias", "r2", "n_train", "n_valid", "n_selected", "k", "epochs",
+              "best_epoch", "batch_size", "image_size", "seed", "seconds", "versions",
+              "device", "precision", "target", "target_column", "unit"}
+    assert shared <= set(metrics)
+    model = SparseFeatureNet.load(model_dir)
+    selected = load_galaxy_folder(folder, progress=False).select("metallicity")
+    _, valid = selected.split(0.2, seed=1)
+    assert (metrics["n_valid"], metrics["n_train"]) == (len(valid), len(selected) - len(valid))
+    assert metrics["split"] == "random" and metrics["seed"] == 1 == model.seed_
+    assert metrics["rmse"] == pytest.approx(model.evaluate(valid)["oh_p50"]["rmse"], rel=1e-4)
+    assert metrics["metrics"]["oh_p50"]["rmse"] == metrics["rmse"]
+    assert f"{metrics['rmse']:.4f}" in stdout
+
+
+def test_train_paper_split_and_metrics_on_stdout(folder, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert main(["train", str(folder), "--output", str(out), "--split", "paper",
+                 "--metrics", "-"] + TINY) == 0
+    stdout, stderr = capsys.readouterr()
+    printed = json.loads(stdout)  # stdout is the JSON only; the summary went to stderr
+    assert "validation metrics" in stderr
+    assert printed == json.loads((out / "metrics.json").read_text())
+    assert printed["split"] == "paper" and printed["seed"] == 256
+    assert printed["validation_fraction"] == 0.2 and printed["keep_epoch"] == "last"
+
+    # held out: exactly the rows of GalaxySample.split(0.2, 256, method="paper")
+    selected = load_galaxy_folder(folder, progress=False).select("metallicity")
+    train, valid = selected.split(0.2, 256, method="paper")
+    model = SparseFeatureNet.load(out)
+    assert model.n_train_ == len(train) == printed["n_train"]
+    assert printed["n_valid"] == len(valid) == model.uncertainty_["n"]
+    assert printed["rmse"] == pytest.approx(model.evaluate(valid)["oh_p50"]["rmse"], rel=1e-4)
+    # ... an independent re-implementation of fastai's RandomSplitter rule
+    import torch
+
+    torch.manual_seed(256)
+    perm = torch.randperm(len(selected)).numpy()
+    rows = np.sort(perm[:int(0.2 * len(selected))])
+    assert np.array_equal(np.asarray(valid.catalog["objID"]),
+                          np.asarray(selected.catalog["objID"])[rows])

@@ -118,7 +118,8 @@ def fetch_to_folder(output_dir, n_galaxies, options):
     points at the caller of `fetch_sdss_sample` (or of this function's caller).
     """
     # 1. check the rest; nothing is sent or written before this passes.
-    out = check_output_dir(output_dir, "output_dir")
+    out = check_output_dir(output_dir, "output_dir", marker=CATALOG_CSV,
+                           what="a galaxy folder", overwrite=options.overwrite)
     spec = QuerySpec(n_galaxies, options)
     service = make_service(options)
     skyserver_url()
@@ -246,7 +247,8 @@ def fetch_sdss_sample(output_dir, n_galaxies, *, target="metallicity", data_rele
         Base delay of the exponential backoff with jitter, in seconds.
     overwrite : bool
         Replace a catalog in ``output_dir`` that comes from a different query
-        (or a ``galaxies.csv`` not written by this function).  Without it such
+        (or a ``galaxies.csv`` not written by this function), and write into a
+        non-empty ``output_dir`` without a ``galaxies.csv``.  Without it such
         a folder raises `FileExistsError` before any request.
 
     Returns
@@ -258,7 +260,8 @@ def fetch_sdss_sample(output_dir, n_galaxies, *, target="metallicity", data_rele
     ValueError, TypeError
         An invalid parameter (raised before any request or file is written).
     FileExistsError
-        ``output_dir`` holds another catalog and ``overwrite`` is false.
+        ``output_dir`` holds another catalog, or is a non-empty folder
+        without ``galaxies.csv``, and ``overwrite`` is false.
     SkyServerError
         The catalog query failed (error page, malformed table, retries
         exhausted) or matched no galaxy.

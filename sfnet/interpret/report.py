@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write_text
+from .._io import atomic_path, atomic_write_text, check_output_dir
 from .._utils import regression_metrics
 from .._validation import check_float, check_int
 from ._core import as_activations, check_length, get_catalog, head_of
@@ -129,9 +129,7 @@ def _check_inputs(model, sample, output_dir, activations, metrics, title, dpi, *
     if activations is not None:
         acts = as_activations(activations, n_features)
         check_length(acts.shape[0], len(sample), "the sample")
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"output_dir {str(output_dir)!r} exists and is not a directory")
+    check_output_dir(output_dir, "output_dir")
     check_float(dpi, "dpi", minimum=0, strict_min=True)
     if metrics is not None and not isinstance(metrics, dict):
         raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
