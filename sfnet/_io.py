@@ -103,8 +103,9 @@ def check_output_dir(path, argument="output", *, marker=None, what=None, overwri
         Where a directory is going to be written.
     argument : str
         The argument's name for the messages (``"--output"``, ``"output_dir"``...).
-    marker : str, optional
-        A file that an existing non-empty directory must hold.
+    marker : str or tuple of str, optional
+        A file or folder (one of several) that an existing non-empty
+        directory must hold.
     what : str, optional
         What ``marker`` stands for, for the message.
     overwrite : bool, optional
@@ -131,10 +132,11 @@ def check_output_dir(path, argument="output", *, marker=None, what=None, overwri
         if not path.is_dir():
             raise NotADirectoryPathError(f"{argument} {str(path)!r} exists and is not a "
                                          "directory")
-        if marker is not None and not overwrite and not (path / marker).is_file() \
+        markers = (marker,) if isinstance(marker, str) else tuple(marker or ())
+        if markers and not overwrite and not any((path / m).exists() for m in markers) \
                 and any(path.iterdir()):
             raise FileExistsError(f"{argument} {str(path)!r} is a non-empty directory that "
-                                  f"is not {what or marker}; refusing to write into it "
+                                  f"is not {what or markers[0]}; refusing to write into it "
                                   f"(pass overwrite=True to write into it anyway)")
     return path
 

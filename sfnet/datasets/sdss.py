@@ -44,8 +44,9 @@ from astropy import units as u
 
 from .._io import atomic_write_json, check_output_dir
 from ..exceptions import SkyServerError
-from ._layout import (CATALOG_CSV, CATALOG_ECSV, FAILURES_CSV, REPORT_JSON, read_catalog_ecsv,
-                      remove_stale_temporaries, write_catalog_csv, write_galaxy_catalog)
+from ._layout import (CATALOG_CSV, CATALOG_ECSV, FAILURES_CSV, IMAGE_DIR, REPORT_JSON,
+                      read_catalog_ecsv, remove_stale_temporaries, write_catalog_csv,
+                      write_galaxy_catalog)
 from ._options import DEFAULT_R_MAG, DEFAULT_Z, FetchOptions
 from ._transport import Counters, write_failure_manifest
 from .cutouts import (HIPS_SDSS_COLOR, cutout_summary, fetch_cutouts,
@@ -118,7 +119,8 @@ def fetch_to_folder(output_dir, n_galaxies, options):
     points at the caller of `fetch_sdss_sample` (or of this function's caller).
     """
     # 1. check the rest; nothing is sent or written before this passes.
-    out = check_output_dir(output_dir, "output_dir", marker=CATALOG_CSV,
+    out = check_output_dir(output_dir, "output_dir",
+                           marker=(CATALOG_CSV, CATALOG_ECSV, IMAGE_DIR),
                            what="a galaxy folder", overwrite=options.overwrite)
     spec = QuerySpec(n_galaxies, options)
     service = make_service(options)
@@ -248,7 +250,7 @@ def fetch_sdss_sample(output_dir, n_galaxies, *, target="metallicity", data_rele
     overwrite : bool
         Replace a catalog in ``output_dir`` that comes from a different query
         (or a ``galaxies.csv`` not written by this function), and write into a
-        non-empty ``output_dir`` without a ``galaxies.csv``.  Without it such
+        non-empty ``output_dir`` without a catalog or ``images-sdss/``.  Without it such
         a folder raises `FileExistsError` before any request.
 
     Returns
@@ -261,7 +263,7 @@ def fetch_sdss_sample(output_dir, n_galaxies, *, target="metallicity", data_rele
         An invalid parameter (raised before any request or file is written).
     FileExistsError
         ``output_dir`` holds another catalog, or is a non-empty folder
-        without ``galaxies.csv``, and ``overwrite`` is false.
+        without a catalog or ``images-sdss/``, and ``overwrite`` is false.
     SkyServerError
         The catalog query failed (error page, malformed table, retries
         exhausted) or matched no galaxy.
