@@ -177,7 +177,7 @@ def training_data(X, y, target):
 
 
 def inference_source(X, *, input_kind, input_shape, preprocessor):
-    """An `~sfnet.training.ImageSource` over X for a model fitted on ``input_kind``
+    """An ``sfnet._imagedata.ImageSource`` over X for a model fitted on ``input_kind``
     (``"uint8"`` or ``"float"``) images of ``input_shape``."""
     images, rows, channels_last = image_store(X)
     kind = "uint8" if images.dtype == np.uint8 else "float"

@@ -548,7 +548,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         return None if out is not None else np.concatenate(chunks)
 
     def _inference_network(self):
-        """The fitted network, or its `~sfnet.training.CompiledNetwork` with ``compile=True``."""
+        """The fitted network, or its ``sfnet._device.CompiledNetwork`` with ``compile=True``."""
         if not check_bool(self.compile, "compile"):
             return self.network_
         cached = self.__dict__.get("_compiled")

@@ -11,6 +11,16 @@
   (`register_cutout_service`; the Legacy Survey viewer by default) and
   `fetch_sdss_cutouts` for catalogs or one's own positions (`position_ids`);
 * `sfnet.datasets.sdss` -- `fetch_sdss_sample`: catalog and cutouts into a folder.
+
+Private modules (no public names; imported by the modules above):
+
+* ``_store`` -- the on-disk store of `GalaxySample.save` / ``load`` (ECSV + ``.npy``);
+* ``_split`` -- the split rules of `GalaxySample.split` and ``SparseFeatureNet.fit``
+  (random, and the paper's fastai ``RandomSplitter``);
+* ``_layout`` -- the Zenodo folder layout's names and the catalog CSV readers/writers;
+* ``_options`` -- ``FetchOptions``, the checked options of a retrieval;
+* ``_transport`` -- the HTTP transport (retries, rate limit, counters, failure manifest);
+* ``_mockphysics`` and ``_render`` -- the mock's physics and its image renderer.
 """
 
 from .sample import *  # noqa: F401,F403
