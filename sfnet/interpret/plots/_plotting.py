@@ -193,9 +193,9 @@ def display_image(img):
 
     uint8 RGB (C = 3) is shown as it is, and float RGB in 0-255 as before
     (scaled to [0, 1]).  Any other image (float fluxes, 1, 2, 4, 5... bands)
-    goes through `sfnet.datasets.to_rgb` (asinh stretch) when sfnet has it,
-    else through a per-band asinh stretch: one band (or two, averaged) is
-    grey, three or more are shown as RGB from three bands (`display_bands`).
+    goes through `sfnet.datasets.to_rgb` (asinh stretch) when it takes these
+    bands, else through a per-band asinh stretch: one band (or two, averaged)
+    is grey, three or more are shown as RGB from three bands (`display_bands`).
     """
     img = np.asarray(img)
     if img.ndim == 2:
@@ -211,7 +211,7 @@ def display_image(img):
         from ...datasets import to_rgb
     except ImportError:
         to_rgb = None
-    if to_rgb is not None and c >= 3:
+    if to_rgb is not None:
         try:
             return np.asarray(to_rgb(np.asarray(img, dtype=np.float32)[None],
                                      stretch="asinh"))[0]
