@@ -115,7 +115,8 @@ def test_report_and_figures(fitted, tmp_path):
     n_bands, model, sample = fitted
     acts = model.activations(sample)
     path = interpret.write_report(model, sample, tmp_path / "r", activations=acts,
-                                  max_features=1, n_examples=3, n_localization=2, dpi=40)
+                                  max_features=1, n_examples=3, n_localization=2,
+                                  n_stability=10, dpi=30)
     html = path.read_text()
     assert "<img" in html and (tmp_path / "r" / "features.csv").is_file()
     feature = int(np.argmax((acts > 0).sum(0)))
@@ -190,13 +191,6 @@ def test_robust_stats_fallbacks():
     assert med.tolist() == [0.0, 0.0] and scale[0] == 1.0 and scale[1] == pytest.approx(0.5)
 
 
-def test_uint8_fit_predictions_do_not_depend_on_float_code(mock):
-    """uint8 models keep the linear normalisation: save/load keeps stretch None."""
-    model = SparseFeatureNet(**TINY).fit(mock)
-    assert model.preprocessor_.stretch is None and model.input_kind_ == "uint8"
-    assert model.network_.in_channels == 3
-
-
 # ---------------------------------------------------------------- the first convolution
 
 def test_adapt_first_conv_rule_on_a_fake_state_dict():
@@ -265,4 +259,16 @@ def test_misspelt_column_is_caught_at_fit_with_suggestions(mock):
 def test_column_target_takes_the_catalog_unit(mock):
     model = SparseFeatureNet(target="petroR50_r", **TINY).fit(mock)
     assert model.target_units_ == ["arcsec"]
+    # uint8 RGB keeps the linear mean/std normalisation and 3 input bands
+    assert model.preprocessor_.stretch is None and model.input_kind_ == "uint8"
+    assert model.network_.in_channels == 3
     assert model.predict_table(mock)["petroR50_r_pred"].unit == "arcsec"
+
+
+def test_contributions_keep_the_id_column_name_and_strings():
+    from astropy.table import Column
+
+    acts = np.array([[0.0, 2.0], [1.0, 0.0]])
+    ids = Column(["gal-a", "gal-b"], name="TARGETID")
+    t = interpret.contributions((np.array([[1.0, 3.0]]), np.array([0.5])), acts, ids=ids)
+    assert t.colnames[0] == "TARGETID" and t["TARGETID"].tolist() == ["gal-a", "gal-b"]
