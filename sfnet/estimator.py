@@ -708,8 +708,9 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : GalaxySample or array
-            The galaxies; ``objID`` and ``coord`` columns need a
-            `~sfnet.GalaxySample` whose catalog has them.
+            The galaxies; the ID and ``coord`` columns need a
+            `~sfnet.GalaxySample` whose catalog has them (the ID column is
+            ``X.id_column`` when the sample has one, else ``objID``).
         return_std : bool
             Add a ``{target}_std`` column per target (the 1-sigma uncertainty
             of ``predict(X, return_std=True)``).
@@ -719,7 +720,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         Returns
         -------
         `~astropy.table.QTable`
-            One row per galaxy: ``objID`` (exact ``int64``), ``coord``
+            One row per galaxy: the ID (``objID`` or the sample's ID
+            column; integers as exact ``int64``, strings kept), ``coord``
             (`~astropy.coordinates.SkyCoord`), ``{target}_pred`` in the
             target's unit, ``{target}_std`` when asked, and the galaxy's active
             features ``feature_1..k``, ``activation_1..k`` and
