@@ -41,7 +41,7 @@ class ImageSource:
     Parameters
     ----------
     images : array-like
-        ``(N, H, W, 3)`` (channels last) or ``(N, 3, H, W)``; `numpy.memmap`
+        ``(N, H, W, C)`` (channels last) or ``(N, C, H, W)``; `numpy.memmap`
         stays on disk until a batch is read.
     rows : array of int, optional
         The rows of ``images`` this source covers (default all).
@@ -117,7 +117,9 @@ class DeviceImages:
         self.source, self.prep, self.device = source, prep, device
         h, w = prep.output_shape(source.image_shape)
         itemsize = 1 if source.images.dtype == np.uint8 else 4
-        nbytes = len(source) * 3 * h * w * itemsize
+        s = source.images.shape
+        bands = s[-1] if source.channels_last else s[1]
+        nbytes = len(source) * bands * h * w * itemsize
         if in_memory == "auto":
             in_memory = nbytes <= in_memory_limit()
         self.tensor = None

@@ -16,7 +16,8 @@ from ._imagedata import ImageSource
 from .exceptions import DataDroppedWarning
 
 __all__ = ["TrainingData", "is_sample", "image_store", "check_images", "target_array",
-           "target_rows", "training_data", "inference_source", "scoring_truth"]
+           "target_rows", "training_data", "inference_source", "scoring_truth",
+           "channel_axis_is_last", "n_channels", "MAX_CHANNELS", "catalog_units"]
 
 #: What `fit` trains on: ``images`` (the whole array or memmap, channels last or
 #: not), the ``rows`` of it in use, their targets ``values`` ``(N, T)`` and the
@@ -81,19 +82,48 @@ def check_images(images, name="X"):
                                       or np.issubdtype(images.dtype, np.floating)):
         raise TypeError(f"{name} must be a numeric image array, got dtype {images.dtype}")
     if images.ndim != 4:
-        raise ValueError(f"{name} must have 4 dimensions (N, H, W, 3) or (N, 3, H, W), "
+        raise ValueError(f"{name} must have 4 dimensions (N, H, W, C) or (N, C, H, W), "
                          f"got shape {images.shape}")
     if images.shape[0] == 0:
         raise ValueError(f"{name} is empty (0 images)")
-    if images.shape[-1] == 3:
-        channels_last = True
-    elif images.shape[1] == 3:
-        channels_last = False
-    else:
-        raise ValueError(f"{name} must have 3 colour channels, got shape {images.shape}")
+    channels_last = channel_axis_is_last(images.shape, name)
     if np.issubdtype(images.dtype, np.integer) and images.dtype != np.uint8:
         raise TypeError(f"{name}: integer images must be uint8 (0-255), got {images.dtype}")
     return images, channels_last
+
+
+#: Most bands an image may have: more than this on both candidate axes is
+#: taken as a shape error, not as a band axis.
+MAX_CHANNELS = 64
+
+
+def channel_axis_is_last(shape, name="X"):
+    """Whether images of ``shape`` ``(N, ., ., .)`` are channels last.
+
+    3 on the last axis means channels last and 3 on axis 1 channels first (as
+    before, so RGB arrays read as they always did); otherwise the band axis is
+    the shorter of axis 1 and the last axis (images have more pixels on a side
+    than bands), and it must hold at most `MAX_CHANNELS` bands.
+    """
+    first, last = int(shape[1]), int(shape[-1])
+    if min(first, last) < 1:
+        raise ValueError(f"{name} has no bands: shape {tuple(shape)}")
+    if last == 3:
+        return True
+    if first == 3:
+        return False
+    if last <= MAX_CHANNELS and last < first:
+        return True
+    if first <= MAX_CHANNELS and first < last:
+        return False
+    raise ValueError(f"{name}: cannot tell the band axis of shape {tuple(shape)}; give images "
+                     f"as (N, H, W, C) or (N, C, H, W) with 1 <= C <= {MAX_CHANNELS} bands "
+                     "and more pixels on a side than bands")
+
+
+def n_channels(images, channels_last):
+    """The number of bands of a checked image array."""
+    return int(images.shape[-1] if channels_last else images.shape[1])
 
 
 def _table_columns(y):
@@ -151,6 +181,16 @@ def target_array(y, n, name="y"):
     return arr, names, units
 
 
+def catalog_units(target, catalog):
+    """The units of ``target``'s columns: the target's own, else the catalog column's."""
+    units = []
+    for col, unit in zip(target.columns, target.units):
+        if not unit and col in catalog.colnames and getattr(catalog[col], "unit", None):
+            unit = catalog[col].unit.to_string()
+        units.append(unit)
+    return units
+
+
 def training_data(X, y, target):
     """The `TrainingData` of ``fit(X, y)`` for the resolved `~sfnet.targets.Target`.
 
@@ -163,7 +203,7 @@ def training_data(X, y, target):
         if y is None:
             rows, values = target_rows(target, X.catalog, "used for training")
             return TrainingData(images, channels_last, store_rows[rows], values,
-                                list(target.columns), list(target.units))
+                                list(target.columns), catalog_units(target, X.catalog))
     elif y is None:
         raise ValueError("y is required when X is an image array "
                          "(pass a GalaxySample to take targets from its catalog)")
@@ -184,6 +224,10 @@ def inference_source(X, *, input_kind, input_shape, preprocessor):
     if kind != input_kind:
         raise TypeError(f"X holds {kind} images but the model was trained on "
                         f"{input_kind} images")
+    bands = n_channels(images, channels_last)
+    if bands != preprocessor.n_channels:
+        raise ValueError(f"X has {bands}-band images but the model was trained on "
+                         f"{preprocessor.n_channels} bands")
     shape = images.shape[1:3] if channels_last else images.shape[2:4]
     if preprocessor.image_size is None and preprocessor.crop_size is None and \
             tuple(shape) != tuple(input_shape):

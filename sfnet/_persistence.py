@@ -68,7 +68,8 @@ class FittedState:
     target : `~sfnet.targets.Target`
         The resolved target (its cuts apply when scoring a sample).
     preprocessor : Preprocessor
-        Geometry and per-channel statistics of the inputs.
+        Geometry and per-channel statistics of the inputs (one per band, and
+        the stretch: None for uint8 images, ``"asinh"`` for float ones).
     y_mean, y_std : array
         The network predicts ``(y - y_mean) / y_std``, one value per target.
     target_names, target_units : list of str
@@ -124,7 +125,8 @@ class FittedState:
                        "labels": list(t.labels), "required": list(t.required)},
             "y_mean": self.y_mean.tolist(), "y_std": self.y_std.tolist(),
             "preprocessing": {"image_size": p.image_size, "crop_size": p.crop_size,
-                              "mean": p.mean, "std": p.std, "order": p.order},
+                              "mean": p.mean, "std": p.std, "order": p.order,
+                              "stretch": p.stretch},
             "input_kind": self.input_kind, "input_shape": list(self.input_shape),
             "history": self.history, "best_epoch": self.best_epoch, "seed": self.seed,
             "n_train": self.n_train, "n_valid": self.n_valid, "uncertainty": self.uncertainty,
@@ -137,7 +139,8 @@ class FittedState:
         return cls(
             target=stored_target(meta["target"]),
             preprocessor=Preprocessor(p["image_size"], p["crop_size"], list(p["mean"]),
-                                      list(p["std"]), p.get("order", "resize-crop")),
+                                      list(p["std"]), p.get("order", "resize-crop"),
+                                      p.get("stretch")),
             y_mean=meta["y_mean"], y_std=meta["y_std"], target_names=meta["target_names"],
             target_units=meta["target_units"], input_kind=meta["input_kind"],
             input_shape=meta["input_shape"], history=meta.get("history", []),
@@ -206,7 +209,8 @@ def load_model(path):
     weights = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
     net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"],
                                symmetry=meta["params"].get("symmetry"),
-                               variance_head="logvar_head.weight" in weights)
+                               variance_head="logvar_head.weight" in weights,
+                               in_channels=int(weights["resnet.conv1.weight"].shape[1]))
     net.load_state_dict(weights)
     return dict(meta["params"]), net, FittedState.from_json(meta)
 

@@ -2,9 +2,12 @@
 
 The table has one row per galaxy and, in this order,
 
-``objID``
-    The 64-bit SDSS identifier (exact ``int64``), when ``X`` has a catalog
-    with an ``objID`` column.
+``objID`` (or the sample's own ID column)
+    The galaxy's identifier, when ``X`` has a catalog with its ID column:
+    ``X.id_column`` for a `~sfnet.GalaxySample` that has one, else
+    ``objID`` (the 64-bit SDSS identifier).  Integer IDs are exact
+    ``int64``, never through float; string IDs (a DESI ``TARGETID`` kept as
+    text, a name) are kept as strings.
 ``coord``
     An ICRS `~astropy.coordinates.SkyCoord`, when the catalog has ``ra`` and
     ``dec``.
@@ -36,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["prediction_table", "table_format", "write_prediction_table"]
+__all__ = ["prediction_table", "table_format", "write_prediction_table", "id_column_of",
+           "id_values"]
 
 #: Output formats of `write_prediction_table`, by file extension.
 TABLE_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits"}
@@ -59,6 +63,22 @@ def _difference_unit(unit):
     return unit.function_unit if isinstance(unit, u.FunctionUnitBase) else unit
 
 
+def id_column_of(X):
+    """The name of the ID column of ``X``: ``X.id_column`` if it has one, else ``"objID"``."""
+    name = getattr(X, "id_column", None)
+    return name if isinstance(name, str) and name else "objID"
+
+
+def id_values(column):
+    """The IDs of catalog column ``column``: exact int64 for integers, else strings."""
+    values = np.asarray(getattr(column, "value", column))
+    if np.issubdtype(values.dtype, np.integer) or values.dtype == np.bool_:
+        return values.astype(np.int64)
+    if values.dtype.kind in "US":
+        return values
+    return np.asarray([str(v) for v in values])
+
+
 def prediction_table(X, pred, std, indices, values, *, names, units, head_weights, head_bias):
     """Predictions, positions and active features of ``X`` as a `~astropy.table.QTable`.
 
@@ -68,7 +88,7 @@ def prediction_table(X, pred, std, indices, values, *, names, units, head_weight
     Parameters
     ----------
     X : GalaxySample or array
-        The galaxies (``objID`` and ``coord`` come from a sample's catalog).
+        The galaxies (the ID column and ``coord`` come from a sample's catalog).
     pred : ndarray
         Predictions ``(N, T)`` in the targets' units.
     std : ndarray or None
@@ -90,9 +110,12 @@ def prediction_table(X, pred, std, indices, values, *, names, units, head_weight
     table = QTable()
     catalog = getattr(X, "catalog", None)
     if catalog is not None:
-        if "objID" in catalog.colnames:
-            table["objID"] = np.asarray(catalog["objID"], dtype=np.int64)
-            table["objID"].info.description = "SDSS photometric object identifier"
+        id_col = id_column_of(X)
+        if id_col in catalog.colnames:
+            table[id_col] = id_values(catalog[id_col])
+            table[id_col].info.description = (
+                "SDSS photometric object identifier" if id_col == "objID"
+                else "galaxy identifier")
         if "ra" in catalog.colnames and "dec" in catalog.colnames:
             table["coord"] = X.coords
             table["coord"].info.description = "ICRS position"

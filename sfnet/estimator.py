@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from . import _params
 from ._device import CompiledNetwork, autocast, resolve_device, resolve_precision
 from ._imagedata import DeviceImages, ImageSource
-from ._inputs import inference_source, scoring_truth, training_data
+from ._inputs import inference_source, n_channels, scoring_truth, training_data
 from ._persistence import FittedState, load_model, model_from_seed_checkpoint, save_model
 from ._tables import prediction_table
 from ._utils import regression_metrics
@@ -349,8 +349,12 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         X : GalaxySample or array
             A `~sfnet.GalaxySample` (targets from its catalog through ``target``;
             galaxies failing the target's cuts are left out with a warning), or
-            images ``(N, H, W, 3)``/``(N, 3, H, W)``, uint8 0–255 or float.
-            Memory-mapped images are streamed, never loaded whole, when large.
+            images ``(N, H, W, C)``/``(N, C, H, W)`` with ``C >= 1`` bands,
+            uint8 0–255 or float (e.g. fluxes; normalised robustly per band,
+            see `sfnet.preprocessing`).  With ``weights="imagenet"`` and
+            ``C != 3`` the first convolution is adapted by
+            `sfnet.nn.adapt_first_conv`.  Memory-mapped images are streamed,
+            never loaded whole, when large.
         y : array, Quantity, Column or Table, optional
             Targets ``(N,)`` or ``(N, n_targets)``; overrides the catalog.
         checkpoint_dir : path-like, optional
@@ -392,7 +396,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         torch.manual_seed(seed)
         network = SparseFeatureNetwork(resolved["k"], data.values.shape[1], resolved["backbone"],
                                        resolved["weights"], symmetry=resolved["symmetry"],
-                                       variance_head=True)
+                                       variance_head=True,
+                                       in_channels=n_channels(data.images, data.channels_last))
         network.to(device).to(memory_format=torch.channels_last)
         if checkpoint_dir is not None:
             os.makedirs(checkpoint_dir, exist_ok=True)
@@ -703,8 +708,9 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : GalaxySample or array
-            The galaxies; ``objID`` and ``coord`` columns need a
-            `~sfnet.GalaxySample` whose catalog has them.
+            The galaxies; the ID and ``coord`` columns need a
+            `~sfnet.GalaxySample` whose catalog has them (the ID column is
+            ``X.id_column`` when the sample has one, else ``objID``).
         return_std : bool
             Add a ``{target}_std`` column per target (the 1-sigma uncertainty
             of ``predict(X, return_std=True)``).
@@ -714,7 +720,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         Returns
         -------
         `~astropy.table.QTable`
-            One row per galaxy: ``objID`` (exact ``int64``), ``coord``
+            One row per galaxy: the ID (``objID`` or the sample's ID
+            column; integers as exact ``int64``, strings kept), ``coord``
             (`~astropy.coordinates.SkyCoord`), ``{target}_pred`` in the
             target's unit, ``{target}_std`` when asked, and the galaxy's active
             features ``feature_1..k``, ``activation_1..k`` and
@@ -802,12 +809,17 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
                          batch_size)
 
     def input_images(self, X, *, batch_size=None):
-        """Images as the network sees them (resized and cropped), uint8 ``(N, s, s, 3)``."""
+        """Images as the network sees them (resized and cropped), channels last.
+
+        uint8 ``(N, s, s, C)`` for a model trained on uint8 images; float32
+        ``(N, s, s, C)`` in the input's units (before normalisation) for one
+        trained on float images.
+        """
         src = self._source(X)
         out = []
         for _, x in src.batches(self._batch_size(batch_size)):
             x = self.preprocessor_.geometry(x)
-            if x.dtype != torch.uint8:
+            if x.dtype != torch.uint8 and self.input_kind_ == "uint8":
                 x = x.clamp(0, 255).round().to(torch.uint8)
             out.append(x.permute(0, 2, 3, 1).numpy())
         return np.concatenate(out)

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["TopK", "SparseFeatureNetwork", "BACKBONES", "register_backbone",
-           "build_backbone", "dihedral_transforms", "SYMMETRIES"]
+           "build_backbone", "adapt_first_conv", "dihedral_transforms", "SYMMETRIES"]
 
 #: Values of ``symmetry`` accepted by `SparseFeatureNetwork`.
 SYMMETRIES = (None, "d4")
@@ -108,7 +108,75 @@ def register_backbone(name, builder, n_features, imagenet_weights=None):
     BACKBONES[name] = (builder, int(n_features), imagenet_weights)
 
 
-def build_backbone(name, weights=None):
+def adapt_first_conv(weight, in_channels):
+    """ImageNet's RGB first-convolution weight adapted to ``in_channels`` input bands.
+
+    The rule: every new channel's filter is the mean of the three RGB filters,
+    scaled by ``3 / in_channels``::
+
+        W_new[:, c] = (3 / C) * mean(W[:, 0:3], axis=1)   for c = 0 .. C-1
+
+    Why: the mean keeps what the three pretrained colour filters share (the
+    edge, blob and texture detectors ImageNet training made; their colour
+    contrasts have no counterpart in other bands), it gives no band a
+    privileged filter, and the scale factor keeps the activations' scale: an
+    input whose ``C`` normalised bands all carry the same signal ``x`` gives
+    ``sum_c W_new[:, c] * x = 3 * mean(W) * x = sum_rgb W * x``, exactly what
+    the pretrained convolution gives a grey RGB image, so the batch norm that
+    follows sees the statistics it was trained on.  ``C = 3`` returns the
+    weight unchanged (no averaging).
+
+    Parameters
+    ----------
+    weight : torch.Tensor
+        ``(out_channels, 3, kh, kw)``, e.g. ``state_dict["conv1.weight"]``.
+    in_channels : int
+        The number of input bands ``C >= 1``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(out_channels, in_channels, kh, kw)``, same dtype and device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sfnet.nn import adapt_first_conv
+    >>> w = torch.randn(64, 3, 7, 7)
+    >>> adapt_first_conv(w, 5).shape
+    torch.Size([64, 5, 7, 7])
+    >>> torch.allclose(adapt_first_conv(w, 5).sum(1), w.sum(1), atol=1e-5)
+    True
+    """
+    if isinstance(in_channels, bool) or not isinstance(in_channels, numbers.Integral) or \
+            in_channels < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4 or weight.shape[1] != 3:
+        raise ValueError("weight must be a (out_channels, 3, kh, kw) tensor, got "
+                         f"{getattr(weight, 'shape', type(weight).__name__)}")
+    if in_channels == 3:
+        return weight
+    mean = weight.mean(dim=1, keepdim=True) * (3.0 / in_channels)
+    return mean.expand(-1, int(in_channels), -1, -1).contiguous()
+
+
+def _set_in_channels(net, in_channels, pretrained):
+    """Give ``net.conv1`` ``in_channels`` inputs (`adapt_first_conv` for pretrained weights)."""
+    old = net.conv1
+    if in_channels == old.in_channels:
+        return net
+    new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
+                    old.dilation, old.groups, old.bias is not None)
+    if pretrained:
+        with torch.no_grad():
+            new.weight.copy_(adapt_first_conv(old.weight.detach(), in_channels))
+            if old.bias is not None:
+                new.bias.copy_(old.bias.detach())
+    net.conv1 = new
+    return net
+
+
+def build_backbone(name, weights=None, in_channels=3):
     """Build a registered backbone, optionally with ImageNet weights.
 
     Parameters
@@ -119,6 +187,10 @@ def build_backbone(name, weights=None):
         ``None`` initialises randomly; ``"imagenet"`` loads torchvision's
         ImageNet weights from the torch hub cache, downloading them only if
         they are not cached.
+    in_channels : int
+        Input bands (default 3).  For ``C != 3`` the first convolution gets
+        ``C`` inputs: random for ``weights=None``, and from the ImageNet RGB
+        filters by `adapt_first_conv` for ``weights="imagenet"``.
 
     Returns
     -------
@@ -129,6 +201,9 @@ def build_backbone(name, weights=None):
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose from {sorted(BACKBONES)}")
     builder, n_features, wname = BACKBONES[name]
+    if isinstance(in_channels, bool) or not isinstance(in_channels, numbers.Integral) or \
+            in_channels < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
     if weights is None:
         net = builder(None)
     elif weights == "imagenet":
@@ -147,7 +222,7 @@ def build_backbone(name, weights=None):
     else:
         raise ValueError(f"weights must be None or 'imagenet', got {weights!r}")
     net.fc = nn.Identity()
-    return net, n_features
+    return _set_in_channels(net, in_channels, weights is not None), n_features
 
 
 def dihedral_transforms(x):
@@ -191,6 +266,8 @@ class SparseFeatureNetwork(nn.Module):
         the log-variance of each target (initialised to 0, i.e. unit variance
         of the standardised targets).  It sees the features detached, so
         training it never changes the features or the mean head.
+    in_channels : int
+        Bands of the input images (default 3; see `build_backbone`).
 
     Notes
     -----
@@ -201,11 +278,11 @@ class SparseFeatureNetwork(nn.Module):
     """
 
     def __init__(self, k, n_targets=1, backbone="resnet18", weights=None, *, symmetry=None,
-                 variance_head=False):
+                 variance_head=False, in_channels=3):
         super().__init__()
         if symmetry not in SYMMETRIES:
             raise ValueError(f"symmetry must be one of {SYMMETRIES}, got {symmetry!r}")
-        self.resnet, self.n_features = build_backbone(backbone, weights)
+        self.resnet, self.n_features = build_backbone(backbone, weights, in_channels)
         if k > self.n_features:
             raise ValueError(f"k={k} exceeds the {self.n_features} features of {backbone}")
         self.backbone = backbone
@@ -226,6 +303,11 @@ class SparseFeatureNetwork(nn.Module):
     @property
     def k(self):
         return self.topk.k
+
+    @property
+    def in_channels(self):
+        """The number of input bands of the first convolution."""
+        return self.resnet.conv1.in_channels
 
     def feature_maps(self, x):
         """The ``layer4`` feature maps ``(N, n_features, h, w)`` (non-negative)."""

@@ -26,6 +26,27 @@ central pixels with the top-left corner at ``((H - c) // 2, (W - c) // 2)``.
 A fitted model keeps its geometry and per-channel normalisation statistics in
 a `Preprocessor` (saved with the model).
 
+Normalisation, per band, from the training images (after the geometry):
+
+uint8 images (0–255, e.g. SDSS or Legacy Surveys JPEGs)
+    ``(x - mean) / std`` with the mean and standard deviation of each band,
+    exactly as sfnet always did (``stretch=None``).
+float images (e.g. FITS fluxes, any number of bands)
+    ``asinh((x - median) / scale)`` (``stretch="asinh"``), where ``median``
+    is the band's median pixel and ``scale`` its robust spread, 1.4826 times
+    the median absolute deviation from the median (the standard deviation of
+    Gaussian sky noise), from a random sample of at most `ROBUST_PIXELS`
+    training pixels per band.  Flux images have heavy tails: a bright core
+    is hundreds of sky sigmas, and a mean and standard deviation would be set
+    by a few bright galaxies and stars, squashing the faint outskirts (and
+    the sky) into a sliver around 0.  The median and MAD are set by the
+    typical (mostly sky) pixel and ignore the tail; the asinh is linear
+    within a few sky sigmas and logarithmic beyond (like the asinh
+    magnitudes of Lupton et al. 1999), so a core 1000 sigma bright becomes
+    about 7.6, not 1000.  A band whose MAD is 0 (e.g. noiseless, mostly empty
+    images) falls back to half its 16–84 percentile range, then to its
+    standard deviation, then to 1.
+
 (fastai's ``Resize`` computes the region it resizes as ``int(crop / size *
 size)`` pixels, which floating-point rounding makes one pixel short for about
 5 % of (crop, size) pairs, e.g. 15 -> 11; sfnet does not copy that quirk.  The
@@ -44,13 +65,46 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["ORDERS", "PAPER_ORDER", "Preprocessor", "apply_geometry", "center_crop",
+__all__ = ["ORDERS", "PAPER_ORDER", "STRETCHES", "ROBUST_PIXELS", "Preprocessor",
+           "robust_stats", "apply_geometry", "center_crop",
            "check_order", "output_shape", "resize_like_pil"]
 
 #: The known geometry orders.
 ORDERS = ("resize-crop", "crop-resize")
 #: The order of the paper's fastai pipeline (centre crop, then resize).
 PAPER_ORDER = "crop-resize"
+#: Normalisations of `Preprocessor`: None (linear, uint8 images) or ``"asinh"``
+#: (robust centre and scale then asinh, float images).
+STRETCHES = (None, "asinh")
+#: Most pixels per band sampled by `robust_stats`.
+ROBUST_PIXELS = 1_000_000
+
+
+def robust_stats(pixels):
+    """Per-band (median, robust scale) of ``pixels`` ``(n, C)`` (float64 arrays).
+
+    The scale is 1.4826 x the median absolute deviation; where that is 0,
+    half the 16-84 percentile range, then the standard deviation, then 1.
+    Non-finite pixels are ignored.
+    """
+    pixels = np.asarray(pixels, dtype=np.float64)
+    med = np.empty(pixels.shape[1])
+    scale = np.empty(pixels.shape[1])
+    for c in range(pixels.shape[1]):
+        v = pixels[:, c]
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            med[c], scale[c] = 0.0, 1.0
+            continue
+        med[c] = np.median(v)
+        s = 1.4826 * np.median(np.abs(v - med[c]))
+        if not s > 1e-12:
+            p16, p84 = np.percentile(v, [16, 84])
+            s = 0.5 * (p84 - p16)
+        if not s > 1e-12:
+            s = float(np.std(v))
+        scale[c] = s if s > 1e-12 else 1.0
+    return med, scale
 
 
 def check_order(order, name="preprocessing"):
@@ -165,7 +219,9 @@ class Preprocessor:
     """Resize and centre crop (in the order ``order``) and per-channel normalisation.
 
     ``mean``/``std`` are per-channel statistics on the scale of the input
-    images (0–255 for uint8), computed from the training data by `fit_stats`.
+    images (0–255 for uint8), computed from the training data by `fit_stats`:
+    the mean and standard deviation for uint8 images, the median and robust
+    scale for float images (see `sfnet.preprocessing`).  One value per band.
 
     Parameters
     ----------
@@ -175,6 +231,9 @@ class Preprocessor:
         Per-channel statistics subtracted and divided by `normalize`.
     order : {"resize-crop", "crop-resize"}
         The order of the two steps (see the module documentation).
+    stretch : {None, "asinh"}
+        None: ``(x - mean) / std``; ``"asinh"``: ``asinh((x - mean) / std)``.
+        `fit_stats` sets it from the images' dtype (asinh for float).
     """
 
     image_size: int = None
@@ -183,6 +242,13 @@ class Preprocessor:
     std: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
     #: ``"resize-crop"`` or ``"crop-resize"`` (the paper's); see `sfnet.preprocessing`.
     order: str = "resize-crop"
+    #: None (linear) or ``"asinh"``; see `sfnet.preprocessing`.
+    stretch: str = None
+
+    @property
+    def n_channels(self):
+        """The number of bands the statistics are for."""
+        return len(self.mean)
 
     def geometry(self, x):
         """Resize and centre-crop in the order ``order`` (see `sfnet.preprocessing`; dtype kept)."""
@@ -201,6 +267,8 @@ class Preprocessor:
         """
         mean, scale = self._stats(x.device)
         x = x.to(torch.float32, copy=True).sub_(mean).mul_(scale)  # never modifies the input
+        if self.stretch == "asinh":
+            x = x.asinh_()
         return x.contiguous(memory_format=torch.channels_last)
 
     def _stats(self, device):
@@ -215,26 +283,48 @@ class Preprocessor:
         return cache[key]
 
     def fit_stats(self, source, max_images=2048, seed=0):
-        """Per-channel mean and std from (a random subset of) ``source``.
+        """Per-channel statistics from (a random subset of) ``source``.
 
         ``source`` is an image source with ``len`` and ``read(positions)``
         returning an NCHW tensor (`sfnet._imagedata.ImageSource`); the
-        statistics are of the images after `geometry`.  Returns ``self``.
+        statistics are of the images after `geometry`.  uint8 images get the
+        mean and std (``stretch=None``), float images the median and robust
+        scale of at most `ROBUST_PIXELS` pixels per band (``stretch="asinh"``;
+        see `sfnet.preprocessing`).  Returns ``self``.
         """
         n = len(source)
         pos = np.arange(n)
+        rng = np.random.default_rng(seed)
         if n > max_images:
-            pos = np.sort(np.random.default_rng(seed).choice(n, max_images, replace=False))
-        s = torch.zeros(3, dtype=torch.float64)
-        s2 = torch.zeros(3, dtype=torch.float64)
+            pos = np.sort(rng.choice(n, max_images, replace=False))
+        s = s2 = None
         count = 0
+        floats = []
         for start in range(0, len(pos), 256):
-            x = self.geometry(source.read(pos[start:start + 256])).double()
+            x = self.geometry(source.read(pos[start:start + 256]))
+            if x.dtype != torch.uint8:  # a share of ROBUST_PIXELS from each batch
+                px = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).float().numpy()
+                quota = -(-ROBUST_PIXELS * x.shape[0] // len(pos))
+                if len(px) > quota:
+                    px = px[rng.choice(len(px), quota, replace=False)]
+                floats.append(px)
+                continue
+            x = x.double()
+            if s is None:
+                s = torch.zeros(x.shape[1], dtype=torch.float64)
+                s2 = torch.zeros(x.shape[1], dtype=torch.float64)
             s += x.sum(dim=(0, 2, 3))
             s2 += (x * x).sum(dim=(0, 2, 3))
             count += x.shape[0] * x.shape[2] * x.shape[3]
+        if floats:
+            med, scale = robust_stats(np.concatenate(floats))
+            self.mean = [float(v) for v in med]
+            self.std = [float(v) for v in scale]
+            self.stretch = "asinh"
+            return self
         mean = s / count
         std = torch.sqrt(torch.clamp(s2 / count - mean * mean, min=0.0))
         self.mean = [float(v) for v in mean]
         self.std = [float(v) if v > 1e-8 else 1.0 for v in std]
+        self.stretch = None
         return self

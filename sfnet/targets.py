@@ -31,6 +31,7 @@ Examples
 ['e.oh_p50 > 0', 'e.lgm_tot_p50 > 0', 'e.sfr_tot_p50 > -10']
 """
 
+import difflib
 import math
 import operator
 from dataclasses import dataclass, field
@@ -39,9 +40,11 @@ import numpy as np
 
 from ._utils import as_float64
 from .catalog import BPT_LINES as _LINES
+from .catalog import COLUMNS as _SCHEMA
 from .catalog import LOG_FLUX_UNIT, PROPERTIES
 
-__all__ = ["Target", "Cut", "SnrCut", "LogColumn", "get_target", "TARGETS", "BPT_LINES"]
+__all__ = ["Target", "Cut", "SnrCut", "LogColumn", "get_target", "closest_names", "TARGETS",
+           "BPT_LINES"]
 
 #: Derived column -> (flux column, error column) for the BPT target.
 BPT_LINES = {line.log_column: (line.flux, line.error) for line in _LINES.values()}
@@ -194,8 +197,11 @@ class Target:
     def _check(self, catalog):
         missing = [c for c in self.required if c not in catalog.colnames]
         if missing:
+            hints = [f"{c!r} -> did you mean {close!r}?" for c in missing
+                     for close in [closest_names(c, catalog.colnames)] if close]
+            hint = f" ({'; '.join(hints)})" if hints else ""
             raise ValueError(
-                f"target {self.name!r} needs catalog column(s) {missing}; "
+                f"target {self.name!r} needs catalog column(s) {missing}{hint}; "
                 f"the catalog has {catalog.colnames}")
 
     def prepare(self, catalog):
@@ -281,6 +287,28 @@ TARGETS = {
     "bpt_lines": _bpt_lines(),
 }
 
+#: The column names of sfnet's catalog schema (never taken for misspelt targets).
+_KNOWN_COLUMNS = frozenset(_SCHEMA)
+
+
+def closest_names(name, choices, n=3, cutoff=0.75):
+    """The names among ``choices`` closest to ``name`` (`difflib`), joined by " or "; "" if none."""
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=n, cutoff=cutoff)
+    return " or ".join(close)
+
+
+def _check_not_misspelt(name):
+    """`ValueError` if ``name`` is no named target or schema column but is close to a named
+    target (``"metalicity"``): a misspelling caught before any data is read."""
+    if name in _KNOWN_COLUMNS:
+        return
+    close = difflib.get_close_matches(name, list(TARGETS), n=1, cutoff=0.8)
+    if close:
+        raise ValueError(
+            f"target {name!r} is not a named target: did you mean {close[0]!r}? (named "
+            f"targets: {sorted(TARGETS)}; a catalog column of that name is taken as "
+            f"target=[{name!r}])")
+
 
 def get_target(target):
     """Resolve a target specification.
@@ -289,11 +317,21 @@ def get_target(target):
     ----------
     target : str, sequence of str or `Target`
         ``"metallicity"``, ``"bpt_lines"``, one catalog column name or a list of
-        numeric catalog column names.
+        numeric catalog column names (their units come from the catalog).
 
     Returns
     -------
     Target
+
+    Raises
+    ------
+    ValueError
+        For a single name that is neither a named target nor a column of
+        sfnet's catalog schema but is close to a named target (``"metalicity"``:
+        the message suggests ``"metallicity"``).  A column of such a name is
+        still a target when passed in a list.  Column names are checked against
+        the catalog when the target reads it (`Target.prepare`), with the
+        closest catalog columns suggested.
 
     Examples
     --------
@@ -308,6 +346,7 @@ def get_target(target):
     if isinstance(target, str):
         if target in TARGETS:
             return TARGETS[target]
+        _check_not_misspelt(target)
         cols = (target,)
     elif isinstance(target, (list, tuple)) and target and all(
             isinstance(c, str) for c in target):

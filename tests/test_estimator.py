@@ -122,7 +122,7 @@ Y = np.arange(8.0)
     ({}, IMG, np.r_[Y[:-1], np.nan], ValueError, "y contains 1 NaN"),
     ({}, IMG, np.r_[Y[:-1], np.inf], ValueError, "y contains 1 NaN/inf"),
     ({}, IMG, Y[:5], ValueError, "y has 5 rows but X has 8"),
-    ({}, IMG[..., :2], Y, ValueError, "3 colour channels"),
+    ({}, np.zeros((8, 80, 4, 70), np.uint8), Y, ValueError, "cannot tell the band axis"),
     ({}, IMG[0], Y, ValueError, "4 dimensions"),
     ({}, IMG[:0], Y[:0], ValueError, "X is empty"),
     ({}, IMG.astype(np.int32), Y, TypeError, "uint8"),

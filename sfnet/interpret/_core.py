@@ -38,9 +38,10 @@ def get_images(sample, name="sample"):
     """The image array of a GalaxySample (or an image array itself); not copied."""
     images = getattr(sample, "images", sample)
     shape = getattr(images, "shape", None)
-    if shape is None or len(shape) != 4 or shape[-1] != 3:
+    if shape is None or len(shape) != 4 or not 1 <= shape[-1] <= 64:
         raise ValueError(
-            f"{name} must be a GalaxySample or an (N, H, W, 3) image array, got shape {shape}")
+            f"{name} must be a GalaxySample or an (N, H, W, C) image array (1 <= C <= 64 "
+            f"bands), got shape {shape}")
     return images
 
 
@@ -57,17 +58,6 @@ def take_images(sample, index, name="sample"):
     out = np.empty_like(got)
     out[order] = got
     return out
-
-
-def display_image(img):
-    """An image ready for ``imshow``: uint8 as is, floats scaled to [0, 1]."""
-    img = np.asarray(img)
-    if img.dtype == np.uint8:
-        return img
-    img = img.astype(np.float64)
-    if np.nanmax(img) > 1.0:
-        img = img / 255.0
-    return np.clip(np.nan_to_num(img), 0.0, 1.0)
 
 
 def as_activations(activations, n_features=None, name="activations"):

@@ -16,6 +16,7 @@ Both run the network on 9 versions of every image (8 dihedral, 1 noisy).
 import numpy as np
 
 from .._inputs import image_store
+from .._tables import id_column_of, id_values
 
 __all__ = ["activation_stability", "dihedral_images", "feature_stability"]
 
@@ -152,7 +153,8 @@ def activation_stability(model, X, *, noise_dn=1, seed=0, batch_size=None, chunk
     Returns
     -------
     astropy.table.Table
-        One row per galaxy: ``objID`` (for a sample with one), ``n_active``
+        One row per galaxy: the ID column (``sample.id_column``, default
+        ``objID``, for a sample with one), ``n_active``
         (features active on the original image), ``same_set_dihedral``
         (bool: the active set is identical for all 8 dihedral transforms),
         ``jaccard_dihedral`` (mean Jaccard similarity of the active sets of the
@@ -178,8 +180,9 @@ def _galaxy_table(cols, X, noise_dn, seed):
     table = Table(meta=_meta(noise_dn, seed))
     catalog = getattr(X, "catalog", None)
     n = len(cols["n_active"])
-    if catalog is not None and "objID" in catalog.colnames and len(catalog) == n:
-        table["objID"] = catalog["objID"]
+    id_col = id_column_of(X)
+    if catalog is not None and id_col in catalog.colnames and len(catalog) == n:
+        table[id_col] = id_values(catalog[id_col])
     for name, values in cols.items():
         table[name] = values
     table["n_active"].description = "features active on the original image"

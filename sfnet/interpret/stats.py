@@ -129,7 +129,9 @@ def contributions(model_or_weights, activations, *, bias=None, ids=None):
     bias : array-like, optional
         Bias per target (overrides the model's; default 0 for a bare weights array).
     ids : array-like, optional
-        Galaxy identifiers (e.g. ``sample.catalog["objID"]``) stored as ``objID``.
+        Galaxy identifiers (e.g. ``sample.catalog[sample.id_column]``), stored
+        under the column's own name (a catalog column's ``name``; else ``objID``);
+        integers or strings.
 
     Returns
     -------
@@ -170,9 +172,11 @@ def contributions(model_or_weights, activations, *, bias=None, ids=None):
     act = np.where(keep, act, 0.0)
     table = Table()
     if ids is not None:
+        id_name = getattr(ids, "name", None)
+        id_name = id_name if isinstance(id_name, str) and id_name else "objID"
         ids = np.asarray(getattr(ids, "value", ids))
         check_length(n, len(ids), "ids")
-        table["objID"] = ids
+        table[id_name] = ids
     table["n_active"] = n_active.astype(np.int64)
     table["feature"] = feat
     table["activation"] = act

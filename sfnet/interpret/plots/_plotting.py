@@ -12,7 +12,8 @@ import functools
 import numpy as np
 
 from ...catalog import PROPERTIES, property_label
-from .._core import display_image, get_catalog, property_values, take_images
+from ..._tables import id_column_of
+from .._core import get_catalog, property_values, take_images
 from ..bpt import bpt_class, kauffmann03, kewley01
 
 _RC = {
@@ -157,6 +158,71 @@ def matrix_axes(ax, ylabel):
     ax.set_ylabel(ylabel)
 
 
+# --------------------------------------------------------------------------- images
+
+def display_bands(bands):
+    """The three bands of a ``(H, W, C)`` image shown as red, green, blue.
+
+    Bands are taken as ordered by wavelength (bluest first, as FITS stacks
+    such as g, r, z are): the reddest of the three shown is red.  ``C = 3``
+    shows all three, more bands the middle three (g, r, i of ugriz).
+    """
+    c = bands.shape[-1]
+    start = (c - 3) // 2
+    return bands[..., start:start + 3][..., ::-1]
+
+
+def _asinh_display(img):
+    """Per-band asinh stretch of float ``(H, W, C)`` to [0, 1] (the fallback of
+    `display_image`): sky at 0, 1 at the 99.5th percentile of the stretched band."""
+    out = np.empty(img.shape, dtype=np.float64)
+    for c in range(img.shape[-1]):
+        v = np.nan_to_num(img[..., c].astype(np.float64))
+        med = np.median(v)
+        scale = 1.4826 * np.median(np.abs(v - med))
+        if not scale > 0:
+            scale = np.std(v) or 1.0
+        y = np.arcsinh((v - med) / scale)
+        top = np.percentile(y, 99.5)
+        out[..., c] = y / top if top > 0 else 0.0
+    return np.clip(out, 0.0, 1.0)
+
+
+def display_image(img):
+    """An ``(H, W, C)`` image ready for ``imshow``, whatever its dtype and bands.
+
+    uint8 RGB (C = 3) is shown as it is, and float RGB in 0-255 as before
+    (scaled to [0, 1]).  Any other image (float fluxes, 1, 2, 4, 5... bands)
+    goes through `sfnet.datasets.to_rgb` (asinh stretch) when it takes these
+    bands, else through a per-band asinh stretch: one band (or two, averaged)
+    is grey, three or more are shown as RGB from three bands (`display_bands`).
+    """
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = img[..., None]
+    c = img.shape[-1]
+    if c == 3 and img.dtype == np.uint8:
+        return img
+    finite = np.isfinite(img).all()
+    if c == 3 and finite and img.min() >= 0 and img.max() <= 255:
+        img = img.astype(np.float64)
+        return np.clip(img / 255.0 if img.max() > 1.0 else img, 0.0, 1.0)
+    try:
+        from ...datasets import to_rgb
+    except ImportError:
+        to_rgb = None
+    if to_rgb is not None:
+        try:
+            return np.asarray(to_rgb(np.asarray(img, dtype=np.float32)[None],
+                                     stretch="asinh"))[0]
+        except (TypeError, ValueError):
+            pass  # a to_rgb that does not take these bands: the fallback below
+    if c < 3:
+        grey = _asinh_display(img.astype(np.float64).mean(axis=-1, keepdims=True))
+        return np.repeat(grey, 3, axis=-1)
+    return _asinh_display(display_bands(img))
+
+
 # --------------------------------------------------------------------------- galleries
 
 def gallery(fig, sample, a, top, feature, ncols=3, nrows=None, label_bpt=None,
@@ -167,7 +233,8 @@ def gallery(fig, sample, a, top, feature, ncols=3, nrows=None, label_bpt=None,
     axes = fig.subplots(nrows, ncols, squeeze=False)
     images = take_images(sample, top)
     cat = get_catalog(sample) if hasattr(sample, "catalog") else None
-    ids = np.asarray(cat["objID"]) if cat is not None and "objID" in cat.colnames else None
+    id_col = id_column_of(sample)
+    ids = np.asarray(cat[id_col]) if cat is not None and id_col in cat.colnames else None
     values = {c: property_values(cat, c) for c in columns} if cat is not None else {}
     cls = bpt_class(*label_bpt) if label_bpt is not None else None
     for k, ax in enumerate(axes.ravel()):

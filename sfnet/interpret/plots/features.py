@@ -4,7 +4,7 @@ activation density and localisation maps."""
 import numpy as np
 
 from ...catalog import property_label
-from .._core import (as_activations, check_feature, check_length, display_image,
+from .._core import (as_activations, check_feature, check_length,
                      get_catalog, head_of, pearson, property_columns, property_values,
                      spearman, take_images)
 from ..stats import feature_correlation_matrix, feature_correlations, feature_stats
@@ -416,7 +416,7 @@ def _map_panels(fig, shown, maps, a):
         top_ax, bot_ax = axes[0, k], axes[1, k]
         _draw.no_ticks(top_ax)
         _draw.no_ticks(bot_ax)
-        top_ax.imshow(display_image(shown[k]))
+        top_ax.imshow(_draw.display_image(shown[k]))
         if maps[k].max() > 0:
             top_ax.contour(maps[k], levels=np.array([0.25, 0.5, 0.75]) * vmax,
                            colors=["#7fd3ff", "#35a7e8", "#0b5fa5"], linewidths=0.8)
