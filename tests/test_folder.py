@@ -489,3 +489,21 @@ def test_grey_png_folder_is_one_channel_and_string_digits(tmp_path):
     s = load_galaxy_folder(tmp_path / "d", id_column="id", cache=False, progress=False)
     assert s.ids.tolist() == ["001", "002"] and s.image_shape == (6, 6, 1)
     assert s.images[:, 0, 0, 0].tolist() == [10, 200]
+
+
+def test_truncated_and_garbage_fits_are_unreadable_not_zero_padded(tmp_path):
+    s = own_sample(["a", "b", "c"], 2, np.float32, size=40)
+    path = write_galaxy_folder(s, tmp_path / "d", format="fits.gz")
+    raw = write_galaxy_folder(s, tmp_path / "e", format="fits")
+    data = (raw / "images-sdss" / "b.fits").read_bytes()
+    assert len(data) > 2880
+    import gzip
+
+    (path / "images-sdss" / "b.fits.gz").write_bytes(gzip.compress(data[:2880]))
+    (path / "images-sdss" / "c.fits.gz").write_bytes(b"<html>error</html>")
+    with pytest.warns(DataDroppedWarning, match="2 unreadable") as rec:
+        loaded = load_galaxy_folder(path, cache=False, progress=False)
+    assert rec[0].message.objids.tolist() == ["b", "c"]
+    assert "truncated" in rec[0].message.reasons[0]
+    assert loaded.ids.tolist() == ["a"]
+    np.testing.assert_array_equal(loaded.images[0], s.images[0])

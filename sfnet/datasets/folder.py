@@ -482,15 +482,20 @@ def _read_fits(path):
     """The float32 ``(H, W, C)`` image of a FITS file (primary HDU or first image HDU)."""
     from astropy.io import fits
 
-    with fits.open(path, memmap=False) as hdus:
-        data = None
-        for hdu in hdus:
-            if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
-                data = hdu.data
-                break
-        if data is None:
-            raise ValueError("no image data in the primary HDU or an image extension")
-        data = np.asarray(data, dtype=np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with fits.open(path, memmap=False) as hdus:
+            data = None
+            for hdu in hdus:
+                if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
+                    data = hdu.data
+                    break
+            if data is None:
+                raise ValueError("no image data in the primary HDU or an image extension")
+            data = np.asarray(data, dtype=np.float32)
+    truncated = [w for w in caught if "truncated" in str(w.message)]
+    if truncated:  # astropy pads a short file with zeros: never use that
+        raise ValueError(f"truncated FITS file: {truncated[0].message}")
     if data.ndim == 3:
         data = np.moveaxis(data, 0, -1)
     elif data.ndim == 2:
