@@ -152,7 +152,7 @@ def activation_stability(model, X, *, noise_dn=1, seed=0, batch_size=None, chunk
     Returns
     -------
     astropy.table.Table
-        One row per galaxy: ``objID`` (for a sample with one), ``n_active``
+        One row per galaxy: the ID column (``objID`` or the sample's `id_column`), ``n_active``
         (features active on the original image), ``same_set_dihedral``
         (bool: the active set is identical for all 8 dihedral transforms),
         ``jaccard_dihedral`` (mean Jaccard similarity of the active sets of the
@@ -178,8 +178,9 @@ def _galaxy_table(cols, X, noise_dn, seed):
     table = Table(meta=_meta(noise_dn, seed))
     catalog = getattr(X, "catalog", None)
     n = len(cols["n_active"])
-    if catalog is not None and "objID" in catalog.colnames and len(catalog) == n:
-        table["objID"] = catalog["objID"]
+    id_column = getattr(X, "id_column", "objID")
+    if catalog is not None and id_column in catalog.colnames and len(catalog) == n:
+        table[id_column] = catalog[id_column]
     for name, values in cols.items():
         table[name] = values
     table["n_active"].description = "features active on the original image"

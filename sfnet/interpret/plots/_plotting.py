@@ -167,7 +167,8 @@ def gallery(fig, sample, a, top, feature, ncols=3, nrows=None, label_bpt=None,
     axes = fig.subplots(nrows, ncols, squeeze=False)
     images = take_images(sample, top)
     cat = get_catalog(sample) if hasattr(sample, "catalog") else None
-    ids = np.asarray(cat["objID"]) if cat is not None and "objID" in cat.colnames else None
+    id_column = getattr(sample, "id_column", "objID")
+    ids = np.asarray(cat[id_column]) if cat is not None and id_column in cat.colnames else None
     values = {c: property_values(cat, c) for c in columns} if cat is not None else {}
     cls = bpt_class(*label_bpt) if label_bpt is not None else None
     for k, ax in enumerate(axes.ravel()):
