@@ -765,7 +765,7 @@ def fetch_cutouts(positions, output_dir, *, ids=None, id_column="objID",
     size : int
         Cutout side in pixels (default 160).
     image_dir : str, optional
-        Sub-folder for the images.  Default ``"images-sdss"`` for the sdss
+        Sub-folder for the images.  Default ``images-sdss`` for the sdss
         layer, else ``"images-{layer}"`` (e.g. ``images-ls-dr10``).
     progress, max_workers, rate_limit, timeout, max_retries, retry_backoff
         See `~sfnet.datasets.fetch_sdss_sample`.

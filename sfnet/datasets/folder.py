@@ -65,7 +65,7 @@ def load_galaxy_folder(path, *, image_dir=None, catalog=CATALOG_CSV, id_column=N
         The folder holding ``catalog`` and ``image_dir``.
     image_dir : str, optional
         Sub-folder with one image ``{id}{suffix}`` per galaxy.  Default: the
-        one recorded in the folder's ``folder.json``, else ``"images-sdss"``.
+        one recorded in the folder's ``folder.json``, else ``images-sdss``.
     catalog : str
         CSV file with the ID column and any other columns, whose names are
         kept.  Known SkyServer / MPA-JHU columns get units (``ra``/``dec`` in
