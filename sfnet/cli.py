@@ -182,6 +182,7 @@ _MAIN_EPILOG = """\
 quick start:
   sfnet demo                                  # mock data -> train -> evaluate -> report
   sfnet fetch --output sdss --n-galaxies 5000 # real SDSS/MPA-JHU galaxies (network)
+  sfnet cutouts mine.csv --output mine        # cutouts of your own catalog (network)
   sfnet train sdss --output model --k 4       # train on a data folder
   sfnet predict model sdss --output predictions.ecsv
   sfnet predict model sdss --output predictions.ecsv --std
@@ -458,6 +459,52 @@ def _add_fetch_parser(sub, common):
     p.set_defaults(handler=_cmd_fetch)
 
 
+_CUTOUTS_EPILOG = """\
+Reads a catalog (CSV, ECSV or FITS table with ra/dec in degrees or a SkyCoord column) and
+downloads one cutout per galaxy from the Legacy Survey viewer into DIR: galaxies.csv, the
+images and folder.json (the ID column, image folder and suffix), so that 'sfnet train DIR'
+and load_galaxy_folder(DIR) read it with no further options.  Running it again resumes:
+only missing or damaged files are fetched.  Needs network access.
+
+examples:
+  sfnet cutouts mine.csv --output mine
+  sfnet cutouts desi.fits --output desi --id-column TARGETID --layer ls-dr10 \\
+      --format fits --bands grz
+"""
+
+
+def _add_cutouts_parser(sub, common):
+    p = _add_subcommand(sub, common, "cutouts",
+                        "download cutouts of your own catalog's galaxies (JPEG or FITS)",
+                        _CUTOUTS_EPILOG)
+    p.add_argument("catalog", metavar="CATALOG",
+                   help="catalog file: .csv, .ecsv or .fits with ra/dec (or a SkyCoord column)")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="folder to write")
+    p.add_argument("--id-column", default="objID", metavar="NAME",
+                   help="the catalog's unique ID column, integers or strings; the file names "
+                        "(default: objID; without one, IDs come from the positions)")
+    p.add_argument("--layer", default="sdss",
+                   help="Legacy Survey viewer layer: sdss (the paper's), ls-dr10, ls-dr9, ...")
+    p.add_argument("--format", choices=("jpg", "fits"), default="jpg",
+                   help="colour JPEG, or FITS with one float image per band")
+    p.add_argument("--bands", default=None, metavar="BANDS",
+                   help="bands of FITS cutouts, e.g. grz (default: the layer's)")
+    p.add_argument("--pixscale", type=float, default=0.262, metavar="ARCSEC",
+                   help="arcsec per pixel (default: 0.262)")
+    p.add_argument("--size", type=_int_at_least(16), default=160, metavar="PX",
+                   help="cutout side in pixels (default: 160)")
+    p.add_argument("--max-workers", type=_int_at_least(1), default=None, metavar="N",
+                   help="concurrent downloads (default: sfnet.conf.max_workers)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds per request (default: sfnet.conf.timeout)")
+    p.add_argument("--max-retries", type=_int_at_least(0), default=None, metavar="N",
+                   help="retries on timeouts and 5xx (default: sfnet.conf.max_retries)")
+    p.add_argument("--rate-limit", type=float, default=10.0, metavar="R",
+                   help="at most R cutout requests started per second (default: 10)")
+    _add_no_progress(p)
+    p.set_defaults(handler=_cmd_cutouts)
+
+
 def _add_train_recipe_options(p, d):
     """The training recipe of ``sfnet train``: recipe, epochs, batch size, optimizer."""
     p.add_argument("--recipe", choices=("default", "paper"), default="default",
@@ -685,8 +732,9 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     common = _common()
-    for add in (_add_demo_parser, _add_fetch_parser, _add_train_parser, _add_predict_parser,
-                _add_interpret_parser, _add_sweep_parser, _add_benchmark_parser):
+    for add in (_add_demo_parser, _add_fetch_parser, _add_cutouts_parser, _add_train_parser,
+                _add_predict_parser, _add_interpret_parser, _add_sweep_parser,
+                _add_benchmark_parser):
         add(sub, common)
     return parser
 
@@ -804,6 +852,21 @@ def _cmd_fetch(args):
                                       if isinstance(v, (int, float, str))))
     print(f"sfnet fetch: {len(sample)} galaxies with images in {args.output} "
           f"(train with: sfnet train {args.output} --output MODEL)")
+    return 0
+
+
+def _cmd_cutouts(args):
+    from .datasets.cutouts import fetch_cutouts
+
+    report = fetch_cutouts(args.catalog, args.output, id_column=args.id_column,
+                           layer=args.layer, bands=args.bands, format=args.format,
+                           pixscale=args.pixscale, size=args.size, progress=_progress(args),
+                           max_workers=args.max_workers, rate_limit=args.rate_limit,
+                           timeout=args.timeout, max_retries=args.max_retries)
+    print("sfnet cutouts: " + ", ".join(f"{k} {v}" for k, v in report.items()
+                                        if isinstance(v, (int, float, str))))
+    print(f"sfnet cutouts: {report['valid']} of {report['n_galaxies']} galaxies have an image "
+          f"in {args.output} (train with: sfnet train {args.output} --output MODEL)")
     return 0
 
 

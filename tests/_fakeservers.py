@@ -11,7 +11,10 @@ answers
   header spells the names as SkyServer does for the paper's ``DR7ObjID``:
   lower case);
 * ``/hips-image-services/hips2fits?hips=...&format=jpg&width=...`` and
-* ``/viewer/cutout.jpg?ra=&dec=&layer=sdss&pixscale=&size=`` with JPEG bytes.
+* ``/viewer/cutout.jpg?ra=&dec=&layer=sdss&pixscale=&size=`` with JPEG bytes;
+* ``/viewer/cutout.fits?ra=&dec=&layer=ls-dr10&pixscale=&size=&bands=grz`` with a
+  float32 FITS cube ``(bands, size, size)`` (layers ``sdss``, ``ls-dr9``,
+  ``ls-dr10``; ``bands`` default ``grz``).
 
 Faults are programmable: ``skyserver_faults`` is a FIFO of faults for the next
 SkyServer requests; ``cutout_faults[objID]`` a FIFO for that galaxy's next
@@ -37,11 +40,13 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 from PIL import Image
 
-__all__ = ["FakeSDSS", "make_rows", "jpeg_bytes"]
+__all__ = ["FakeSDSS", "make_rows", "jpeg_bytes", "fits_bytes"]
 
 SKYSERVER_PATH = re.compile(r"^/dr(\d+)/en/tools/search/x_(results\.aspx|sql\.aspx?)$")
 HIPS2FITS_PATH = "/hips-image-services/hips2fits"
 LEGACY_PATH = "/viewer/cutout.jpg"
+LEGACY_FITS_PATH = "/viewer/cutout.fits"
+LEGACY_LAYERS = ("sdss", "ls-dr9", "ls-dr10")
 
 # objIDs beyond 2**53: a float round trip would corrupt them.
 FIRST_OBJID = 1237648720693755918
@@ -104,6 +109,20 @@ def jpeg_bytes(size, seed=0, mode="RGB", blank=False):
         img = img.convert(mode)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def fits_bytes(size, n_bands, seed=0, blank=False):
+    """A float32 FITS cube ``(n_bands, size, size)`` (2-D for one band) depending on ``seed``."""
+    from astropy.io import fits
+
+    y, x = np.mgrid[0:size, 0:size]
+    cube = np.stack([np.exp(-((x - size / 2) ** 2 + (y - size / 2) ** 2) / (2 + b + seed % 7))
+                     * (1 + b) for b in range(n_bands)]).astype(np.float32)
+    if blank:
+        cube[:] = 0
+    buf = io.BytesIO()
+    fits.PrimaryHDU(cube[0] if n_bands == 1 else cube).writeto(buf)
     return buf.getvalue()
 
 
@@ -278,6 +297,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.cutout("hips2fits", params)
         elif parts.path == LEGACY_PATH:
             self.cutout("legacysurvey", params)
+        elif parts.path == LEGACY_FITS_PATH:
+            self.cutout("legacysurvey", params, fits=True)
         else:
             self.fake.record({"kind": "unknown", "path": parts.path, "params": params})
             self.send(404, "<html><body>404 Not Found</body></html>", "text/html")
@@ -325,7 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send(200, body, "text/plain")
 
-    def cutout(self, kind, params):
+    def cutout(self, kind, params, fits=False):
         fake = self.fake
         try:
             ra, dec = float(params["ra"]), float(params["dec"])
@@ -333,7 +354,8 @@ class _Handler(BaseHTTPRequestHandler):
             ra = dec = None
         objid = fake.find(ra, dec) if ra is not None else None
         fault = fake.next_fault(kind, objid)
-        fake.record({"kind": kind, "objID": objid, "params": params, "fault": fault})
+        fake.record({"kind": kind, "objID": objid, "params": params, "fault": fault,
+                     "format": "fits" if fits else "jpg"})
         with fake.lock:
             fake.inflight += 1
             fake.max_inflight = max(fake.max_inflight, fake.inflight)
@@ -350,7 +372,8 @@ class _Handler(BaseHTTPRequestHandler):
                       and "fov" in params)
                 size = int(params.get("width", 0) or 0)
             else:
-                ok = params.get("layer") == "sdss" and "pixscale" in params
+                ok = (params.get("layer") in (LEGACY_LAYERS if fits else ("sdss",))
+                      and "pixscale" in params)
                 size = int(params.get("size", 0) or 0)
             if not ok or objid is None or size <= 0:
                 self.send(400, json.dumps({"title": "Bad request",
@@ -361,11 +384,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send(200, "<html><body>Temporarily unavailable</body></html>",
                           "text/html")
                 return
-            data = jpeg_bytes(size, seed=objid % 1000, mode="L" if fault == "gray" else "RGB",
-                              blank=fault == "blank")
+            if fits:
+                data = fits_bytes(size, len(params.get("bands", "grz")), seed=objid % 1000,
+                                  blank=fault == "blank")
+            else:
+                data = jpeg_bytes(size, seed=objid % 1000,
+                                  mode="L" if fault == "gray" else "RGB", blank=fault == "blank")
             if fault == "truncated":
                 data = data[: len(data) // 2]
-            self.send(200, data, "image/jpeg")
+            self.send(200, data, "application/fits" if fits else "image/jpeg")
         finally:
             with fake.lock:
                 fake.inflight -= 1

@@ -370,3 +370,140 @@ def test_bad_arguments(tmp_path, sample, kwargs, exc, match):
     path = write_galaxy_folder(sample[:2], tmp_path / "d")
     with pytest.raises(exc, match=match):
         load_galaxy_folder(path, progress=False, **kwargs)
+
+
+# ------------------------------------------------------ your own folders: IDs, formats, bands
+def own_sample(ids, channels, dtype, size=8, seed=1):
+    rng = np.random.default_rng(seed)
+    if dtype == np.uint8:
+        images = smooth_images(len(ids), size, seed)[..., :channels]
+        if channels == 1:
+            images = smooth_images(len(ids), size, seed)[..., :1]
+    else:
+        images = rng.lognormal(size=(len(ids), size, size, channels)).astype(dtype)
+    cat = Table({"TARGETID": ids, "z": np.linspace(0.01, 0.1, len(ids))})
+    return GalaxySample(images, cat, id_column="TARGETID")
+
+
+@pytest.mark.parametrize("ids", [["NGC 1", "J1200+0100", "007"],
+                                 [39627835438549025, 39627835438549026, 12]])
+@pytest.mark.parametrize("fmt, channels, dtype, exact", [
+    ("jpg", 3, np.uint8, False), ("png", 1, np.uint8, True), ("png", 3, np.uint8, True),
+    ("fits", 1, np.float32, True), ("fits", 3, np.float32, True),
+    ("fits.gz", 5, np.float32, True)])
+def test_own_folder_round_trip(tmp_path, ids, fmt, channels, dtype, exact):
+    s = own_sample(ids, channels, dtype)
+    path = write_galaxy_folder(s, tmp_path / "d", format=fmt, image_dir="imgs")
+    suffix = "." + fmt
+    assert sorted(p.name for p in (path / "imgs").iterdir()) == sorted(
+        f"{i}{suffix}" for i in ids)
+    # folder.json records id column, image folder and suffix: no arguments needed
+    loaded = load_galaxy_folder(path, cache=tmp_path / "c", progress=False)
+    assert loaded.id_column == "TARGETID" and loaded.ids.tolist() == ids
+    assert loaded.image_shape == (8, 8, channels)
+    assert loaded.images.dtype == (np.uint8 if fmt in ("jpg", "png") else np.float32)
+    if exact:
+        np.testing.assert_array_equal(loaded.images, s.images)
+    else:
+        assert np.abs(loaded.images.astype(int) - s.images.astype(int)).mean() < 3
+    again = GalaxySample.load(loaded.save(tmp_path / "saved"))
+    assert again.id_column == "TARGETID" and again.ids.tolist() == ids
+    np.testing.assert_array_equal(again.images, loaded.images)
+
+
+def test_fits_layouts_orientation_and_extension(tmp_path):
+    from astropy.io import fits
+
+    img = tmp_path / "d" / "images"
+    img.mkdir(parents=True)
+    cube = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)  # (bands, H, W)
+    fits.PrimaryHDU(cube).writeto(img / "a.fits")
+    # an empty primary HDU, the image in the first extension, stored as int16 + BSCALE
+    hdu = fits.ImageHDU(cube.astype(np.int16))
+    hdu.scale("int16", bscale=0.5)
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(img / "b.fit")
+    Table({"name": ["a", "b"]}).write(tmp_path / "d" / "galaxies.csv")
+    s = load_galaxy_folder(tmp_path / "d", image_dir="images", id_column="name",
+                           cache=False, progress=False)
+    assert s.image_shape == (4, 5, 2) and s.images.dtype == np.float32
+    # row 0 is the top of the displayed image: the last FITS row
+    np.testing.assert_array_equal(s.images[0, 0, :, 1], cube[1, -1])
+    np.testing.assert_array_equal(s.images[0, :, :, 0], cube[0, ::-1])
+    np.testing.assert_allclose(s.images[1], s.images[0], atol=0.5)
+
+
+def test_nan_and_missing_reported_by_id_never_zero_filled(tmp_path):
+    s = own_sample(["a", "b", "c", "d"], 3, np.float32)
+    path = write_galaxy_folder(s, tmp_path / "d", format="fits")
+    from astropy.io import fits
+
+    with fits.open(path / "images-sdss" / "b.fits", mode="update") as hdus:
+        hdus[0].data[1, 2, 3] = np.nan
+    (path / "images-sdss" / "d.fits").unlink()
+    with pytest.warns(DataDroppedWarning) as rec:
+        loaded = load_galaxy_folder(path, cache=False, progress=False)
+    msg = str(rec[0].message)
+    assert "1 non-finite" in msg and "1 missing" in msg and "first TARGETIDs" in msg
+    assert rec[0].message.objids.tolist() == ["b", "d"]
+    assert "NaN" in rec[0].message.reasons[0]
+    assert loaded.ids.tolist() == ["a", "c"]
+    assert np.isfinite(loaded.images).all()
+
+
+def test_folder_must_agree_in_bands(tmp_path):
+    s = own_sample(["a", "b", "c"], 3, np.float32)
+    path = write_galaxy_folder(s, tmp_path / "d", format="fits")
+    other = own_sample(["c"], 5, np.float32)
+    write_galaxy_folder(other, tmp_path / "e", format="fits")
+    os.replace(tmp_path / "e" / "images-sdss" / "c.fits", path / "images-sdss" / "c.fits")
+    with pytest.raises(ValueError, match=r"image of c .* 5 band\(s\).* first image has 3"):
+        load_galaxy_folder(path, cache=False, progress=False)
+
+
+def test_suffix_search_order_and_explicit_suffix(tmp_path, sample):
+    path = write_galaxy_folder(sample[:3], tmp_path / "d")
+    (path / "folder.json").unlink()
+    ids = sample.catalog["objID"][:3]
+    # galaxy 0 as PNG only: found by the default search
+    Image.open(jpg(path, ids[0])).save(path / "images-sdss" / f"{ids[0]}.png")
+    jpg(path, ids[0]).unlink()
+    loaded = load_galaxy_folder(path, cache=False, progress=False)
+    assert loaded.id_column == "objID" and len(loaded) == 3
+    with pytest.warns(DataDroppedWarning, match="1 missing"):
+        only_jpg = load_galaxy_folder(path, suffix=".jpg", cache=False, progress=False)
+    assert only_jpg.catalog["objID"].tolist() == list(ids[1:])
+    with pytest.raises(ValueError, match="suffix"):
+        load_galaxy_folder(path, suffix="jpg", cache=False, progress=False)
+    with pytest.raises(ValueError, match="format"):
+        write_galaxy_folder(sample, tmp_path / "e", format="tiff")
+    with pytest.raises(ValueError, match="format='fits'"):
+        write_galaxy_folder(own_sample(["a"], 3, np.float32), tmp_path / "e", format="png")
+
+
+def test_grey_png_folder_is_one_channel_and_string_digits(tmp_path):
+    d = tmp_path / "d" / "images-sdss"
+    d.mkdir(parents=True)
+    for name, v in (("001", 10), ("002", 200)):
+        Image.fromarray(np.full((6, 6), v, np.uint8)).save(d / f"{name}.png")
+    (tmp_path / "d" / "galaxies.csv").write_text("id,z\n001,0.1\n002,0.2\n")
+    s = load_galaxy_folder(tmp_path / "d", id_column="id", cache=False, progress=False)
+    assert s.ids.tolist() == ["001", "002"] and s.image_shape == (6, 6, 1)
+    assert s.images[:, 0, 0, 0].tolist() == [10, 200]
+
+
+def test_truncated_and_garbage_fits_are_unreadable_not_zero_padded(tmp_path):
+    s = own_sample(["a", "b", "c"], 2, np.float32, size=40)
+    path = write_galaxy_folder(s, tmp_path / "d", format="fits.gz")
+    raw = write_galaxy_folder(s, tmp_path / "e", format="fits")
+    data = (raw / "images-sdss" / "b.fits").read_bytes()
+    assert len(data) > 2880
+    import gzip
+
+    (path / "images-sdss" / "b.fits.gz").write_bytes(gzip.compress(data[:2880]))
+    (path / "images-sdss" / "c.fits.gz").write_bytes(b"<html>error</html>")
+    with pytest.warns(DataDroppedWarning, match="2 unreadable") as rec:
+        loaded = load_galaxy_folder(path, cache=False, progress=False)
+    assert rec[0].message.objids.tolist() == ["b", "c"]
+    assert "truncated" in rec[0].message.reasons[0]
+    assert loaded.ids.tolist() == ["a"]
+    np.testing.assert_array_equal(loaded.images[0], s.images[0])

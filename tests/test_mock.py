@@ -535,3 +535,46 @@ def test_quenched_disks_ignore_the_visible_metallicity():
 def test_intervention_arguments_are_named(latent, values, exc, name):
     with pytest.raises(exc, match=name):
         make_mock_interventions(2, latent, values, image_size=16)
+
+
+# ------------------------------------------------------------------ bands and fluxes
+def test_flux_images_are_the_composite_before_the_stretch():
+    from sfnet.datasets import _render
+
+    rgb = make_mock_galaxies(24, image_size=32, seed=11, progress=False)
+    flux = make_mock_galaxies(24, image_size=32, seed=11, progress=False, image_format="flux")
+    assert flux.images.dtype == np.float32 and flux.image_shape == (32, 32, 3)
+    assert flux.catalog.meta["image_format"] == "flux" and "bands" not in rgb.catalog.meta
+    np.testing.assert_array_equal(np.asarray(flux.catalog["oh_p50"]),
+                                  np.asarray(rgb.catalog["oh_p50"]))
+    # the same noise and fluxes: the Lupton composite of the fluxes is the RGB image
+    native = flux.images / np.float32((rgb.catalog.meta["pixel_scale"] / _render.SDSS_PIXEL) ** 2)
+    grid = type("G", (), {"b": 24, "s": 32})
+    again = _render._lupton_composite(np.moveaxis(native, -1, 1), grid)
+    assert np.abs(again.astype(int) - rgb.images.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("bands", ["ugriz", "grz", "r"])
+def test_flux_bands_follow_the_catalog_photometry(bands):
+    s = make_mock_galaxies(60, image_size=48, seed=4, progress=False, bands=bands,
+                           image_format="flux")
+    assert s.image_shape == (48, 48, len(bands))
+    for k, band in enumerate(bands):
+        total = s.images[..., k].sum(axis=(1, 2))
+        model = 10 ** (-0.4 * (np.asarray(s.catalog[f"modelMag_{band}"]) - 22.5))
+        bright = total > 0
+        r = np.corrcoef(np.log10(total[bright]), np.log10(model[bright]))[0, 1]
+        assert r > 0.8, (band, r)
+        # the cutout holds most of the model flux, in nanomaggies
+        assert 0.3 < np.median(total[bright] / model[bright]) < 1.5
+
+
+def test_grz_composite_and_bad_band_arguments():
+    grz = make_mock_galaxies(8, image_size=32, seed=2, progress=False, bands="grz")
+    gri = make_mock_galaxies(8, image_size=32, seed=2, progress=False)
+    assert grz.images.dtype == np.uint8 and not np.array_equal(grz.images, gri.images)
+    for kwargs, exc in (({"bands": "ugriz"}, ValueError), ({"bands": "irg"}, ValueError),
+                        ({"bands": "gry"}, ValueError), ({"bands": 3}, TypeError),
+                        ({"image_format": "jpeg"}, ValueError)):
+        with pytest.raises(exc, match="bands|image_format"):
+            make_mock_galaxies(4, image_size=16, seed=0, progress=False, **kwargs)

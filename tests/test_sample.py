@@ -1,6 +1,7 @@
 """Tests of sfnet.datasets.sample.GalaxySample."""
 
 import json
+import pickle
 
 import astropy.units as u
 import numpy as np
@@ -58,10 +59,10 @@ def test_catalog_is_shallow_copy():
 
 
 @pytest.mark.parametrize("images, exc, match", [
-    (np.zeros((3, 4, 4), np.uint8), ValueError, r"images must have shape \(N, H, W, 3\)"),
+    (np.zeros((3, 4, 4), np.uint8), ValueError, r"images must have shape \(N, H, W, C\)"),
     (np.zeros((3, 3, 4, 4), np.uint8), ValueError, r"images.*channels first"),
-    (np.zeros((3, 4, 4, 4), np.uint8), ValueError, r"images must have 3 colour channels"),
-    (np.zeros((3, 4, 4, 3), np.float32), TypeError, r"images must have dtype uint8.*float32"),
+    (np.zeros((3, 4, 4, 0), np.uint8), ValueError, r"images must have at least one channel"),
+    (np.zeros((3, 4, 4, 3), np.int16), TypeError, r"images must have dtype uint8.*float.*int16"),
 ])
 def test_bad_images(images, exc, match):
     with pytest.raises(exc, match=match):
@@ -673,3 +674,54 @@ def test_to_pandas_without_pandas(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_pandas)
     with pytest.raises(ImportError, match=r"sfnet\[pandas\]"):
         make_sample(2).to_pandas()
+
+
+# --------------------------------------------------------------- any ID column, any channels
+@pytest.mark.parametrize("ids", [["NGC 1", "NGC 2", "M 31"], [39627000000000001, 7, 12]])
+@pytest.mark.parametrize("channels, dtype", [(1, np.uint8), (3, np.float32), (5, np.float32)])
+def test_any_id_column_and_channels_round_trip(tmp_path, ids, channels, dtype):
+    rng = np.random.default_rng(0)
+    images = (rng.normal(size=(3, 6, 6, channels)) * 50).astype(dtype)
+    s = GalaxySample(images, Table({"TARGETID": ids, "ra": [1., 2., 3.]}),
+                     id_column="TARGETID")
+    assert s.id_column == "TARGETID" and s.n_channels == channels
+    assert s.ids.tolist() == ids
+    assert s[1:].id_column == "TARGETID" and s[[2, 0]].ids.tolist() == [ids[2], ids[0]]
+    loaded = GalaxySample.load(s.save(tmp_path / "s"))
+    assert loaded.id_column == "TARGETID"
+    assert loaded.ids.tolist() == ids
+    assert loaded.images.dtype == dtype and np.array_equal(loaded.images, images)
+    assert pickle.loads(pickle.dumps(loaded[[0, 2]])).id_column == "TARGETID"
+
+
+def test_string_ids_never_through_float_and_checked():
+    img = np.zeros((2, 4, 4, 1), np.float32)
+    # digits stay strings in a non-default column (leading zeros kept)
+    s = GalaxySample(img, Table({"name": ["007", "12"]}), id_column="name")
+    assert s.ids.tolist() == ["007", "12"]
+    s = GalaxySample(img, Table({"name": np.array([b"a", b"b"])}), id_column="name")
+    assert s.ids.tolist() == ["a", "b"]
+    with pytest.raises(TypeError, match="'name' must be integer or string.*float64"):
+        GalaxySample(img, Table({"name": [1.0, 2.0]}), id_column="name")
+    with pytest.raises(TypeError, match="'name' must hold integers or strings"):
+        GalaxySample(img, Table({"name": np.array([1, "a"], dtype=object)}), id_column="name")
+    with pytest.raises(ValueError, match="'name' has 1 duplicated value.*x"):
+        GalaxySample(img, Table({"name": ["x", "x"]}), id_column="name")
+    with pytest.raises(ValueError, match="'name' has 1 empty ID"):
+        GalaxySample(img, Table({"name": ["x", " "]}), id_column="name")
+    with pytest.raises(ValueError, match="'name' column"):
+        GalaxySample(img, Table({"objID": [1, 2]}), id_column="name")
+    with pytest.raises(TypeError, match="id_column"):
+        GalaxySample(img, Table({"objID": [1, 2]}), id_column=3)
+
+
+def test_saved_sample_without_id_column_entry_loads_as_objid(tmp_path):
+    import json
+
+    path = GalaxySample(np.zeros((2, 4, 4, 3), np.uint8), Table({"objID": [1, 2]})).save(
+        tmp_path / "s")
+    manifest = json.loads((path / "sample.json").read_text())
+    assert manifest["id_column"] == "objID"
+    del manifest["id_column"]
+    (path / "sample.json").write_text(json.dumps(manifest))
+    assert GalaxySample.load(path).id_column == "objID"

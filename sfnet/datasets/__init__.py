@@ -10,7 +10,8 @@
 * `sfnet.datasets.cutouts` -- the cutout services behind a registry
   (`register_cutout_service`; the Legacy Survey viewer by default) and
   `fetch_sdss_cutouts` for catalogs or one's own positions (`position_ids`);
-* `sfnet.datasets.sdss` -- `fetch_sdss_sample`: catalog and cutouts into a folder.
+* `sfnet.datasets.sdss` -- `fetch_sdss_sample`: catalog and cutouts into a folder;
+* `sfnet.datasets.colour` -- `to_rgb`: flux images (FITS, any bands) to 8-bit colour.
 
 Private modules (no public names; imported by the modules above):
 
@@ -29,7 +30,8 @@ from .mock import *  # noqa: F401,F403
 from .skyserver import *  # noqa: F401,F403
 from .cutouts import *  # noqa: F401,F403
 from .sdss import *  # noqa: F401,F403
-from . import sample, folder, mock, skyserver, cutouts, sdss
+from .colour import *  # noqa: F401,F403
+from . import sample, folder, mock, skyserver, cutouts, sdss, colour
 
 __all__ = list(dict.fromkeys(sample.__all__ + folder.__all__ + mock.__all__ + skyserver.__all__
-                             + cutouts.__all__ + sdss.__all__))
+                             + cutouts.__all__ + sdss.__all__ + colour.__all__))

@@ -8,6 +8,9 @@ star-forming clumps and stars
 splatted as points, all convolved with a Gaussian PSF in Fourier space; then
 sky noise of SDSS depth and the Lupton et al. (2004) asinh colour composite of
 SDSS JPEGs (`astropy.visualization.make_lupton_rgb`, i, r, g -> R, G, B).
+Any of the SDSS bands u, g, r, i, z can be rendered (the mock's SEDs give
+every component's ugriz fluxes), and the fluxes can be returned as they are
+(``image_format="flux"``) instead of the composite.
 
 Image values are kept in nanomaggies per native SDSS pixel (0.396 arcsec), i.e.
 surface brightness, so the composite looks the same at every pixel scale.
@@ -29,6 +32,15 @@ SDSS_PIXEL = 0.396
 SKY_SIGMA = np.array([0.018, 0.027, 0.040])
 #: Relative seeing in g, r, i (the PSF is slightly broader in bluer bands).
 SEEING_BAND = np.array([1.05, 1.0, 0.96])
+#: Per band: sky noise (nanomaggies per native pixel; u and z scaled from the
+#: 5-sigma depths of `_mockphysics.DEPTH_5SIGMA` relative to g and i), relative
+#: seeing, and the disk's colour gradient coefficient (scale length
+#: ``theta_d * (1 + gradient * coefficient)``).
+BAND_SKY = {"u": 0.022, "g": 0.018, "r": 0.027, "i": 0.040, "z": 0.083}
+BAND_SEEING = {"u": 1.10, "g": 1.05, "r": 1.0, "i": 0.96, "z": 0.94}
+BAND_GRADIENT = {"u": 1.5, "g": 1.0, "r": 0.0, "i": -0.5, "z": -0.8}
+#: The bands the renderer knows, blue to red.
+RENDER_BANDS = "ugriz"
 #: Lupton composite: band weights (i, r, g) and asinh parameters, tuned so the
 #: images resemble SDSS DR colour cutouts.
 LUPTON_SCALES = (1.0, 1.3, 2.6)
@@ -83,8 +95,9 @@ def _splat(plane, px, py, w):
         np.add.at(flat, (bi[ok] * p + yi[ok]) * p + xi[ok], (w * ww)[ok])
 
 
-def render_block(p, idx, image_size, pixel_scale, rng, *, pad_fwhm=0.0):
-    """Render galaxies ``idx`` of the population dict ``p`` as uint8 RGB cutouts.
+def render_block(p, idx, image_size, pixel_scale, rng, *, pad_fwhm=0.0, bands="gri",
+                 image_format="rgb"):
+    """Render galaxies ``idx`` of the population dict ``p`` as uint8 RGB cutouts (or fluxes).
 
     Parameters
     ----------
@@ -105,16 +118,22 @@ def render_block(p, idx, image_size, pixel_scale, rng, *, pad_fwhm=0.0):
     pad_fwhm : float, optional
         The FFT grid is padded for at least this PSF FWHM (arcsec), besides the
         block's largest; lets an intervened block use the grid of the original.
+    bands : str, optional
+        Letters of `RENDER_BANDS`, the channels in this order.
+    image_format : {"rgb", "flux"}, optional
+        ``"rgb"``: the Lupton composite of the three bands, reddest -> R.
+        ``"flux"``: the sky-subtracted fluxes with noise, float32 nanomaggies
+        per cutout pixel, one channel per band.
 
     Returns
     -------
-    ndarray, shape (len(idx), image_size, image_size, 3), uint8
+    ndarray, shape (len(idx), image_size, image_size, 3) uint8, or (..., len(bands)) float32
     """
     g = {k: v[idx] for k, v in p.items() if isinstance(v, np.ndarray)}
-    grid = _padded_grid(g, len(idx), image_size, pixel_scale, pad_fwhm)
-    bands = np.zeros((grid.b, 3, grid.n, grid.n), dtype=np.float32)
+    grid = _padded_grid(g, len(idx), image_size, pixel_scale, pad_fwhm, bands)
+    bands = np.zeros((grid.b, len(grid.bands), grid.n, grid.n), dtype=np.float32)
     u, v, r_d = _add_disk(bands, g, grid)
-    _add_arms(bands, g, u, v, r_d)
+    _add_arms(bands, g, u, v, r_d, grid.bands)
     del r_d, u, v
     _add_bulge(bands, g, grid)
     _add_neighbour(bands, g, grid)
@@ -122,17 +141,20 @@ def render_block(p, idx, image_size, pixel_scale, rng, *, pad_fwhm=0.0):
     clumps = _clump_plane(g, grid)
     fb = _convolve_psf(bands, clumps, g, grid)
     img = _add_sky(fb, grid, rng)
+    if image_format == "flux":
+        per_pixel = np.float32((grid.pixel_scale / SDSS_PIXEL) ** 2)
+        return np.ascontiguousarray(np.moveaxis(img * per_pixel, 1, -1), dtype=np.float32)
     return _lupton_composite(img, grid)
 
 
-def _padded_grid(g, b, s, pixel_scale, pad_fwhm=0.0):
+def _padded_grid(g, b, s, pixel_scale, pad_fwhm=0.0, bands="gri"):
     """The pixel grid of a block: ``s`` pixels padded against the wrap-around of the FFT."""
     sigma_px = g["fwhm"] / 2.3548 / pixel_scale                   # PSF sigma (px)
     pad_sigma = max(sigma_px.max(), pad_fwhm / 2.3548 / pixel_scale)
-    pad = int(np.ceil(4 * pad_sigma * SEEING_BAND.max())) + 2
+    pad = int(np.ceil(4 * pad_sigma * max(BAND_SEEING[band] for band in bands))) + 2
     n = s + 2 * pad
     return SimpleNamespace(
-        b=b, s=s, n=n, pad=pad, pixel_scale=pixel_scale, sigma_px=sigma_px,
+        b=b, s=s, n=n, pad=pad, pixel_scale=pixel_scale, sigma_px=sigma_px, bands=bands,
         coord=((np.arange(n) - (n - 1) / 2.0) * pixel_scale).astype(np.float32),
         soft=0.5 * pixel_scale, fov=s * pixel_scale,
         # sub-pixel centring of the target as in SDSS cutouts centred on (ra, dec)
@@ -151,15 +173,16 @@ def _add_disk(bands, g, grid):
     """
     u, v = _plane(grid.coord, grid.coord, grid.cx, grid.cy, g["pa"], g["q_disk"])
     r_d = np.sqrt(u * u + v * v + np.float32(grid.soft * grid.soft))
-    band_scale = 1.0 + g["gradient"][None, :] * np.array([1.0, 0.0, -0.5])[:, None]
-    for k, band in enumerate("gri"):
+    coef = np.array([BAND_GRADIENT[b] for b in grid.bands])
+    band_scale = 1.0 + g["gradient"][None, :] * coef[:, None]
+    for k, band in enumerate(grid.bands):
         re = (g["theta_d"] * band_scale[k]).astype(np.float32)[:, None, None]
         prof = _normalise(np.exp(-_B1 * r_d / re))
         bands[:, k] += prof * g[f"flux_disk_{band}"].astype(np.float32)[:, None, None]
     return u, v, r_d
 
 
-def _add_arms(bands, g, u, v, r_d):
+def _add_arms(bands, g, u, v, r_d, g_bands="gri"):
     """Two blue logarithmic spiral arms (young stars) in the disk plane."""
     sf = np.flatnonzero(g["clump_frac"] > 1e-3)
     if not sf.size:
@@ -172,7 +195,7 @@ def _add_arms(bands, g, u, v, r_d):
     wave = 0.5 + 0.5 * np.cos(psi)
     arm = np.exp(-_B1 * rr) * (wave * wave * wave) * (1 - np.exp(-6.25 * rr * rr))
     arm = _normalise(arm)
-    for k, band in enumerate("gri"):
+    for k, band in enumerate(g_bands):
         f = (ARM_SHARE * g[f"flux_clump_{band}"][sf]).astype(np.float32)
         bands[sf, k] += arm * f[:, None, None]
 
@@ -183,7 +206,7 @@ def _add_bulge(bands, g, grid):
                   grid.soft)
     re = g["theta_b"].astype(np.float32)[:, None, None]
     prof = _normalise(np.exp(-_B4 * np.sqrt(np.sqrt(r_b / re))))
-    for k, band in enumerate("gri"):
+    for k, band in enumerate(grid.bands):
         bands[:, k] += prof * g[f"flux_bulge_{band}"].astype(np.float32)[:, None, None]
 
 
@@ -202,7 +225,7 @@ def _add_neighbour(bands, g, grid):
     fr = 10 ** (-0.4 * (g["nb_r"][nb] - 22.5))
     gr = g["nb_gr"][nb]
     ri = 0.1 + 0.4 * gr
-    for k, f in enumerate((fr * 10 ** (-0.4 * gr), fr, fr * 10 ** (0.4 * ri))):
+    for k, f in enumerate(_point_fluxes(fr, gr, ri, grid.bands)):
         bands[nb, k] += (prof * f[:, None, None]).astype(np.float32)
 
 
@@ -216,7 +239,7 @@ def _add_stars(bands, g, grid):
     ri = np.clip(0.45 * gr - 0.1, -0.1, 1.5)
     spx = _to_px(g["st_pos"][:, :1] * grid.fov, grid)
     spy = _to_px(g["st_pos"][:, 1:] * grid.fov, grid)
-    for k, f in enumerate((fr * 10 ** (-0.4 * gr), fr, fr * 10 ** (0.4 * ri))):
+    for k, f in enumerate(_point_fluxes(fr, gr, ri, grid.bands)):
         plane = np.zeros(bands.shape[:1] + bands.shape[2:], dtype=np.float32)
         _splat(plane, spx, spy, f[:, None].astype(np.float32))
         bands[:, k] += plane
@@ -242,7 +265,8 @@ def _convolve_psf(bands, clumps, g, grid):
     """
     from scipy import fft
 
-    clump_flux = (1 - ARM_SHARE) * np.stack([g[f"flux_clump_{band}"] for band in "gri"], axis=1)
+    clump_flux = (1 - ARM_SHARE) * np.stack([g[f"flux_clump_{band}"] for band in grid.bands],
+                                            axis=1)
     kpc_to_arcsec = g["theta_d"] / g["re_disk"]
     clump_sigma_px = CLUMP_SIGMA_KPC * kpc_to_arcsec / grid.pixel_scale
     n = grid.n
@@ -252,8 +276,8 @@ def _convolve_psf(bands, clumps, g, grid):
     fb = fft.rfft2(bands, axes=(-2, -1))
     fc = fft.rfft2(clumps, axes=(-2, -1))
     fc *= np.exp(-_TWO_PI2 * (clump_sigma_px.astype(np.float32) ** 2)[:, None, None] * k2)
-    for k in range(3):
-        sig2 = ((grid.sigma_px * SEEING_BAND[k]) ** 2).astype(np.float32)[:, None, None]
+    for k, band in enumerate(grid.bands):
+        sig2 = ((grid.sigma_px * BAND_SEEING[band]) ** 2).astype(np.float32)[:, None, None]
         fb[:, k] += fc * clump_flux[:, k].astype(np.float32)[:, None, None]
         fb[:, k] *= np.exp(-_TWO_PI2 * sig2 * k2)
     return fb
@@ -273,12 +297,14 @@ def _add_sky(fb, grid, rng):
     to_native = np.float32((SDSS_PIXEL / pixel_scale) ** 2)
     img = fft.irfft2(fb, s=(n, n), axes=(-2, -1))[:, :, pad:pad + s, pad:pad + s]
     img *= to_native
-    sky = SKY_SIGMA.astype(np.float32)[None, :, None, None]
+    sky_sigma = np.array([BAND_SKY[band] for band in grid.bands])
+    nb = len(grid.bands)
+    sky = sky_sigma.astype(np.float32)[None, :, None, None]
     if pixel_scale < SDSS_PIXEL:
         sig_k = 0.5 * SDSS_PIXEL / pixel_scale
         margin = int(np.ceil(4 * sig_k)) + 1
         m = s + 2 * margin
-        white = rng.standard_normal((b, 3, m, m), dtype=np.float32)
+        white = rng.standard_normal((b, nb, m, m), dtype=np.float32)
         k2 = (np.fft.fftfreq(m).astype(np.float32)[:, None] ** 2
               + np.fft.rfftfreq(m).astype(np.float32)[None, :] ** 2)
         kern = np.exp(-_TWO_PI2 * np.float32(sig_k ** 2) * k2) * np.float32(
@@ -286,14 +312,36 @@ def _add_sky(fb, grid, rng):
         noise = fft.irfft2(fft.rfft2(white, axes=(-2, -1)) * kern, s=(m, m), axes=(-2, -1))
         img += noise[:, :, margin:margin + s, margin:margin + s] * sky
     else:
-        noise = rng.standard_normal((b, 3, s, s), dtype=np.float32)
-        noise *= (SKY_SIGMA * SDSS_PIXEL / pixel_scale).astype(np.float32)[None, :, None, None]
+        noise = rng.standard_normal((b, nb, s, s), dtype=np.float32)
+        noise *= (sky_sigma * SDSS_PIXEL / pixel_scale).astype(np.float32)[None, :, None, None]
         img += noise
     return img
 
 
+def _point_fluxes(fr, gr, ri, bands):
+    """Fluxes of a neighbour or star in ``bands`` from its r flux and g-r, r-i colours.
+
+    u and z follow typical colours: u - g = 1 + g - r, i - z = 0.1 + (r - i) / 2.
+    """
+    mag_minus_r = {"u": gr + 1.0 + gr, "g": gr, "r": None, "i": -ri,
+                   "z": -ri - (0.1 + 0.5 * ri)}
+    out = []
+    for band in bands:
+        if band == "r":
+            out.append(fr)
+        elif band == "g":
+            out.append(fr * 10 ** (-0.4 * gr))
+        elif band == "i":
+            out.append(fr * 10 ** (0.4 * ri))
+        else:
+            out.append(fr * 10 ** (-0.4 * mag_minus_r[band]))
+    return out
+
+
 def _lupton_composite(img, grid):
-    """Lupton et al. (2004) composite, i r g -> R G B, as uint8 of shape (B, s, s, 3)."""
+    """Lupton et al. (2004) composite, i r g -> R G B, as uint8 of shape (B, s, s, 3).
+
+    Other three bands map the same way, reddest -> R (``grz``: z, r, g)."""
     from astropy.visualization import make_lupton_rgb
 
     b, s = grid.b, grid.s

@@ -33,7 +33,8 @@ __all__ = ["FORMAT_VERSION", "FORMAT_NAME", "CATALOG_FILE", "IMAGES_FILE", "MANI
            "CHUNK_BYTES", "NpyWriter", "write_catalog", "write_manifest", "read_manifest",
            "is_sample_dir", "check_target_dir", "build_dir", "write_sample_dir",
            "read_sample_dir", "normalize_rows", "as_run", "read_rows", "memmap_reference",
-           "open_reference", "read_file_rows", "as_catalog", "catalog_to_pandas"]
+           "open_reference", "read_file_rows", "as_catalog", "catalog_to_pandas",
+           "DEFAULT_ID_COLUMN", "check_id_column", "normalize_ids"]
 
 #: Version of the on-disk layout written by `GalaxySample.save`.
 FORMAT_VERSION = 1
@@ -43,6 +44,8 @@ IMAGES_FILE = "images.npy"
 MANIFEST_FILE = "sample.json"
 #: Bytes of image data copied per chunk when streaming images to disk.
 CHUNK_BYTES = 64 * 2**20
+#: The default ID column: SDSS's 64-bit photometric object identifier.
+DEFAULT_ID_COLUMN = "objID"
 
 
 # ---------------------------------------------------------------------------
@@ -208,7 +211,8 @@ def build_dir(path, fill, replace):
         raise
 
 
-def write_sample_dir(path, catalog, n, image_shape, dtype, read_chunk, overwrite=False):
+def write_sample_dir(path, catalog, n, image_shape, dtype, read_chunk, overwrite=False,
+                     id_column=DEFAULT_ID_COLUMN):
     """Write a saved sample at ``path`` atomically (checked first, then built and renamed).
 
     ``read_chunk(slice)`` returns those rows of the images in memory; they are
@@ -227,14 +231,19 @@ def write_sample_dir(path, catalog, n, image_shape, dtype, read_chunk, overwrite
             writer.close()
             fh.flush()
             os.fsync(fh.fileno())
-        write_manifest(tmp, n, image_shape, dtype, catalog)
+        write_manifest(tmp, n, image_shape, dtype, catalog,
+                       extra={"id_column": id_column})
 
     build_dir(path, fill, replace=True)
     return path
 
 
-def read_sample_dir(path, mmap=True):
-    """``(images, catalog)`` of the saved sample at ``path``, checked against each other."""
+def read_sample_dir(path, mmap=True, with_id_column=False):
+    """``(images, catalog)`` of the saved sample at ``path``, checked against each other.
+
+    With ``with_id_column``: ``(images, catalog, id_column)``, the ID column
+    recorded in the manifest (``objID`` for samples saved before it was).
+    """
     from astropy.table import QTable, Table
 
     path = Path(path)
@@ -259,6 +268,8 @@ def read_sample_dir(path, mmap=True):
     if len(catalog) != images.shape[0]:
         raise ValueError(f"{path / CATALOG_FILE} has {len(catalog)} rows but "
                          f"{path / IMAGES_FILE} has {images.shape[0]} images")
+    if with_id_column:
+        return images, catalog, str(manifest.get("id_column", DEFAULT_ID_COLUMN))
     return images, catalog
 
 
@@ -488,8 +499,23 @@ def exact_int64(data):
         return None
 
 
-def normalize_ids(catalog, column="objID"):
-    """Make ``catalog[column]`` unique, unmasked, exact int64 (in place); return ``catalog``."""
+def check_id_column(id_column, name="id_column"):
+    """``id_column`` if it is a non-empty string, else TypeError/ValueError naming ``name``."""
+    if not isinstance(id_column, str):
+        raise TypeError(f"{name} must be a column name (a string), got {id_column!r}")
+    if not id_column.strip():
+        raise ValueError(f"{name} must be a non-empty column name")
+    return id_column
+
+
+def normalize_ids(catalog, column=DEFAULT_ID_COLUMN):
+    """Make ``catalog[column]`` unique, unmasked IDs (in place); return ``catalog``.
+
+    The default ``objID`` column must hold integers (strings of digits are
+    converted exactly); it becomes int64.  Any other ID column may hold
+    integers (made int64) or strings (kept as strings, e.g. DESI names); IDs
+    never go through float.
+    """
     if column not in catalog.colnames:
         raise ValueError(f"catalog must have an {column!r} column; it has {catalog.colnames}")
     col = catalog[column]
@@ -499,6 +525,13 @@ def normalize_ids(catalog, column="objID"):
     if data.ndim != 1:
         raise ValueError(f"catalog column {column!r} must be one-dimensional, got shape "
                          f"{data.shape}")
+    if column != DEFAULT_ID_COLUMN and data.dtype.kind in "OUS":
+        data = _string_ids(data, column)
+        if data is not None:
+            catalog.replace_column(column, data)
+            _check_unique(data, column)
+            return catalog
+        data = np.asarray(catalog[column])
     if data.dtype.kind in "OUS":
         exact = exact_int64(data)
         if exact is None:
@@ -507,25 +540,53 @@ def normalize_ids(catalog, column="objID"):
         catalog.replace_column(column, exact)
         col, data = catalog[column], exact
     if data.dtype.kind not in "iu":
-        raise TypeError(f"catalog column {column!r} must be integer (64-bit SDSS ids "
+        kinds = ("integer" if column == DEFAULT_ID_COLUMN else "integer or string")
+        raise TypeError(f"catalog column {column!r} must be {kinds} (64-bit SDSS ids "
                         f"lose digits as float), got dtype {data.dtype}")
     if data.dtype != np.int64:
         if data.dtype == np.uint64 and data.size and data.max() > np.iinfo(np.int64).max:
             raise ValueError(f"catalog column {column!r} has values beyond the int64 range")
         catalog.replace_column(column, col.astype(np.int64))
         data = np.asarray(catalog[column])
+    _check_unique(data, column)
+    return catalog
+
+
+def _string_ids(data, column):
+    """A unicode array of string IDs, or None for an object column of Python ints."""
+    if data.dtype.kind == "S":
+        try:
+            return np.char.decode(data, "utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"catalog column {column!r} holds bytes that are not "
+                             f"UTF-8: {exc}") from None
+    if data.dtype.kind == "U":
+        return data
+    if all(isinstance(v, str) for v in data):
+        return np.array(list(data), dtype=str) if data.size else np.array([], dtype="U1")
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in data):
+        return None
+    raise TypeError(f"catalog column {column!r} must hold integers or strings (IDs never "
+                    f"go through float), got mixed values of dtype {data.dtype}")
+
+
+def _check_unique(data, column):
     if data.size > 1:
         s = np.sort(data)
         dup = np.unique(s[1:][s[1:] == s[:-1]])
         if dup.size:
-            shown = ", ".join(str(int(d)) for d in dup[:5])
+            shown = ", ".join(str(d) for d in dup[:5])
             raise ValueError(f"catalog column {column!r} has {dup.size} duplicated "
                              f"value(s), e.g. {shown}")
-    return catalog
+    if data.dtype.kind == "U" and data.size:
+        empty = np.flatnonzero(np.char.str_len(np.char.strip(data)) == 0)
+        if empty.size:
+            raise ValueError(f"catalog column {column!r} has {empty.size} empty ID(s), "
+                             f"first at row {int(empty[0])}")
 
 
-def as_catalog(catalog):
-    """A shallow-copied Table (a DataFrame converted) with exact int64 ``objID``."""
+def as_catalog(catalog, id_column=DEFAULT_ID_COLUMN):
+    """A shallow-copied Table (a DataFrame converted) with checked IDs in ``id_column``."""
     from astropy.table import Table
 
     if is_dataframe(catalog):
@@ -535,7 +596,7 @@ def as_catalog(catalog):
     else:
         raise TypeError(f"catalog must be an astropy Table or QTable (or a pandas "
                         f"DataFrame), got {type(catalog).__name__}")
-    return normalize_ids(catalog)
+    return normalize_ids(catalog, id_column)
 
 
 def catalog_to_pandas(catalog, index=False):

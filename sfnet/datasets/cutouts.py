@@ -15,12 +15,16 @@ registered:
 ``"legacysurvey"`` (`LegacySurveyService`, the default)
     The Legacy Survey viewer's ``cutout.jpg?layer=sdss``
     (``sfnet.conf.legacysurvey_url``), the service the paper used: a fixed
-    colour mapping of the SDSS images, the same for every cutout.
+    colour mapping of the SDSS images, the same for every cutout.  Other
+    layers (``ls-dr10``: the DESI Legacy Imaging Surveys' deeper grz images)
+    and ``cutout.fits`` (float fluxes per band) are asked for by
+    `fetch_cutouts`.
 
 `cutout_services` lists the names; ``cutout_service`` arguments and
 ``sfnet.conf.cutout_service`` are checked against the registry (this module
 hands it to the configuration item, so `sfnet.config` imports nothing from
-here).  `fetch_sdss_cutouts` takes positions of one's own
+here).  `fetch_cutouts` takes any catalog (any ID column, JPEG or FITS,
+any layer and bands); `fetch_sdss_cutouts` takes positions of one's own
 (a `~astropy.coordinates.SkyCoord` or a table) and writes the
 `~sfnet.datasets.load_galaxy_folder` layout.  It (and `fetch_sdss_sample`) runs the
 downloads in a bounded thread pool with a polite rate limit, retry timeouts,
@@ -37,6 +41,8 @@ nothing from its sibling service module, `sfnet.datasets.skyserver`.
 
 import io
 import logging
+import os
+import re
 import sys
 import time
 import warnings
@@ -49,13 +55,13 @@ from .._validation import check_url
 from ..config import Conf, conf
 from ..exceptions import DataDroppedWarning
 from ._layout import (CATALOG_CSV, FAILURES_CSV, IMAGE_DIR, image_path, read_catalog_csv,
-                      remove_stale_temporaries, write_galaxy_catalog)
+                      remove_stale_temporaries, write_folder_json, write_galaxy_catalog)
 from ._options import FetchOptions
 from ._transport import (Counters, Failure, PermanentError, RateLimiter, SessionPool,
                          TransientError, call_with_retries, progress_bar, raise_for_status,
                          run_pool, user_agent, write_failure_manifest)
 
-__all__ = ["fetch_sdss_cutouts", "register_cutout_service", "cutout_services",
+__all__ = ["fetch_cutouts", "fetch_sdss_cutouts", "register_cutout_service", "cutout_services",
            "Hips2FitsService", "LegacySurveyService", "HIPS_SDSS_COLOR", "position_ids"]
 
 log = logging.getLogger(__name__)
@@ -101,9 +107,14 @@ def make_service(options):
 
 
 class _CutoutService:
-    """A cutout service: ``url`` and the parameters of one ``size`` x ``size`` cutout."""
+    """A cutout service: ``url`` and the parameters of one ``size`` x ``size`` cutout.
+
+    ``suffix`` is the file name ending of its answers and ``check(data)`` raises
+    `_BadImage` unless ``data`` is a complete cutout (by default: an RGB JPEG).
+    """
 
     name = None
+    suffix = ".jpg"
 
     def __init__(self, size, scale_arcsec):
         self.size = size
@@ -115,6 +126,10 @@ class _CutoutService:
 
     def params(self, ra, dec):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def check(self, data):
+        """Raise `_BadImage` unless ``data`` is a complete cutout of this service."""
+        _check_jpeg(data, self.size)
 
 
 def _hips2fits_url():
@@ -157,16 +172,35 @@ class Hips2FitsService(_CutoutService):
 
 @register_cutout_service("legacysurvey")
 class LegacySurveyService(_CutoutService):
-    """Legacy Survey viewer ``cutout.jpg`` with ``layer=sdss`` (``sfnet.conf.legacysurvey_url``)."""
+    """Legacy Survey viewer cutouts (``sfnet.conf.legacysurvey_url``).
 
-    def __init__(self, size, scale_arcsec):
+    By default ``cutout.jpg`` with ``layer=sdss``, the paper's colour images.
+    ``layer`` picks another viewer layer (e.g. ``"ls-dr10"``, the DESI Legacy
+    Imaging Surveys DR10 grz images); ``format="fits"`` asks for
+    ``cutout.fits``, a float image per band (a cube ``(bands, size, size)``) in
+    the viewer's flux units (nanomaggies), of the ``bands`` given (e.g.
+    ``"grz"``; the viewer's default bands of the layer if None).
+    """
+
+    def __init__(self, size, scale_arcsec, layer="sdss", bands=None, format="jpg"):
         super().__init__(size, scale_arcsec)
         base = check_url(conf.legacysurvey_url, "sfnet.conf.legacysurvey_url")
-        self.url = base.rstrip("/") + "/cutout.jpg"
+        self.layer, self.bands, self.format = layer, bands, format
+        self.suffix = ".fits" if format == "fits" else ".jpg"
+        self.url = base.rstrip("/") + ("/cutout.fits" if format == "fits" else "/cutout.jpg")
 
     def params(self, ra, dec):
-        return {"ra": repr(float(ra)), "dec": repr(float(dec)), "layer": "sdss",
-                "pixscale": f"{self.scale:g}", "size": self.size}
+        params = {"ra": repr(float(ra)), "dec": repr(float(dec)), "layer": self.layer,
+                  "pixscale": f"{self.scale:g}", "size": self.size}
+        if self.bands:
+            params["bands"] = self.bands
+        return params
+
+    def check(self, data):
+        if self.format == "fits":
+            _check_fits(data, self.size, self.bands)
+        else:
+            _check_jpeg(data, self.size)
 
 
 def _share_registry_with_config():
@@ -216,12 +250,52 @@ def _check_jpeg(data, size):
                         retryable=False)
 
 
-def _valid_on_disk(path, size):
-    """True if ``path`` holds a valid cutout (kept by a resumed run)."""
+def _check_fits(data, size, bands=None):
+    """Raise `_BadImage` unless ``data`` is a complete FITS image of ``size`` x ``size``.
+
+    With ``bands`` (e.g. ``"grz"``) the image must hold that many bands: a cube
+    ``(len(bands), size, size)`` (or 2-D for one band).  An answer that is not
+    FITS (an HTML error page), is truncated (not whole 2880-byte blocks) or
+    does not decode is retried; a wrong shape, or no finite non-zero pixel
+    (outside the footprint), is not.
+    """
+    from astropy.io import fits
+
+    if len(data) < 80 or not data.startswith(b"SIMPLE  ="):
+        snippet = data[:60].decode("latin-1", errors="replace")
+        raise _BadImage(f"not a FITS file ({len(data)} bytes starting {snippet!r})")
+    if len(data) % 2880:
+        raise _BadImage(f"truncated FITS ({len(data)} bytes, not whole 2880-byte blocks)")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with fits.open(io.BytesIO(data), memmap=False) as hdus:
+                image = next((h.data for h in hdus if h.is_image and h.data is not None
+                              and h.data.ndim >= 2), None)
+                image = None if image is None else np.array(image, dtype=np.float32)
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise _BadImage(f"FITS does not decode: {exc}") from None
+    truncated = [w for w in caught if "truncated" in str(w.message)]
+    if truncated:
+        raise _BadImage(f"truncated FITS: {truncated[0].message}")
+    if image is None:
+        raise _BadImage("FITS file holds no image", retryable=False)
+    expected = (size, size) if not bands or len(bands) == 1 else (len(bands), size, size)
+    if image.shape != expected and not (image.shape == (1, size, size) and bands
+                                        and len(bands) == 1):
+        raise _BadImage(f"FITS image has shape {image.shape}, expected {expected}",
+                        retryable=False)
+    if not np.any(np.isfinite(image) & (image != 0)):
+        raise _BadImage("blank cutout (no finite non-zero pixel: outside the survey "
+                        "footprint?)", retryable=False)
+
+
+def _valid_on_disk(path, service):
+    """True if ``path`` holds a valid cutout of ``service`` (kept by a resumed run)."""
     if not path.exists():
         return False
     try:
-        _check_jpeg(path.read_bytes(), size)
+        service.check(path.read_bytes())
     except _BadImage as exc:
         log.debug("re-fetching %s: %s", path, exc)
         return False
@@ -244,33 +318,34 @@ def _download_one(session, request, ra, dec, timeout):
     raise_for_status(response, snippet=200)
     data = response.content
     try:
-        _check_jpeg(data, request.size)
+        request.check(data)
     except _BadImage as exc:
         cls = TransientError if exc.retryable else PermanentError
         raise cls(f"invalid image: {exc}") from None
     return data
 
 
-def _failure(task, outcome):
+def _failure(task, outcome, id_column="objID"):
     """The failure-manifest entry of a task that raised ``outcome``."""
     if isinstance(outcome, (TransientError, PermanentError)):
         attempts, error = outcome.n_attempts, str(outcome)
     else:
         attempts, error = 0, f"{type(outcome).__name__}: {outcome}"
     return Failure(task[0], attempts, error, extra={
-        "objID": task[0], "ra": repr(task[1]), "dec": repr(task[2])})
+        id_column: task[0], "ra": repr(task[1]), "dec": repr(task[2])})
 
 
-def fetch_cutouts(catalog, out, service, options):
+def download_cutouts(catalog, out, service, options, id_column="objID", image_dir=IMAGE_DIR):
     """Download every missing or invalid cutout of ``catalog`` into ``out``.
 
     ``service`` comes from `make_service`; ``options`` are checked `FetchOptions`.
+    Files are ``out/image_dir/{id}{service.suffix}``, ids from ``id_column``.
 
     Returns
     -------
     (Counters, list of Failure, seconds)
     """
-    (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+    (out / image_dir).mkdir(parents=True, exist_ok=True)
     counters = Counters()
     limiter = RateLimiter(options.rate_limit)
     sessions = SessionPool(user_agent())
@@ -278,8 +353,8 @@ def fetch_cutouts(catalog, out, service, options):
 
     def work(task, stop):
         objid, ra, dec = task
-        path = image_path(out, objid)
-        if _valid_on_disk(path, service.size):
+        path = image_path(out, objid, service.suffix, image_dir)
+        if _valid_on_disk(path, service):
             counters.add(skipped=1)
             return "present"
         data, _ = call_with_retries(
@@ -289,15 +364,16 @@ def fetch_cutouts(catalog, out, service, options):
         counters.add(downloaded=1)
         return "downloaded"
 
-    tasks = ((int(o), float(r), float(d)) for o, r, d in zip(
-        np.asarray(catalog["objID"]), _deg(catalog["ra"]), _deg(catalog["dec"])))
+    tasks = ((o.item() if isinstance(o, np.generic) else o, float(r), float(d))
+             for o, r, d in zip(np.asarray(catalog[id_column]), _deg(catalog["ra"]),
+                                _deg(catalog["dec"])))
     failures = []
     bar = progress_bar(options.progress, total=len(catalog),
                        desc=f"cutouts ({service.service})", unit="img")
 
     def on_done(task, outcome):
         if isinstance(outcome, BaseException):
-            failures.append(_failure(task, outcome))
+            failures.append(_failure(task, outcome, id_column))
             counters.add(failed=1)
             bar.set_postfix(failed=counters.failed, retries=counters.retries, refresh=False)
 
@@ -418,7 +494,7 @@ def _check_ids(ids, n):
     return arr
 
 
-def _table_positions(table):
+def _table_positions(table, id_column="objID"):
     """(Table of the other columns, SkyCoord) from a Table/QTable/DataFrame."""
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
@@ -439,7 +515,7 @@ def _table_positions(table):
     if missing:
         raise ValueError(f"positions: a table needs 'ra' and 'dec' columns (degrees) or a "
                          f"SkyCoord column; it has {table.colnames}")
-    for name in ("ra", "dec", "objID"):
+    for name in ("ra", "dec", id_column):
         mask = getattr(table[name], "mask", None) if name in table.colnames else None
         if mask is not None and np.any(mask):
             raise ValueError(f"positions: column {name!r} has "
@@ -449,8 +525,8 @@ def _table_positions(table):
     return table, SkyCoord(ra * u.deg, dec * u.deg)
 
 
-def _positions_catalog(positions, ids):
-    """Validate ``positions``/``ids``; return a Table with objID, ra, dec (deg) first."""
+def _positions_catalog(positions, ids, id_column="objID"):
+    """Validate ``positions``/``ids``; return a Table with the IDs, ra, dec (deg) first."""
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
 
@@ -461,7 +537,7 @@ def _positions_catalog(positions, ids):
             raise ValueError(f"positions must be a 1-d SkyCoord, got shape {positions.shape}")
         others, coords = Table(), positions
     elif isinstance(positions, Table) or type(positions).__name__ == "DataFrame":
-        others, coords = _table_positions(positions)
+        others, coords = _table_positions(positions, id_column)
     else:
         raise TypeError("positions must be a SkyCoord, an astropy Table/QTable or a pandas "
                         f"DataFrame with ra/dec (or a SkyCoord column), got "
@@ -481,7 +557,11 @@ def _positions_catalog(positions, ids):
     if np.any(bad):
         raise ValueError(f"positions: {int(bad.sum())} position(s) are not finite, first "
                          f"at row {int(np.flatnonzero(bad)[0])}")
-    if ids is not None:
+    if id_column != "objID" and (ids is not None or id_column in others.colnames):
+        objid = _check_named_ids(others[id_column] if ids is None else ids, n, id_column)
+        if id_column in others.colnames:
+            others.remove_column(id_column)
+    elif ids is not None:
         objid = _check_ids(ids, n)
         if "objID" in others.colnames:
             others.remove_column("objID")
@@ -499,7 +579,7 @@ def _positions_catalog(positions, ids):
             raise ValueError("positions: two positions closer than 1e-6 deg get the same "
                              f"file name ({int(objid[index[counts > 1][0]])}.jpg); pass ids")
     catalog = Table()
-    catalog["objID"] = objid
+    catalog[id_column] = objid
     catalog["ra"] = ra * u.deg
     catalog["dec"] = dec * u.deg
     for name in others.colnames:
@@ -507,16 +587,38 @@ def _positions_catalog(positions, ids):
     return catalog
 
 
-def _write_positions_catalog(catalog, out):
+def _check_named_ids(values, n, id_column):
+    """IDs of a column other than objID: unique int64 or strings usable as file names."""
+    from astropy.table import Table
+
+    from ._store import normalize_ids
+
+    arr = np.asarray(values)
+    if arr.ndim != 1 or len(arr) != n:
+        raise ValueError(f"ids must hold one ID per position ({n}), got shape {arr.shape}")
+    table = normalize_ids(Table({id_column: arr}), id_column)
+    arr = np.asarray(table[id_column])
+    if arr.dtype.kind == "U":
+        bad = [v for v in arr if "/" in v or "\\" in v or "\0" in v or v.startswith(".")
+               or v != v.strip()]
+        if bad:
+            raise ValueError(f"{id_column} values name the image files, so they must not "
+                             f"contain '/' or '\\', start with '.' or have surrounding "
+                             f"spaces; got {bad[0]!r}")
+    return arr
+
+
+def _write_positions_catalog(catalog, out, id_column="objID"):
     """Write galaxies.csv (and .ecsv) unless a catalog is there already; return the action."""
     csv_path = out / CATALOG_CSV
     if csv_path.is_file():
         try:
-            existing = read_catalog_csv(csv_path.read_bytes(), csv_path)
+            existing = read_catalog_csv(csv_path.read_bytes(), csv_path, id_column)
         except ValueError as exc:
             raise FileExistsError(f"{csv_path} exists and cannot be read ({exc}); it is not "
                                   "replaced -- choose another output_dir") from None
-        missing = np.setdiff1d(np.asarray(catalog["objID"]), np.asarray(existing["objID"]))
+        missing = np.setdiff1d(np.asarray(catalog[id_column]),
+                               np.asarray(existing[id_column]))
         if missing.size:
             warnings.warn(
                 f"{csv_path} exists and is kept; {missing.size} of the {len(catalog)} "
@@ -597,7 +699,7 @@ def fetch_sdss_cutouts(positions, output_dir, *, ids=None, cutout_size=160,
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     action = _write_positions_catalog(catalog, out)
-    counters, failures, seconds = fetch_cutouts(catalog, out, service, options)
+    counters, failures, seconds = download_cutouts(catalog, out, service, options)
     write_failure_manifest(out / FAILURES_CSV, failures)
     report, text = cutout_summary(counters, failures, seconds, len(catalog), out)
     report["catalog"] = action
@@ -606,3 +708,174 @@ def fetch_sdss_cutouts(positions, output_dir, *, ids=None, cutout_size=160,
         print(text, file=sys.stderr)
     warn_failures(failures, len(catalog), out, stacklevel=3)
     return report
+
+
+#: The viewer layers' names: letters, digits, ``-``, ``_`` and ``.``.
+_LAYER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def fetch_cutouts(positions, output_dir, *, ids=None, id_column="objID",
+                  service="legacysurvey", layer="sdss", bands=None, format="jpg",
+                  pixscale=0.262, size=160, image_dir=None, progress=True, max_workers=None,
+                  rate_limit=10.0, timeout=None, max_retries=None, retry_backoff=1.0):
+    """Fetch cutouts of any catalog's galaxies -- JPEG or FITS, any viewer layer -- into a folder.
+
+    The general form of `fetch_sdss_cutouts`: ``output_dir`` receives one
+    image per galaxy, ``galaxies.csv`` (+ ``galaxies.ecsv`` with units) and a
+    ``folder.json`` recording the ID column, the image folder and the file
+    suffix, so that ``load_galaxy_folder(output_dir)`` and
+    ``sfnet train output_dir`` read it with no further arguments.  Downloads
+    run in a bounded thread pool with a polite rate limit and retries;
+    valid files already on disk are kept (a second run resumes); failures go
+    to ``failures.csv`` and one `~sfnet.exceptions.DataDroppedWarning`.
+
+    Parameters
+    ----------
+    positions : `~astropy.coordinates.SkyCoord`, `~astropy.table.Table`, `pandas.DataFrame` or path
+        The galaxies: a SkyCoord, or a table with ``ra``/``dec`` (degrees) or a
+        SkyCoord column; a table's other columns are copied into the catalog.
+        A path names a catalog file: ``.csv`` (the ID column read exactly, never
+        through float), ``.ecsv`` or ``.fits`` / ``.fit`` / ``.fits.gz``.
+    output_dir : path-like
+    ids : sequence, optional
+        One unique ID per position (the file names).  Default: the table's
+        ``id_column`` if it has one, else `position_ids` (integers from the
+        positions).
+    id_column : str
+        The ID column of the catalog (default ``"objID"``, which must hold
+        non-negative integers).  Another name may hold integers or strings
+        (e.g. a DESI ``TARGETID`` or galaxy names); strings name files, so
+        they must not contain ``/`` or start with ``.``.
+    service : str
+        A registered cutout service (`cutout_services`); ``layer``, ``bands``
+        and ``format`` other than the defaults need ``"legacysurvey"``.
+    layer : str
+        The Legacy Survey viewer layer: ``"sdss"`` (the paper's colour JPEGs),
+        ``"ls-dr10"``, ``"ls-dr9"``, ...
+    bands : str, optional
+        Bands of a FITS cutout, e.g. ``"grz"`` (the layer's default if None).
+    format : {"jpg", "fits"}
+        ``"jpg"``: the viewer's colour JPEG (``cutout.jpg``).  ``"fits"``:
+        ``cutout.fits``, a float image per band in nanomaggies (a cube
+        ``(bands, size, size)``), checked to decode with astropy and to have
+        the requested shape (an HTML error page or a truncated file is
+        retried).
+    pixscale : float or `~astropy.units.Quantity`
+        Arcsec per pixel (default 0.262, the paper's and the surveys' native scale).
+    size : int
+        Cutout side in pixels (default 160).
+    image_dir : str, optional
+        Sub-folder for the images.  Default ``images-sdss`` for the sdss
+        layer, else ``"images-{layer}"`` (e.g. ``images-ls-dr10``).
+    progress, max_workers, rate_limit, timeout, max_retries, retry_backoff
+        See `~sfnet.datasets.fetch_sdss_sample`.
+
+    Returns
+    -------
+    dict
+        Counts: ``valid``, ``already_present``, ``downloaded``, ``failed``,
+        ``requests``, ``retries``, ``seconds``; ``catalog`` (``"written"`` or
+        ``"kept"``), ``image_dir``, ``suffix`` and ``id_column``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid positions, ids or options (before any request or file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from astropy.coordinates import SkyCoord
+    >>> from sfnet.datasets import fetch_cutouts, load_galaxy_folder
+    >>> folder = tempfile.mkdtemp()
+    >>> coords = SkyCoord([185.0, 150.1], [0.1, 2.2], unit="deg")
+    >>> report = fetch_cutouts(coords, folder, ids=["a", "b"], id_column="name",
+    ...                        layer="ls-dr10", bands="grz", format="fits",
+    ...                        progress=False)  # doctest: +REMOTE_DATA
+    >>> load_galaxy_folder(folder, progress=False).image_shape  # doctest: +REMOTE_DATA
+    (160, 160, 3)
+    """
+    from ._store import check_id_column
+
+    out = check_output_dir(output_dir, "output_dir")
+    check_id_column(id_column)
+    if not isinstance(layer, str) or not _LAYER.match(layer):
+        raise ValueError(f"layer must be a viewer layer name such as 'sdss' or 'ls-dr10', "
+                         f"got {layer!r}")
+    if bands is not None and (not isinstance(bands, str) or not bands.isalpha()):
+        raise ValueError(f"bands must be a string of band letters such as 'grz', got {bands!r}")
+    if format not in ("jpg", "fits"):
+        raise ValueError(f"format must be 'jpg' or 'fits', got {format!r}")
+    if image_dir is None:
+        image_dir = IMAGE_DIR if layer == "sdss" else f"images-{layer}"
+    if not isinstance(image_dir, str) or not image_dir or "/" in image_dir or \
+            image_dir.startswith("."):
+        raise ValueError(f"image_dir must be a plain folder name, got {image_dir!r}")
+    if isinstance(positions, (str, os.PathLike)):
+        positions = read_positions_file(positions, id_column)
+    catalog = _positions_catalog(positions, ids, id_column)
+    options = FetchOptions(cutout_size=size, pixel_scale=pixscale, cutout_service=service,
+                           progress=progress, max_workers=max_workers, rate_limit=rate_limit,
+                           timeout=timeout, max_retries=max_retries,
+                           retry_backoff=retry_backoff)
+    if options.cutout_service == "legacysurvey":
+        request = LegacySurveyService(options.cutout_size, options.pixel_scale, layer=layer,
+                                      bands=bands, format=format)
+    elif (layer, bands, format) != ("sdss", None, "jpg"):
+        raise ValueError(f"layer, bands and format need service='legacysurvey'; the "
+                         f"{options.cutout_service!r} service serves its own SDSS colour JPEGs")
+    else:
+        request = make_service(options)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, image_dir)
+    action = _write_positions_catalog(catalog, out, id_column)
+    write_folder_json(out, id_column, image_dir, request.suffix)
+    counters, failures, seconds = download_cutouts(catalog, out, request, options,
+                                                   id_column=id_column, image_dir=image_dir)
+    write_failure_manifest(out / FAILURES_CSV, failures, columns=(id_column, "ra", "dec"))
+    report, text = cutout_summary(counters, failures, seconds, len(catalog), out)
+    report.update(catalog=action, image_dir=image_dir, suffix=request.suffix,
+                  id_column=id_column)
+    log.info(text)
+    if options.progress:
+        print(text, file=sys.stderr)
+    warn_failures(failures, len(catalog), out, stacklevel=3)
+    return report
+
+
+def read_positions_file(path, id_column="objID"):
+    """A catalog file (CSV, ECSV or FITS table) as a Table, its ID column exact.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ValueError
+        An unknown file type or a file astropy cannot read as a table.
+    """
+    from pathlib import Path
+
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"catalog file {path} does not exist")
+    name = path.name.lower()
+    try:
+        if name.endswith(".csv"):
+            data = path.read_bytes()
+            header = data.decode("utf-8-sig", errors="replace").splitlines()[:1]
+            names = [h.strip() for h in header[0].split(",")] if header else []
+            if id_column in names:
+                return read_catalog_csv(data, path, id_column)
+            return Table.read(path, format="ascii.csv")
+        if name.endswith(".ecsv"):
+            return Table.read(path, format="ascii.ecsv")
+        if name.endswith((".fits", ".fit", ".fits.gz", ".fts")):
+            return Table.read(path, format="fits")
+    except (OSError, ValueError, TypeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"cannot read catalog file {path}: {exc}") from exc
+    raise ValueError(f"catalog file {path} must be .csv, .ecsv or .fits (a table with ra/dec "
+                     "or a SkyCoord column)")

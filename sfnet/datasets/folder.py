@@ -5,8 +5,15 @@ The Zenodo record of Wu (2025) (doi:10.5281/zenodo.14712542) is a folder::
     galaxies.csv            objID + MPA-JHU / SkyServer columns, one row per galaxy
     images-sdss/{objID}.jpg 160 x 160 RGB JPEG cutouts
 
+Your own folders may name the galaxies by any ID column (integers or strings)
+and hold ``{id}.jpg``, ``.jpeg``, ``.png`` (grey or colour), ``.fits``,
+``.fits.gz`` or ``.fit`` images (one band or a stack of bands, float fluxes);
+an optional ``folder.json`` records the ID column, the image folder and the
+suffix, so that a folder written by `write_galaxy_folder` or ``sfnet cutouts``
+loads without arguments.
+
 `load_galaxy_folder` turns such a folder into a `~sfnet.GalaxySample`, decoding
-every JPEG once into a memory-mapped cache; `write_galaxy_folder` writes a
+every image once into a memory-mapped cache; `write_galaxy_folder` writes a
 sample in the same layout (used by tests and benchmarks; the same layout is
 what `~sfnet.datasets.fetch_sdss_sample` fetches into).  The file names and the
 ``galaxies.csv`` reader and writer live in the private ``_layout`` module,
@@ -15,7 +22,9 @@ shared with the retrieval modules.
 
 import collections
 import functools
+import gzip
 import hashlib
+import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -23,19 +32,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, atomic_write_bytes
 from .._validation import check_image_size, check_workers
-from ._layout import CATALOG_CSV, IMAGE_DIR, IMAGE_SUFFIX, read_catalog_csv, write_catalog_csv
+from ._layout import (CATALOG_CSV, FITS_SUFFIXES, ID_COLUMN, IMAGE_DIR, IMAGE_SUFFIX,
+                      IMAGE_SUFFIXES, read_catalog_csv, read_folder_json, write_catalog_csv,
+                      write_folder_json)
 from ..catalog import add_units as _add_units
 from ..exceptions import DataDroppedWarning, ImageReadError
-from ._store import (CATALOG_FILE, IMAGES_FILE, NpyWriter, build_dir, check_target_dir,
-                     read_manifest, write_catalog, write_manifest)
+from ._store import (CATALOG_FILE, IMAGES_FILE, NpyWriter, build_dir, check_id_column,
+                     check_target_dir, read_manifest, write_catalog, write_manifest)
 from .sample import GalaxySample
 
 __all__ = ["load_galaxy_folder", "write_galaxy_folder"]
 
 #: Bump when decoding changes, so that old caches are not reused.
-_LOADER_VERSION = 1
+_LOADER_VERSION = 2
 _SOURCE_KIND = "sfnet.load_galaxy_folder"
 #: Decoded images in flight per worker thread (bounds memory outside the cache file).
 _IN_FLIGHT_PER_WORKER = 4
@@ -43,21 +54,33 @@ _IN_FLIGHT_PER_WORKER = 4
 _N_SHOWN = 5
 
 
-def load_galaxy_folder(path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CSV,
-                       image_size=None, cache=True, progress=True, n_workers=None):
-    """Load a folder in the layout of the paper's data release.
+def load_galaxy_folder(path, *, image_dir=None, catalog=CATALOG_CSV, id_column=None,
+                       suffix=None, image_size=None, cache=True, progress=True,
+                       n_workers=None):
+    """Load a folder in the layout of the paper's data release (or your own).
 
     Parameters
     ----------
     path : str or path-like
         The folder holding ``catalog`` and ``image_dir``.
-    image_dir : str
-        Sub-folder with one ``{objID}.jpg`` per galaxy.
+    image_dir : str, optional
+        Sub-folder with one image ``{id}{suffix}`` per galaxy.  Default: the
+        one recorded in the folder's ``folder.json``, else ``images-sdss``.
     catalog : str
-        CSV file with an ``objID`` column (read as a 64-bit integer, never
-        through float) and any other columns, whose names are kept.  Known
-        SkyServer / MPA-JHU columns get units (``ra``/``dec`` in deg, line fluxes
-        in 1e-17 erg s-1 cm-2, ...).
+        CSV file with the ID column and any other columns, whose names are
+        kept.  Known SkyServer / MPA-JHU columns get units (``ra``/``dec`` in
+        deg, line fluxes in 1e-17 erg s-1 cm-2, ...).
+    id_column : str, optional
+        The unique ID column that names the image files.  Default: the one
+        recorded in ``folder.json``, else ``"objID"`` (read as a 64-bit
+        integer, never through float).  Another column is read as int64 when
+        every value is a canonical integer and as strings (exactly as written,
+        e.g. ``"007"``) otherwise; `GalaxySample.id_column` remembers it.
+    suffix : str, optional
+        The image file name ending, e.g. ``".fits.gz"``.  Default: the one
+        recorded in ``folder.json``, else each galaxy's first existing file of
+        ``.jpg``, ``.jpeg``, ``.png``, ``.fits``, ``.fits.gz``, ``.fit`` (in
+        that order).
     image_size : int or (int, int), optional
         Resize every image to this ``(height, width)`` with PIL's Lanczos
         filter.  By default images keep their size, and those whose size
@@ -87,23 +110,36 @@ def load_galaxy_folder(path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CSV,
     FileNotFoundError
         If the folder, the CSV or the image folder does not exist.
     ValueError
-        If the CSV has no ``objID`` column, an objID that is not an integer,
-        duplicate objIDs, or no usable image at all.
+        If the CSV has no ID column, an objID that is not an integer,
+        duplicate IDs, no usable image at all, or images that disagree in
+        their number of bands or their kind (8-bit vs float); that message
+        names the first ID that disagrees with the first image.
 
     Warns
     -----
     sfnet.exceptions.DataDroppedWarning
         One warning when rows are dropped because their image is missing,
-        unreadable or truncated (`~sfnet.exceptions.ImageReadError`), or of a
-        different size; it gives the count and the first objIDs and carries
-        ``objids`` and ``reasons`` attributes listing them all.  It is issued
-        again when the same result comes from the cache.
+        unreadable or truncated (`~sfnet.exceptions.ImageReadError`), holds
+        NaN or infinite pixels ("non-finite", never zero-filled), or is of a
+        different size; it gives the count and the first IDs and carries
+        ``objids`` (the IDs, int64 or strings) and ``reasons`` attributes
+        listing them all.  It is issued again when the same result comes from
+        the cache.
 
     Notes
     -----
-    Grayscale, palette, CMYK and RGBA images are converted to RGB (alpha is
-    discarded, not composited); nothing else is changed unless ``image_size``
-    is given.  Images are decoded with PIL in a pool of threads and appended,
+    JPEG and PNG: colour (palette, CMYK, RGBA) images become 8-bit RGB, C = 3
+    (alpha is discarded, not composited); a folder whose first image is grey
+    loads as one channel (C = 1), and grey images among colour ones are
+    repeated into three equal channels; 16-bit and float PNGs load as float32
+    (C = 1).  FITS (astropy.io.fits, gzip included): the data of the primary
+    HDU, or of the first image extension when the primary is empty; a 2-D
+    image is one band (C = 1), a 3-D cube ``(bands, H, W)`` becomes
+    ``(H, W, bands)``; values are float32 (scaling keywords applied) and the
+    rows are flipped so that row 0 is the top of the image as displayed
+    (FITS stores the bottom row first; JPEG cutouts of the same galaxies then
+    have the same orientation).  Nothing else is changed unless
+    ``image_size`` is given.  Images are decoded with PIL in a pool of threads and appended,
     in CSV order, to the cache's ``images.npy`` as they finish, so at most
     ``4 * n_workers`` decoded images are held in memory at any time, whatever
     the size of the folder.  The cache directory is built beside its final
@@ -127,37 +163,63 @@ def load_galaxy_folder(path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CSV,
     >>> loaded.catalog["ra"].unit
     Unit("deg")
     """
+    image_dir, id_column, suffixes = _layout_of(path, image_dir, id_column, suffix)
     root, csv_path, img_dir = _check_folder(path, catalog, image_dir)
     size = check_image_size(image_size)
     n_workers = check_workers(n_workers)
     cache_path, keyed = _resolve_cache(cache)
 
     csv_bytes = csv_path.read_bytes()
-    listing = _list_images(img_dir)
-    key = _cache_key(csv_bytes, image_dir, catalog, size, listing)
+    listing = _list_images(img_dir, suffixes)
+    key = _cache_key(csv_bytes, image_dir, catalog, size, listing,
+                     extra=f"{id_column}\0{'|'.join(suffixes)}")
     if cache_path is not None:
         cache_path = _cache_dir_for(cache_path, keyed, key)
         hit = _open_cache(cache_path, key)
         if hit is not None:
             sample, source = hit
             _warn_dropped([tuple(d) for d in source.get("dropped", [])],
-                          int(source.get("n_rows", len(sample))), root)
+                          int(source.get("n_rows", len(sample))), root, id_column)
             return sample
 
-    rows = _FolderRows(read_catalog_csv(csv_bytes, csv_path), csv_path, img_dir, listing)
+    rows = _FolderRows(read_catalog_csv(csv_bytes, csv_path, id_column), csv_path, img_dir,
+                       listing, id_column, suffixes)
     decode = functools.partial(rows.decode, size, n_workers, progress)
     if cache_path is None:
         sample = rows.to_memory(decode)
     else:
         source = {"kind": _SOURCE_KIND, "key": key, "folder": str(root.resolve()),
                   "image_dir": str(image_dir), "catalog": str(catalog),
+                  "id_column": id_column,
                   "image_size": None if image_size is None else list(size),
                   "n_rows": rows.n_rows}
         build_dir(cache_path, functools.partial(rows.to_cache_dir, decode, source),
                   replace=True)
         sample = GalaxySample.load(cache_path, mmap=True)
-    _warn_dropped(rows.dropped, rows.n_rows, root)
+    _warn_dropped(rows.dropped, rows.n_rows, root, id_column)
     return sample
+
+
+def _layout_of(path, image_dir, id_column, suffix):
+    """``(image_dir, id_column, suffixes)``: the arguments, else ``folder.json``, else defaults."""
+
+    record = read_folder_json(Path(path)) if Path(path).is_dir() else {}
+    if image_dir is None:
+        image_dir = record.get("image_dir") or IMAGE_DIR
+    if id_column is None:
+        id_column = record.get("id_column") or ID_COLUMN
+    check_id_column(id_column)
+    if suffix is None:
+        suffix = record.get("suffix") or None
+    if suffix is None:
+        suffixes = IMAGE_SUFFIXES
+    elif isinstance(suffix, str) and suffix.startswith(".") and len(suffix) > 1 and \
+            "/" not in suffix:
+        suffixes = (suffix,)
+    else:
+        raise ValueError(f"suffix must be a file name ending such as '.fits.gz' (starting "
+                         f"with '.'), got {suffix!r}")
+    return image_dir, id_column, suffixes
 
 
 def _check_folder(path, catalog, image_dir):
@@ -194,18 +256,24 @@ class _FolderRows:
     once; the others (``candidates``) are decoded by `decode`.
     """
 
-    def __init__(self, table, csv_path, img_dir, listing):
-        self.table, self.csv_path = table, csv_path
-        self.objids = np.asarray(table["objID"])
+    def __init__(self, table, csv_path, img_dir, listing, id_column=ID_COLUMN,
+                 suffixes=(IMAGE_SUFFIX,)):
+        self.table, self.csv_path, self.id_column = table, csv_path, id_column
+        self.objids = np.asarray(table[id_column])
         self.n_rows = len(table)
-        self.paths = [img_dir / f"{objid}{IMAGE_SUFFIX}" for objid in self.objids]
-        self.dropped = []          # (objID, category, detail)
+        self.paths = []
+        self.dropped = []          # (ID, category, detail)
         self.candidates = []       # CSV rows whose image file exists
         for row, objid in enumerate(self.objids):
-            if self.paths[row].name in listing:
+            names = [f"{objid}{s}" for s in suffixes]
+            found = next((n for n in names if n in listing), None)
+            self.paths.append(img_dir / (found or names[0]))
+            if found is not None:
                 self.candidates.append(row)
             else:
-                self.dropped.append((int(objid), "missing", f"no file {self.paths[row]}"))
+                detail = (f"no file {self.paths[row]}" if len(suffixes) == 1 else
+                          f"no file {img_dir / objid!s}{{{','.join(suffixes)}}}")
+                self.dropped.append((_plain_id(objid), "missing", detail))
 
     def decode(self, size, n_workers, progress, open_sink):
         """Decode the candidates into ``open_sink(hw)``; return ``(catalog, hw)``.
@@ -217,7 +285,7 @@ class _FolderRows:
         if not kept:
             raise ValueError(f"no usable image for any of the {self.n_rows} galaxies in "
                              f"{self.csv_path}: {_summary(self.dropped)}")
-        row_of = {int(o): i for i, o in enumerate(self.objids)}
+        row_of = {_plain_id(o): i for i, o in enumerate(self.objids)}
         self.dropped.sort(key=lambda d: row_of[d[0]])
         return _add_units(self.table[kept]), hw
 
@@ -225,12 +293,12 @@ class _FolderRows:
         """``cache=False``: a `GalaxySample` decoded into memory by ``decode``."""
         sinks = []
 
-        def open_array(hw):
-            sinks[:] = [_ArraySink(len(self.candidates), hw)]
+        def open_array(hw, kind):
+            sinks[:] = [_ArraySink(len(self.candidates), hw, kind)]
             return sinks[0]
 
         cat, _ = decode(open_array)
-        return GalaxySample(sinks[0].array[:sinks[0].n], cat)
+        return GalaxySample(sinks[0].array[:sinks[0].n], cat, id_column=self.id_column)
 
     def to_cache_dir(self, decode, source, tmp):
         """Fill the saved-sample directory ``tmp`` (a `build_dir` step) by ``decode``.
@@ -241,39 +309,47 @@ class _FolderRows:
         with open(tmp / IMAGES_FILE, "wb") as fh:
             writers = []
 
-            def open_npy(hw):  # (re)start the file: the image size is now known
+            def open_npy(hw, kind):  # (re)start the file: the image size is now known
                 fh.seek(0)
                 fh.truncate()
-                writers[:] = [NpyWriter(fh, len(self.candidates), tuple(hw) + (3,), np.uint8)]
+                writers[:] = [NpyWriter(fh, len(self.candidates), tuple(hw) + (kind[0],),
+                                        kind[1])]
                 return writers[0]
 
             cat, hw = decode(open_npy)
+            shape, dtype = writers[0].item_shape, writers[0].dtype
             writers[0].close()
             fh.flush()
             os.fsync(fh.fileno())
         write_catalog(tmp / CATALOG_FILE, cat)
         source = {**source, "dropped": [list(d) for d in self.dropped]}
-        write_manifest(tmp, len(cat), tuple(hw) + (3,), np.uint8, cat,
-                       extra={"source": source})
+        write_manifest(tmp, len(cat), shape, dtype, cat,
+                       extra={"source": source, "id_column": self.id_column})
 
 
 def write_galaxy_folder(sample, path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CSV,
-                        quality=95, overwrite=False, n_workers=None, progress=False):
+                        quality=95, overwrite=False, n_workers=None, progress=False,
+                        format=None):
     """Write a sample in the layout read by `load_galaxy_folder`.
 
     Parameters
     ----------
     sample : GalaxySample
-        The galaxies to write.
+        The galaxies to write; the files are named by its `~GalaxySample.id_column`.
     path : str or path-like
         Folder to write into (created if needed).
     image_dir : str
-        Sub-folder for the ``{objID}.jpg`` files.
+        Sub-folder for the ``{id}.jpg`` (or ``.png``, ``.fits``, ``.fits.gz``) files.
     catalog : str
         Name of the CSV file (all catalog columns; units and meta are not kept
         by CSV, `load_galaxy_folder` restores the units of known columns).
     quality : int
         JPEG quality, 1--95.
+    format : {"jpg", "png", "fits", "fits.gz"}, optional
+        The image format.  Default: ``"jpg"`` for 8-bit images of 1 or 3
+        channels (lossy), ``"fits"`` otherwise (float32 fluxes, any number of
+        bands; a stack ``(bands, H, W)``, rows flipped back to FITS order).
+        ``"png"`` is lossless for 8-bit images of 1 or 3 channels.
     overwrite : bool
         Allow writing over an existing catalog file.
     n_workers : int, optional
@@ -289,7 +365,9 @@ def write_galaxy_folder(sample, path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CS
     Notes
     -----
     Every file is written to a temporary name and renamed, so readers never see
-    a partial file; the CSV is written last.  Images are read from the sample in
+    a partial file; the CSV is written last.  ``folder.json`` records the ID
+    column, the image folder and the suffix, so `load_galaxy_folder` (and
+    ``sfnet train DIR``) read the folder back without arguments.  Images are read from the sample in
     chunks, so a memory-mapped sample is never loaded whole.
     """
     if not isinstance(sample, GalaxySample):
@@ -298,6 +376,7 @@ def write_galaxy_folder(sample, path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CS
             1 <= quality <= 95):
         raise ValueError(f"quality must be an integer from 1 to 95, got {quality!r}")
     n_workers = check_workers(n_workers)
+    suffix, writer = _image_writer(format, sample)
     root = Path(path)
     csv_path = root / catalog
     if csv_path.exists() and not overwrite:
@@ -305,7 +384,7 @@ def write_galaxy_folder(sample, path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CS
     img_dir = root / image_dir
     img_dir.mkdir(parents=True, exist_ok=True)
 
-    objids = np.asarray(sample.catalog["objID"])
+    objids = sample.ids
     chunk = 256
     from tqdm.auto import tqdm
 
@@ -313,56 +392,179 @@ def write_galaxy_folder(sample, path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CS
               disable=not progress) as bar, ThreadPoolExecutor(n_workers) as pool:
         for start in range(0, len(sample), chunk):
             images = sample.read_images(slice(start, start + chunk))
-            jobs = [(img_dir / f"{objids[start + i]}{IMAGE_SUFFIX}", images[i], quality)
+            jobs = [(img_dir / f"{objids[start + i]}{suffix}", images[i], quality)
                     for i in range(images.shape[0])]
-            for _ in pool.map(lambda job: _write_jpeg(*job), jobs):
+            for _ in pool.map(lambda job: writer(*job), jobs):
                 bar.update(1)
 
+    write_folder_json(root, sample.id_column, str(image_dir), suffix)
     write_catalog_csv(csv_path, sample.catalog)
     return root
 
 
+def _image_writer(format, sample):
+    """``(suffix, writer)`` for ``format`` (checked against the sample's images)."""
+    writers = {"jpg": (".jpg", _write_jpeg), "png": (".png", _write_png),
+               "fits": (".fits", _write_fits), "fits.gz": (".fits.gz", _write_fits)}
+    c, dtype = sample.n_channels, sample.read_images(slice(0, 0)).dtype
+    eight_bit = dtype == np.uint8 and c in (1, 3)
+    if format is None:
+        format = "jpg" if eight_bit else "fits"
+    if format not in writers:
+        raise ValueError(f"format must be one of {sorted(writers)}, got {format!r}")
+    if format in ("jpg", "png") and not eight_bit:
+        raise ValueError(f"format={format!r} holds 8-bit images of 1 or 3 channels; this "
+                         f"sample has {c} channel(s) of {dtype} (use format='fits')")
+    return writers[format]
+
+
 # ---------------------------------------------------------------------------
 # decoding
+def _plain_id(objid):
+    """An ID as a plain Python int or str (for messages, JSON and dict keys)."""
+    return objid.item() if isinstance(objid, np.generic) else objid
+
+
 def _decode_image(path, size=None, objid=None):
-    """Decode one image file to an ``(H, W, 3)`` uint8 RGB array.
+    """Decode one image file to an ``(H, W, C)`` array: uint8 (JPEG/PNG) or float32.
 
     Parameters
     ----------
     path : path-like
     size : (int, int), optional
         Resize to this ``(height, width)`` (Lanczos) if the image differs.
-    objid : int, optional
+    objid : int or str, optional
         For the error message.
 
     Raises
     ------
     ImageReadError
-        If the file is missing, not an image, truncated or cannot be converted.
+        If the file is missing, not an image, truncated or cannot be converted,
+        or (reason starting ``"non-finite"``) holds NaN or infinite pixels.
     """
     from PIL import Image
 
+    name = str(path).lower()
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            if size is not None and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.Resampling.LANCZOS)
-            arr = np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        if name.endswith(FITS_SUFFIXES):
+            arr = _read_fits(path)
+        else:
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("L", "1", "LA"):
+                    im = im.convert("L")
+                elif im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    im = im.convert("F")
+                elif im.mode != "RGB":
+                    im = im.convert("RGB")
+                arr = np.asarray(im)
+            arr = arr[:, :, np.newaxis] if arr.ndim == 2 else arr
+            if arr.dtype != np.uint8:
+                arr = arr.astype(np.float32)
+        if size is not None and arr.shape[:2] != tuple(size):
+            arr = _resize(arr, size)
+    except ImageReadError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError,
+            Image.DecompressionBombError) as exc:
         raise ImageReadError(path, objid, str(exc) or type(exc).__name__) from exc
-    if arr.ndim != 3 or arr.shape[2] != 3:
+    if arr.ndim != 3 or arr.shape[2] < 1 or min(arr.shape[:2]) < 1:
         raise ImageReadError(path, objid, f"decoded to shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if bad:
+            raise ImageReadError(path, objid, f"non-finite: {bad} NaN or infinite pixel "
+                                              f"value(s) of {arr.size}")
     return arr
+
+
+def _read_fits(path):
+    """The float32 ``(H, W, C)`` image of a FITS file (primary HDU or first image HDU)."""
+    from astropy.io import fits
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with fits.open(path, memmap=False) as hdus:
+            data = None
+            for hdu in hdus:
+                if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
+                    data = hdu.data
+                    break
+            if data is None:
+                raise ValueError("no image data in the primary HDU or an image extension")
+            data = np.asarray(data, dtype=np.float32)
+    truncated = [w for w in caught if "truncated" in str(w.message)]
+    if truncated:  # astropy pads a short file with zeros: never use that
+        raise ValueError(f"truncated FITS file: {truncated[0].message}")
+    if data.ndim == 3:
+        data = np.moveaxis(data, 0, -1)
+    elif data.ndim == 2:
+        data = data[:, :, np.newaxis]
+    else:
+        raise ValueError(f"FITS image has {data.ndim} axes; expected (H, W) or (bands, H, W)")
+    return np.ascontiguousarray(data[::-1])  # FITS rows go up; row 0 = top as displayed
+
+
+def _resize(arr, size):
+    """Resize ``(H, W, C)`` to ``size`` (height, width) with PIL's Lanczos, per channel."""
+    from PIL import Image
+
+    hw = (size[1], size[0])
+    if arr.dtype == np.uint8 and arr.shape[2] in (1, 3):
+        im = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+        out = np.asarray(im.resize(hw, Image.Resampling.LANCZOS), dtype=np.uint8)
+        return out[:, :, np.newaxis] if out.ndim == 2 else out
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(arr[:, :, c], dtype=np.float32),
+                                        mode="F").resize(hw, Image.Resampling.LANCZOS))
+             for c in range(arr.shape[2])]
+    out = np.stack(chans, axis=-1)
+    return out.astype(np.uint8) if arr.dtype == np.uint8 else out.astype(np.float32)
+
+
+def _harmonise(img, kind, objid, path):
+    """``img`` in the folder's ``kind`` = (C, dtype), or ValueError naming the galaxy."""
+    c, dtype = kind
+    if img.shape[2] == c and img.dtype == dtype:
+        return img
+    if img.dtype == np.uint8 and dtype == np.uint8 and img.shape[2] == 1 and c == 3:
+        return np.repeat(img, 3, axis=2)  # a grey JPEG among colour ones, as before
+    raise ValueError(f"image of {objid} ({path}) has {img.shape[2]} band(s) of {img.dtype} "
+                     f"but the folder's first image has {c} band(s) of {np.dtype(dtype)}; all "
+                     "images of a folder must agree in bands and kind (8-bit or float)")
 
 
 def _write_jpeg(path, image, quality):
     from PIL import Image
 
+    image = np.ascontiguousarray(image)
+    if image.shape[-1] == 1:
+        image = image[:, :, 0]
     with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="JPEG",
-                                                          quality=int(quality))
+        Image.fromarray(image).save(tmp, format="JPEG", quality=int(quality))
+
+
+def _write_png(path, image, quality=None):
+    from PIL import Image
+
+    image = np.ascontiguousarray(image)
+    if image.shape[-1] == 1:
+        image = image[:, :, 0]
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+
+
+def _write_fits(path, image, quality=None):
+    from astropy.io import fits
+
+    data = np.moveaxis(np.asarray(image, dtype=np.float32)[::-1], -1, 0)  # (C, H, W), y up
+    if data.shape[0] == 1:
+        data = data[0]
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.ascontiguousarray(data)).writeto(buf)
+    raw = buf.getvalue()
+    if str(path).endswith(".gz"):
+        raw = gzip.compress(raw, mtime=0)
+    atomic_write_bytes(path, raw)
 
 
 def _ordered_map(fn, jobs, n_workers):
@@ -390,14 +592,16 @@ def _ordered_map(fn, jobs, n_workers):
 
 
 def _decode_rows(rows, objids, paths, size, resize, n_workers, progress, dropped,
-                 open_sink, desc="decoding images"):
+                 open_sink, desc="decoding images", kind=None):
     """Decode ``paths[rows]`` in threads, opening each file once, and append those
     of ``size`` to a sink, in order.
 
     ``size`` None: the size of the first image that decodes.  The sink is
-    ``open_sink(size)``, called once that size is known.  Unreadable files are
-    appended to ``dropped``; decodable images of another size are neither written
-    nor dropped here but returned, so the caller can choose the majority size.
+    ``open_sink(size, kind)``, called once that size is known; ``kind`` is
+    ``(C, dtype)`` of the first image that decodes unless given.  Unreadable
+    files are appended to ``dropped``; decodable images of another size are
+    neither written nor dropped here but returned, so the caller can choose the
+    majority size.
 
     Returns
     -------
@@ -407,35 +611,43 @@ def _decode_rows(rows, objids, paths, size, resize, n_workers, progress, dropped
         The size written (None if nothing decoded).
     others : dict
         ``{row: (height, width)}`` of the images of another size, in row order.
+    kind : (int, numpy.dtype) or None
+        The bands and dtype written.
     """
     from tqdm.auto import tqdm
 
     kept, others, sink = [], {}, None
-    if size is not None:
-        sink = open_sink(size)
-    jobs = ((paths[row], resize, int(objids[row])) for row in rows)
+    if size is not None and kind is not None:
+        sink = open_sink(size, kind)
+    jobs = ((paths[row], resize, _plain_id(objids[row])) for row in rows)
     with tqdm(total=len(rows), desc=desc, unit="img", disable=not progress) as bar:
         for row, fut in zip(rows, _ordered_map(_decode_image, jobs, n_workers)):
+            objid = _plain_id(objids[row])
             try:
                 img = fut.result()
             except ImageReadError as exc:
-                dropped.append((int(objids[row]), "unreadable", str(exc)))
+                cat = "non-finite" if exc.reason.startswith("non-finite") else "unreadable"
+                dropped.append((objid, cat, str(exc)))
             else:
+                if kind is None:
+                    kind = (img.shape[2], img.dtype)
+                img = _harmonise(img, kind, objid, paths[row])
                 hw = img.shape[:2]
                 if size is None:
                     size = hw
-                    sink = open_sink(size)
+                if sink is None:
+                    sink = open_sink(size, kind)
                 if hw == tuple(size):
                     sink.write(img[np.newaxis])
                     kept.append(row)
                 else:
                     others[row] = hw
             bar.update(1)
-    return kept, size, others
+    return kept, size, others, kind
 
 
 def _decode_all(candidates, objids, paths, size, n_workers, progress, dropped, open_sink):
-    """Decode the candidate rows into ``open_sink(size)``; return ``(kept, size)``.
+    """Decode the candidate rows into ``open_sink(size, kind)``; return ``(kept, size)``.
 
     With ``size`` given every image is resized to it.  Otherwise the images keep
     their size and only those of the most common size are kept (ties: the
@@ -445,13 +657,13 @@ def _decode_all(candidates, objids, paths, size, n_workers, progress, dropped, o
     most common size are decoded again into a new sink.
     """
     if size is not None:
-        kept, size, others = _decode_rows(candidates, objids, paths, size, size, n_workers,
-                                          progress, dropped, open_sink)
+        kept, size, others, _ = _decode_rows(candidates, objids, paths, size, size, n_workers,
+                                             progress, dropped, open_sink)
         for row, (h, w) in others.items():  # only if resizing failed to reach the size
-            dropped.append((int(objids[row]), "wrong size", f"{paths[row]} is {w}x{h}"))
+            dropped.append((_plain_id(objids[row]), "wrong size", f"{paths[row]} is {w}x{h}"))
         return kept, size
-    kept, first, others = _decode_rows(candidates, objids, paths, None, None, n_workers,
-                                       progress, dropped, open_sink)
+    kept, first, others, kind = _decode_rows(candidates, objids, paths, None, None, n_workers,
+                                             progress, dropped, open_sink)
     if first is None:
         return [], (0, 0)
     counts = collections.Counter({first: len(kept)})
@@ -462,13 +674,14 @@ def _decode_all(candidates, objids, paths, size, n_workers, progress, dropped, o
         rerun = [row for row, hw in others.items() if hw == majority]
         wrong = {row: first for row in kept}
         wrong.update((row, hw) for row, hw in others.items() if hw != majority)
-        kept, _, changed = _decode_rows(rerun, objids, paths, majority, None, n_workers,
-                                        progress, dropped, open_sink,
-                                        desc=f"decoding {majority[1]}x{majority[0]} images")
+        kept, _, changed, _ = _decode_rows(rerun, objids, paths, majority, None, n_workers,
+                                           progress, dropped, open_sink,
+                                           desc=f"decoding {majority[1]}x{majority[0]} images",
+                                           kind=kind)
         wrong.update(changed)  # files that changed size since the first pass
     for row in sorted(wrong):
         h, w = wrong[row]
-        dropped.append((int(objids[row]), "wrong size",
+        dropped.append((_plain_id(objids[row]), "wrong size",
                         f"{paths[row]} is {w}x{h}, not {majority[1]}x{majority[0]} "
                         "like most images (pass image_size= to resize)"))
     return kept, majority
@@ -477,8 +690,8 @@ def _decode_all(candidates, objids, paths, size, n_workers, progress, dropped, o
 class _ArraySink:
     """In-memory stand-in for `NpyWriter` (``cache=False``)."""
 
-    def __init__(self, n, hw):
-        self.array = np.empty((n,) + tuple(hw) + (3,), dtype=np.uint8)
+    def __init__(self, n, hw, kind=(3, np.uint8)):
+        self.array = np.empty((n,) + tuple(hw) + (kind[0],), dtype=kind[1])
         self.n = 0
 
     def write(self, rows):
@@ -488,20 +701,21 @@ class _ArraySink:
 
 # ---------------------------------------------------------------------------
 # cache
-def _list_images(img_dir):
+def _list_images(img_dir, suffixes=(IMAGE_SUFFIX,)):
     """``{file name: (size, mtime_ns)}`` of the image files in ``img_dir``."""
     out = {}
+    suffixes = tuple(suffixes)
     with os.scandir(img_dir) as it:
         for entry in it:
-            if entry.name.endswith(IMAGE_SUFFIX) and entry.is_file():
+            if entry.name.endswith(suffixes) and entry.is_file():
                 st = entry.stat()
                 out[entry.name] = (st.st_size, st.st_mtime_ns)
     return out
 
 
-def _cache_key(csv_bytes, image_dir, catalog, size, listing):
+def _cache_key(csv_bytes, image_dir, catalog, size, listing, extra=""):
     h = hashlib.sha256()
-    h.update(f"{_SOURCE_KIND} v{_LOADER_VERSION}\0{image_dir}\0{catalog}\0{size}\0"
+    h.update(f"{_SOURCE_KIND} v{_LOADER_VERSION}\0{image_dir}\0{catalog}\0{size}\0{extra}\0"
              .encode())
     h.update(hashlib.sha256(csv_bytes).digest())
     for name in sorted(listing):
@@ -555,15 +769,17 @@ def _summary(dropped):
     return ", ".join(f"{n} {cat}" for cat, n in counts.items())
 
 
-def _warn_dropped(dropped, n_rows, root):
+def _warn_dropped(dropped, n_rows, root, id_column=ID_COLUMN):
     if not dropped:
         return
     shown = "; ".join(f"{objid} ({cat}: {detail})" for objid, cat, detail in
                       dropped[:_N_SHOWN])
     more = f"; ... and {len(dropped) - _N_SHOWN} more" if len(dropped) > _N_SHOWN else ""
     msg = (f"dropped {len(dropped)} of {n_rows} galaxies in {root} whose image could "
-           f"not be used ({_summary(dropped)}); first objIDs: {shown}{more}")
+           f"not be used ({_summary(dropped)}); first {id_column}s: {shown}{more}")
     warning = DataDroppedWarning(msg)
-    warning.objids = np.array([d[0] for d in dropped], dtype=np.int64)
+    ids = [d[0] for d in dropped]
+    warning.objids = (np.array(ids, dtype=np.int64) if all(isinstance(i, int) for i in ids)
+                      else np.array([str(i) for i in ids]))
     warning.reasons = [f"{cat}: {detail}" for _, cat, detail in dropped]
     warnings.warn(warning, stacklevel=3)

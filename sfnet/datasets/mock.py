@@ -103,7 +103,7 @@ from astropy.table import Column, Table
 from .._validation import check_bool, check_float, check_int
 from ..catalog import COLUMNS
 from . import _mockphysics as _phys
-from ._render import render_block
+from ._render import RENDER_BANDS, render_block
 
 __all__ = ["MOCK_LATENTS", "make_mock_galaxies", "make_mock_interventions", "oracle_rmse"]
 
@@ -335,7 +335,8 @@ def oracle_rmse(hidden, mask=None):
 
 
 def make_mock_galaxies(n, *, image_size=64, pixel_scale=None, seed=None, progress=True,
-                       metallicity_scatter=0.08, psf_fwhm=1.4 * u.arcsec):
+                       metallicity_scatter=0.08, psf_fwhm=1.4 * u.arcsec, bands="gri",
+                       image_format="rgb"):
     """Generate an SDSS-like mock sample: colour cutouts and an MPA-JHU-style catalog.
 
     Parameters
@@ -358,11 +359,25 @@ def make_mock_galaxies(n, *, image_size=64, pixel_scale=None, seed=None, progres
         Standard deviation (dex) of the hidden metallicity term (default 0.08).
     psf_fwhm : float or `~astropy.units.Quantity`, optional
         Median PSF FWHM (arcsec).
+    bands : str, optional
+        The SDSS bands to render, letters of ``"ugriz"`` from blue to red
+        (default ``"gri"``; e.g. ``"ugriz"`` or ``"grz"``).  Every component
+        (disk, bulge, arms, clumps, neighbours, stars) has fluxes in all five
+        bands from the mock's SEDs (the same that give ``modelMag_u`` to
+        ``modelMag_z``); the sky noise and the seeing depend on the band.
+    image_format : {"rgb", "flux"}, optional
+        ``"rgb"`` (default): the 8-bit Lupton colour composite of three bands
+        (reddest -> red), like SDSS JPEGs.  ``"flux"``: float32 images, one
+        channel per band in the order of ``bands``: sky-subtracted fluxes with
+        sky noise, in nanomaggies per cutout pixel, no composite (like FITS
+        cutouts).  The defaults give exactly the images they always gave; the
+        catalog never depends on these two parameters.
 
     Returns
     -------
     GalaxySample
-        ``images`` of shape ``(n, image_size, image_size, 3)`` uint8 and a catalog
+        ``images`` of shape ``(n, image_size, image_size, 3)`` uint8 (or
+        ``(..., len(bands))`` float32 with ``image_format="flux"``) and a catalog
         with the real query's columns (``objID``, ``specObjID``, ``ra``, ``dec``,
         ``z``, ``petroMag_r``, ``petroR50_r``, ``petroR90_r``, ``modelMag_u`` to
         ``modelMag_z``, ``lgm_tot_p50``, ``sfr_tot_p50``, ``oh_p50`` (measured;
@@ -397,18 +412,40 @@ def make_mock_galaxies(n, *, image_size=64, pixel_scale=None, seed=None, progres
     else:
         seed = check_int(seed, "seed", 0)
     progress = check_bool(progress, "progress")
+    bands, image_format = _check_bands(bands, image_format)
 
     from .sample import GalaxySample
 
     p, n_candidates = _draw_sample(seed, n, metallicity_scatter, psf_fwhm)
     catalog = _build_catalog(p, seed, metallicity_scatter)
-    images = _render_images(p, p, seed, image_size, pixel_scale, progress)
+    images = _render_images(p, p, seed, image_size, pixel_scale, progress, bands=bands,
+                            image_format=image_format)
     catalog.meta.update(_catalog_meta(catalog, seed, image_size, pixel_scale, psf_fwhm,
                                       metallicity_scatter, n_candidates))
+    if (bands, image_format) != ("gri", "rgb"):
+        catalog.meta.update(bands=bands, image_format=image_format)
     return GalaxySample(images, catalog)
 
 
-def _render_images(p, original, seed, image_size, pixel_scale, progress=False):
+def _check_bands(bands, image_format):
+    """``(bands, image_format)`` checked: letters of ugriz, blue to red; rgb needs three."""
+    if image_format not in ("rgb", "flux"):
+        raise ValueError(f"image_format must be 'rgb' or 'flux', got {image_format!r}")
+    if not isinstance(bands, str) or not bands:
+        raise TypeError(f"bands must be a string of SDSS band letters such as 'gri', "
+                        f"got {bands!r}")
+    order = [RENDER_BANDS.find(b) for b in bands]
+    if min(order) < 0 or len(set(bands)) != len(bands) or order != sorted(order):
+        raise ValueError(f"bands must be distinct letters of {RENDER_BANDS!r} from blue to "
+                         f"red, got {bands!r}")
+    if image_format == "rgb" and len(bands) != 3:
+        raise ValueError(f"image_format='rgb' makes a colour composite of three bands; "
+                         f"bands={bands!r} has {len(bands)} (use image_format='flux')")
+    return bands, image_format
+
+
+def _render_images(p, original, seed, image_size, pixel_scale, progress=False, *,
+                   bands="gri", image_format="rgb"):
     """Render the galaxies ``p`` in blocks of `_BLOCK`, the noise of block ``b`` from ``(2, b)``.
 
     ``original`` is the population before any intervention: the FFT grid of
@@ -418,14 +455,18 @@ def _render_images(p, original, seed, image_size, pixel_scale, progress=False):
     from tqdm.auto import tqdm
 
     n = len(p["z"])
-    images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
+    if image_format == "flux":
+        images = np.empty((n, image_size, image_size, len(bands)), dtype=np.float32)
+    else:
+        images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     with tqdm(total=n, desc="mock galaxies", unit="gal",
               disable=not progress or n < 1000) as bar:
         for block, start in enumerate(range(0, n, _BLOCK)):
             idx = np.arange(start, min(start + _BLOCK, n))
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, block)))
             images[idx] = render_block(p, idx, image_size, pixel_scale, rng,
-                                       pad_fwhm=float(original["fwhm"][idx].max()))
+                                       pad_fwhm=float(original["fwhm"][idx].max()),
+                                       bands=bands, image_format=image_format)
             bar.update(len(idx))
     return images
 

@@ -1,8 +1,10 @@
 """`GalaxySample`: galaxy image cutouts aligned row by row with a catalog.
 
-A sample holds an ``(N, H, W, 3)`` ``uint8`` image array -- in memory or a
-`numpy.memmap` -- and an `astropy.table.Table` with one row per image and at
-least the 64-bit SDSS ``objID``.  A `pandas.DataFrame` is accepted as the
+A sample holds an ``(N, H, W, C)`` image array -- ``uint8`` (0--255, e.g. RGB
+JPEGs, C = 3) or float (e.g. FITS fluxes), any number of channels C >= 1, in
+memory or a `numpy.memmap` -- and an `astropy.table.Table` with one row per
+image and a unique ID column: the 64-bit SDSS ``objID`` by default, or any
+column named by ``id_column`` holding integers or strings.  A `pandas.DataFrame` is accepted as the
 catalog too (converted to a Table, with units for the columns sfnet knows), and
 `GalaxySample.to_pandas` hands the catalog back as a DataFrame.  Samples are
 saved as a directory::
@@ -10,7 +12,7 @@ saved as a directory::
     sample/
         catalog.ecsv    the catalog (units, meta and int64 objIDs kept exactly)
         images.npy      the images, one .npy array (memory-mapped on load)
-        sample.json     format version, N, image shape and dtype
+        sample.json     format version, N, image shape, dtype and the ID column
 
 so a 250,000-galaxy sample (~19 GB of 160 px RGB) never has to fit in RAM.
 That format, the catalog conversions (pandas, exact ``int64`` objIDs) and the
@@ -40,8 +42,9 @@ import numpy as np
 from .._validation import check_choice
 from ..targets import get_target
 from ._split import SPLIT_METHODS, paper_split_positions, split_positions
-from ._store import (as_catalog, as_run, catalog_to_pandas, memmap_reference, normalize_rows,
-                     open_reference, read_rows, read_sample_dir, write_sample_dir)
+from ._store import (DEFAULT_ID_COLUMN, as_catalog, as_run, catalog_to_pandas,
+                     check_id_column, memmap_reference, normalize_rows, open_reference,
+                     read_rows, read_sample_dir, write_sample_dir)
 
 __all__ = ["GalaxySample"]
 
@@ -56,14 +59,17 @@ class GalaxySample:
 
     Parameters
     ----------
-    images : array-like, shape (N, H, W, 3), dtype uint8
-        RGB cutouts, channels last.  A `numpy.ndarray` (including a
-        `numpy.memmap`) is used as is, never copied; anything else goes
-        through `numpy.asarray`.
+    images : array-like, shape (N, H, W, C), dtype uint8 or float
+        Cutouts, channels last: ``uint8`` (0--255; RGB JPEGs have C = 3) or a
+        float dtype (fluxes, e.g. from FITS; NaN is allowed here but the
+        folder loader reports and drops such images), any C >= 1.  A
+        `numpy.ndarray` (including a `numpy.memmap`) is used as is, never
+        copied; anything else goes through `numpy.asarray`.
     catalog : `~astropy.table.Table`, `~astropy.table.QTable` or `pandas.DataFrame`
-        One row per image with at least an integer ``objID`` column (unique;
-        64-bit SDSS identifiers are kept exactly; strings of digits, as read
-        by ``pandas.read_csv(..., dtype=str)``, are converted exactly).  The
+        One row per image with a unique ID column (``id_column``).  The
+        default ``objID`` must be integer (64-bit SDSS identifiers are kept
+        exactly; strings of digits, as read by
+        ``pandas.read_csv(..., dtype=str)``, are converted exactly).  The
         sample keeps a shallow copy of a table (new columns added to the
         sample's catalog do not appear in yours; the data are shared).  A
         DataFrame is converted with `astropy.table.Table.from_pandas` (a named
@@ -72,15 +78,21 @@ class GalaxySample:
         `sfnet.catalog.COLUMNS`) get their units and descriptions with
         `sfnet.catalog.add_units`; units recorded by `to_pandas` in
         ``DataFrame.attrs["units"]`` are restored first.
+    id_column : str
+        The ID column (default ``"objID"``).  Any other column may hold
+        integers (kept as ``int64``) or strings (kept as strings, e.g. a DESI
+        ``TARGETID`` read as text or a galaxy name); IDs never go through
+        float.  Downstream code (`~sfnet.SparseFeatureNet.predict_table`, the
+        folder writer, `save`) reads it from `id_column`.
 
     Raises
     ------
     TypeError
-        If ``images`` is not ``uint8`` or ``catalog`` is not a Table or
-        DataFrame.
+        If ``images`` is neither ``uint8`` nor float, ``catalog`` is not a
+        Table or DataFrame, or the IDs are float (or ``objID`` not integer).
     ValueError
-        If ``images`` is not ``(N, H, W, 3)``, the lengths differ, or
-        ``objID`` is missing, masked, not integer or not unique.
+        If ``images`` is not ``(N, H, W, C)``, the lengths differ, or the ID
+        column is missing, masked or not unique.
 
     Notes
     -----
@@ -119,9 +131,10 @@ class GalaxySample:
     dtype('int64')
     """
 
-    def __init__(self, images, catalog):
+    def __init__(self, images, catalog, id_column=DEFAULT_ID_COLUMN):
         images = _check_images(images)
-        catalog = as_catalog(catalog)
+        id_column = check_id_column(id_column)
+        catalog = as_catalog(catalog, id_column)
         if len(catalog) != images.shape[0]:
             raise ValueError(
                 f"images has {images.shape[0]} rows but catalog has {len(catalog)}; "
@@ -130,15 +143,17 @@ class GalaxySample:
         self._index = None
         self._cache = None
         self._catalog = catalog
+        self._id_column = id_column
 
     @classmethod
-    def _from_parts(cls, base, index, catalog):
+    def _from_parts(cls, base, index, catalog, id_column=DEFAULT_ID_COLUMN):
         """A sample from already validated parts (no checks, no copies)."""
         self = cls.__new__(cls)
         self._base = base
         self._index = index
         self._cache = None
         self._catalog = catalog
+        self._id_column = id_column
         return self
 
     # ------------------------------------------------------------------ basics
@@ -149,6 +164,16 @@ class GalaxySample:
     def catalog(self):
         """`~astropy.table.Table`: the catalog, one row per image."""
         return self._catalog
+
+    @property
+    def id_column(self):
+        """str: the name of the catalog's unique ID column (``"objID"`` by default)."""
+        return self._id_column
+
+    @property
+    def ids(self):
+        """`numpy.ndarray`: the IDs (``int64`` or strings), one per image, in order."""
+        return np.asarray(self._catalog[self._id_column])
 
     def to_pandas(self, index=False):
         """The catalog as a `pandas.DataFrame`, one row per image, in order.
@@ -196,7 +221,7 @@ class GalaxySample:
 
     @property
     def images(self):
-        """`numpy.ndarray`, shape (N, H, W, 3), uint8: the images.
+        """`numpy.ndarray`, shape (N, H, W, C), uint8 or float: the images.
 
         A `numpy.memmap` for a loaded sample and for slices of it.  For a lazy
         subset of a memory-mapped sample (see the module notes) the first access
@@ -216,8 +241,13 @@ class GalaxySample:
 
     @property
     def image_shape(self):
-        """tuple: ``(H, W, 3)``, the shape of one image."""
+        """tuple: ``(H, W, C)``, the shape of one image."""
         return tuple(self._base.shape[1:])
+
+    @property
+    def n_channels(self):
+        """int: C, the number of channels (bands) of each image."""
+        return int(self._base.shape[-1])
 
     @property
     def is_memmap(self):
@@ -265,11 +295,11 @@ class GalaxySample:
         # anything else pickles its images.
         ref = memmap_reference(self._base)
         if ref is None:
-            return (_rebuild, (self.images, None, self._catalog))
+            return (_rebuild, (self.images, None, self._catalog, self._id_column))
         rows = ref[-1]
         if self._index is not None:
             rows = np.arange(rows[0], rows[0] + rows[1] * rows[2], rows[1])[self._index]
-        return (_reopen, ref[:-1] + (rows, self._catalog))
+        return (_reopen, ref[:-1] + (rows, self._catalog, self._id_column))
 
     # ---------------------------------------------------------------- indexing
     def __getitem__(self, key):
@@ -285,11 +315,12 @@ class GalaxySample:
             run = as_run(index)
             if run is not None:
                 index = run
+        idc = self._id_column
         if isinstance(index, slice):
-            return self._from_parts(base[index], None, catalog)
+            return self._from_parts(base[index], None, catalog, idc)
         if self.is_memmap:
-            return self._from_parts(base, index, catalog)
-        return self._from_parts(base[index], None, catalog)
+            return self._from_parts(base, index, catalog, idc)
+        return self._from_parts(base[index], None, catalog, idc)
 
     def read_images(self, index=None):
         """Read some images of this sample into memory.
@@ -306,8 +337,8 @@ class GalaxySample:
 
         Returns
         -------
-        numpy.ndarray, shape (n, H, W, 3), uint8
-            A copy in memory, in the requested order.
+        numpy.ndarray, shape (n, H, W, C)
+            A copy in memory, in the requested order (the sample's dtype).
 
         Examples
         --------
@@ -338,7 +369,7 @@ class GalaxySample:
 
         Returns
         -------
-        array : numpy.ndarray or numpy.memmap, shape (M, H, W, 3)
+        array : numpy.ndarray or numpy.memmap, shape (M, H, W, C)
         rows : numpy.ndarray of int64, shape (N,)
 
         Examples
@@ -449,6 +480,9 @@ class GalaxySample:
     def save(self, path, overwrite=False):
         """Write the sample to a directory (catalog.ecsv, images.npy, sample.json).
 
+        ``sample.json`` records the ID column, so `load` restores
+        `id_column`; string IDs are kept as strings by the ECSV catalog.
+
         The directory is written beside its final place and renamed into it,
         so readers never see a half-written sample; the images are streamed in
         chunks, so a memory-mapped sample never has to fit in memory.
@@ -486,7 +520,8 @@ class GalaxySample:
         True True
         """
         return write_sample_dir(path, self._catalog, len(self), self.image_shape,
-                                self._base.dtype, self.read_images, overwrite)
+                                self._base.dtype, self.read_images, overwrite,
+                                id_column=self._id_column)
 
     @classmethod
     def load(cls, path, mmap=True):
@@ -510,8 +545,8 @@ class GalaxySample:
         ValueError
             If the files disagree (lengths, shapes) or the format is unknown.
         """
-        images, catalog = read_sample_dir(path, mmap)
-        return cls(images, catalog)
+        images, catalog, id_column = read_sample_dir(path, mmap, with_id_column=True)
+        return cls(images, catalog, id_column=id_column)
 
 
 # ---------------------------------------------------------------------------
@@ -520,22 +555,24 @@ def _check_images(images):
     if not isinstance(images, np.ndarray):
         images = np.asarray(images)
     if images.ndim != 4:
-        raise ValueError(f"images must have shape (N, H, W, 3), got shape {images.shape}")
-    if images.shape[-1] != 3:
-        hint = (" (channels first? use np.moveaxis(images, 1, -1))"
-                if images.shape[1] == 3 else "")
-        raise ValueError(f"images must have 3 colour channels last, shape (N, H, W, 3); "
-                         f"got shape {images.shape}{hint}")
-    if images.dtype != np.uint8:
-        raise TypeError(f"images must have dtype uint8, got {images.dtype}")
+        raise ValueError(f"images must have shape (N, H, W, C), got shape {images.shape}")
+    n, h, w, c = images.shape
+    if h <= 5 and h < c and w == c:  # (N, C, H, W) with square images
+        raise ValueError(f"images must have channels last, shape (N, H, W, C); got shape "
+                         f"{images.shape} (channels first? use np.moveaxis(images, 1, -1))")
+    if c < 1:
+        raise ValueError(f"images must have at least one channel, got shape {images.shape}")
+    if images.dtype != np.uint8 and images.dtype.kind != "f":
+        raise TypeError(f"images must have dtype uint8 (0-255) or a float dtype, "
+                        f"got {images.dtype}")
     return images
 
 
-def _rebuild(images, index, catalog):
-    return GalaxySample._from_parts(images, index, catalog)
+def _rebuild(images, index, catalog, id_column=DEFAULT_ID_COLUMN):
+    return GalaxySample._from_parts(images, index, catalog, id_column)
 
 
-def _reopen(filename, offset, shape, dtype, rows, catalog):
+def _reopen(filename, offset, shape, dtype, rows, catalog, id_column=DEFAULT_ID_COLUMN):
     """Unpickle a memory-mapped sample: map the file again, read-only."""
     base, index = open_reference(filename, offset, shape, dtype, rows)
-    return GalaxySample._from_parts(base, index, catalog)
+    return GalaxySample._from_parts(base, index, catalog, id_column)

@@ -49,7 +49,7 @@ from ._layout import (CATALOG_CSV, CATALOG_ECSV, FAILURES_CSV, IMAGE_DIR, REPORT
                       write_galaxy_catalog)
 from ._options import DEFAULT_R_MAG, DEFAULT_Z, FetchOptions
 from ._transport import Counters, write_failure_manifest
-from .cutouts import (HIPS_SDSS_COLOR, cutout_summary, fetch_cutouts,
+from .cutouts import (HIPS_SDSS_COLOR, cutout_summary, download_cutouts,
                       fetch_sdss_cutouts, make_service, warn_failures)
 from .skyserver import (PAPER_COLUMNS, SDSS_COLUMNS, SDSS_EXTRA_COLUMNS, SELECTIONS, QuerySpec,
                         build_sdss_query, one_line, query_catalog, query_sdss_catalog,
@@ -131,7 +131,7 @@ def fetch_to_folder(output_dir, n_galaxies, options):
     catalog, reused = _catalog_for(out, spec, options, sql_counters)
 
     # 3. cutouts.
-    counters, failures, seconds = fetch_cutouts(catalog, out, service, options)
+    counters, failures, seconds = download_cutouts(catalog, out, service, options)
     write_failure_manifest(out / FAILURES_CSV, failures)
     report, text = cutout_summary(counters, failures, seconds, len(catalog), out)
     report.update({
