@@ -59,7 +59,7 @@ NO_OOD_STATISTICS = (
     "versions have none (refit the model to get ood_score)")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class OODStatistics:
     """The fitted statistics of the out-of-distribution score.
 
@@ -107,6 +107,14 @@ class OODStatistics:
         for name in ("n_fit", "n_threshold"):
             object.__setattr__(self, name, int(getattr(self, name)))
 
+    def __eq__(self, other):
+        if not isinstance(other, OODStatistics):
+            return NotImplemented
+        return self.to_json() == other.to_json() and np.array_equal(self.mean, other.mean) \
+            and np.array_equal(self.whitener, other.whitener)
+
+    __hash__ = None
+
     def score(self, features):
         """The scores ``(N,)`` (float64) of pooled features ``(N, d)``."""
         f = torch.as_tensor(np.asarray(features, dtype=np.float32))
@@ -129,6 +137,11 @@ class OODStatistics:
     def from_parts(cls, meta, arrays):
         """The statistics from `to_json`'s ``meta`` and `arrays`'s ``arrays``."""
         keep = {f.name for f in dataclasses.fields(cls)} - {"mean", "whitener"}
+        missing = [k for k in (f"{ARRAY_PREFIX}mean", f"{ARRAY_PREFIX}whitener")
+                   if k not in arrays]
+        if missing:
+            raise ValueError(f"the out-of-distribution statistics lack their arrays {missing} "
+                             "(stored in the weights file beside the network's tensors)")
         return cls(mean=arrays[f"{ARRAY_PREFIX}mean"].numpy(),
                    whitener=arrays[f"{ARRAY_PREFIX}whitener"].numpy(),
                    **{k: v for k, v in meta.items() if k in keep})

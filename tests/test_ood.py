@@ -67,19 +67,19 @@ def _stars(n, rng):
     return _composite(_sky(n, rng) + fluxes[:, :, None, None] * psf[:, None])
 
 
-def _outliers(heldout):
-    """Image sets the model never saw the like of, ``N_OUT`` each."""
+def _outliers(heldout, zoomed):
+    """Image sets the model never saw the like of, as many as ``heldout`` each
+    (``zoomed``: the same galaxies rendered at half the pixel scale)."""
     from scipy import ndimage
 
     rng = np.random.default_rng(5)
-    zoomed = make_mock_galaxies(N_OUT, image_size=SIZE, pixel_scale=FOV / SIZE / 2, seed=12,
-                                progress=False)
+    n = len(heldout)
     rotated = ndimage.rotate(heldout.images, 45, axes=(1, 2), reshape=False, order=1,
                              mode="reflect")
     return {
-        "noise": rng.integers(0, 256, (N_OUT, SIZE, SIZE, 3), dtype=np.uint8),
-        "empty_sky": _composite(_sky(N_OUT, rng)),
-        "stars": _stars(N_OUT, rng),
+        "noise": rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8),
+        "empty_sky": _composite(_sky(n, rng)),
+        "stars": _stars(n, rng),
         "pixel_scale_x2": zoomed.images,
         "rotated_45": np.clip(rotated, 0, 255).astype(np.uint8),
     }
@@ -89,7 +89,9 @@ def _outliers(heldout):
 def aucs(fitted, heldout):
     inside = fitted.ood_score(heldout)
     out = {}
-    for name, images in _outliers(heldout).items():
+    zoomed = make_mock_galaxies(N_OUT, image_size=SIZE, pixel_scale=FOV / SIZE / 2, seed=12,
+                                progress=False)
+    for name, images in _outliers(heldout, zoomed).items():
         scores = fitted.ood_score(images)
         truth = np.r_[np.zeros(len(inside)), np.ones(len(scores))]
         out[name] = roc_auc_score(truth, np.r_[inside, scores])
@@ -176,3 +178,29 @@ def test_fit_ood_threshold_and_shrinkage():
         fit_ood(train[:1])
     with pytest.raises(ValueError, match="whitener"):
         OODStatistics(mean=np.zeros(3), whitener=np.eye(2), threshold=1.0)
+
+
+def test_plot_ood_draws_histogram_and_most_unusual(fitted, heldout):
+    from sfnet.interpret import plot_ood
+
+    scores = fitted.ood_score(heldout[:12])
+    fig = plot_ood(scores, fitted.ood_.threshold, sample=heldout[:12], n=4)
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    top = np.sort(scores)[::-1][:4]
+    assert titles == [f"{k + 1}: {s:.3g}" for k, s in enumerate(top)]
+    assert len(plot_ood(scores, fitted.ood_.threshold).axes) == 1
+    with pytest.raises(ValueError, match="sample"):
+        plot_ood(scores, 1.0, sample=heldout[:3])
+
+
+def test_report_shows_the_ood_section(fitted, heldout, tmp_path):
+    from sfnet.interpret import write_report
+
+    sub = heldout[:40]
+    path = write_report(fitted, sub, tmp_path / "r", n_stability=0, n_localization=0,
+                        max_features=1, n_examples=4)
+    html = path.read_text()
+    assert "Is this galaxy like the training set?" in html
+    assert (tmp_path / "r" / "figures" / "ood.png").is_file()
+    top = int(np.argmax(fitted.ood_score(sub)))
+    assert f"<td>1</td><td>{sub.catalog['objID'][top]}</td>" in html
