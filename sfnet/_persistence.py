@@ -8,7 +8,8 @@ Private module behind `SparseFeatureNet.fit`, `SparseFeatureNet.save`,
   split sizes, uncertainty calibration) and its JSON form.  The estimator sets
   one fitted attribute ``name_`` per field.
 * The sfnet format is a directory with ``weights.pt`` (a state dict of
-  tensors, read back with ``torch.load(weights_only=True)``) and
+  tensors, read back with ``torch.load(weights_only=True)``; the arrays of
+  the out-of-distribution statistics are stored in it as ``ood.*``) and
   ``sfnet.json`` (parameters, the network's shape, `FittedState.to_json` and
   the SHA-256 of the weights).  Nothing in it is pickled code.
 * The paper's released ``resnet18-topk_{k}-{target}.pth`` files are whole
@@ -33,6 +34,7 @@ import torch
 from ._imagedata import ImageSource
 from ._inputs import image_store
 from ._io import atomic_path, atomic_write_json, json_safe
+from ._ood import ARRAY_PREFIX, OODStatistics
 from .nn import SparseFeatureNetwork
 from .preprocessing import PAPER_ORDER, Preprocessor, check_order
 from .targets import TARGETS, Target, get_target
@@ -85,6 +87,10 @@ class FittedState:
         (None for a seed checkpoint).
     uncertainty : dict or None
         The calibration of ``predict(X, return_std=True)``.
+    ood : `~sfnet._ood.OODStatistics` or None
+        The statistics of the out-of-distribution score (None for seed
+        checkpoints and older saves).  Its numbers are stored in the JSON
+        metadata, its arrays (`arrays`) in the weights file.
     """
 
     target: Target
@@ -101,6 +107,7 @@ class FittedState:
     n_train: int = None
     n_valid: int = None
     uncertainty: dict = None
+    ood: OODStatistics = None
 
     def __post_init__(self):
         def optional_int(value):
@@ -130,12 +137,19 @@ class FittedState:
             "input_kind": self.input_kind, "input_shape": list(self.input_shape),
             "history": self.history, "best_epoch": self.best_epoch, "seed": self.seed,
             "n_train": self.n_train, "n_valid": self.n_valid, "uncertainty": self.uncertainty,
+            "ood": None if self.ood is None else self.ood.to_json(),
         }
 
+    def arrays(self):
+        """The state's arrays that go into the weights file beside the network's tensors."""
+        return {} if self.ood is None else self.ood.arrays()
+
     @classmethod
-    def from_json(cls, meta):
-        """The state stored in metadata ``meta`` (`to_json`; older files lack some keys)."""
+    def from_json(cls, meta, arrays=None):
+        """The state stored in metadata ``meta`` (`to_json`; older files lack some keys)
+        and the weights file's ``arrays`` (`arrays`)."""
         p = meta["preprocessing"]
+        ood = meta.get("ood")
         return cls(
             target=stored_target(meta["target"]),
             preprocessor=Preprocessor(p["image_size"], p["crop_size"], list(p["mean"]),
@@ -146,7 +160,8 @@ class FittedState:
             input_shape=meta["input_shape"], history=meta.get("history", []),
             best_epoch=meta.get("best_epoch"), seed=meta.get("seed"),
             n_train=meta.get("n_train"), n_valid=meta.get("n_valid"),
-            uncertainty=meta.get("uncertainty"))
+            uncertainty=meta.get("uncertainty"),
+            ood=None if ood is None else OODStatistics.from_parts(ood, arrays or {}))
 
     def run_key(self):
         """What a resumed training run must share with the interrupted one, from the state."""
@@ -181,6 +196,7 @@ def save_model(path, params, network, state):
     json.dumps(meta)  # fail before anything is written
     path.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+    weights.update(state.arrays())
     with atomic_path(path / WEIGHTS) as tmp:
         torch.save(weights, tmp)
     meta["weights_sha256"] = sha256(path / WEIGHTS)
@@ -207,12 +223,13 @@ def load_model(path):
     path = Path(path)
     meta = _read_metadata(path)
     weights = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+    arrays = {k: weights.pop(k) for k in list(weights) if k.startswith(ARRAY_PREFIX)}
     net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"],
                                symmetry=meta["params"].get("symmetry"),
                                variance_head="logvar_head.weight" in weights,
                                in_channels=int(weights["resnet.conv1.weight"].shape[1]))
     net.load_state_dict(weights)
-    return dict(meta["params"]), net, FittedState.from_json(meta)
+    return dict(meta["params"]), net, FittedState.from_json(meta, arrays)
 
 
 # ---------------------------------------------------------------------- seed checkpoints

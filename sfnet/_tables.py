@@ -30,6 +30,14 @@ The table has one row per galaxy and, in this order,
     contributions, so ``{target}_pred - sum_i {target}_contribution_i`` is the
     same for every galaxy; it is ``table.meta["head_bias"][target]``.
 
+``ood_score``, ``ood_flag``
+    Only for a model with out-of-distribution statistics (fitted by
+    `SparseFeatureNet.fit`): how unlike the training galaxies the galaxy is
+    (`SparseFeatureNet.ood_score`, higher: less alike) and whether it exceeds
+    the threshold ``table.meta["ood_threshold"]`` (the 99th percentile of the
+    fit's held-out galaxies' scores).  Models without the statistics (the
+    paper's seed checkpoints, older saves) give tables without these columns.
+
 Flat columns rather than ``(N, k)`` columns keep CSV files readable by any
 program.
 """
@@ -79,7 +87,8 @@ def id_values(column):
     return np.asarray([str(v) for v in values])
 
 
-def prediction_table(X, pred, std, indices, values, *, names, units, head_weights, head_bias):
+def prediction_table(X, pred, std, indices, values, *, names, units, head_weights, head_bias,
+                     ood=None):
     """Predictions, positions and active features of ``X`` as a `~astropy.table.QTable`.
 
     The table of `SparseFeatureNet.predict_table`, which computes the inputs in
@@ -99,6 +108,9 @@ def prediction_table(X, pred, std, indices, values, *, names, units, head_weight
         The targets' names and unit strings (empty: the catalog schema's unit).
     head_weights, head_bias : ndarray
         The linear head in the targets' units, ``(T, n_features)`` and ``(T,)``.
+    ood : tuple, optional
+        ``(scores (N,), threshold)`` of the out-of-distribution score; None for
+        no ``ood_score``/``ood_flag`` columns.
     """
     from astropy.table import QTable
 
@@ -140,6 +152,14 @@ def prediction_table(X, pred, std, indices, values, *, names, units, head_weight
             col = f"{name}_contribution_{i + 1}"
             table[col] = contrib[:, i] << _difference_unit(unit)
             table[col].info.description = f"head weight x activation of feature_{i + 1}"
+    if ood is not None:
+        scores, threshold = np.asarray(ood[0], dtype=np.float64), float(ood[1])
+        table["ood_score"] = scores
+        table["ood_score"].info.description = (
+            "Mahalanobis distance of the pooled features from the training galaxies'")
+        table["ood_flag"] = scores > threshold
+        table["ood_flag"].info.description = "ood_score above meta['ood_threshold']"
+        table.meta["ood_threshold"] = threshold
     table.meta.update({
         "sfnet_version": __version__,
         "k": int(k),

@@ -28,6 +28,7 @@ from . import _params
 from ._device import CompiledNetwork, autocast, resolve_device, resolve_precision
 from ._imagedata import DeviceImages, ImageSource
 from ._inputs import inference_source, n_channels, scoring_truth, training_data
+from ._ood import MAX_FIT, NO_OOD_STATISTICS, fit_ood, ood_distance
 from ._persistence import FittedState, load_model, model_from_seed_checkpoint, save_model
 from ._tables import prediction_table
 from ._utils import regression_metrics
@@ -408,6 +409,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         calib_pos, source = (valid_pos, "validation") if len(valid_pos) else (train_pos, "training")
         self._calibrate(ImageSource(data.images, data.rows[calib_pos], data.channels_last),
                         data.values[calib_pos], source)
+        self._fit_ood(data, train_pos, valid_pos)
         return self
 
     @staticmethod
@@ -609,25 +611,34 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             return pred[:, 0], std[:, 0]
         return pred, std
 
-    def _predict_with_features(self, X, return_std=False, batch_size=None):
+    def _predict_with_features(self, X, return_std=False, batch_size=None, return_ood=False):
         """``predict(X, return_std=...)`` and ``activations(X, sparse=True)`` in one pass.
 
         Returns ``(pred, std, idx, vals)``: predictions and 1-sigma uncertainties
         ``(N, T)`` (``std`` None without ``return_std``) and the sparse active
-        features ``(N, k)``, the same values the two public methods give.
+        features ``(N, k)``, the same values the two public methods give; with
+        ``return_ood`` also ``ood_score(X)`` ``(N,)`` as a fifth item.
         """
         if return_std:
             self._check_std()
         else:
             self._check_fitted()
+        if return_ood:
+            self._check_ood()
+            ood_mean, ood_whitener = self._ood_tensors()
         k, t = self.network_.k, len(self.target_names_)
 
         def step(net, x):
-            a = net.sparse_features(x)
+            if return_ood:  # the pooled features give the score and the sparse ones
+                pooled = net.pooled_features(x)
+                a = net.topk(pooled)
+            else:
+                a = net.sparse_features(x)
             parts = [net.predict_from_sparse(a)]
             if return_std:
                 parts.append(net.logvar_from_sparse(a))
-            return torch.cat(parts + [_top_k(a, k)], dim=1)
+            ood = [ood_distance(pooled, ood_mean, ood_whitener)[:, None]] if return_ood else []
+            return torch.cat(parts + [_top_k(a, k)] + ood, dim=1)
 
         res = self._run(X, step, batch_size)
         n_out = t * (2 if return_std else 1)
@@ -636,7 +647,9 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         if return_std:
             std = np.exp(0.5 * res[:, t:n_out].astype(np.float64)) * self.y_std_ \
                 * np.asarray(self.uncertainty_["scale"], dtype=np.float64)
-        idx, vals = _decode_top_k(res[:, n_out:])
+        idx, vals = _decode_top_k(res[:, n_out:n_out + 2 * k])
+        if return_ood:
+            return pred, std, idx, vals, res[:, n_out + 2 * k].astype(np.float64)
         return pred, std, idx, vals
 
     def _check_std(self):
@@ -667,6 +680,75 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
                        "coverage_68": cov[0].tolist(), "coverage_95": cov[1].tolist()}
         state = dataclasses.replace(self._fitted_state(), uncertainty=uncertainty)
         return self._set_fitted(self.network_, state, self.device_, self.autocast_dtype_)
+
+    # ------------------------------------------------------------------ out of distribution
+    def _fit_ood(self, data, train_pos, valid_pos):
+        """Fit ``ood_`` (`sfnet._ood`): mean and shrinkage covariance of the pooled
+        features of up to `MAX_FIT` training galaxies, threshold from up to `MAX_FIT`
+        validation galaxies (the training ones without a validation split).
+
+        Costs one inference pass over those galaxies (after training: the features
+        of the kept weights, in eval mode, are not those seen during the epochs).
+        """
+        import time
+
+        start = time.perf_counter()
+        rng = np.random.default_rng(self.seed_)
+
+        def features(pos):
+            if len(pos) > MAX_FIT:
+                pos = np.sort(rng.choice(pos, MAX_FIT, replace=False))
+            return self.pooled_features(ImageSource(data.images, data.rows[pos],
+                                                    data.channels_last))
+
+        train_f = features(train_pos)
+        valid_f = features(valid_pos) if len(valid_pos) else None
+        stats = fit_ood(train_f, valid_f, seconds=time.perf_counter() - start)
+        state = dataclasses.replace(self._fitted_state(), ood=stats)
+        return self._set_fitted(self.network_, state, self.device_, self.autocast_dtype_)
+
+    def _check_ood(self):
+        self._check_fitted()
+        if getattr(self, "ood_", None) is None:
+            raise ValueError(NO_OOD_STATISTICS)
+
+    def ood_score(self, X, *, batch_size=None):
+        """How unlike the training galaxies each galaxy of ``X`` is (higher: less alike).
+
+        The Mahalanobis distance of the galaxy's pooled features
+        (`pooled_features`) from those of the training galaxies, with a
+        Ledoit–Wolf shrinkage covariance; both fitted at the end of `fit`.  A
+        score above ``ood_.threshold`` (the 99th percentile of the held-out
+        validation galaxies' scores) is flagged ``ood_flag`` in
+        `predict_table`.  See :doc:`/uncertainty`, "Is this galaxy like the
+        training set?", for what it detects and what it cannot.
+
+        Parameters
+        ----------
+        X : GalaxySample or array
+        batch_size : int, optional
+
+        Returns
+        -------
+        ndarray
+            ``(N,)`` float64 scores.
+
+        Raises
+        ------
+        ValueError
+            For a model without the statistics (the paper's seed checkpoints,
+            models saved by older sfnet versions).
+        """
+        self._check_ood()
+        mean, whitener = self._ood_tensors()
+        return self._run(X, lambda net, x: ood_distance(net.pooled_features(x), mean,
+                                                        whitener)[:, None],
+                         batch_size)[:, 0].astype(np.float64)
+
+    def _ood_tensors(self):
+        """The mean and whitener of ``ood_`` as tensors on ``device_``."""
+        return (torch.as_tensor(self.ood_.mean, device=self.device_),
+                torch.as_tensor(self.ood_.whitener, device=self.device_))
 
     def calibrate_uncertainty(self, X, y=None, *, batch_size=None):
         """Refit the factor that calibrates ``predict(X, return_std=True)``.
@@ -723,10 +805,14 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             One row per galaxy: the ID (``objID`` or the sample's ID
             column; integers as exact ``int64``, strings kept), ``coord``
             (`~astropy.coordinates.SkyCoord`), ``{target}_pred`` in the
-            target's unit, ``{target}_std`` when asked, and the galaxy's active
+            target's unit, ``{target}_std`` when asked, the galaxy's active
             features ``feature_1..k``, ``activation_1..k`` and
             ``{target}_contribution_1..k``, with
-            ``{target}_pred == head_bias + sum of the contributions``.  The
+            ``{target}_pred == head_bias + sum of the contributions``, and
+            ``ood_score`` (`ood_score`) and ``ood_flag`` (score above
+            ``ood_.threshold``) when the model has out-of-distribution
+            statistics (models trained by `fit`; not the paper's seed
+            checkpoints nor older saves, whose tables lack the two columns).  The
             columns are described in `sfnet._tables`; ``sfnet predict``
             writes this table.
 
@@ -746,11 +832,15 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         """
         check_bool(return_std, "return_std")
         self._check_fitted()
-        # one pass over the images gives the predictions and the active features
-        pred, std, idx, vals = self._predict_with_features(X, return_std, batch_size)
+        # one pass over the images gives the predictions, the active features and
+        # (for a model with the statistics) the out-of-distribution score
+        has_ood = getattr(self, "ood_", None) is not None
+        pred, std, idx, vals, *score = self._predict_with_features(X, return_std, batch_size,
+                                                                   return_ood=has_ood)
+        ood = (score[0], self.ood_.threshold) if has_ood else None
         return prediction_table(X, pred, std, idx, vals, names=self.target_names_,
                                 units=self.target_units_, head_weights=self.head_weights,
-                                head_bias=self.head_bias)
+                                head_bias=self.head_bias, ood=ood)
 
     def activations(self, X, *, sparse=False, batch_size=None):
         """Post-top-k features.

@@ -415,6 +415,52 @@ def _stability(section, data):
         for r in per_feature if int(r["feature"]) in shown]
 
 
+# --------------------------------------------------------------------------- outliers
+
+#: How the outlier section names the galaxies that set the threshold.
+_THRESHOLD_FROM = {
+    "validation": "the fit's held-out validation galaxies",
+    "training": "the training galaxies (the fit had no validation split), so more than "
+                "1% of new galaxies like them are flagged",
+}
+
+
+def outliers(data, figs):
+    """The out-of-distribution scores against the threshold and the most unusual
+    galaxies; a note for a model without the statistics."""
+    stats = getattr(data.model, "ood_", None)
+    if data.ood is None or stats is None:
+        return Section("outliers", anchor="outliers", nav="Outliers", figure=None, rows=None,
+                       text="This model has no out-of-distribution statistics (e.g. a seed "
+                            "checkpoint or an older save), so it gives no ood_score.")
+    scores, threshold = data.ood, stats.threshold
+    n_show = min(data.n_examples or 6, 9, len(scores))
+    fig = plots.plot_ood(scores, threshold, sample=data.sample, n=n_show)
+    figure = figs.add(
+        fig, "ood.png",
+        f"Left: out-of-distribution scores of the {len(scores)} galaxies of this report "
+        "(the Mahalanobis distance of their pooled features from the training galaxies') "
+        f"against the flag threshold. Right: the {n_show} highest scores, numbered by rank "
+        "(red titles: flagged).", "out-of-distribution scores", wide=True)
+    flagged = scores > threshold
+    order = np.argsort(-scores, kind="stable")[:n_show]
+    ids = (np.asarray(data.catalog["objID"]) if data.catalog is not None
+           and "objID" in data.catalog.colnames else None)
+    rows = [(rank + 1, str(ids[i]) if ids is not None else str(int(i)), number(scores[i]),
+             "yes" if flagged[i] else "no") for rank, i in enumerate(order)]
+    percentile = f"{stats.percentile:g}"
+    return Section(
+        "outliers", anchor="outliers", nav="Outliers", figure=figure, rows=rows,
+        id_name="objID" if ids is not None else "row",
+        text=(f"{int(flagged.sum())} of {len(scores)} galaxies "
+              f"({100 * flagged.mean():.1f}%) score above the threshold "
+              f"{threshold:.3g}, the {percentile}th percentile of the scores of "
+              f"{_THRESHOLD_FROM.get(stats.source, 'an unrecorded set of galaxies')}; "
+              f"galaxies like the training set would put about {100 - stats.percentile:g}% "
+              "there. The score flags images unlike any training galaxy (noise, empty sky, "
+              "another pixel scale); it does not say whether a prediction is right."))
+
+
 def more_features_note(data, figs):
     """A note on the active features without a section of their own."""
     hidden = len(data.alive) - len(data.shown)
@@ -426,7 +472,7 @@ def more_features_note(data, figs):
 
 #: The section builders, in page order: ``builder(data, figs)`` returns a `Section`,
 #: a list of them or None.
-SECTIONS = (model_card, performance, trust, features_overview, feature_sections,
+SECTIONS = (model_card, performance, trust, outliers, features_overview, feature_sections,
             more_features_note)
 
 

@@ -39,10 +39,12 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
                  title=None, dpi=130):
     """Write a static HTML report on a fitted SFNet and its active features.
 
-    The page has a model card (k, backbone, target, training history,
-    metrics), the prediction quality (with the model's error bars and their
-    calibration), the stability of the explanations under flips, rotations
-    and pixel noise, an overview of all active features (frequency, head
+    The page has a model card (k, backbone, target, training history, metrics),
+    the prediction quality (with the model's error bars and their calibration),
+    the stability of the explanations under flips, rotations and pixel noise,
+    how unlike the training galaxies the galaxies are (the out-of-distribution
+    scores against the flag threshold and the most unusual galaxies, for a model
+    with the statistics), an overview of all active features (frequency, head
     weight, correlation with metallicity, mass, SFR, sSFR, BPT ratios and
     redshift; the feature density, feature-feature and feature-property
     correlation figures; the ablation curve) and then one section per active
@@ -168,6 +170,7 @@ class ReportData:
     n_localization: int
     n_stability: int = 0
     std: object = None         # the model's 1-sigma error bars (N, T), or None
+    ood: object = None         # the model's out-of-distribution scores (N,), or None
     correlation_normalize: object = CORRELATION_NORMALIZE
     csv_name: str = "features.csv"
 
@@ -226,6 +229,7 @@ def _analyse(model, sample, acts, metrics, **options):
     return ReportData(
         model=model, sample=sample, catalog=catalog, acts=acts, w=w, b=b, names=names,
         target=target, y=y, pred=pred, std=_error_bars(model, sample, pred.shape),
+        ood=_ood_scores(model, sample),
         metrics=metrics, stats=stats, alive=alive,
         corr=feature_correlations(sample, acts, alive, model=model),
         has_lines=has_lines, classes=classes, **options)
@@ -239,6 +243,13 @@ def _error_bars(model, sample, shape):
         return None
     _, std = model.predict(sample, return_std=True)
     return np.asarray(std, dtype=np.float64).reshape(shape)
+
+
+def _ood_scores(model, sample):
+    """``model.ood_score(sample)``, or None for a model without the statistics."""
+    if getattr(model, "ood_", None) is None:
+        return None
+    return np.asarray(model.ood_score(sample), dtype=np.float64)
 
 
 def _truth(target, catalog):

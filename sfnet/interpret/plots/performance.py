@@ -1,17 +1,18 @@
 """Figures of how well a model does: predictions against truth, the training history,
-ablation, the calibration of the error bars and accuracy against k."""
+ablation, the calibration of the error bars, accuracy against k and the
+out-of-distribution scores."""
 
 import math
 
 import numpy as np
 
 from ..._utils import regression_metrics
-from .._core import plain
+from .._core import display_image, plain, take_images
 from ..calibration import ONE_SIGMA, coverage, coverage_table
 from . import _plotting as _draw
 
 __all__ = ["plot_predictions", "plot_history", "plot_ablation", "plot_calibration",
-           "plot_k_sweep"]
+           "plot_k_sweep", "plot_ood"]
 
 
 def _target_info(target):
@@ -460,4 +461,79 @@ def plot_k_sweep(table, *, references=None, figsize=(9.0, 3.6)):
     ax2.set_ylabel("number of features")
     ax2.set_title("sparsity")
     ax2.legend(fontsize=7)
+    return fig
+
+
+@_draw.styled
+def plot_ood(scores, threshold, *, sample=None, n=6, ncols=3):
+    """The distribution of out-of-distribution scores against the flag threshold,
+    and the images of the most unusual galaxies.
+
+    Parameters
+    ----------
+    scores : array-like, shape (N,)
+        ``model.ood_score(sample)`` (higher: less like the training galaxies).
+    threshold : float
+        The flag threshold, ``model.ood_.threshold``.
+    sample : GalaxySample or image array, optional
+        The galaxies scored: the ``n`` highest-scoring are shown beside the
+        histogram (none without ``sample``).
+    n : int
+        Galaxies shown (0: the histogram only).
+    ncols : int
+        Columns of the thumbnail grid.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: histogram of the scores (logarithmic when they span more than a
+        factor 20) with the threshold and the fraction above it.  Right: the
+        ``n`` highest scores' images, numbered by rank, titled with the score.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1 or not len(scores):
+        raise ValueError(f"scores must be a non-empty 1-d array, got shape {scores.shape}")
+    threshold = float(threshold)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    if sample is not None and len(sample) != len(scores):
+        raise ValueError(f"sample has {len(sample)} galaxies but scores has {len(scores)}")
+    shown = n if sample is not None else 0
+    fig = _draw.figure((7.2 if shown else 3.6, 3.0))
+    if shown:
+        left, right = fig.subfigures(1, 2, width_ratios=(1.1, 1))
+    else:
+        left, right = fig, None
+    ax = left.subplots()
+    ok = np.isfinite(scores)
+    if not ok.any():
+        raise ValueError("scores has no finite value")
+    vals = scores[ok]
+    lo, hi = max(vals.min(), 1e-6), max(vals.max(), threshold)
+    log = hi / lo > 20
+    bins = np.geomspace(lo, hi * 1.001, 40) if log else np.linspace(min(lo, threshold),
+                                                                      hi * 1.001, 40)
+    ax.hist(vals, bins=bins, color=_draw.BLUE, alpha=0.8, histtype="stepfilled")
+    if log:
+        ax.set_xscale("log")
+    above = float(np.mean(vals > threshold)) if len(vals) else float("nan")
+    ax.axvline(threshold, color=_draw.ACCENT, lw=1.2, ls="--",
+               label=f"threshold {threshold:.3g}\n({100 * above:.1f}% above)")
+    ax.legend(loc="best")
+    ax.set(xlabel="OOD score (Mahalanobis distance)", ylabel="galaxies")
+    if shown:
+        order = np.argsort(np.where(ok, -scores, np.inf), kind="stable")[:shown]
+        images = take_images(sample, order) if len(order) else []
+        nrows = max(1, int(np.ceil(len(order) / ncols)))
+        axes = right.subplots(nrows, ncols, squeeze=False)
+        for k, a in enumerate(axes.ravel()):
+            _draw.no_ticks(a)
+            if k >= len(order):
+                a.set_axis_off()
+                continue
+            a.imshow(display_image(images[k]),
+                     interpolation="nearest" if images.shape[1] < 48 else None)
+            a.set_title(f"{k + 1}: {scores[order[k]]:.3g}", fontsize=7, pad=2,
+                        color=_draw.ACCENT if scores[order[k]] > threshold else "black")
+        right.suptitle("most unusual", fontsize=8)
     return fig
