@@ -366,6 +366,8 @@ def trust(data, figs):
 #: How the note under the coverage table names the galaxies the error bars were scaled on.
 _CALIBRATED_ON = {
     "validation": "the error bars were scaled on the fit's held-out validation galaxies",
+    "validation-B": "the error bars were scaled on half of the fit's held-out galaxies; "
+                    "the other half selected the epoch",
     "training": "the error bars were scaled on the training galaxies, so they are likely "
                 "too small for galaxies the model has not seen",
     "calibrate": "the error bars were scaled on the galaxies given to "
@@ -376,7 +378,8 @@ _CALIBRATED_ON = {
 def _calibration(section, data, figs):
     from .calibration import ONE_SIGMA, coverage_table
 
-    source = (getattr(data.model, "uncertainty_", None) or {}).get("source")
+    recorded = getattr(data.model, "uncertainty_", None) or {}
+    source = recorded.get("calibrated_on", recorded.get("source"))
     section.calibration_note = _CALIBRATED_ON.get(
         source, "the error bars' calibration set is not recorded")
     section.calibration = figs.add(
