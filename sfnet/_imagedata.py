@@ -17,7 +17,8 @@ import torch
 
 from .datasets._store import read_file_rows
 
-__all__ = ["in_memory_limit", "ImageSource", "dihedral", "DeviceImages", "prefetched"]
+__all__ = ["in_memory_limit", "ImageSource", "dihedral", "DeviceImages", "prefetched",
+           "to_device_with_geometry"]
 
 
 def in_memory_limit():
@@ -124,7 +125,7 @@ class DeviceImages:
             in_memory = nbytes <= in_memory_limit()
         self.tensor = None
         if in_memory:  # kept channels-last (N, H, W, C), as the network reads it
-            parts = [prep.geometry(t.to(device)).permute(0, 2, 3, 1)
+            parts = [to_device_with_geometry(t, prep, device).permute(0, 2, 3, 1)
                      for _, t in source.batches(512)]
             self.tensor = torch.cat(parts).contiguous() if parts else None
 
@@ -190,18 +191,43 @@ class DeviceImages:
         yield from prefetched(produce, len(plan), plan, self.device, prefetch)
 
     def _read_host(self, positions):
-        """Read a batch from the source (sorted, memmap friendly), in the requested order."""
+        """Read a batch from the source in the requested order.
+
+        NumPy arrays and memmaps are read straight into place (memmaps in file
+        order, see `~sfnet.datasets._store.read_file_rows`); other array-likes
+        (which may need increasing indices) are read sorted and put back in order.
+        """
         pos = np.asarray(positions)
+        if isinstance(self.source.images, np.ndarray):
+            return self.source.read(pos)
         order = np.argsort(pos, kind="stable")
         x = self.source.read(pos[order])
         inv = np.empty_like(order)
         inv[order] = np.arange(len(order))
-        x = x[torch.from_numpy(inv)]
-        return x.pin_memory() if self.device.type == "cuda" else x
+        return x[torch.from_numpy(inv)]
 
     def _to_device(self, host):
-        pin = self.device.type == "cuda"
-        return self.prep.geometry(host.to(self.device, non_blocking=pin))
+        return to_device_with_geometry(host, self.prep, self.device)
+
+
+def to_device_with_geometry(host, prep, device):
+    """Move a host batch to ``device`` with the geometry of ``prep`` applied.
+
+    The geometry runs on the device, except when it is the PIL-exact resize
+    (``prep.geometry_on_host``: the paper's ``"crop-resize"`` on uint8 images),
+    which runs on the host *before* the transfer -- once, rather than moving
+    the batch to the device, back to the host for PIL and to the device again.
+    Batches bound for CUDA are pinned for an asynchronous copy.
+    """
+    pin = device.type == "cuda"
+    if prep.geometry_on_host(host):
+        host = prep.geometry(host)
+        if pin:
+            host = host.pin_memory()
+        return host.to(device, non_blocking=pin)
+    if pin:
+        host = host.pin_memory()
+    return prep.geometry(host.to(device, non_blocking=pin))
 
 
 def prefetched(produce, n, plan, device, depth):

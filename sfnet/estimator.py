@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from . import _params
 from ._device import CompiledNetwork, autocast, resolve_device, resolve_precision
-from ._imagedata import DeviceImages, ImageSource
+from ._imagedata import DeviceImages, ImageSource, to_device_with_geometry
 from ._inputs import inference_source, n_channels, scoring_truth, training_data
 from ._ood import MAX_FIT, NO_OOD_STATISTICS, fit_ood, ood_distance
 from ._persistence import FittedState, load_model, model_from_seed_checkpoint, save_model
@@ -93,6 +93,31 @@ def _resume_key(resolved, state, data):
     return {**key, **state.run_key(),
             "precision": "bf16" if resolved["precision"] == torch.bfloat16 else "fp32",
             "data_sha256": fingerprint.hexdigest()}
+
+
+def _calibration_split(n_valid, seed, keep_epoch):
+    """Split ``n_valid`` held-out positions between epoch selection and calibration.
+
+    With ``keep_epoch="best"`` and at least 4 held-out galaxies, a
+    deterministic draw from ``seed`` puts half of them (``n_valid // 2``) in
+    half B, which calibrates the error bars, and the rest in half A, which
+    selects the epoch -- so the error bars are not scaled on the galaxies
+    that picked the weights.  Otherwise (the last epoch is kept, or too few
+    held-out galaxies to halve) all held-out galaxies calibrate.
+
+    Returns
+    -------
+    select : ndarray or None
+        Sorted positions (into the held-out galaxies) of half A, or None for all.
+    calib : ndarray
+        Sorted positions of the calibration galaxies.
+    calibrated_on : str
+        ``"validation-B"`` or ``"validation"``.
+    """
+    if keep_epoch == "best" and n_valid >= 4:
+        perm = np.random.default_rng([int(seed), 0xB]).permutation(n_valid)
+        return np.sort(perm[n_valid // 2:]), np.sort(perm[:n_valid // 2]), "validation-B"
+    return None, np.arange(n_valid), "validation"
 
 
 def _top_k(features, k):
@@ -188,7 +213,9 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         ``image_size`` exactly as PIL's bilinear resize does.
     keep_epoch : {"best", "last"}
         Keep the weights of the epoch with the lowest validation RMSE, or of the
-        last epoch (the paper's).
+        last epoch (the paper's).  With ``"best"`` the held-out galaxies are
+        split in two (deterministically from the seed): half A selects the
+        epoch, half B calibrates the error bars (see ``uncertainty_``).
     standardize_target : bool
         Train on targets standardised with the training mean and standard
         deviation (``True``), or on the raw targets (``False``, the paper's);
@@ -214,8 +241,14 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
     uncertainty_ : dict
         How ``predict(X, return_std=True)`` is calibrated: ``scale`` (one
         factor per target multiplying the variance head's standard deviation),
-        ``source`` (``"validation"``, ``"training"`` or ``"calibrate"``), ``n``
-        (galaxies used) and ``coverage_68``/``coverage_95`` (per target) on them.
+        ``source`` (``"validation"``, ``"training"`` or ``"calibrate"``),
+        ``calibrated_on`` (``"validation-B"``: the half of the held-out
+        galaxies that did not select the epoch; ``"validation"``: all
+        held-out galaxies, when the last epoch is kept or fewer than 4 are
+        held out; ``"training"``; ``"calibrate"``), ``n`` (galaxies used),
+        ``rows`` (after `fit`: their rows in ``X``), ``n_epoch_selection``
+        (after `fit`: held-out galaxies that selected the epoch) and
+        ``coverage_68``/``coverage_95`` (per target) on the calibration galaxies.
     history_ : list of dict
         Per epoch: ``epoch``, ``train_loss`` (RMSE of standardised targets),
         ``valid_rmse`` (per target, original units), ``lr``, ``seconds``.
@@ -402,13 +435,27 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         network.to(device).to(memory_format=torch.channels_last)
         if checkpoint_dir is not None:
             os.makedirs(checkpoint_dir, exist_ok=True)
+        select, calib, calibrated_on = _calibration_split(len(valid_pos), seed,
+                                                          resolved["keep_epoch"])
+        outputs = {}
         history, best_epoch = self._train(network, data, train_pos, valid_pos, state, resolved,
-                                          checkpoint_dir=checkpoint_dir, resume=resume)
+                                          checkpoint_dir=checkpoint_dir, resume=resume,
+                                          select=select, outputs=outputs)
         self._set_fitted(network, dataclasses.replace(state, history=history,
                                                       best_epoch=best_epoch), device, dtype)
-        calib_pos, source = (valid_pos, "validation") if len(valid_pos) else (train_pos, "training")
-        self._calibrate(ImageSource(data.images, data.rows[calib_pos], data.channels_last),
-                        data.values[calib_pos], source)
+        if "valid" in outputs:  # from the validation passes of training: no extra pass
+            t = data.values.shape[1]
+            kept = outputs["valid"][calib]
+            self._set_uncertainty(kept[:, :t], np.exp(0.5 * kept[:, t:]),
+                                  data.values[valid_pos[calib]], "validation",
+                                  calibrated_on=calibrated_on,
+                                  rows=data.rows[valid_pos[calib]],
+                                  n_epoch_selection=len(select) if select is not None
+                                  else len(valid_pos))
+        else:  # no validation: one pass over the training galaxies in eval mode
+            self._calibrate(ImageSource(data.images, data.rows[train_pos], data.channels_last),
+                            data.values[train_pos], "training", calibrated_on="training",
+                            rows=data.rows[train_pos], n_epoch_selection=0)
         self._fit_ood(data, train_pos, valid_pos)
         return self
 
@@ -447,7 +494,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
                             order=resolved["preprocessing"]).fit_stats(train_src, seed=seed)
 
     def _train(self, network, data, train_pos, valid_pos, state, resolved, *, checkpoint_dir,
-               resume):
+               resume, select=None, outputs=None):
         """Run `train_network` on ``data`` split into train/valid; (history, best_epoch)."""
         device, dtype, prep = resolved["device"], resolved["precision"], state.preprocessor
 
@@ -469,7 +516,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             images(valid_pos) if has_valid else None,
             standardised(valid_pos) if has_valid else None, prep, cfg, device,
             checkpoint_dir=checkpoint_dir, resume=resume,
-            extra_state=_resume_key(resolved, state, data), y_scale=state.y_std)
+            extra_state=_resume_key(resolved, state, data), y_scale=state.y_std,
+            select=select if has_valid else None, outputs=outputs)
 
     def _set_fitted(self, network, state, device, autocast_dtype):
         """Set every fitted attribute, for fit, load and seed files: the network on
@@ -541,10 +589,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         chunks = []
         with torch.inference_mode():
             for pos, x in src.batches(bs):
-                pin = device.type == "cuda"
-                if pin:
-                    x = x.pin_memory()
-                x = prep.normalize(prep.geometry(x.to(device, non_blocking=pin)))
+                x = prep.normalize(to_device_with_geometry(x, prep, device))
                 with autocast(device, self.autocast_dtype_):
                     res = fn(net, x)
                 res = res.float().cpu().numpy()
@@ -667,17 +712,28 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         t = res.shape[1] // 2
         return res[:, :t], np.exp(0.5 * res[:, t:])
 
-    def _calibrate(self, X, truth, source, batch_size=None):
+    def _calibrate(self, X, truth, source, batch_size=None, **record):
         """Fit ``uncertainty_`` on images ``X`` with targets ``truth`` ``(N, T)``."""
+        z, sigma = self._mean_and_sigma(X, batch_size)
+        return self._set_uncertainty(z, sigma, truth, source, **record)
+
+    def _set_uncertainty(self, z, sigma, truth, source, *, calibrated_on=None, rows=None,
+                         n_epoch_selection=None):
+        """Fit ``uncertainty_`` from standardised means ``z`` and raw head standard
+        deviations ``sigma`` ``(N, T)`` of galaxies with targets ``truth``."""
         from .interpret.calibration import ONE_SIGMA, coverage, fit_std_scale
 
-        z, sigma = self._mean_and_sigma(X, batch_size)
         truth = np.asarray(truth, dtype=np.float64).reshape(z.shape)
         resid = (truth - self.y_mean_) / self.y_std_ - z
         scale = fit_std_scale(resid, sigma)
         cov = coverage(resid, 0.0, sigma * scale, nominal=(ONE_SIGMA, 0.95))
         uncertainty = {"scale": scale.tolist(), "source": source, "n": len(z),
-                       "coverage_68": cov[0].tolist(), "coverage_95": cov[1].tolist()}
+                       "coverage_68": cov[0].tolist(), "coverage_95": cov[1].tolist(),
+                       "calibrated_on": calibrated_on or source}
+        if rows is not None:
+            uncertainty["rows"] = [int(r) for r in rows]
+        if n_epoch_selection is not None:
+            uncertainty["n_epoch_selection"] = int(n_epoch_selection)
         state = dataclasses.replace(self._fitted_state(), uncertainty=uncertainty)
         return self._set_fitted(self.network_, state, self.device_, self.autocast_dtype_)
 

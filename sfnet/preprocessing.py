@@ -254,6 +254,18 @@ class Preprocessor:
         """Resize and centre-crop in the order ``order`` (see `sfnet.preprocessing`; dtype kept)."""
         return apply_geometry(x, self.image_size, self.crop_size, self.order)
 
+    def geometry_on_host(self, x):
+        """Whether `geometry` of ``x`` is best run on the host, before a transfer.
+
+        True when it resizes uint8 images in the ``"crop-resize"`` order, which
+        PIL does on the CPU (see `resize_like_pil`): on another device the batch
+        would travel there, back to the host and there again.
+        """
+        return (self.order == "crop-resize" and self.image_size is not None
+                and x.dtype == torch.uint8
+                and tuple(output_shape(x.shape[-2:], None, self.crop_size, self.order))
+                != (self.image_size, self.image_size))
+
     def output_shape(self, shape):
         """``(height, width)`` of images of ``shape`` after `geometry`."""
         return output_shape(shape, self.image_size, self.crop_size, self.order)

@@ -159,29 +159,40 @@ def _batch_rmse(pred, y):
     return torch.sqrt(F.mse_loss(pred.float(), y))
 
 
-def _evaluate_rmse(network, valid, y_valid, prep, device, dtype, info, batch_size):
-    """Per-target RMSE (standardised units) on the validation images, summed over ranks."""
+def _evaluate(network, valid, n_targets, device, dtype, info, batch_size):
+    """The network's standardised outputs on every validation image, ``(N, T)`` or, with
+    a variance head, ``(N, 2 T)`` (means, then log-variances); float32 on ``device``.
+
+    Under DDP each process computes its share and the sum over processes
+    fills the rest, so every rank returns the whole array.
+    """
     n = len(valid)
     mine = np.arange(info.rank, n, info.world_size)
-    acc = _accumulator_dtype(device)
-    sse = torch.zeros(y_valid.shape[1], dtype=acc, device=device)
-    count = torch.zeros(1, dtype=acc, device=device)
+    variance = getattr(network, "has_variance_head", False)
+    out = torch.zeros(n, n_targets * (2 if variance else 1), dtype=torch.float32,
+                      device=device)
     network.eval()
     plan = [mine[start:start + batch_size] for start in range(0, len(mine), batch_size)]
     with torch.inference_mode():
         for idx, x in valid.batches(plan):
             with autocast(device, dtype):
-                pred = network(x)
-            err = pred.float() - y_valid[idx]
-            sse += (err.to(acc) ** 2).sum(0)
-            count += len(idx)
-    _all_reduce_sum(sse, info)
-    _all_reduce_sum(count, info)
-    return torch.sqrt(sse / count.clamp(min=1)).cpu().numpy()
+                res = network(x, return_logvar=True) if variance else (network(x),)
+            out[idx] = torch.cat([r.float() for r in res], dim=1)
+    return _all_reduce_sum(out, info)
+
+
+def _rmse(out, y, positions=None):
+    """Per-target RMSE of the means in ``out`` (see `_evaluate`) against ``y``."""
+    t = y.shape[1]
+    err = out[:, :t].to(_accumulator_dtype(out.device)) - y
+    if positions is not None:
+        err = err[torch.as_tensor(positions, device=out.device)]
+    return torch.sqrt((err ** 2).sum(0) / max(len(err), 1)).cpu().numpy()
 
 
 def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
-                  checkpoint_dir=None, resume=False, extra_state=None, y_scale=None):
+                  checkpoint_dir=None, resume=False, extra_state=None, y_scale=None,
+                  select=None, outputs=None):
     """Train ``network`` in place; return ``(history, best_epoch)``.
 
     Parameters
@@ -201,10 +212,19 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
         Stored in the checkpoint and checked on resume (must match).
     y_scale : array, optional
         Target standard deviations, to report validation RMSE in original units.
+    select : array of int, optional
+        Positions into ``valid`` whose RMSE selects the best epoch (default all);
+        the reported ``valid_rmse`` is over all validation images.
+    outputs : dict, optional
+        Filled with ``outputs["valid"]``: the network's standardised outputs on
+        the validation images in the epoch that is kept (see `_evaluate`), as a
+        float64 array, taken from the validation passes the loop makes anyway
+        -- so a caller can calibrate without another pass over the images.
     """
     with distributed_context(device) as info:
         run = _start_run(network, len(train), cfg, device, info, checkpoint_dir,
                          extra_state, y_scale)
+        run.select = select
         if resume and run.ckpt_path and os.path.exists(run.ckpt_path):
             _resume(run)
         for epoch in range(run.start_epoch, cfg.epochs):
@@ -218,6 +238,8 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                 score = -float(epoch)
             record["seconds"] = time.perf_counter() - t0
             _end_epoch(run, epoch, record, score)
+        if outputs is not None and run.kept_outputs is not None:
+            outputs["valid"] = run.kept_outputs.double().numpy()
         return _finish(run)
 
 
@@ -244,6 +266,9 @@ class _Run:
     best: float = math.inf
     best_state: object = None
     start_epoch: int = 0
+    select: object = None        # validation positions that select the epoch (None: all)
+    last_outputs: object = None  # this epoch's validation outputs (CPU tensor)
+    kept_outputs: object = None  # those of the epoch that is kept
 
 
 def _start_run(network, n, cfg, device, info, checkpoint_dir, extra_state, y_scale):
@@ -327,6 +352,7 @@ def _resume(run):
     run.sched.load_state_dict(state["scheduler"])
     run.history, run.best, run.start_epoch = state["history"], state["best"], state["epoch"] + 1
     run.best_state = state["best_state"]
+    run.kept_outputs = state.get("kept_outputs")
     torch.set_rng_state(state["torch_rng"])
     log.info("resumed from %s at epoch %d", run.ckpt_path, run.start_epoch)
 
@@ -408,24 +434,36 @@ def _train_step(run, x, y):
 
 
 def _validate_epoch(run, record, valid, y_valid, prep):
-    """Add the validation RMSE to ``record``; return the score that selects the best epoch."""
-    rmse = _evaluate_rmse(run.network, valid, y_valid, prep, run.device,
-                          run.cfg.autocast_dtype, run.info, 2 * run.per_rank)
+    """Add the validation RMSE to ``record``; return the score that selects the best epoch
+    (the RMSE on ``run.select`` only, when set).  Keeps the outputs in ``run.last_outputs``."""
+    out = _evaluate(run.network, valid, y_valid.shape[1], run.device, run.cfg.autocast_dtype,
+                    run.info, 2 * run.per_rank)
+    run.last_outputs = out.cpu()
+    rmse = _rmse(out, y_valid)
     record["valid_rmse"] = [float(v) for v in
                             (rmse * run.scale if run.scale is not None else rmse)]
+    if run.select is not None:
+        rmse = _rmse(out, y_valid, run.select)
     record["valid_score"] = float(np.sqrt(np.mean(rmse ** 2)))
     return record["valid_score"]
 
 
 def _end_epoch(run, epoch, record, score):
-    """Keep the best weights, report the epoch and write the checkpoint."""
+    """Keep the best weights, report the epoch and write the checkpoint.
+
+    With ``keep_epoch="last"``, or without validation, no weights are copied:
+    the network at the end is the one kept (`_finish` still reports the best
+    epoch).
+    """
     from tqdm.auto import tqdm
 
     run.history.append(record)
-    if score < run.best:
+    if run.cfg.keep_epoch == "last" or "valid_score" not in record:
+        run.kept_outputs = run.last_outputs
+    elif score < run.best:
         run.best = score
-        run.best_state = {k: v.detach().to("cpu", copy=True)
-                          for k, v in run.network.state_dict().items()}
+        run.best_state = _state_copy(run.network)
+        run.kept_outputs = run.last_outputs
     if run.info.is_main:
         msg = f"epoch {epoch + 1}/{run.cfg.epochs} loss {record['train_loss']:.4f}"
         if "valid_rmse" in record:
@@ -437,7 +475,7 @@ def _end_epoch(run, epoch, record, score):
         _save_checkpoint(run.ckpt_path, {
             "model": run.network.state_dict(), "optimizer": run.opt.state_dict(),
             "scheduler": run.sched.state_dict(), "epoch": epoch, "history": run.history,
-            "best": run.best, "best_state": run.best_state,
+            "best": run.best, "best_state": run.best_state, "kept_outputs": run.kept_outputs,
             "torch_rng": torch.get_rng_state(), "extra": run.extra_state})
     if run.info.enabled:
         import torch.distributed as dist
@@ -445,9 +483,15 @@ def _end_epoch(run, epoch, record, score):
         dist.barrier()
 
 
+def _state_copy(network):
+    """A CPU copy of the network's state (the snapshot of the best epoch)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in network.state_dict().items()}
+
+
 def _finish(run):
     """Load the best weights (on every rank: rank 0's); return ``(history, best_epoch)``."""
-    if run.best_state is not None:
+    if run.best_state is not None and run.cfg.keep_epoch != "last" \
+            and run.history and "valid_score" in run.history[-1]:
         run.network.load_state_dict(run.best_state)
     if run.info.enabled:
         # batch-norm running statistics are per process: make every rank hold

@@ -98,11 +98,11 @@ def test_fit_streams_large_memmaps(tmp_path):
         SparseFeatureNet(k=2, target="r", epochs=1, batch_size=16, progress=False,
                          random_state=0, augment=False).fit(store, y)
     # 160 training images: one pass for the normalisation statistics, then training
-    # batches of 16 and validation batches of <=32 (40 validation images), then one
-    # pass over the validation images to calibrate the uncertainties -- never more
+    # batches of 16 and validation batches of <=32 (40 validation images) -- never
+    # more: the uncertainties are calibrated from the validation pass, not another one
     assert store.reads.count(160) == 1
     assert set(store.reads) == {160, 16, 32, 8}
-    assert sum(r for r in store.reads if r != 160) == 160 + 40 + 40
+    assert sum(r for r in store.reads if r != 160) == 160 + 40
 
 
 def test_fit_memmapped_sample_matches_in_memory(tmp_path):
@@ -136,19 +136,63 @@ def test_streamed_training_equals_in_memory_training(tmp_path, monkeypatch, geom
     monkeypatch.setattr(sfnet._imagedata, "read_file_rows", counting)
     in_memory = SparseFeatureNet(**params).fit(mm, y)
     n_train = in_memory.n_train_
-    # the statistics, then the training and validation images prepared once, then one
-    # pass over the validation images to calibrate the uncertainties
-    assert reads == [n_train, n_train, in_memory.n_valid_, in_memory.n_valid_]
+    # the statistics, then the training and validation images prepared once (the
+    # uncertainties are calibrated from the validation passes: no pass of their own)
+    assert reads == [n_train, n_train, in_memory.n_valid_]
     reads.clear()
     with sfnet.conf.set_temp("max_in_memory_gb", 1e-6):  # 1 kiB: read + prefetch batches
         streamed = SparseFeatureNet(**params).fit(mm, y)
-    # the statistics, then batches of 16 (training) and <= 32 (validation) from the file,
-    # then the validation images once more for the uncertainty calibration
+    # the statistics, then batches of 16 (training) and <= 32 (validation) from the file
     assert reads[0] == n_train and max(reads[1:]) <= 32
-    assert sum(reads[1:]) == 2 * (n_train // 16 * 16 + streamed.n_valid_) + streamed.n_valid_
+    assert sum(reads[1:]) == 2 * (n_train // 16 * 16 + streamed.n_valid_)
     np.testing.assert_allclose(streamed.predict(X), in_memory.predict(X), rtol=1e-5, atol=1e-5)
     assert [h["train_loss"] for h in streamed.history_] == pytest.approx(
         [h["train_loss"] for h in in_memory.history_], rel=1e-5)
+    assert streamed.uncertainty_["rows"] == in_memory.uncertainty_["rows"]
+    assert streamed.uncertainty_["scale"] == pytest.approx(in_memory.uncertainty_["scale"],
+                                                           rel=1e-5)
+
+
+def test_read_file_rows_scatters_any_order_into_place(tmp_path):
+    X = np.random.default_rng(0).integers(0, 255, (300, 4, 4, 3), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    rng = np.random.default_rng(1)
+    for rows in (rng.permutation(300), rng.integers(0, 300, 700), np.arange(40, 90)[::-1],
+                 np.r_[np.arange(5, 1300 // 2) % 300]):
+        np.testing.assert_array_equal(read_file_rows(mm, rows), X[rows])
+
+
+def test_crop_resize_geometry_runs_on_the_host_before_the_transfer(monkeypatch):
+    """On an accelerator the PIL-exact resize runs before the copy (a 'meta' device
+    stands in for CUDA here: a batch moved there first could not come back to PIL)."""
+    import sfnet.preprocessing
+    from sfnet._imagedata import DeviceImages, ImageSource, to_device_with_geometry
+    from sfnet.preprocessing import Preprocessor
+
+    seen = []
+    real = sfnet.preprocessing.resize_like_pil
+
+    def spy(x, size):
+        seen.append(x.device.type)
+        return real(x, size)
+
+    monkeypatch.setattr(sfnet.preprocessing, "resize_like_pil", spy)
+    X = np.random.default_rng(0).integers(0, 255, (6, 40, 40, 3), dtype=np.uint8)
+    prep = Preprocessor(48, 32, order="crop-resize")
+    host = torch.from_numpy(X).permute(0, 3, 1, 2)
+    assert prep.geometry_on_host(host)
+    assert not Preprocessor(48, 32).geometry_on_host(host)  # resize-crop: on the device
+    assert not prep.geometry_on_host(host.float())          # float: torch's resize
+    meta = to_device_with_geometry(host, prep, torch.device("meta"))
+    assert meta.device.type == "meta" and tuple(meta.shape) == (6, 3, 48, 48)
+    assert seen == ["cpu"]
+    # on the CPU the result is the same as the geometry applied after the transfer
+    cpu = to_device_with_geometry(host, prep, torch.device("cpu"))
+    torch.testing.assert_close(cpu, prep.geometry(host), rtol=0, atol=0)
+    # the prepared validation/training images go the same way
+    images = DeviceImages(ImageSource(X), prep, torch.device("cpu"), in_memory=True)
+    torch.testing.assert_close(images.batch(np.arange(6)), prep.geometry(host), rtol=0, atol=0)
 
 
 def test_max_in_memory_gb_must_be_non_negative():

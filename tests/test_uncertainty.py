@@ -5,8 +5,8 @@ import pytest
 
 from _synthetic import blobs
 from sfnet import SparseFeatureNet
-from sfnet.interpret import (ONE_SIGMA, coverage, coverage_table, fit_std_scale,
-                             plot_calibration)
+from sfnet.interpret import (ONE_SIGMA, coverage, coverage_by, coverage_table, fit_std_scale,
+                             plot_calibration, plot_coverage_by, wilson_interval)
 
 FAST = {"epochs": 3, "batch_size": 32, "progress": False, "random_state": 0,
         "precision": "fp32", "device": "cpu"}
@@ -74,6 +74,54 @@ def test_coverage_table_and_plot():
     assert len(fig.axes[0].get_lines()) >= 3
     with pytest.raises(ValueError, match="names"):
         coverage_table(truth, 0.0, 1.0, names=["a"])
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(5, 10, 0.95)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    lo, hi = wilson_interval([0, 10], [10, 10], 0.95)
+    assert lo[0] == pytest.approx(0, abs=1e-12) and hi[0] == pytest.approx(0.2775, abs=1e-4)
+    assert hi[1] == pytest.approx(1, abs=1e-12) and lo[1] == pytest.approx(0.7225, abs=1e-4)
+
+
+def test_coverage_by_finds_a_planted_miscalibrated_subgroup():
+    """sigma underestimated x2 in one mass bin: that bin, and only that one, is flagged."""
+    # (a fixed draw: a calibrated bin falls outside its 95 % interval 1 time in 20)
+    rng = np.random.default_rng(0)
+    n = 5000
+    mass = rng.uniform(9, 12, n)
+    std = rng.uniform(0.1, 0.3, n)
+    bad = (mass >= 10.8) & (mass < 11.4)  # the 4th of 5 bins
+    truth = 1.0 + rng.normal(0, 1, n) * np.where(bad, 2 * std, std)
+    # an int: bins of equal counts
+    equal = coverage_by(truth, 1.0, std, by=mass, bins=5)
+    assert len(equal) == 5 and sum(equal["n"]) == n and np.ptp(equal["n"]) <= 1
+    np.testing.assert_allclose(equal["bin_lo"][1:], equal["bin_hi"][:-1])
+    table = coverage_by(truth, 1.0, std, by=mass, bins=[9, 9.6, 10.2, 10.8, 11.4, 12])
+    assert len(table) == 5 and table.meta["interval"] == "wilson"
+    assert sum(table["n"]) == n
+    assert np.all((table["bin_center"] > table["bin_lo"]) & (table["bin_center"] < table["bin_hi"]))
+    flagged = (table["coverage_68_hi"] < ONE_SIGMA) | (table["coverage_68_lo"] > ONE_SIGMA)
+    assert list(flagged) == [False, False, False, True, False]
+    worst = table[3]
+    assert worst["coverage_68"] < 0.45 and worst["coverage_95"] < 0.75
+    assert worst["coverage_95_hi"] < 0.95
+    assert worst["std_scale"] == pytest.approx(2.0, rel=0.1)
+    others = table[[0, 1, 2, 4]]
+    np.testing.assert_allclose(others["std_scale"], 1.0, atol=0.1)
+    assert np.all((others["coverage_95_lo"] <= 0.95) & (others["coverage_95_hi"] >= 0.95))
+    # explicit edges; galaxies outside them are left out; the last edge is included
+    t2 = coverage_by(truth, 1.0, std, by=mass, bins=[10.8, 11.4, 12.0])
+    assert list(t2["n"]) == [int(bad.sum()), int((mass >= 11.4).sum())]
+    assert t2["coverage_68"][0] == pytest.approx(worst["coverage_68"])
+    fig = plot_coverage_by(table=table, label="log M*")
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError, match="by"):
+        coverage_by(truth, 1.0, std, by=mass[:10])
+    with pytest.raises(ValueError, match="bins"):
+        coverage_by(truth, 1.0, std, by=mass, bins=[12, 9])
+    with pytest.raises(ValueError, match="one target"):
+        coverage_by(np.c_[truth, truth], 1.0, 1.0, by=mass)
 
 
 # ----------------------------------------------------------------------------- the estimator
@@ -167,3 +215,72 @@ def test_seed_checkpoints_have_no_std(tmp_path, monkeypatch):
         model.predict(images, return_std=True)
     with pytest.raises(ValueError, match="variance head"):
         model.calibrate_uncertainty(images, np.zeros(2))
+
+
+def _held_out_rows(model, n):
+    from sfnet.datasets._split import split_positions
+
+    return set(split_positions(n, model.validation_fraction, model.seed_, min_valid=1)[1])
+
+
+def test_fit_calibrates_on_the_half_that_did_not_select_the_epoch():
+    images, r = blobs(120, 32, seed=0)
+    params = dict(k=2, validation_fraction=0.4, **{**FAST, "epochs": 1})
+    model = SparseFeatureNet(**params).fit(images, r)
+    u = model.uncertainty_
+    held_out = _held_out_rows(model, len(r))
+    half_b = set(u["rows"])
+    assert u["calibrated_on"] == "validation-B" and u["source"] == "validation"
+    assert half_b < held_out and u["n"] == len(half_b) == model.n_valid_ // 2
+    assert u["n_epoch_selection"] == model.n_valid_ - u["n"]
+    half_a = sorted(held_out - half_b)
+    # targets of half A (epoch selection only) do not move the calibration ...
+    r_a = r.copy()
+    r_a[half_a] += np.random.default_rng(1).normal(0, 3, len(half_a))
+    same = SparseFeatureNet(**params).fit(images, r_a)
+    assert same.uncertainty_["rows"] == u["rows"]
+    np.testing.assert_allclose(same.uncertainty_["scale"], u["scale"], rtol=1e-12)
+    # ... those of half B do
+    r_b = r.copy()
+    r_b[sorted(half_b)] += np.random.default_rng(1).normal(0, 3, len(half_b))
+    other = SparseFeatureNet(**params).fit(images, r_b)
+    assert abs(other.uncertainty_["scale"][0] - u["scale"][0]) > 0.1 * u["scale"][0]
+
+
+def test_fit_calibrates_from_the_kept_epochs_validation_pass():
+    """The factor fitted from the outputs collected during training equals the one of a
+    separate pass of the final model over the same galaxies."""
+    images, r = blobs(120, 32, seed=2)
+    for keep in ("best", "last"):
+        model = SparseFeatureNet(k=2, validation_fraction=0.4, keep_epoch=keep,
+                                 **FAST).fit(images, r)
+        u = dict(model.uncertainty_)
+        rows = u["rows"]
+        if keep == "last":  # nothing selected: all held-out galaxies calibrate
+            assert u["calibrated_on"] == "validation" and u["n"] == model.n_valid_
+        model.calibrate_uncertainty(images[rows], r[rows])
+        np.testing.assert_allclose(model.uncertainty_["scale"], u["scale"], rtol=1e-5)
+
+
+def test_keep_epoch_last_takes_no_snapshot(monkeypatch):
+    import sfnet.training
+
+    copies = []
+    real = sfnet.training._state_copy
+
+    def counting(network):
+        copies.append(1)
+        return real(network)
+
+    monkeypatch.setattr(sfnet.training, "_state_copy", counting)
+    images, r = blobs(64, 32, seed=0)
+    last = SparseFeatureNet(k=2, keep_epoch="last", **FAST).fit(images, r)
+    assert copies == [] and last.best_epoch_ == 3
+    SparseFeatureNet(k=2, validation_fraction=0.0, **FAST).fit(images, r)
+    assert copies == []  # no validation: the last epoch is kept, nothing to snapshot
+    best = SparseFeatureNet(k=2, keep_epoch="best", **FAST).fit(images, r)
+    assert 1 <= len(copies) <= 3
+    # the kept weights are those of the last epoch: the same as the "best" run's when
+    # its best epoch is the last one, and resuming is not involved
+    if best.best_epoch_ == 3:
+        np.testing.assert_allclose(best.predict(images), last.predict(images), rtol=1e-5)

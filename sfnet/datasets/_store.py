@@ -406,7 +406,8 @@ def read_file_rows(arr, rows):
     arr : numpy.memmap
         A C-ordered memmap, or a row slice of one.
     rows : array of int
-        Rows of ``arr`` in any order (ascending order reads fastest).
+        Rows of ``arr`` in any order: they are read in file order, each
+        straight into its place in the result (no sort and un-permute copy).
 
     Returns
     -------
@@ -430,22 +431,51 @@ def read_file_rows(arr, rows):
         return out
     file_rows = start + rows * step
     buf = memoryview(out.reshape(rows.size, -1).view(np.uint8)).cast("B")
+    # read in file order, each row straight into its place in ``out`` (one
+    # ``preadv`` per run of consecutive file rows, scattering into the output)
+    order = np.argsort(file_rows, kind="stable")
+    sorted_rows = file_rows[order]
     # split wherever the next file row is not the one right after
-    breaks = np.flatnonzero(np.diff(file_rows) != 1) + 1
+    breaks = np.flatnonzero(np.diff(sorted_rows) != 1) + 1
     fd = os.open(filename, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         for a, b in zip(np.r_[0, breaks], np.r_[breaks, rows.size]):
-            pos = offset + int(file_rows[a]) * row_bytes
-            view = buf[int(a) * row_bytes:int(b) * row_bytes]
-            while len(view):
-                got = os.preadv(fd, [view], pos)
+            pos = offset + int(sorted_rows[a]) * row_bytes
+            views = _destination_views(buf, order[a:b], row_bytes)
+            while views:
+                got = os.preadv(fd, views[:_IOV_MAX], pos)
                 if got <= 0:
-                    raise OSError(f"{filename} ended before row {int(file_rows[a])} "
+                    raise OSError(f"{filename} ended before row {int(sorted_rows[a])} "
                                   "(was the file truncated?)")
-                view, pos = view[got:], pos + got
+                pos += got
+                while got and views:  # drop what was filled, keep the rest
+                    if got >= len(views[0]):
+                        got -= len(views.pop(0))
+                    else:
+                        views[0], got = views[0][got:], 0
     finally:
         os.close(fd)
     return out
+
+
+#: Buffers per ``preadv`` call (POSIX guarantees at least 16, Linux allows 1024).
+_IOV_MAX = 512
+
+
+def _destination_views(buf, dest, row_bytes):
+    """Memoryviews of ``buf`` for the output rows ``dest``, in that order, with rows
+    that follow each other in the output merged into one view."""
+    if len(dest) and np.all(np.diff(dest) == 1):  # already in order: one view
+        return [buf[int(dest[0]) * row_bytes:(int(dest[-1]) + 1) * row_bytes]]
+    views, first, count = [], int(dest[0]), 1
+    for d in dest[1:]:
+        if int(d) == first + count:
+            count += 1
+            continue
+        views.append(buf[first * row_bytes:(first + count) * row_bytes])
+        first, count = int(d), 1
+    views.append(buf[first * row_bytes:(first + count) * row_bytes])
+    return views
 
 
 # ---------------------------------------------------------------------------

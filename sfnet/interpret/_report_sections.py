@@ -366,6 +366,8 @@ def trust(data, figs):
 #: How the note under the coverage table names the galaxies the error bars were scaled on.
 _CALIBRATED_ON = {
     "validation": "the error bars were scaled on the fit's held-out validation galaxies",
+    "validation-B": "the error bars were scaled on half of the fit's held-out galaxies; "
+                    "the other half selected the epoch",
     "training": "the error bars were scaled on the training galaxies, so they are likely "
                 "too small for galaxies the model has not seen",
     "calibrate": "the error bars were scaled on the galaxies given to "
@@ -376,7 +378,8 @@ _CALIBRATED_ON = {
 def _calibration(section, data, figs):
     from .calibration import ONE_SIGMA, coverage_table
 
-    source = (getattr(data.model, "uncertainty_", None) or {}).get("source")
+    recorded = getattr(data.model, "uncertainty_", None) or {}
+    source = recorded.get("calibrated_on", recorded.get("source"))
     section.calibration_note = _CALIBRATED_ON.get(
         source, "the error bars' calibration set is not recorded")
     section.calibration = figs.add(
@@ -389,6 +392,64 @@ def _calibration(section, data, figs):
     section.coverage_rows = [
         (f"{100 * r['nominal']:.1f}%", f"{r['z']:.2f}",
          [f"{100 * r[f'coverage_{n}']:.1f}%" for n in data.names]) for r in table]
+    _coverage_by(section, data, figs)
+
+
+#: The quantities the report bins the coverage by: (label, catalog column or None
+#: for a derived quantity, key).  Each shown when the catalog has it.
+COVERAGE_BY = (("stellar mass", "lgm_tot_p50"), ("redshift", "z"), ("petroMag_r", "petroMag_r"),
+               ("min BPT line S/N", None), ("predicted sigma", None))
+
+
+def _coverage_by_values(data, label, column):
+    """The ``by`` array of one `COVERAGE_BY` row for the report's galaxies, or None."""
+    cat = data.catalog
+    if column is not None:
+        if cat is None or column not in cat.colnames:
+            return None
+        return np.asarray(cat[column], dtype=np.float64)
+    if label == "predicted sigma":
+        return None  # per target, see _coverage_by
+    from .bpt import _ERROR_COLUMNS, _FLUX_COLUMNS, _has_line_errors, _has_line_fluxes
+
+    if cat is None or not (_has_line_fluxes(cat) and _has_line_errors(cat)):
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sn = [np.asarray(cat[f], dtype=np.float64) / np.asarray(cat[e], dtype=np.float64)
+              for f, e in zip(_FLUX_COLUMNS, _ERROR_COLUMNS)]
+    return np.min(sn, axis=0)
+
+
+def _coverage_by(section, data, figs):
+    """Coverage in bins of mass, redshift, magnitude, line S/N and predicted sigma."""
+    from .calibration import ONE_SIGMA, coverage_by
+
+    section.coverage_by_rows = []
+    section.coverage_by_figures = []
+    for j, name in enumerate(data.names):
+        for label, column in COVERAGE_BY:
+            by = data.std[:, j] if label == "predicted sigma" else \
+                _coverage_by_values(data, label, column)
+            if by is None:
+                continue
+            ok = np.isfinite(by) & np.isfinite(data.y[:, j])
+            if ok.sum() < 20:  # too few galaxies for bins with a meaningful coverage
+                continue
+            table = coverage_by(data.y[ok, j], data.pred[ok, j], data.std[ok, j], by=by[ok],
+                                bins=5)
+            worst = int(np.nanargmax(np.abs(np.asarray(table["coverage_68"]) - ONE_SIGMA)))
+            r = table[worst]
+            section.coverage_by_rows.append((
+                name, label, f"{r['bin_lo']:.3g} – {r['bin_hi']:.3g}", int(r["n"]),
+                f"{100 * r['coverage_68']:.1f}% ({100 * r['coverage_68_lo']:.0f}–"
+                f"{100 * r['coverage_68_hi']:.0f}%)", f"{r['std_scale']:.2f}"))
+            slug = "".join(c if c.isalnum() else "_" for c in f"{name}_{label}")
+            section.coverage_by_figures.append(figs.add(
+                plots.plot_coverage_by(table=table, label=label, title=f"{name} by {label}"),
+                f"coverage_by_{slug}.png",
+                f"Coverage of the {name} error bars in five bins of {label} (equal numbers "
+                "of galaxies), with 95% Wilson intervals, and the factor each bin's sigma "
+                "would need (1 = calibrated).", f"coverage of {name} by {label}"))
 
 
 def _stability(section, data):

@@ -6,9 +6,13 @@ calibrated, the truth lies within ``z_p × std`` of the mean for a fraction
 ``p`` of galaxies, where ``z_p`` is the two-sided Gaussian quantile (1 for
 68.27 %, 1.96 for 95 %).  `coverage` measures that fraction, `coverage_table`
 does it for a range of nominal levels, `fit_std_scale` finds the factor that
-calibrates raw standard deviations on held-out galaxies (used by `fit`); its
-figure, `~sfnet.interpret.plot_calibration` (the coverage curve and the
-histogram of ``(truth - mean) / std``), is in `sfnet.interpret.plots`.
+calibrates raw standard deviations on held-out galaxies (used by `fit`), and
+`coverage_by` checks the coverage within bins of another quantity (stellar
+mass, redshift, magnitude, S/N, the predicted σ itself) -- calibrated on
+average is not calibrated everywhere.  Their figures,
+`~sfnet.interpret.plot_calibration` (the coverage curve and the histogram of
+``(truth - mean) / std``) and `~sfnet.interpret.plot_coverage_by`, are in
+`sfnet.interpret.plots`.
 
 Examples
 --------
@@ -24,7 +28,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["ONE_SIGMA", "coverage", "coverage_table", "fit_std_scale"]
+__all__ = ["ONE_SIGMA", "coverage", "coverage_table", "coverage_by", "fit_std_scale",
+           "wilson_interval"]
 
 #: Probability that a Gaussian variable lies within 1σ of its mean (0.6827).
 ONE_SIGMA = 2 * NormalDist().cdf(1.0) - 1
@@ -154,3 +159,128 @@ def fit_std_scale(residuals, std):
         elif np.mean(z ** 2) > 0:
             scale[j] = np.sqrt(np.mean(z ** 2))
     return scale
+
+
+def wilson_interval(k, n, level=ONE_SIGMA):
+    """Wilson score interval of a binomial proportion ``k / n``.
+
+    Parameters
+    ----------
+    k, n : array-like of int
+        Successes and trials (``n = 0`` gives NaN).
+    level : float
+        Two-sided confidence level (default 68.27 %, a "1σ" interval).
+
+    Returns
+    -------
+    lower, upper : ndarray
+    """
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    (_,), (z,) = _z(level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def coverage_by(truth, mean, std, *, by, bins=5, level=0.95):
+    """Coverage of the error bars within bins of another quantity.
+
+    A calibration that is right on average can still be wrong for a
+    subgroup (massive galaxies, high redshift, faint or low-S/N objects, the
+    galaxies with the largest predicted σ).  This splits the galaxies by
+    ``by`` and measures, per bin, the 68.27 % and 95 % coverage (as
+    `coverage`), their binomial (Wilson score) intervals, and the factor the
+    error bars of that bin would need.
+
+    Parameters
+    ----------
+    truth, mean, std : array-like
+        ``(N,)``, in the same units (one target; pass a column of a
+        multi-target prediction).  Rows with a non-finite value (or a
+        non-finite ``by``) are left out.
+    by : array-like
+        ``(N,)`` values to bin on.
+    bins : int or array-like
+        An int: that many bins holding about the same number of galaxies
+        (quantiles of ``by``); an array: the bin edges (galaxies outside them
+        are left out; the last bin includes its right edge).
+    level : float
+        Confidence level of the intervals (default 0.95).
+
+    Returns
+    -------
+    astropy.table.Table
+        One row per bin: ``bin_lo``, ``bin_hi``, ``bin_center`` (median of
+        ``by`` in the bin), ``n``, ``coverage_68`` with ``coverage_68_lo``/
+        ``coverage_68_hi``, ``coverage_95`` with ``coverage_95_lo``/
+        ``coverage_95_hi`` (Wilson score intervals at ``level``), and
+        ``std_scale``, the factor ``s`` such that ``|truth - mean| <= s std``
+        holds for 68.27 % of the bin (the 68.27th percentile of
+        ``|truth - mean| / std``; 1 for calibrated error bars).  The table's
+        ``meta`` records the ``interval`` method and ``level``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sfnet.interpret import coverage_by
+    >>> rng = np.random.default_rng(0)
+    >>> mass = rng.uniform(9, 12, 6000)
+    >>> std = np.where(mass > 11, 0.5, 1.0)      # underestimated x2 above 10^11
+    >>> truth = rng.normal(0, 1.0, 6000)
+    >>> t = coverage_by(truth, 0.0, std, by=mass, bins=[9, 10, 11, 12])
+    >>> [round(float(c), 2) for c in t["coverage_68"]]
+    [0.68, 0.69, 0.36]
+    >>> [round(float(s), 1) for s in t["std_scale"]]
+    [1.0, 1.0, 2.0]
+    """
+    from astropy.table import Table
+
+    truth, mean, std = _arrays(truth, mean, std)
+    if truth.ndim != 1:
+        raise ValueError(f"truth must be one target (N,), got {truth.shape}")
+    by = np.asarray(by, dtype=np.float64)
+    if by.shape != truth.shape:
+        raise ValueError(f"by must have shape {truth.shape}, got {by.shape}")
+    ok = np.isfinite(truth) & np.isfinite(mean) & np.isfinite(std) & np.isfinite(by)
+    if not ok.any():
+        raise ValueError("no galaxy has finite truth, mean, std and by")
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        if bins < 1:
+            raise ValueError(f"bins must be a positive integer or bin edges, got {bins}")
+        edges = np.unique(np.quantile(by[ok], np.linspace(0, 1, int(bins) + 1)))
+        if len(edges) == 1:
+            edges = np.array([edges[0], edges[0]])
+    else:
+        edges = np.asarray(bins, dtype=np.float64)
+        if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) < 0) \
+                or not np.all(np.isfinite(edges)):
+            raise ValueError("bins must be a positive integer or increasing finite bin edges")
+    which = np.searchsorted(edges, by, side="right") - 1
+    which[by == edges[-1]] = len(edges) - 2  # the last bin includes its right edge
+    rows = []
+    for b in range(len(edges) - 1):
+        sel = ok & (which == b)
+        n = int(sel.sum())
+        if n:
+            cov68, cov95 = coverage(truth[sel], mean[sel], std[sel])
+            z = np.abs(truth[sel] - mean[sel]) / np.where(std[sel] > 0, std[sel], np.inf)
+            z = np.where((std[sel] == 0) & (truth[sel] == mean[sel]), 0.0, z)
+            scale = float(np.quantile(z, ONE_SIGMA))
+            centre = float(np.median(by[sel]))
+        else:
+            cov68 = cov95 = scale = centre = np.nan
+        lo68, hi68 = wilson_interval(np.round(cov68 * n), n, level)
+        lo95, hi95 = wilson_interval(np.round(cov95 * n), n, level)
+        rows.append((edges[b], edges[b + 1], centre, n, cov68, lo68, hi68,
+                     cov95, lo95, hi95, scale))
+    names = ("bin_lo", "bin_hi", "bin_center", "n", "coverage_68", "coverage_68_lo",
+             "coverage_68_hi", "coverage_95", "coverage_95_lo", "coverage_95_hi",
+             "std_scale")
+    table = Table(rows=rows, names=names,
+                  dtype=[float, float, float, int] + [float] * 7)
+    table.meta.update({"interval": "wilson", "level": float(level)})
+    return table

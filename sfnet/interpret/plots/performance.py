@@ -1,6 +1,6 @@
 """Figures of how well a model does: predictions against truth, the training history,
-ablation, the calibration of the error bars, accuracy against k and the
-out-of-distribution scores."""
+ablation, the calibration of the error bars (overall and by subgroup), accuracy against k
+and the out-of-distribution scores."""
 
 import math
 
@@ -8,11 +8,11 @@ import numpy as np
 
 from ..._utils import regression_metrics
 from .._core import display_image, plain, take_images
-from ..calibration import ONE_SIGMA, coverage, coverage_table
+from ..calibration import ONE_SIGMA, coverage, coverage_by, coverage_table
 from . import _plotting as _draw
 
 __all__ = ["plot_predictions", "plot_history", "plot_ablation", "plot_calibration",
-           "plot_k_sweep", "plot_ood"]
+           "plot_coverage_by", "plot_k_sweep", "plot_ood"]
 
 
 def _target_info(target):
@@ -349,6 +349,59 @@ def plot_calibration(truth, mean, std, *, names=None, title=None):
                  label="N(0, 1)")
         axz.set(xlabel="(truth − mean) / std", ylabel="density", xlim=(-4, 4))
         axz.legend(loc="upper right")
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def plot_coverage_by(truth=None, mean=None, std=None, *, by=None, bins=5, table=None,
+                     label=None, title=None):
+    """Coverage of the error bars, and the factor they would need, in bins of ``by``.
+
+    Parameters
+    ----------
+    truth, mean, std, by, bins
+        As in `~sfnet.interpret.coverage_by` (one target); not needed when
+        ``table`` is given.
+    table : astropy.table.Table, optional
+        A `~sfnet.interpret.coverage_by` result to draw.
+    label : str, optional
+        Axis label of ``by``.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: the 68.27 % and 95 % coverage per bin with their binomial
+        (Wilson) intervals, against the nominal levels (dashed).  Right: the
+        factor ``std_scale`` each bin's error bars would need (1 = calibrated).
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    if table is None:
+        if truth is None or mean is None or std is None or by is None:
+            raise ValueError("give truth, mean, std and by, or a coverage_by table")
+        table = coverage_by(truth, mean, std, by=by, bins=bins)
+    x = np.asarray(table["bin_center"], dtype=np.float64)
+    lo, hi = np.asarray(table["bin_lo"]), np.asarray(table["bin_hi"])
+    with matplotlib.rc_context({"font.size": 9, "legend.frameon": False,
+                                "xtick.direction": "in", "ytick.direction": "in"}):
+        fig = Figure(figsize=(7.2, 3.0), layout="constrained")
+        ax, axs = fig.subplots(1, 2)
+        for key, nominal, colour in (("68", ONE_SIGMA, "tab:blue"), ("95", 0.95, "tab:red")):
+            c = np.asarray(table[f"coverage_{key}"], dtype=np.float64)
+            err = np.abs(np.stack([c - np.asarray(table[f"coverage_{key}_lo"]),
+                                   np.asarray(table[f"coverage_{key}_hi"]) - c]))
+            ax.errorbar(x, c, yerr=err, fmt="o-", ms=4, lw=1.2, capsize=2, color=colour,
+                        label=f"{key} %")
+            ax.axhline(nominal, color=colour, lw=0.8, ls="--")
+        ax.set(ylim=(0, 1.02), xlabel=label or "", ylabel="observed coverage")
+        ax.legend(loc="lower left")
+        axs.step(np.r_[lo, hi[-1:]], np.r_[table["std_scale"], table["std_scale"][-1:]],
+                 where="post", color="k", lw=1.2)
+        axs.axhline(1.0, color="0.6", lw=0.8, ls="--")
+        axs.set(xlabel=label or "", ylabel="factor the σ would need")
         if title:
             fig.suptitle(title)
     return fig
