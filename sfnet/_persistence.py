@@ -84,6 +84,9 @@ class FittedState:
         (None for a seed checkpoint).
     uncertainty : dict or None
         The calibration of ``predict(X, return_std=True)``.
+    label_error : dict or None
+        With ``label_error`` set: ``spec`` (the parameter, JSON-ready; arrays
+        as ``"array"``) and ``median_sigma`` (per target, of the training labels).
     """
 
     target: Target
@@ -100,6 +103,7 @@ class FittedState:
     n_train: int = None
     n_valid: int = None
     uncertainty: dict = None
+    label_error: dict = None
 
     def __post_init__(self):
         def optional_int(value):
@@ -128,6 +132,7 @@ class FittedState:
             "input_kind": self.input_kind, "input_shape": list(self.input_shape),
             "history": self.history, "best_epoch": self.best_epoch, "seed": self.seed,
             "n_train": self.n_train, "n_valid": self.n_valid, "uncertainty": self.uncertainty,
+            "label_error": self.label_error,
         }
 
     @classmethod
@@ -143,7 +148,7 @@ class FittedState:
             input_shape=meta["input_shape"], history=meta.get("history", []),
             best_epoch=meta.get("best_epoch"), seed=meta.get("seed"),
             n_train=meta.get("n_train"), n_valid=meta.get("n_valid"),
-            uncertainty=meta.get("uncertainty"))
+            uncertainty=meta.get("uncertainty"), label_error=meta.get("label_error"))
 
     def run_key(self):
         """What a resumed training run must share with the interrupted one, from the state."""
@@ -206,7 +211,8 @@ def load_model(path):
     weights = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
     net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"],
                                symmetry=meta["params"].get("symmetry"),
-                               variance_head="logvar_head.weight" in weights)
+                               variance_head="logvar_head.weight" in weights,
+                               correlation_head="corr_head.weight" in weights)
     net.load_state_dict(weights)
     return dict(meta["params"]), net, FittedState.from_json(meta)
 

@@ -28,8 +28,10 @@ from . import _params
 from ._device import CompiledNetwork, autocast, resolve_device, resolve_precision
 from ._imagedata import DeviceImages, ImageSource
 from ._inputs import inference_source, scoring_truth, training_data
+from ._labelerror import (check_label_error, check_training_sigma, fit_std_scale_with_labels,
+                          label_error_json, label_sigma)
 from ._persistence import FittedState, load_model, model_from_seed_checkpoint, save_model
-from ._tables import prediction_table
+from ._tables import add_bpt_columns, add_total_std, prediction_table
 from ._utils import regression_metrics
 from ._validation import check_bool
 from .datasets._split import split_positions
@@ -202,6 +204,19 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         eager network up to float rounding, it is saved with the other
         parameters (a loaded model compiles too), and ``set_params(compile=...)``
         switches it for a fitted model.
+    label_error : str, tuple of str, array or None
+        Per-galaxy 1σ errors of the training labels, so that the variance
+        head learns the model's own error: the likelihood uses the residual
+        variance ``sigma_model**2 + sigma_label**2`` per galaxy.  A catalog
+        column of 1σ errors (or one per target), a ``(p16, p84)`` pair of
+        columns (``sigma_label = (p84 - p16) / 2``, e.g.
+        ``("oh_p16", "oh_p84")``), ``"flux"`` for ``target="bpt_lines"`` (each
+        line's flux error propagated to its log10 flux, ``err / (flux ln 10)``),
+        or an array ``(N,)``/``(N, n_targets)`` of errors row-aligned with X.
+        ``predict(X, return_std=True)`` then gives the model's part;
+        ``predict_table`` adds ``{target}_std_total`` (model and label errors in
+        quadrature) for galaxies whose catalog has the columns.  See
+        :doc:`/uncertainty`.
 
     See Also
     --------
@@ -273,6 +288,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         "symmetry": [_params.Choice(SYMMETRIES)],
         "progress": [],
         "compile": [_params.Resolve(lambda value, _: check_bool(value, "compile"))],
+        "label_error": [_params.Resolve(lambda value, _: check_label_error(value))],
     }
 
     def __init__(self, k=2, *, target="metallicity", backbone="resnet18", weights=None,
@@ -281,7 +297,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
                  symmetry=None, device="auto", precision="auto", random_state=None,
                  progress=True, optimizer="adamw", preprocessing="resize-crop",
                  keep_epoch="best", standardize_target=True,
-                 compile=False):
+                 compile=False, label_error=None):
         self.k = k
         self.target = target
         self.backbone = backbone
@@ -304,6 +320,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         self.keep_epoch = keep_epoch
         self.standardize_target = standardize_target
         self.compile = compile
+        self.label_error = label_error
 
     # ------------------------------------------------------------------ params
     # get_params, clone and the repr come from scikit-learn's BaseEstimator.
@@ -367,6 +384,9 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir")
         data = training_data(X, y, target)
+        label_sig = label_sigma(resolved["label_error"], X, y, target, data.values.shape[1])
+        if label_sig is not None:
+            check_training_sigma(label_sig)
         seed = self._training_seed(resolved["random_state"], checkpoint_dir, resume)
         n, fraction = len(data.rows), resolved["validation_fraction"]
         train_pos, valid_pos = split_positions(n, fraction, seed, min_valid=1)
@@ -387,22 +407,28 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             target_names=data.names, target_units=data.units or [""] * len(data.names),
             input_kind="uint8" if data.images.dtype == np.uint8 else "float",
             input_shape=train_src.image_shape, seed=seed, n_train=len(train_pos),
-            n_valid=len(valid_pos))
+            n_valid=len(valid_pos),
+            label_error=None if label_sig is None else {
+                "spec": label_error_json(resolved["label_error"]),
+                "median_sigma": np.median(label_sig, axis=0).tolist()})
 
         torch.manual_seed(seed)
         network = SparseFeatureNetwork(resolved["k"], data.values.shape[1], resolved["backbone"],
                                        resolved["weights"], symmetry=resolved["symmetry"],
-                                       variance_head=True)
+                                       variance_head=True,
+                                       correlation_head=data.values.shape[1] > 1)
         network.to(device).to(memory_format=torch.channels_last)
         if checkpoint_dir is not None:
             os.makedirs(checkpoint_dir, exist_ok=True)
         history, best_epoch = self._train(network, data, train_pos, valid_pos, state, resolved,
-                                          checkpoint_dir=checkpoint_dir, resume=resume)
+                                          checkpoint_dir=checkpoint_dir, resume=resume,
+                                          label_sigma=label_sig)
         self._set_fitted(network, dataclasses.replace(state, history=history,
                                                       best_epoch=best_epoch), device, dtype)
         calib_pos, source = (valid_pos, "validation") if len(valid_pos) else (train_pos, "training")
         self._calibrate(ImageSource(data.images, data.rows[calib_pos], data.channels_last),
-                        data.values[calib_pos], source)
+                        data.values[calib_pos], source,
+                        label_sigma=None if label_sig is None else label_sig[calib_pos])
         return self
 
     @staticmethod
@@ -440,7 +466,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
                             order=resolved["preprocessing"]).fit_stats(train_src, seed=seed)
 
     def _train(self, network, data, train_pos, valid_pos, state, resolved, *, checkpoint_dir,
-               resume):
+               resume, label_sigma=None):
         """Run `train_network` on ``data`` split into train/valid; (history, best_epoch)."""
         device, dtype, prep = resolved["device"], resolved["precision"], state.preprocessor
 
@@ -462,7 +488,10 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             images(valid_pos) if has_valid else None,
             standardised(valid_pos) if has_valid else None, prep, cfg, device,
             checkpoint_dir=checkpoint_dir, resume=resume,
-            extra_state=_resume_key(resolved, state, data), y_scale=state.y_std)
+            extra_state=_resume_key(resolved, state, data), y_scale=state.y_std,
+            label_var=None if label_sigma is None else torch.as_tensor(
+                (label_sigma[train_pos] / state.y_std) ** 2, dtype=torch.float32,
+                device=device))
 
     def _set_fitted(self, network, state, device, autocast_dtype):
         """Set every fitted attribute, for fit, load and seed files: the network on
@@ -562,7 +591,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         state.pop("_compiled", None)
         return state
 
-    def predict(self, X, *, batch_size=None, return_std=False):
+    def predict(self, X, *, batch_size=None, return_std=False, return_cov=False):
         """Predict the targets, optionally with a calibrated 1σ uncertainty.
 
         Parameters
@@ -584,7 +613,15 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             one factor per target, fitted on the validation split at the end
             of `fit` (see ``uncertainty_`` and `calibrate_uncertainty`), makes
             ``|truth - mean| <= std`` hold for about 68 % of galaxies like
-            those it was calibrated on.  See :doc:`/uncertainty`.
+            those it was calibrated on.  With ``label_error`` it is the
+            model's part of the error (the labels' own errors excluded).  See
+            :doc:`/uncertainty`.
+        return_cov : bool
+            Return ``(mean, cov)`` instead: ``mean`` ``(N, T)`` and the
+            calibrated covariance ``cov`` ``(N, T, T)`` of the targets'
+            errors, ``std_i std_j corr_ij`` with ``std`` as above and the
+            correlations of the network's correlation head (models of two or
+            more targets, e.g. ``"bpt_lines"``).
 
         Raises
         ------
@@ -592,6 +629,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             ``return_std=True`` on a model without a variance head (the paper's
             seed checkpoints, models saved before sfnet had one).
         """
+        if return_cov:
+            return self._predict_cov(X, batch_size)
         if not return_std:
             z = self._run(X, lambda net, x: net(x), batch_size).astype(np.float64)
             pred = z * self.y_std_ + self.y_mean_
@@ -603,6 +642,26 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         if pred.shape[1] == 1:
             return pred[:, 0], std[:, 0]
         return pred, std
+
+    def _predict_cov(self, X, batch_size=None):
+        """``(mean (N, T), cov (N, T, T))``: ``predict(X, return_cov=True)``."""
+        self._check_std()
+        if not self.network_.has_correlation_head:
+            raise ValueError("return_cov=True needs a model of two or more targets with a "
+                             "correlation head (trained by this sfnet version's fit)")
+        t = len(self.target_names_)
+
+        def step(net, x):
+            mean, logvar, corr = net(x, return_logvar=True, return_corr=True)
+            return torch.cat([mean, logvar, corr.flatten(1)], dim=1)
+
+        res = self._run(X, step, batch_size).astype(np.float64)
+        pred = res[:, :t] * self.y_std_ + self.y_mean_
+        std = np.exp(0.5 * res[:, t:2 * t]) * self.y_std_ \
+            * np.asarray(self.uncertainty_["scale"], dtype=np.float64)
+        corr = res[:, 2 * t:].reshape(-1, t, t)
+        corr = 0.5 * (corr + corr.transpose(0, 2, 1))
+        return pred, corr * std[:, :, None] * std[:, None, :]
 
     def _predict_with_features(self, X, return_std=False, batch_size=None):
         """``predict(X, return_std=...)`` and ``activations(X, sparse=True)`` in one pass.
@@ -649,15 +708,22 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         t = res.shape[1] // 2
         return res[:, :t], np.exp(0.5 * res[:, t:])
 
-    def _calibrate(self, X, truth, source, batch_size=None):
-        """Fit ``uncertainty_`` on images ``X`` with targets ``truth`` ``(N, T)``."""
+    def _calibrate(self, X, truth, source, batch_size=None, label_sigma=None):
+        """Fit ``uncertainty_`` on images ``X`` with targets ``truth`` ``(N, T)``
+        (and label errors ``label_sigma`` ``(N, T)`` in the targets' units)."""
         from .interpret.calibration import ONE_SIGMA, coverage, fit_std_scale
 
         z, sigma = self._mean_and_sigma(X, batch_size)
         truth = np.asarray(truth, dtype=np.float64).reshape(z.shape)
         resid = (truth - self.y_mean_) / self.y_std_ - z
-        scale = fit_std_scale(resid, sigma)
-        cov = coverage(resid, 0.0, sigma * scale, nominal=(ONE_SIGMA, 0.95))
+        if label_sigma is None:
+            scale = fit_std_scale(resid, sigma)
+            total = sigma * scale
+        else:  # the coverage of the total error: model and label errors in quadrature
+            lab = np.asarray(label_sigma, dtype=np.float64).reshape(z.shape) / self.y_std_
+            scale = fit_std_scale_with_labels(resid, sigma, lab)
+            total = np.sqrt((sigma * scale) ** 2 + lab ** 2)
+        cov = coverage(resid, 0.0, total, nominal=(ONE_SIGMA, 0.95))
         uncertainty = {"scale": scale.tolist(), "source": source, "n": len(z),
                        "coverage_68": cov[0].tolist(), "coverage_95": cov[1].tolist()}
         state = dataclasses.replace(self._fitted_state(), uncertainty=uncertainty)
@@ -688,14 +754,19 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         if not self.network_.has_variance_head:
             self._check_std()
         truth, rows = scoring_truth(X, y, self.target_)
-        if len(rows) < len(X):
-            X = X[rows]
         if truth.shape[1] != len(self.target_names_):
             raise ValueError(f"y has {truth.shape[1]} columns but the model predicts "
                              f"{len(self.target_names_)}")
         if len(truth) < 2:
             raise ValueError(f"X has {len(truth)} labelled galaxies: too few to calibrate")
-        return self._calibrate(X, truth, "calibrate", batch_size)
+        spec = check_label_error(self.label_error)
+        label_sig = None
+        if spec is not None and not isinstance(spec, np.ndarray):
+            # the label errors of the same galaxies (the catalog spec of the fit)
+            label_sig = check_training_sigma(
+                label_sigma(spec, X, y, self.target_, truth.shape[1]))
+        return self._calibrate(X[rows] if len(rows) < len(X) else X, truth, "calibrate",
+                               batch_size, label_sigma=label_sig)
 
     def predict_table(self, X, *, return_std=False, batch_size=None):
         """Predictions with identifiers, positions, units and active features.
@@ -741,9 +812,34 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         self._check_fitted()
         # one pass over the images gives the predictions and the active features
         pred, std, idx, vals = self._predict_with_features(X, return_std, batch_size)
-        return prediction_table(X, pred, std, idx, vals, names=self.target_names_,
-                                units=self.target_units_, head_weights=self.head_weights,
-                                head_bias=self.head_bias)
+        table = prediction_table(X, pred, std, idx, vals, names=self.target_names_,
+                                 units=self.target_units_, head_weights=self.head_weights,
+                                 head_bias=self.head_bias)
+        if return_std:
+            self._add_uncertainty_columns(table, X, std, batch_size)
+        return table
+
+    def _add_uncertainty_columns(self, table, X, std, batch_size=None):
+        """``{target}_std_total`` (``label_error`` from a catalog) and, for
+        ``"bpt_lines"``, the line ratios and class probabilities (`sfnet._tables`)."""
+        from .targets import BPT_LINES
+
+        spec = check_label_error(self.label_error)
+        if spec is not None and not isinstance(spec, np.ndarray) and \
+                getattr(X, "catalog", None) is not None:
+            try:
+                lab = label_sigma(spec, X, None, self.target_, std.shape[1],
+                                  rows=np.arange(len(X)))
+            except ValueError:  # the catalog lacks the columns: no total
+                lab = None
+            if lab is not None:
+                add_total_std(table, self.target_names_, self.target_units_,
+                              np.sqrt(std ** 2 + lab ** 2))
+        if list(self.target_names_) == list(BPT_LINES) and \
+                self.network_.has_correlation_head:
+            mean, cov = self._predict_cov(X, batch_size)
+            add_bpt_columns(table, mean, cov)
+        return table
 
     def activations(self, X, *, sparse=False, batch_size=None):
         """Post-top-k features.
@@ -889,6 +985,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             params["target"] = list(self.target_.columns)
         if isinstance(params["random_state"], (np.random.Generator, np.random.RandomState)):
             params["random_state"] = None  # the seed it drew is kept as seed_
+        spec = label_error_json(check_label_error(params.get("label_error")))
+        params["label_error"] = None if spec == "array" else spec  # kept in label_error_
         return save_model(path, params, self.network_, state)
 
     @classmethod
