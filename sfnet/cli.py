@@ -153,6 +153,7 @@ examples:
   sfnet train sample-dir --output model-z --target z,petroMag_r
   sfnet train sdss --output model-paper --recipe paper   # the paper's training (sfnet.PAPER_RECIPE)
   sfnet train sdss --output model-paper --recipe paper --weights none   # offline
+  sfnet train sdss --output ensemble --members 5   # a deep ensemble (5x the time)
 
 --recipe paper trains as the paper did: Ranger under fastai's one-cycle schedule (peak
 0.1), 20 epochs of 64, centre crop 144 then resize to 160, dihedral flips with p=0.5,
@@ -399,6 +400,9 @@ def _add_train_parser(sub, common):
                         "(0: none)")
     p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="S",
                    help="seed of the split, the initialisation and the shuffling")
+    p.add_argument("--members", type=_int_at_least(1), default=1, metavar="N",
+                   help="train a deep ensemble of N networks (seeds S..S+N-1; N times the "
+                        "training time) and save it as one directory")
     _add_device(p)
     p.add_argument("--checkpoint-dir", metavar="DIR", default=None,
                    help="write a checkpoint after every epoch")
@@ -698,13 +702,20 @@ def _cmd_train(args):
     _check_device(args.device)
     if args.resume and args.checkpoint_dir is None:
         raise _UsageError("--resume needs --checkpoint-dir")
-    result = train_model(SparseFeatureNet(k=args.k, **_train_params(args)), args.data,
+    if args.members > 1:
+        from . import SparseFeatureEnsemble
+
+        estimator = SparseFeatureEnsemble(args.members, k=args.k, **_train_params(args))
+    else:
+        estimator = SparseFeatureNet(k=args.k, **_train_params(args))
+    result = train_model(estimator, args.data,
                          args.output, validation_fraction=args.validation_fraction,
                          seed=args.seed, checkpoint_dir=args.checkpoint_dir,
                          resume=args.resume, progress=_progress(args), say=_say(args))
     model, split = result.model, result.split
+    what = f", {args.members} members" if args.members > 1 else ""
     print(f"sfnet train: model saved to {result.output} (k={args.k}, {model.epochs} "
-          f"epoch(s), {len(split.train)} training galaxies)")
+          f"epoch(s){what}, {len(split.train)} training galaxies)")
     if result.scores is not None:
         units = dict(zip(model.target_names, model.target_units_))
         print(f"validation metrics ({len(split.valid)} held-out galaxies):")

@@ -211,8 +211,12 @@ def score_model(model, valid, truth=None):
     if truth is None:
         truth = model.target_.values(valid.catalog)
     truth = np.asarray(truth, dtype=np.float64).reshape(len(valid), -1)
-    acts = np.asarray(model.activations(valid))
-    pred = acts.astype(np.float64) @ model.head_weights.T + model.head_bias
+    if hasattr(model, "members_"):  # an ensemble: its mean, member 0's features
+        acts = np.asarray(model.members_[0].activations(valid))
+        pred = np.asarray(model.predict(valid), dtype=np.float64).reshape(len(valid), -1)
+    else:
+        acts = np.asarray(model.activations(valid))
+        pred = acts.astype(np.float64) @ model.head_weights.T + model.head_bias
     if pred.shape != truth.shape:
         raise ValueError(f"truth has {truth.shape[1]} columns but the model predicts "
                          f"{pred.shape[1]}")
@@ -359,9 +363,10 @@ def train_model(model, data, output, *, validation_fraction=0.2, seed=0,
 
     Parameters
     ----------
-    model : `~sfnet.SparseFeatureNet`
+    model : `~sfnet.SparseFeatureNet` or `~sfnet.SparseFeatureEnsemble`
         An unfitted estimator (its ``target`` picks the cuts).  Its parameters
-        are validated before DATA is read.
+        are validated before DATA is read.  An ensemble is saved as one
+        directory with a sub-directory per member.
     data : path-like or `~sfnet.GalaxySample`
         DATA (`load_data`) or a sample.
     output : path-like
@@ -383,7 +388,9 @@ def train_model(model, data, output, *, validation_fraction=0.2, seed=0,
     -------
     `TrainResult`
     """
-    output = check_output_dir(output, marker="sfnet.json", what="an sfnet model")
+    ensemble = hasattr(model, "n_members")
+    output = check_output_dir(output, marker="sfnet-ensemble.json" if ensemble else "sfnet.json",
+                              what="an sfnet ensemble" if ensemble else "an sfnet model")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     model.validate_params()  # before reading a possibly large folder
@@ -393,7 +400,7 @@ def train_model(model, data, output, *, validation_fraction=0.2, seed=0,
         f"{model.target!r}: training on {len(split.train)}"
         + (f", validating on {len(split.valid)}" if split.valid is not None else ""))
     model.fit(split.train, checkpoint_dir=checkpoint_dir, resume=resume)
-    if split.valid is not None and model.network_.has_variance_head:
+    if split.valid is not None and (ensemble or model.network_.has_variance_head):
         # fit saw no held-out galaxies: calibrate the error bars on the held-out
         # split, which the network never trained on
         model.calibrate_uncertainty(split.valid)
@@ -404,12 +411,16 @@ def train_model(model, data, output, *, validation_fraction=0.2, seed=0,
 
 # --------------------------------------------------------------------------- apply
 def load_model(path, *, device="auto", precision="auto"):
-    """`SparseFeatureNet.load` of MODEL, with a clear error when it is no model directory."""
-    from . import SparseFeatureNet
+    """`SparseFeatureNet.load` of MODEL (`SparseFeatureEnsemble.load` of an ensemble
+    directory), with a clear error when it is no model directory."""
+    from . import SparseFeatureEnsemble, SparseFeatureNet
+    from .ensemble import ENSEMBLE_META
 
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"MODEL {str(path)!r} is not a model directory")
+    if (path / ENSEMBLE_META).is_file():
+        return SparseFeatureEnsemble.load(path, device=device, precision=precision)
     return SparseFeatureNet.load(path, device=device, precision=precision)
 
 
