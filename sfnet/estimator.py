@@ -778,7 +778,10 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             `~sfnet.GalaxySample` whose catalog has them.
         return_std : bool
             Add a ``{target}_std`` column per target (the 1-sigma uncertainty
-            of ``predict(X, return_std=True)``).
+            of ``predict(X, return_std=True)``); with ``label_error``, also
+            ``{target}_std_total``, and for ``"bpt_lines"`` the two line
+            ratios, their errors and the BPT class probabilities (see
+            `sfnet._tables`).
         batch_size : int, optional
             Inference batch size (default: twice the training batch size).
 
