@@ -1002,6 +1002,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         params, network, state = load_model(path)
         names = cls._get_param_names()
         params.update(device=device, precision=precision)
+        if isinstance(params.get("label_error"), list):  # JSON keeps tuples as lists
+            params["label_error"] = tuple(params["label_error"])
         model = cls(**{k: v for k, v in params.items() if k in names})
         device = resolve_device(device)
         return model._set_fitted(network, state, device, resolve_precision(precision, device))

@@ -397,6 +397,8 @@ def _joint_gaussian_nll(pred, logvar, corr, y, label_var=None):
     cov = corr * s.unsqueeze(-1) * s.unsqueeze(-2)
     if label_var is not None:
         cov = cov + torch.diag_embed(label_var)
+    # a tiny jitter (standardised units) keeps the factorisation stable
+    cov = cov + 1e-6 * torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
     chol = torch.linalg.cholesky(cov)
     w = torch.linalg.solve_triangular(chol, r, upper=False)
     logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)

@@ -10,7 +10,7 @@ from sfnet.interpret import coverage
 from sfnet.targets import get_target
 
 FAST = {"batch_size": 32, "progress": False, "random_state": 0, "precision": "fp32",
-        "device": "cpu", "learning_rate": 1e-2}
+        "device": "cpu", "learning_rate": 2e-2}
 
 SIGMA_MODEL = 0.1  # the planted model noise
 
@@ -26,9 +26,9 @@ def _task(n, seed):
 
 
 def test_label_errors_recover_the_model_noise(tmp_path):
-    images, y, sigma_label = _task(480, seed=0)
-    with_labels = SparseFeatureNet(k=2, epochs=8, label_error=sigma_label, **FAST).fit(images, y)
-    plain = SparseFeatureNet(k=2, epochs=8, **FAST).fit(images, y)
+    images, y, sigma_label = _task(320, seed=0)
+    with_labels = SparseFeatureNet(k=2, epochs=6, label_error=sigma_label, **FAST).fit(images, y)
+    plain = SparseFeatureNet(k=2, epochs=6, **FAST).fit(images, y)
     test, _, _ = _task(100, seed=1)
     _, std = with_labels.predict(test, return_std=True)
     _, std_plain = plain.predict(test, return_std=True)
