@@ -13,5 +13,7 @@ except ImportError:  # pragma: no cover - not installed
 from .config import conf
 from .datasets import GalaxySample
 from .estimator import PAPER_RECIPE, SparseFeatureNet
+from .ensemble import SparseFeatureEnsemble
 
-__all__ = ["__version__", "conf", "GalaxySample", "SparseFeatureNet", "PAPER_RECIPE"]
+__all__ = ["__version__", "conf", "GalaxySample", "SparseFeatureNet", "SparseFeatureEnsemble",
+           "PAPER_RECIPE"]

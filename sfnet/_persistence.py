@@ -91,6 +91,9 @@ class FittedState:
         The statistics of the out-of-distribution score (None for seed
         checkpoints and older saves).  Its numbers are stored in the JSON
         metadata, its arrays (`arrays`) in the weights file.
+    label_error : dict or None
+        With ``label_error`` set: ``spec`` (the parameter, JSON-ready; arrays
+        as ``"array"``) and ``median_sigma`` (per target, of the training labels).
     """
 
     target: Target
@@ -108,6 +111,7 @@ class FittedState:
     n_valid: int = None
     uncertainty: dict = None
     ood: OODStatistics = None
+    label_error: dict = None
 
     def __post_init__(self):
         def optional_int(value):
@@ -138,6 +142,7 @@ class FittedState:
             "history": self.history, "best_epoch": self.best_epoch, "seed": self.seed,
             "n_train": self.n_train, "n_valid": self.n_valid, "uncertainty": self.uncertainty,
             "ood": None if self.ood is None else self.ood.to_json(),
+            "label_error": self.label_error,
         }
 
     def arrays(self):
@@ -161,7 +166,8 @@ class FittedState:
             best_epoch=meta.get("best_epoch"), seed=meta.get("seed"),
             n_train=meta.get("n_train"), n_valid=meta.get("n_valid"),
             uncertainty=meta.get("uncertainty"),
-            ood=None if ood is None else OODStatistics.from_parts(ood, arrays or {}))
+            ood=None if ood is None else OODStatistics.from_parts(ood, arrays or {}),
+            label_error=meta.get("label_error"))
 
     def run_key(self):
         """What a resumed training run must share with the interrupted one, from the state."""
@@ -227,7 +233,8 @@ def load_model(path):
     net = SparseFeatureNetwork(meta["k"], len(meta["target_names"]), meta["backbone"],
                                symmetry=meta["params"].get("symmetry"),
                                variance_head="logvar_head.weight" in weights,
-                               in_channels=int(weights["resnet.conv1.weight"].shape[1]))
+                               in_channels=int(weights["resnet.conv1.weight"].shape[1]),
+                               correlation_head="corr_head.weight" in weights)
     net.load_state_dict(weights)
     return dict(meta["params"]), net, FittedState.from_json(meta, arrays)
 

@@ -37,6 +37,19 @@ The table has one row per galaxy and, in this order,
     the threshold ``table.meta["ood_threshold"]`` (the 99th percentile of the
     fit's held-out galaxies' scores).  Models without the statistics (the
     paper's seed checkpoints, older saves) give tables without these columns.
+With ``return_std=True`` some models add columns after the ``_std`` ones
+(`add_total_std`, `add_bpt_columns`):
+
+``{target}_std_total``
+    A model trained with ``label_error``: the model's error and the galaxy's
+    label error (from its catalog) in quadrature; NaN where the catalog has no
+    valid label error.
+``log_nii_ha_pred``, ``log_nii_ha_std``, ``log_oiii_hb_pred``, ``log_oiii_hb_std``
+    A ``"bpt_lines"`` model: the two BPT line ratios and their 1σ errors,
+    propagated from the predicted 4×4 covariance (`sfnet.interpret.line_ratio_errors`).
+``p_star_forming``, ``p_composite``, ``p_agn``
+    A ``"bpt_lines"`` model: the probability of each BPT class under that
+    covariance (`sfnet.interpret.bpt_probabilities`, 2000 draws, seed 0).
 
 Flat columns rather than ``(N, k)`` columns keep CSV files readable by any
 program.
@@ -48,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["prediction_table", "table_format", "write_prediction_table", "id_column_of",
-           "id_values"]
+           "id_values", "add_total_std", "add_bpt_columns"]
 
 #: Output formats of `write_prediction_table`, by file extension.
 TABLE_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits"}
@@ -166,6 +179,48 @@ def prediction_table(X, pred, std, indices, values, *, names, units, head_weight
         "targets": list(names),
         "head_bias": {name: float(b) for name, b in zip(names, bias)},
     })
+    return table
+
+
+def add_total_std(table, names, units, total):
+    """Add ``{target}_std_total`` columns (``total`` ``(N, T)``) after each ``{target}_std``."""
+    for j, (name, unit_text) in enumerate(zip(names, units)):
+        unit = _difference_unit(_unit(name, unit_text))
+        col = f"{name}_std_total"
+        table.add_column(total[:, j] << unit, name=col,
+                         index=table.colnames.index(f"{name}_std") + 1)
+        table[col].info.description = (f"1-sigma error of {name}: model and label errors "
+                                       "in quadrature")
+    return table
+
+
+def add_bpt_columns(table, mean, cov, *, n_samples=2000, seed=0):
+    """Add the BPT line ratios, their errors and the class probabilities of a
+    ``"bpt_lines"`` prediction ``mean`` ``(N, 4)`` with covariance ``cov`` ``(N, 4, 4)``;
+    they go before the active-feature columns."""
+    import astropy.units as u
+
+    from .interpret.bpt import bpt_probabilities, line_ratio_errors
+
+    x, y, sx, sy = line_ratio_errors(mean, cov)
+    probs = bpt_probabilities(mean, cov, n_samples=n_samples, seed=seed)
+    at = table.colnames.index("feature_1") if "feature_1" in table.colnames else None
+    columns = [
+        ("log_nii_ha_pred", x << u.dex, "predicted log([NII]6584/Halpha)"),
+        ("log_nii_ha_std", sx << u.dex, "1-sigma error of log_nii_ha_pred (from the covariance)"),
+        ("log_oiii_hb_pred", y << u.dex, "predicted log([OIII]5007/Hbeta)"),
+        ("log_oiii_hb_std", sy << u.dex, "1-sigma error of log_oiii_hb_pred (from the covariance)"),
+        ("p_star_forming", probs[:, 0], "probability of the star-forming BPT class"),
+        ("p_composite", probs[:, 1], "probability of the composite BPT class"),
+        ("p_agn", probs[:, 2], "probability of the AGN BPT class"),
+    ]
+    for name, values, text in columns:
+        if at is None:
+            table[name] = values
+        else:
+            table.add_column(values, name=name, index=at)
+            at += 1
+        table[name].info.description = text
     return table
 
 

@@ -238,6 +238,7 @@ examples:
   sfnet train sdss --output model-paper --recipe paper --weights none   # offline
   sfnet train sdss --output model-paper --recipe paper --split paper    # the paper's split
   sfnet train sdss --output model --metrics - > metrics.json            # metrics as JSON
+  sfnet train sdss --output ensemble --members 5   # a deep ensemble (5x the time)
 
 --recipe paper trains as the paper did: Ranger under fastai's one-cycle schedule (peak
 0.1), 20 epochs of 64, centre crop 144 then resize to 160, dihedral flips with p=0.5,
@@ -585,6 +586,9 @@ def _add_train_parser(sub, common):
     _add_train_recipe_options(p, d)
     _add_train_network_options(p, d)
     _add_train_split_options(p, d)
+    p.add_argument("--members", type=_int_at_least(1), default=1, metavar="N",
+                   help="train a deep ensemble of N networks (seeds S..S+N-1; N times the "
+                        "training time) and save it as one directory (default: 1, one network)")
     _add_device(p, default=d["device"], precision_default=d["precision"])
     p.add_argument("--checkpoint-dir", metavar="DIR", default=None,
                    help="write a checkpoint after every epoch")
@@ -914,7 +918,13 @@ def _cmd_train(args):
     copy = None if args.metrics in (None, "-") else args.metrics
     if copy is not None:
         check_output_file(copy, "--metrics", overwrite=args.overwrite)
-    result = train_model(SparseFeatureNet(**params), args.data, args.output,
+    if args.members > 1:
+        from . import SparseFeatureEnsemble
+
+        estimator = SparseFeatureEnsemble(args.members, **params)
+    else:
+        estimator = SparseFeatureNet(**params)
+    result = train_model(estimator, args.data, args.output,
                          split=args.split, checkpoint_dir=args.checkpoint_dir,
                          resume=args.resume, overwrite=args.overwrite,
                          progress=_progress(args), say=_say(args))
@@ -924,8 +934,10 @@ def _cmd_train(args):
         atomic_write_json(copy, metrics)
     model, split = result.model, result.split
     out = sys.stderr if args.metrics == "-" else sys.stdout
+    what = f", {args.members} members" if args.members > 1 else ""
     print(f"sfnet train: model saved to {result.output} (k={model.k}, {model.epochs} "
-          f"epoch(s), {len(split.train)} training galaxies, seed {model.seed_})", file=out)
+          f"epoch(s){what}, {len(split.train)} training galaxies, seed {model.seed_})",
+          file=out)
     if result.scores is not None:
         units = dict(zip(model.target_names, model.target_units_))
         print(f"validation metrics ({len(split.valid)} held-out galaxies), {args.split} "

@@ -29,8 +29,10 @@ from ._device import CompiledNetwork, autocast, resolve_device, resolve_precisio
 from ._imagedata import DeviceImages, ImageSource, to_device_with_geometry
 from ._inputs import inference_source, n_channels, scoring_truth, training_data
 from ._ood import MAX_FIT, NO_OOD_STATISTICS, fit_ood, ood_distance
+from ._labelerror import (check_label_error, check_training_sigma, fit_std_scale_with_labels,
+                          label_error_json, label_sigma)
 from ._persistence import FittedState, load_model, model_from_seed_checkpoint, save_model
-from ._tables import prediction_table
+from ._tables import add_bpt_columns, add_total_std, prediction_table
 from ._utils import regression_metrics
 from ._validation import check_bool
 from .datasets._split import split_positions
@@ -230,6 +232,19 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         eager network up to float rounding, it is saved with the other
         parameters (a loaded model compiles too), and ``set_params(compile=...)``
         switches it for a fitted model.
+    label_error : str, tuple of str, array or None
+        Per-galaxy 1σ errors of the training labels, so that the variance
+        head learns the model's own error: the likelihood uses the residual
+        variance ``sigma_model**2 + sigma_label**2`` per galaxy.  A catalog
+        column of 1σ errors (or one per target), a ``(p16, p84)`` pair of
+        columns (``sigma_label = (p84 - p16) / 2``, e.g.
+        ``("oh_p16", "oh_p84")``), ``"flux"`` for ``target="bpt_lines"`` (each
+        line's flux error propagated to its log10 flux, ``err / (flux ln 10)``),
+        or an array ``(N,)``/``(N, n_targets)`` of errors row-aligned with X.
+        ``predict(X, return_std=True)`` then gives the model's part;
+        ``predict_table`` adds ``{target}_std_total`` (model and label errors in
+        quadrature) for galaxies whose catalog has the columns.  See
+        :doc:`/uncertainty`.
 
     See Also
     --------
@@ -307,6 +322,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         "symmetry": [_params.Choice(SYMMETRIES)],
         "progress": [],
         "compile": [_params.Resolve(lambda value, _: check_bool(value, "compile"))],
+        "label_error": [_params.Resolve(lambda value, _: check_label_error(value))],
     }
 
     def __init__(self, k=2, *, target="metallicity", backbone="resnet18", weights=None,
@@ -315,7 +331,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
                  symmetry=None, device="auto", precision="auto", random_state=None,
                  progress=True, optimizer="adamw", preprocessing="resize-crop",
                  keep_epoch="best", standardize_target=True,
-                 compile=False):
+                 compile=False, label_error=None):
         self.k = k
         self.target = target
         self.backbone = backbone
@@ -338,6 +354,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         self.keep_epoch = keep_epoch
         self.standardize_target = standardize_target
         self.compile = compile
+        self.label_error = label_error
 
     # ------------------------------------------------------------------ params
     # get_params, clone and the repr come from scikit-learn's BaseEstimator.
@@ -405,6 +422,9 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir")
         data = training_data(X, y, target)
+        label_sig = label_sigma(resolved["label_error"], X, y, target, data.values.shape[1])
+        if label_sig is not None:
+            check_training_sigma(label_sig)
         seed = self._training_seed(resolved["random_state"], checkpoint_dir, resume)
         n, fraction = len(data.rows), resolved["validation_fraction"]
         train_pos, valid_pos = split_positions(n, fraction, seed, min_valid=1)
@@ -425,13 +445,17 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             target_names=data.names, target_units=data.units or [""] * len(data.names),
             input_kind="uint8" if data.images.dtype == np.uint8 else "float",
             input_shape=train_src.image_shape, seed=seed, n_train=len(train_pos),
-            n_valid=len(valid_pos))
+            n_valid=len(valid_pos),
+            label_error=None if label_sig is None else {
+                "spec": label_error_json(resolved["label_error"]),
+                "median_sigma": np.median(label_sig, axis=0).tolist()})
 
         torch.manual_seed(seed)
         network = SparseFeatureNetwork(resolved["k"], data.values.shape[1], resolved["backbone"],
                                        resolved["weights"], symmetry=resolved["symmetry"],
                                        variance_head=True,
-                                       in_channels=n_channels(data.images, data.channels_last))
+                                       in_channels=n_channels(data.images, data.channels_last),
+                                       correlation_head=data.values.shape[1] > 1)
         network.to(device).to(memory_format=torch.channels_last)
         if checkpoint_dir is not None:
             os.makedirs(checkpoint_dir, exist_ok=True)
@@ -440,7 +464,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         outputs = {}
         history, best_epoch = self._train(network, data, train_pos, valid_pos, state, resolved,
                                           checkpoint_dir=checkpoint_dir, resume=resume,
-                                          select=select, outputs=outputs)
+                                          select=select, outputs=outputs,
+                                          label_sigma=label_sig)
         self._set_fitted(network, dataclasses.replace(state, history=history,
                                                       best_epoch=best_epoch), device, dtype)
         if "valid" in outputs:  # from the validation passes of training: no extra pass
@@ -451,11 +476,14 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
                                   calibrated_on=calibrated_on,
                                   rows=data.rows[valid_pos[calib]],
                                   n_epoch_selection=len(select) if select is not None
-                                  else len(valid_pos))
+                                  else len(valid_pos),
+                                  label_sigma=None if label_sig is None
+                                  else label_sig[valid_pos[calib]])
         else:  # no validation: one pass over the training galaxies in eval mode
             self._calibrate(ImageSource(data.images, data.rows[train_pos], data.channels_last),
                             data.values[train_pos], "training", calibrated_on="training",
-                            rows=data.rows[train_pos], n_epoch_selection=0)
+                            rows=data.rows[train_pos], n_epoch_selection=0,
+                            label_sigma=None if label_sig is None else label_sig[train_pos])
         self._fit_ood(data, train_pos, valid_pos)
         return self
 
@@ -494,7 +522,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
                             order=resolved["preprocessing"]).fit_stats(train_src, seed=seed)
 
     def _train(self, network, data, train_pos, valid_pos, state, resolved, *, checkpoint_dir,
-               resume, select=None, outputs=None):
+               resume, select=None, outputs=None, label_sigma=None):
         """Run `train_network` on ``data`` split into train/valid; (history, best_epoch)."""
         device, dtype, prep = resolved["device"], resolved["precision"], state.preprocessor
 
@@ -517,7 +545,10 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             standardised(valid_pos) if has_valid else None, prep, cfg, device,
             checkpoint_dir=checkpoint_dir, resume=resume,
             extra_state=_resume_key(resolved, state, data), y_scale=state.y_std,
-            select=select if has_valid else None, outputs=outputs)
+            select=select if has_valid else None, outputs=outputs,
+            label_var=None if label_sigma is None else torch.as_tensor(
+                (label_sigma[train_pos] / state.y_std) ** 2, dtype=torch.float32,
+                device=device))
 
     def _set_fitted(self, network, state, device, autocast_dtype):
         """Set every fitted attribute, for fit, load and seed files: the network on
@@ -614,7 +645,7 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         state.pop("_compiled", None)
         return state
 
-    def predict(self, X, *, batch_size=None, return_std=False):
+    def predict(self, X, *, batch_size=None, return_std=False, return_cov=False):
         """Predict the targets, optionally with a calibrated 1σ uncertainty.
 
         Parameters
@@ -636,7 +667,15 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             one factor per target, fitted on the validation split at the end
             of `fit` (see ``uncertainty_`` and `calibrate_uncertainty`), makes
             ``|truth - mean| <= std`` hold for about 68 % of galaxies like
-            those it was calibrated on.  See :doc:`/uncertainty`.
+            those it was calibrated on.  With ``label_error`` it is the
+            model's part of the error (the labels' own errors excluded).  See
+            :doc:`/uncertainty`.
+        return_cov : bool
+            Return ``(mean, cov)`` instead: ``mean`` ``(N, T)`` and the
+            calibrated covariance ``cov`` ``(N, T, T)`` of the targets'
+            errors, ``std_i std_j corr_ij`` with ``std`` as above and the
+            correlations of the network's correlation head (models of two or
+            more targets, e.g. ``"bpt_lines"``).
 
         Raises
         ------
@@ -644,6 +683,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             ``return_std=True`` on a model without a variance head (the paper's
             seed checkpoints, models saved before sfnet had one).
         """
+        if return_cov:
+            return self._predict_cov(X, batch_size)
         if not return_std:
             z = self._run(X, lambda net, x: net(x), batch_size).astype(np.float64)
             pred = z * self.y_std_ + self.y_mean_
@@ -655,6 +696,26 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         if pred.shape[1] == 1:
             return pred[:, 0], std[:, 0]
         return pred, std
+
+    def _predict_cov(self, X, batch_size=None):
+        """``(mean (N, T), cov (N, T, T))``: ``predict(X, return_cov=True)``."""
+        self._check_std()
+        if not self.network_.has_correlation_head:
+            raise ValueError("return_cov=True needs a model of two or more targets with a "
+                             "correlation head (trained by this sfnet version's fit)")
+        t = len(self.target_names_)
+
+        def step(net, x):
+            mean, logvar, corr = net(x, return_logvar=True, return_corr=True)
+            return torch.cat([mean, logvar, corr.flatten(1)], dim=1)
+
+        res = self._run(X, step, batch_size).astype(np.float64)
+        pred = res[:, :t] * self.y_std_ + self.y_mean_
+        std = np.exp(0.5 * res[:, t:2 * t]) * self.y_std_ \
+            * np.asarray(self.uncertainty_["scale"], dtype=np.float64)
+        corr = res[:, 2 * t:].reshape(-1, t, t)
+        corr = 0.5 * (corr + corr.transpose(0, 2, 1))
+        return pred, corr * std[:, :, None] * std[:, None, :]
 
     def _predict_with_features(self, X, return_std=False, batch_size=None, return_ood=False):
         """``predict(X, return_std=...)`` and ``activations(X, sparse=True)`` in one pass.
@@ -718,15 +779,22 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         return self._set_uncertainty(z, sigma, truth, source, **record)
 
     def _set_uncertainty(self, z, sigma, truth, source, *, calibrated_on=None, rows=None,
-                         n_epoch_selection=None):
+                         n_epoch_selection=None, label_sigma=None):
         """Fit ``uncertainty_`` from standardised means ``z`` and raw head standard
-        deviations ``sigma`` ``(N, T)`` of galaxies with targets ``truth``."""
+        deviations ``sigma`` ``(N, T)`` of galaxies with targets ``truth`` (and label
+        errors ``label_sigma`` ``(N, T)`` in the targets' units)."""
         from .interpret.calibration import ONE_SIGMA, coverage, fit_std_scale
 
         truth = np.asarray(truth, dtype=np.float64).reshape(z.shape)
         resid = (truth - self.y_mean_) / self.y_std_ - z
-        scale = fit_std_scale(resid, sigma)
-        cov = coverage(resid, 0.0, sigma * scale, nominal=(ONE_SIGMA, 0.95))
+        if label_sigma is None:
+            scale = fit_std_scale(resid, sigma)
+            total = sigma * scale
+        else:  # the coverage of the total error: model and label errors in quadrature
+            lab = np.asarray(label_sigma, dtype=np.float64).reshape(z.shape) / self.y_std_
+            scale = fit_std_scale_with_labels(resid, sigma, lab)
+            total = np.sqrt((sigma * scale) ** 2 + lab ** 2)
+        cov = coverage(resid, 0.0, total, nominal=(ONE_SIGMA, 0.95))
         uncertainty = {"scale": scale.tolist(), "source": source, "n": len(z),
                        "coverage_68": cov[0].tolist(), "coverage_95": cov[1].tolist(),
                        "calibrated_on": calibrated_on or source}
@@ -831,14 +899,19 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         if not self.network_.has_variance_head:
             self._check_std()
         truth, rows = scoring_truth(X, y, self.target_)
-        if len(rows) < len(X):
-            X = X[rows]
         if truth.shape[1] != len(self.target_names_):
             raise ValueError(f"y has {truth.shape[1]} columns but the model predicts "
                              f"{len(self.target_names_)}")
         if len(truth) < 2:
             raise ValueError(f"X has {len(truth)} labelled galaxies: too few to calibrate")
-        return self._calibrate(X, truth, "calibrate", batch_size)
+        spec = check_label_error(self.label_error)
+        label_sig = None
+        if spec is not None and not isinstance(spec, np.ndarray):
+            # the label errors of the same galaxies (the catalog spec of the fit)
+            label_sig = check_training_sigma(
+                label_sigma(spec, X, y, self.target_, truth.shape[1]))
+        return self._calibrate(X[rows] if len(rows) < len(X) else X, truth, "calibrate",
+                               batch_size, label_sigma=label_sig)
 
     def predict_table(self, X, *, return_std=False, batch_size=None):
         """Predictions with identifiers, positions, units and active features.
@@ -851,7 +924,10 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             ``X.id_column`` when the sample has one, else ``objID``).
         return_std : bool
             Add a ``{target}_std`` column per target (the 1-sigma uncertainty
-            of ``predict(X, return_std=True)``).
+            of ``predict(X, return_std=True)``); with ``label_error``, also
+            ``{target}_std_total``, and for ``"bpt_lines"`` the two line
+            ratios, their errors and the BPT class probabilities (see
+            `sfnet._tables`).
         batch_size : int, optional
             Inference batch size (default: twice the training batch size).
 
@@ -894,9 +970,33 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         pred, std, idx, vals, *score = self._predict_with_features(X, return_std, batch_size,
                                                                    return_ood=has_ood)
         ood = (score[0], self.ood_.threshold) if has_ood else None
-        return prediction_table(X, pred, std, idx, vals, names=self.target_names_,
-                                units=self.target_units_, head_weights=self.head_weights,
-                                head_bias=self.head_bias, ood=ood)
+        table = prediction_table(X, pred, std, idx, vals, names=self.target_names_,
+                                 units=self.target_units_, head_weights=self.head_weights,
+                                 head_bias=self.head_bias, ood=ood)
+        if return_std:
+            self._add_uncertainty_columns(table, X, std, batch_size)
+        return table
+    def _add_uncertainty_columns(self, table, X, std, batch_size=None):
+        """``{target}_std_total`` (``label_error`` from a catalog) and, for
+        ``"bpt_lines"``, the line ratios and class probabilities (`sfnet._tables`)."""
+        from .targets import BPT_LINES
+
+        spec = check_label_error(self.label_error)
+        if spec is not None and not isinstance(spec, np.ndarray) and \
+                getattr(X, "catalog", None) is not None:
+            try:
+                lab = label_sigma(spec, X, None, self.target_, std.shape[1],
+                                  rows=np.arange(len(X)))
+            except ValueError:  # the catalog lacks the columns: no total
+                lab = None
+            if lab is not None:
+                add_total_std(table, self.target_names_, self.target_units_,
+                              np.sqrt(std ** 2 + lab ** 2))
+        if list(self.target_names_) == list(BPT_LINES) and \
+                self.network_.has_correlation_head:
+            mean, cov = self._predict_cov(X, batch_size)
+            add_bpt_columns(table, mean, cov)
+        return table
 
     def activations(self, X, *, sparse=False, batch_size=None):
         """Post-top-k features.
@@ -1047,6 +1147,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
             params["target"] = list(self.target_.columns)
         if isinstance(params["random_state"], (np.random.Generator, np.random.RandomState)):
             params["random_state"] = None  # the seed it drew is kept as seed_
+        spec = label_error_json(check_label_error(params.get("label_error")))
+        params["label_error"] = None if spec == "array" else spec  # kept in label_error_
         return save_model(path, params, self.network_, state)
 
     @classmethod
@@ -1059,6 +1161,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         params, network, state = load_model(path)
         names = cls._get_param_names()
         params.update(device=device, precision=precision)
+        if isinstance(params.get("label_error"), list):  # JSON keeps tuples as lists
+            params["label_error"] = tuple(params["label_error"])
         model = cls(**{k: v for k, v in params.items() if k in names})
         device = resolve_device(device)
         return model._set_fitted(network, state, device, resolve_precision(precision, device))

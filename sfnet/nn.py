@@ -13,7 +13,12 @@ Two options extend the paper's network without changing that form:
 * ``symmetry="d4"``: the pooled features are averaged over the 8 dihedral
   transforms (90° rotations and flips) of the input before ReLU and top-k, so
   activations and predictions do not change when the image is rotated or
-  flipped.
+  flipped;
+* a *correlation head* (``correlation_head=True``, for several targets): a
+  linear layer on the same detached features that gives the correlations
+  between the targets' residuals, so the variance and correlation heads
+  together predict a full covariance matrix
+  (`SparseFeatureNetwork.correlation_from_sparse`).
 """
 
 import numbers
@@ -23,7 +28,8 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["TopK", "SparseFeatureNetwork", "BACKBONES", "register_backbone",
-           "build_backbone", "adapt_first_conv", "dihedral_transforms", "SYMMETRIES"]
+           "build_backbone", "adapt_first_conv", "dihedral_transforms", "SYMMETRIES",
+           "correlation_matrix"]
 
 #: Values of ``symmetry`` accepted by `SparseFeatureNetwork`.
 SYMMETRIES = (None, "d4")
@@ -242,6 +248,22 @@ def dihedral_transforms(x):
                       t, t.flip(-1), t.flip(-2), t.flip(-2, -1)])
 
 
+def correlation_matrix(offdiag, n_targets):
+    """Correlation matrices ``(N, T, T)`` from ``(N, T(T-1)/2)`` unconstrained values.
+
+    The values fill the strict lower triangle (row by row) of a matrix ``M``
+    with unit diagonal; the rows of ``M`` are normalised to unit length, so
+    ``R = M M^T`` is symmetric positive-definite with unit diagonal.  Zeros give
+    the identity.
+    """
+    n = offdiag.shape[0]
+    m = torch.eye(n_targets, dtype=offdiag.dtype, device=offdiag.device).repeat(n, 1, 1)
+    rows, cols = torch.tril_indices(n_targets, n_targets, offset=-1, device=offdiag.device)
+    m[:, rows, cols] = offdiag
+    m = m / m.norm(dim=2, keepdim=True)
+    return m @ m.transpose(1, 2)
+
+
 class SparseFeatureNetwork(nn.Module):
     """ResNet trunk -> global average pool -> `TopK` -> linear head.
 
@@ -268,6 +290,12 @@ class SparseFeatureNetwork(nn.Module):
         training it never changes the features or the mean head.
     in_channels : int
         Bands of the input images (default 3; see `build_backbone`).
+    correlation_head : bool
+        Add ``corr_head``, a linear layer from the post-top-k features to the
+        ``T(T-1)/2`` values that `correlation_matrix` turns into the
+        correlations of the ``T`` targets' residuals (initialised to 0: no
+        correlation).  Needs ``variance_head`` and at least two targets; it
+        also sees the features detached.
 
     Notes
     -----
@@ -278,7 +306,7 @@ class SparseFeatureNetwork(nn.Module):
     """
 
     def __init__(self, k, n_targets=1, backbone="resnet18", weights=None, *, symmetry=None,
-                 variance_head=False, in_channels=3):
+                 variance_head=False, in_channels=3, correlation_head=False):
         super().__init__()
         if symmetry not in SYMMETRIES:
             raise ValueError(f"symmetry must be one of {SYMMETRIES}, got {symmetry!r}")
@@ -294,6 +322,19 @@ class SparseFeatureNetwork(nn.Module):
             self.logvar_head = nn.Linear(self.n_features, n_targets)
             nn.init.zeros_(self.logvar_head.weight)
             nn.init.zeros_(self.logvar_head.bias)
+        self.corr_head = None
+        if correlation_head:
+            if not variance_head or n_targets < 2:
+                raise ValueError("correlation_head needs variance_head=True and at least "
+                                 f"two targets (got {n_targets})")
+            self.corr_head = nn.Linear(self.n_features, n_targets * (n_targets - 1) // 2)
+            nn.init.zeros_(self.corr_head.weight)
+            nn.init.zeros_(self.corr_head.bias)
+
+    @property
+    def has_correlation_head(self):
+        """Whether the network predicts correlations (`correlation_from_sparse`)."""
+        return getattr(self, "corr_head", None) is not None
 
     @property
     def has_variance_head(self):
@@ -348,10 +389,21 @@ class SparseFeatureNetwork(nn.Module):
         with torch.autocast(device_type=a.device.type, enabled=False):
             return self.logvar_head(a.detach().float()).clamp(*LOGVAR_RANGE)
 
-    def forward(self, x, return_logvar=False):
-        """The prediction ``(N, n_targets)``; with ``return_logvar``, ``(mean, logvar)``."""
+    def correlation_from_sparse(self, a):
+        """Correlation matrices ``(N, T, T)`` of the residuals from the (detached) features."""
+        if not self.has_correlation_head:
+            raise ValueError("this network has no correlation head (correlation_head=False)")
+        with torch.autocast(device_type=a.device.type, enabled=False):
+            return correlation_matrix(self.corr_head(a.detach().float()),
+                                      self.head.out_features)
+
+    def forward(self, x, return_logvar=False, return_corr=False):
+        """The prediction ``(N, n_targets)``; with ``return_logvar``, ``(mean, logvar)``;
+        with ``return_corr`` too, ``(mean, logvar, correlation)``."""
         a = self.sparse_features(x)
         mean = self.predict_from_sparse(a)
+        if return_logvar and return_corr:
+            return mean, self.logvar_from_sparse(a), self.correlation_from_sparse(a)
         if return_logvar:
             return mean, self.logvar_from_sparse(a)
         return mean

@@ -192,7 +192,7 @@ def _rmse(out, y, positions=None):
 
 def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
                   checkpoint_dir=None, resume=False, extra_state=None, y_scale=None,
-                  select=None, outputs=None):
+                  select=None, outputs=None, label_var=None):
     """Train ``network`` in place; return ``(history, best_epoch)``.
 
     Parameters
@@ -220,11 +220,17 @@ def train_network(network, train, y_train, valid, y_valid, prep, cfg, device, *,
         the validation images in the epoch that is kept (see `_evaluate`), as a
         float64 array, taken from the validation passes the loop makes anyway
         -- so a caller can calibrate without another pass over the images.
+    label_var : torch.Tensor, optional
+        Per-galaxy variances ``(N, T)`` of the training labels (standardised
+        units), row-aligned with ``y_train``: the variance and correlation
+        heads are then trained with the residual variance
+        ``sigma_model**2 + label_var`` (see `SparseFeatureNet`'s ``label_error``).
     """
     with distributed_context(device) as info:
         run = _start_run(network, len(train), cfg, device, info, checkpoint_dir,
                          extra_state, y_scale)
         run.select = select
+        run.label_var = label_var
         if resume and run.ckpt_path and os.path.exists(run.ckpt_path):
             _resume(run)
         for epoch in range(run.start_epoch, cfg.epochs):
@@ -269,6 +275,7 @@ class _Run:
     select: object = None        # validation positions that select the epoch (None: all)
     last_outputs: object = None  # this epoch's validation outputs (CPU tensor)
     kept_outputs: object = None  # those of the epoch that is kept
+    label_var: object = None  # per-galaxy label variances (N, T) or None
 
 
 def _start_run(network, n, cfg, device, info, checkpoint_dir, extra_state, y_scale):
@@ -313,7 +320,7 @@ def _optimizer_and_schedule(network, cfg, total_steps):
     """
     decay, no_decay, variance = [], [], []
     for name, p in network.named_parameters():
-        if name.startswith("logvar_head."):
+        if name.startswith(("logvar_head.", "corr_head.")):
             variance.append(p)
         else:
             (no_decay if p.ndim <= 1 else decay).append(p)
@@ -378,7 +385,8 @@ def _train_epoch(run, epoch, train, y_train, prep):
     batches = train.batches([g[mine] for g in globs], draws)
     for step, (idx, x) in zip(bar, batches):
         glob = globs[step]
-        loss = _train_step(run, x, y_train[idx])
+        loss = _train_step(run, x, y_train[idx],
+                           None if run.label_var is None else run.label_var[idx])
         n_mine = len(glob[mine])
         total += loss * n_mine  # no host sync per step
         seen += n_mine
@@ -390,14 +398,39 @@ def _train_epoch(run, epoch, train, y_train, prep):
             "lr": float(run.sched.get_last_lr()[0])}
 
 
-def _gaussian_nll(pred, logvar, y):
+def _gaussian_nll(pred, logvar, y, label_var=None):
     """Mean Gaussian negative log-likelihood (without the constant) of ``y`` given
-    the *detached* prediction and ``logvar``: it trains the variance head only."""
+    the *detached* prediction and ``logvar``: it trains the variance head only.
+
+    With ``label_var`` (per-galaxy label variances, same shape as ``y``) the
+    residual variance is ``exp(logvar) + label_var``: the head learns the
+    model's part only."""
     r2 = (y - pred.detach().float()) ** 2
-    return 0.5 * (logvar + r2 * torch.exp(-logvar)).mean()
+    if label_var is None:
+        return 0.5 * (logvar + r2 * torch.exp(-logvar)).mean()
+    var = torch.exp(logvar) + label_var
+    return 0.5 * (torch.log(var) + r2 / var).mean()
 
 
-def _train_step(run, x, y):
+def _joint_gaussian_nll(pred, logvar, corr, y, label_var=None):
+    """Mean multivariate Gaussian negative log-likelihood (without the constant) of
+    ``y`` ``(N, T)`` with covariance ``S corr S (+ diag(label_var))``, where
+    ``S = diag(exp(logvar / 2))``; the prediction and ``logvar`` are detached,
+    so it trains the correlation head only."""
+    r = (y - pred.detach().float()).unsqueeze(-1)
+    s = torch.exp(0.5 * logvar.detach().float())
+    cov = corr * s.unsqueeze(-1) * s.unsqueeze(-2)
+    if label_var is not None:
+        cov = cov + torch.diag_embed(label_var)
+    # a tiny jitter (standardised units) keeps the factorisation stable
+    cov = cov + 1e-6 * torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    chol = torch.linalg.cholesky(cov)
+    w = torch.linalg.solve_triangular(chol, r, upper=False)
+    logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    return 0.5 * (logdet + (w ** 2).sum(dim=(-2, -1))).mean() / y.shape[1]
+
+
+def _train_step(run, x, y, label_var=None):
     """Forward, backward and update on one batch; returns the (global) batch RMSE.
 
     A network with a variance head also gets the Gaussian negative
@@ -407,14 +440,19 @@ def _train_step(run, x, y):
     """
     nll = None
     variance = getattr(run.network, "has_variance_head", False)
+    correlation = getattr(run.network, "has_correlation_head", False)
     with autocast(run.device, run.cfg.autocast_dtype):
-        if variance:
+        if correlation:
+            pred, logvar, corr = run.model(x, return_logvar=True, return_corr=True)
+        elif variance:
             pred, logvar = run.model(x, return_logvar=True)
         else:
             pred = run.model(x)
     loss = _batch_rmse(pred, y)
     if variance:
-        nll = _gaussian_nll(pred, logvar, y)
+        nll = _gaussian_nll(pred, logvar, y, label_var)
+    if correlation:
+        nll = nll + _joint_gaussian_nll(pred, logvar, corr, y, label_var)
     run.opt.zero_grad(set_to_none=True)
     if run.info.enabled:
         # DDP averages gradients, and the mean of per-process RMSE gradients

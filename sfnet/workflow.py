@@ -218,8 +218,12 @@ def score_model(model, valid, truth=None):
     if truth is None:
         truth = model.target_.values(valid.catalog)
     truth = np.asarray(truth, dtype=np.float64).reshape(len(valid), -1)
-    acts = np.asarray(model.activations(valid))
-    pred = acts.astype(np.float64) @ model.head_weights.T + model.head_bias
+    if hasattr(model, "members_"):  # an ensemble: its mean, member 0's features
+        acts = np.asarray(model.members_[0].activations(valid))
+        pred = np.asarray(model.predict(valid), dtype=np.float64).reshape(len(valid), -1)
+    else:
+        acts = np.asarray(model.activations(valid))
+        pred = acts.astype(np.float64) @ model.head_weights.T + model.head_bias
     if pred.shape != truth.shape:
         raise ValueError(f"truth has {truth.shape[1]} columns but the model predicts "
                          f"{pred.shape[1]}")
@@ -407,9 +411,10 @@ def train_model(model, data, output, *, split="random", checkpoint_dir=None, res
 
     Parameters
     ----------
-    model : `~sfnet.SparseFeatureNet`
+    model : `~sfnet.SparseFeatureNet` or `~sfnet.SparseFeatureEnsemble`
         An unfitted estimator (its ``target`` picks the cuts).  Its parameters
-        are validated before DATA is read.
+        are validated before DATA is read.  An ensemble is saved as one
+        directory with a sub-directory per member.
     data : path-like or `~sfnet.GalaxySample`
         DATA (`load_data`) or a sample.
     output : path-like
@@ -430,8 +435,10 @@ def train_model(model, data, output, *, split="random", checkpoint_dir=None, res
     -------
     `TrainResult`
     """
+    ensemble = hasattr(model, "n_members")
     t0 = time.perf_counter()
-    output = check_output_dir(output, marker="sfnet.json", what="an sfnet model",
+    output = check_output_dir(output, marker="sfnet-ensemble.json" if ensemble else "sfnet.json",
+                              what="an sfnet ensemble" if ensemble else "an sfnet model",
                               overwrite=overwrite)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
@@ -439,13 +446,17 @@ def train_model(model, data, output, *, split="random", checkpoint_dir=None, res
     _check_train_split(model, split)
     sample = data if hasattr(data, "catalog") else load_data(data, progress=progress)
     fraction = model.validation_fraction
-    if split == "paper":
-        parts = select_and_split(sample, model.target, fraction, int(model.random_state),
-                                 method="paper")
+    if split == "paper" or ensemble:
+        # the paper's held-out galaxies, or an ensemble's (whose members each hold out
+        # their own validation galaxies of the rest): split off before fitting
+        seed = int(model.random_state) if split == "paper" or \
+            isinstance(model.random_state, (int, np.integer)) else 0
+        parts = select_and_split(sample, model.target, fraction, seed, method=split)
         _say_split(say, parts, model.target)
-        model.set_params(validation_fraction=0.0)
+        if split == "paper":
+            model.set_params(validation_fraction=0.0)
         model.fit(parts.train, checkpoint_dir=checkpoint_dir, resume=resume)
-        if model.network_.has_variance_head:
+        if parts.valid is not None and (ensemble or model.network_.has_variance_head):
             # fit saw no held-out galaxy: calibrate the error bars on the paper's
             # validation galaxies, which the network never trained on
             model.calibrate_uncertainty(parts.valid)
@@ -550,12 +561,16 @@ def train_metrics(result):
 
 # --------------------------------------------------------------------------- apply
 def load_model(path, *, device="auto", precision="auto"):
-    """`SparseFeatureNet.load` of MODEL, with a clear error when it is no model directory."""
-    from . import SparseFeatureNet
+    """`SparseFeatureNet.load` of MODEL (`SparseFeatureEnsemble.load` of an ensemble
+    directory), with a clear error when it is no model directory."""
+    from . import SparseFeatureEnsemble, SparseFeatureNet
+    from .ensemble import ENSEMBLE_META
 
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"MODEL {str(path)!r} is not a model directory")
+    if (path / ENSEMBLE_META).is_file():
+        return SparseFeatureEnsemble.load(path, device=device, precision=precision)
     return SparseFeatureNet.load(path, device=device, precision=precision)
 
 

@@ -130,3 +130,96 @@ def test_bpt_class_agrees_with_mock_bptclass():
         assert np.all(got[rows] == name), (value, np.unique(got[rows]))
     assert np.all(got[np.isin(code, (-1, 2, 5))] == "unclassified")
     assert np.count_nonzero(np.isin(code, (1, 3, 4))) > 20
+
+
+# ----------------------------------------------------------------------------- probabilities
+def _random_covariances(rng, n):
+    a = rng.normal(0.0, 0.15, (n, 4, 4))
+    return a @ a.transpose(0, 2, 1) + np.eye(4) * 0.002
+
+
+def _brute_force_classes(draws):
+    """Classify (..., 4) log fluxes with the two curves written out here, independently
+    of sfnet: star-forming below Kauffmann+03 (x < 0.05), AGN above Kewley+01 or x >= 0.47."""
+    x = draws[..., 0] - draws[..., 1]
+    y = draws[..., 2] - draws[..., 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k03 = np.where(x < 0.05, 0.61 / (x - 0.05) + 1.30, np.nan)
+        k01 = np.where(x < 0.47, 0.61 / (x - 0.47) + 1.19, np.nan)
+        sf = (x < 0.05) & (y < k03)
+        agn = ~sf & ((x >= 0.47) | (y > k01))
+    return np.stack([sf, ~sf & ~agn, agn], axis=-1)
+
+
+def test_bpt_probabilities_match_brute_force_monte_carlo():
+    from sfnet.interpret import bpt_probabilities
+
+    rng = np.random.default_rng(11)
+    n = 12
+    # galaxies near the curves, where the probabilities are neither 0 nor 1
+    ratios = np.column_stack([rng.uniform(-0.6, 0.2, n), rng.uniform(-0.4, 0.6, n)])
+    ha, hb = rng.uniform(1.5, 2.5, n), rng.uniform(1.0, 1.5, n)
+    mean = np.column_stack([ratios[:, 0] + ha, ha, ratios[:, 1] + hb, hb])
+    cov = _random_covariances(rng, n)
+    p = bpt_probabilities(mean, cov, n_samples=20000, seed=1)
+    assert p.shape == (n, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # independent: Cholesky draws from another generator, 200000 per galaxy
+    ref_rng = np.random.default_rng(99)
+    ref = np.empty_like(p)
+    for i in range(n):
+        draws = ref_rng.multivariate_normal(mean[i], cov[i], size=200000, method="cholesky")
+        ref[i] = _brute_force_classes(draws).mean(axis=0)
+    # Monte-Carlo error of p with 20000 draws is at most 0.0035; 5 sigma
+    np.testing.assert_allclose(p, ref, atol=0.018)
+    assert ((ref > 0.05) & (ref < 0.95)).any()  # the test is not trivially all 0/1
+    # the same seed gives the same probabilities
+    np.testing.assert_array_equal(p, bpt_probabilities(mean, cov, n_samples=20000, seed=1))
+
+
+def test_bpt_probabilities_bad_input_and_nan_rows():
+    from sfnet.interpret import bpt_probabilities
+
+    mean = np.array([[1.2, 1.8, 0.9, 1.3], [np.nan, 1.8, 0.9, 1.3]])
+    cov = np.repeat(np.eye(4)[None] * 1e-4, 2, axis=0)
+    p = bpt_probabilities(mean, cov, n_samples=100)
+    np.testing.assert_array_equal(p[0], [1.0, 0.0, 0.0])
+    assert np.isnan(p[1]).all()
+    with pytest.raises(ValueError, match="mean"):
+        bpt_probabilities(mean[:, :3], cov)
+    with pytest.raises(ValueError, match="cov"):
+        bpt_probabilities(mean, cov[:1])
+    with pytest.raises(ValueError, match="n_samples"):
+        bpt_probabilities(mean, cov, n_samples=0)
+
+
+def test_line_ratio_errors_propagate_the_covariance():
+    from sfnet.interpret import line_ratio_errors
+
+    rng = np.random.default_rng(5)
+    mean = rng.normal(1.5, 0.3, (6, 4))
+    cov = _random_covariances(rng, 6)
+    x, y, sx, sy = line_ratio_errors(mean, cov)
+    np.testing.assert_allclose(x, mean[:, 0] - mean[:, 1])
+    np.testing.assert_allclose(y, mean[:, 2] - mean[:, 3])
+    np.testing.assert_allclose(sx ** 2, cov[:, 0, 0] + cov[:, 1, 1] - 2 * cov[:, 0, 1])
+    np.testing.assert_allclose(sy ** 2, cov[:, 2, 2] + cov[:, 3, 3] - 2 * cov[:, 2, 3])
+    # correlated fluxes: the ratio's error is not the independent sum
+    assert not np.allclose(sx ** 2, cov[:, 0, 0] + cov[:, 1, 1])
+
+
+def test_plot_bpt_probability():
+    from sfnet.interpret import bpt_probabilities, line_ratio_errors, plot_bpt_probability
+
+    rng = np.random.default_rng(2)
+    mean = np.column_stack([rng.normal(1.5, 0.3, 30), rng.normal(1.9, 0.2, 30),
+                            rng.normal(1.0, 0.4, 30), rng.normal(1.3, 0.2, 30)])
+    cov = _random_covariances(rng, 30)
+    p = bpt_probabilities(mean, cov, n_samples=200)
+    _, _, sx, sy = line_ratio_errors(mean, cov)
+    fig = plot_bpt_probability(mean, p, errors=(sx, sy))
+    colours = fig.axes[0].collections[-1].get_array()
+    np.testing.assert_allclose(np.sort(np.asarray(colours)), np.sort(p[:, 2]))
+    assert fig.axes[1].get_ylabel() == "P(AGN)"
+    with pytest.raises(ValueError, match="probabilities"):
+        plot_bpt_probability(mean, p[:5])

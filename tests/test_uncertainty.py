@@ -284,3 +284,51 @@ def test_keep_epoch_last_takes_no_snapshot(monkeypatch):
     # its best epoch is the last one, and resuming is not involved
     if best.best_epoch_ == 3:
         np.testing.assert_allclose(best.predict(images), last.predict(images), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- joint covariance
+def _correlated_targets(n, seed):
+    """Four targets sharing most of their (image-independent) noise: correlation 0.9."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+    shared = rng.normal(0.0, 0.3, n)
+    y = np.array([1.2, 1.8, 0.9, 1.3]) + shared[:, None] + rng.normal(0.0, 0.1, (n, 4))
+    return images, y
+
+
+def test_return_cov_learns_correlations_and_is_positive_definite(tmp_path):
+    images, y = _correlated_targets(320, seed=0)
+    model = SparseFeatureNet(k=2, target="bpt_lines", learning_rate=1e-2,
+                             **{**FAST, "epochs": 6}).fit(images, y)
+    assert model.network_.has_correlation_head
+    mean, cov = model.predict(images[:50], return_cov=True)
+    assert mean.shape == (50, 4) and cov.shape == (50, 4, 4)
+    np.testing.assert_allclose(cov, cov.transpose(0, 2, 1), atol=1e-12)
+    assert np.linalg.eigvalsh(cov).min() > 0
+    # the diagonal is the calibrated std of predict(return_std=True)
+    mean2, std = model.predict(images[:50], return_std=True)
+    np.testing.assert_allclose(mean, mean2, rtol=1e-9)
+    np.testing.assert_allclose(np.sqrt(np.einsum("nii->ni", cov)), std, rtol=1e-6)
+    corr = cov / (std[:, :, None] * std[:, None, :])
+    off = corr[:, np.triu_indices(4, 1)[0], np.triu_indices(4, 1)[1]]
+    assert np.median(off) > 0.4, np.median(off)  # planted 0.9; independent heads give 0
+    # the table's line-ratio errors are the propagation of the covariance
+    table = model.predict_table(images[:50], return_std=True)
+    sx = np.sqrt(cov[:, 0, 0] + cov[:, 1, 1] - 2 * cov[:, 0, 1])
+    np.testing.assert_allclose(table["log_nii_ha_std"].value, sx, rtol=1e-6)
+    np.testing.assert_allclose(table["log_nii_ha_pred"].value, mean[:, 0] - mean[:, 1])
+    probs = np.column_stack([table[c] for c in ("p_star_forming", "p_composite", "p_agn")])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    # correlated errors cancel in the ratio: smaller than independent errors would give
+    assert np.median(sx) < 0.8 * np.median(np.hypot(std[:, 0], std[:, 1]))
+    model.save(tmp_path / "m")
+    loaded = SparseFeatureNet.load(tmp_path / "m", device="cpu", precision="fp32")
+    np.testing.assert_allclose(loaded.predict(images[:50], return_cov=True)[1], cov, rtol=1e-6)
+
+
+def test_return_cov_needs_two_targets():
+    images, r = blobs(64, 16, seed=0)
+    model = SparseFeatureNet(k=2, **{**FAST, "epochs": 1}).fit(images, r)
+    assert not model.network_.has_correlation_head
+    with pytest.raises(ValueError, match="correlation head"):
+        model.predict(images, return_cov=True)

@@ -14,6 +14,11 @@ Galaxies below the first are star-forming, above the second AGN, and between
 the two "composite" (Brinchmann et al. 2004 use the same division for the
 MPA-JHU ``bptclass``).
 
+With a predicted covariance of the four log fluxes
+(``SparseFeatureNet.predict(X, return_cov=True)`` of a ``"bpt_lines"`` model),
+`line_ratio_errors` propagates it to the two ratios and `bpt_probabilities`
+turns it into the probability of each class, by sampling.
+
 The line-flux and log-flux column names come from `sfnet.catalog.BPT_LINES`.
 """
 
@@ -23,7 +28,8 @@ from .._utils import kauffmann03_curve, kewley01_curve
 from ..catalog import BPT_LINES
 from ._core import get_catalog, has_columns, plain, property_values
 
-__all__ = ["kauffmann03", "kewley01", "bpt_class", "line_ratios", "BPT_CLASSES"]
+__all__ = ["kauffmann03", "kewley01", "bpt_class", "line_ratios", "BPT_CLASSES",
+           "bpt_probabilities", "line_ratio_errors"]
 
 #: The class names returned by `bpt_class`, in order of increasing hardness.
 BPT_CLASSES = ("star-forming", "composite", "AGN")
@@ -212,3 +218,118 @@ def line_ratios(source, *, min_snr=None, order=_LOG_COLUMNS):
     x = logs[:, 0] - logs[:, 1]
     y = logs[:, 2] - logs[:, 3]
     return np.where(np.isfinite(x), x, np.nan), np.where(np.isfinite(y), y, np.nan)
+
+
+#: The two line ratios as contrasts of the ``"bpt_lines"`` outputs
+#: (log_N2, log_Ha, log_O3, log_Hb): log([NII]/Hα) and log([OIII]/Hβ).
+_RATIO_CONTRASTS = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
+
+
+def _check_mean_cov(mean, cov):
+    mean = np.asarray(plain(mean), dtype=np.float64)
+    cov = np.asarray(cov, dtype=np.float64)
+    if mean.ndim != 2 or mean.shape[1] != 4:
+        raise ValueError(f"mean must be (N, 4) log fluxes (log_N2, log_Ha, log_O3, log_Hb), "
+                         f"got shape {mean.shape}")
+    if cov.shape != (len(mean), 4, 4):
+        raise ValueError(f"cov must have shape ({len(mean)}, 4, 4), got {cov.shape}")
+    return mean, cov
+
+
+def line_ratio_errors(mean, cov):
+    """The two BPT line ratios and their 1σ errors, propagated from the covariance.
+
+    Parameters
+    ----------
+    mean : array-like, shape (N, 4)
+        Log fluxes in the ``"bpt_lines"`` order (log_N2, log_Ha, log_O3, log_Hb).
+    cov : array-like, shape (N, 4, 4)
+        Their covariance (``predict(X, return_cov=True)``).
+
+    Returns
+    -------
+    log_nii_ha, log_oiii_hb, std_nii_ha, std_oiii_hb : ndarray
+        The ratios ``log_N2 - log_Ha`` and ``log_O3 - log_Hb`` and
+        ``sqrt(c^T cov c)`` for their contrasts ``c``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sfnet.interpret import line_ratio_errors
+    >>> cov = np.diag([0.01, 0.01, 0.04, 0.04])[None]
+    >>> x, y, sx, sy = line_ratio_errors([[1.2, 1.8, 0.9, 1.3]], cov)
+    >>> round(float(sx[0]), 4), round(float(sy[0]), 4)
+    (0.1414, 0.2828)
+    """
+    mean, cov = _check_mean_cov(mean, cov)
+    ratios = mean @ _RATIO_CONTRASTS.T
+    var = np.einsum("ri,nij,rj->nr", _RATIO_CONTRASTS, cov, _RATIO_CONTRASTS)
+    std = np.sqrt(np.clip(var, 0, None))
+    return ratios[:, 0], ratios[:, 1], std[:, 0], std[:, 1]
+
+
+def bpt_probabilities(mean, cov, *, n_samples=2000, seed=0, chunk=256):
+    """P(star-forming), P(composite), P(AGN) of each galaxy, by Monte-Carlo sampling.
+
+    Draws ``n_samples`` log-flux vectors from the Gaussian ``N(mean, cov)`` of
+    each galaxy, classifies each draw with `bpt_class` (its two line ratios
+    against the Kauffmann et al. 2003 and Kewley et al. 2001 curves) and
+    returns the fraction of draws in each class.
+
+    Parameters
+    ----------
+    mean : array-like, shape (N, 4)
+        Log fluxes in the ``"bpt_lines"`` order (log_N2, log_Ha, log_O3, log_Hb).
+    cov : array-like, shape (N, 4, 4)
+        Their covariance (symmetric positive semi-definite), e.g. from
+        ``SparseFeatureNet.predict(X, return_cov=True)``.
+    n_samples : int
+        Draws per galaxy; a probability ``p`` has a Monte-Carlo error of
+        ``sqrt(p (1 - p) / n_samples)`` (at most 0.011 for 2000).
+    seed : int
+        Seed of the draws (the same seed gives the same probabilities).
+    chunk : int
+        Galaxies sampled at a time (memory ``chunk * n_samples * 4`` floats).
+
+    Returns
+    -------
+    ndarray, shape (N, 3)
+        Columns in the order of `BPT_CLASSES`; each row sums to 1 (rows with a
+        non-finite mean or covariance are NaN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sfnet.interpret import bpt_probabilities
+    >>> mean = np.array([[1.2, 1.8, 0.9, 1.3]])        # well inside star-forming
+    >>> p = bpt_probabilities(mean, np.eye(4)[None] * 1e-4)
+    >>> p.round(2).tolist()
+    [[1.0, 0.0, 0.0]]
+    """
+    mean, cov = _check_mean_cov(mean, cov)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
+            or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    rng = np.random.default_rng(seed)
+    out = np.full((len(mean), 3), np.nan)
+    ok = np.isfinite(mean).all(axis=1) & np.isfinite(cov).all(axis=(1, 2))
+    # a matrix square root valid for semi-definite covariances too
+    sym = 0.5 * (cov + cov.transpose(0, 2, 1))
+    for start in range(0, len(mean), chunk):
+        sl = slice(start, start + chunk)
+        good = ok[sl]
+        m, c = mean[sl][good], sym[sl][good]
+        if not len(m):
+            continue
+        w, v = np.linalg.eigh(c)
+        root = v * np.sqrt(np.clip(w, 0, None))[:, None, :]
+        draws = m[:, None, :] + rng.standard_normal((len(m), n_samples, 4)) @ \
+            root.transpose(0, 2, 1)
+        ratios = draws @ _RATIO_CONTRASTS.T
+        classes = bpt_class(ratios[..., 0], ratios[..., 1])
+        probs = np.stack([(classes == name).mean(axis=1) for name in BPT_CLASSES], axis=1)
+        rows = np.flatnonzero(good) + start
+        out[rows] = probs
+    return out

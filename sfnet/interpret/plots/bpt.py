@@ -1,4 +1,5 @@
-"""The BPT diagram of galaxies, coloured by one feature's activation (`plot_bpt`)."""
+"""The BPT diagram of galaxies, coloured by one feature's activation (`plot_bpt`) or by
+the predicted probability of the AGN class (`plot_bpt_probability`)."""
 
 import numpy as np
 
@@ -6,7 +7,7 @@ from .._core import as_activations, check_feature, check_length
 from ..bpt import _has_line_errors, line_ratios
 from . import _plotting as _draw
 
-__all__ = ["plot_bpt"]
+__all__ = ["plot_bpt", "plot_bpt_probability"]
 
 
 @_draw.styled
@@ -121,3 +122,49 @@ def _mark_examples(ax, x, y, top):
                     zorder=3)
             ax.text(x[i] + 0.05, y[i] + 0.05, str(rank), color=_draw.BLUE, fontsize=7,
                     fontweight="bold", zorder=4, path_effects=_draw.outline())
+
+
+@_draw.styled
+def plot_bpt_probability(mean, probabilities, *, errors=None, ax=None, max_errorbars=200):
+    """Predicted BPT line ratios coloured by P(AGN).
+
+    Parameters
+    ----------
+    mean : array-like, shape (N, 4)
+        Predicted log fluxes in the ``"bpt_lines"`` order (log_N2, log_Ha,
+        log_O3, log_Hb), e.g. ``predict(X, return_cov=True)[0]``.
+    probabilities : array-like, shape (N, 3)
+        P(star-forming), P(composite), P(AGN) (`sfnet.interpret.bpt_probabilities`).
+    errors : tuple of two arrays, optional
+        1σ errors of the two ratios (the last two outputs of
+        `sfnet.interpret.line_ratio_errors`), drawn as error bars for up to
+        ``max_errorbars`` galaxies.
+    ax : `~matplotlib.axes.Axes`, optional
+    max_errorbars : int
+        Error bars of a random (seeded) subset of this many galaxies at most.
+
+    Returns
+    -------
+    `~matplotlib.figure.Figure`
+    """
+    x, y = line_ratios(mean)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.shape != (len(x), 3):
+        raise ValueError(f"probabilities must have shape ({len(x)}, 3), got {p.shape}")
+    fig, ax = _draw.fig_ax(ax, (3.9, 3.3))
+    xlim, ylim = _draw.bpt_limits(x, y)
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(p[:, 2])
+    if errors is not None:
+        sx, sy = (np.asarray(e, dtype=np.float64) for e in errors)
+        show = np.flatnonzero(ok)
+        if len(show) > max_errorbars:
+            show = np.sort(np.random.default_rng(0).choice(show, max_errorbars, replace=False))
+        ax.errorbar(x[show], y[show], xerr=sx[show], yerr=sy[show], fmt="none",
+                    ecolor="0.75", elinewidth=0.5, zorder=1)
+    order = np.flatnonzero(ok)[np.argsort(p[ok, 2], kind="stable")]
+    sc = ax.scatter(x[order], y[order], c=p[order, 2], s=9, vmin=0, vmax=1,
+                    cmap=_draw.cmap("ember", 0.12, 0.95), edgecolors="none", zorder=2)
+    fig.colorbar(sc, ax=ax, pad=0.01, label="P(AGN)")
+    _draw.draw_bpt_frame(ax, xlim, ylim)
+    ax.set_title(f"Predicted BPT classes ({int(ok.sum())} galaxies)")
+    return fig
