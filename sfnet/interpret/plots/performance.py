@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..._utils import regression_metrics
-from .._core import display_image, plain, take_images
+from .._core import plain, take_images
 from ..calibration import ONE_SIGMA, coverage, coverage_by, coverage_table
 from . import _plotting as _draw
 
@@ -584,7 +584,7 @@ def plot_ood(scores, threshold, *, sample=None, n=6, ncols=3):
             if k >= len(order):
                 a.set_axis_off()
                 continue
-            a.imshow(display_image(images[k]),
+            a.imshow(_draw.display_image(images[k]),
                      interpolation="nearest" if images.shape[1] < 48 else None)
             a.set_title(f"{k + 1}: {scores[order[k]]:.3g}", fontsize=7, pad=2,
                         color=_draw.ACCENT if scores[order[k]] > threshold else "black")
