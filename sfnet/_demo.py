@@ -255,8 +255,8 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
     ----------
     output : path-like
         Directory for ``metrics.json``, ``model/``, ``figures/`` and ``report.html``:
-        new, empty or an earlier demo's (``metrics.json``); any directory with
-        ``overwrite``.
+        new, empty or an earlier demo's (``metrics.json`` or ``model/``); any
+        directory with ``overwrite``.
     n_galaxies : int
         Mock galaxies to generate (about a third pass the metallicity cuts).
     image_size, epochs, k, batch_size, seed, device, precision
@@ -280,8 +280,9 @@ def run_demo(output=DEMO_DEFAULTS["output"], *, n_galaxies=DEMO_DEFAULTS["n_gala
     from ._io import atomic_write_json
 
     say = say or (lambda text: None)
-    output = check_output_dir(output, marker="metrics.json", what="an sfnet demo output",
-                              overwrite=overwrite)
+    # an earlier demo, finished (metrics.json) or interrupted after saving its model
+    output = check_output_dir(output, marker=("metrics.json", "model"),
+                              what="an sfnet demo output", overwrite=overwrite)
     model = SparseFeatureNet(k=k, target=_TARGET, epochs=epochs, batch_size=batch_size,
                              validation_fraction=0.0, device=device, precision=precision,
                              random_state=seed, progress=progress)

@@ -406,8 +406,9 @@ def train_model(model, data, output, *, split="random", checkpoint_dir=None, res
     galaxies are then scored.  With ``split="paper"`` the held-out galaxies
     are the paper's (`GalaxySample.split` with ``method="paper"``, seeded by
     ``random_state``): the model is fitted on the others with
-    ``validation_fraction=0`` (so it needs ``keep_epoch="last"``, as the
-    paper), then its error bars are calibrated on the held-out ones.
+    ``validation_fraction=0`` (set on ``model``, so the saved parameters say
+    what it trained with; it needs ``keep_epoch="last"``, as the paper), then
+    its error bars are calibrated on the held-out ones.
 
     Parameters
     ----------

@@ -112,3 +112,26 @@ def test_benchmark_is_a_subcommand_with_bounds(capsys):
         assert main(["benchmark", flag, value]) == 2, flag
         err = capsys.readouterr().err
         assert err.startswith("sfnet: error: ") and flag in err, flag
+
+
+def test_the_overwrite_rule_for_directories_and_files(tmp_path):
+    from sfnet._io import check_output_file
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        check_output_dir(foreign, marker=("a.json", "model"), what="an output")
+    assert check_output_dir(foreign, marker="a.json", overwrite=True) == foreign
+    (foreign / "model").mkdir()  # one of several markers, a folder too
+    assert check_output_dir(foreign, marker=("a.json", "model")) == foreign
+
+    out = tmp_path / "table.ecsv"
+    assert check_output_file(out, "output") == out  # new: fine, nothing created
+    assert not out.exists()
+    out.write_text("x")
+    with pytest.raises(FileExistsError, match="output .* already exists"):
+        check_output_file(out, "output")
+    assert check_output_file(out, "output", overwrite=True) == out
+    with pytest.raises(IsADirectoryError):
+        check_output_file(tmp_path, "output", overwrite=True)
