@@ -503,6 +503,8 @@ def _add_cutouts_parser(sub, common):
     p.add_argument("--rate-limit", type=float, default=10.0, metavar="R",
                    help="at most R cutout requests started per second (default: 10)")
     _add_no_progress(p)
+    _add_overwrite(p, "write into a non-empty --output that is not a galaxy folder (one "
+                      "without galaxies.csv or folder.json); a galaxy folder is resumed")
     p.set_defaults(handler=_cmd_cutouts)
 
 
@@ -866,7 +868,8 @@ def _cmd_cutouts(args):
                            layer=args.layer, bands=args.bands, format=args.format,
                            pixscale=args.pixscale, size=args.size, progress=_progress(args),
                            max_workers=args.max_workers, rate_limit=args.rate_limit,
-                           timeout=args.timeout, max_retries=args.max_retries)
+                           timeout=args.timeout, max_retries=args.max_retries,
+                           overwrite=args.overwrite)
     print("sfnet cutouts: " + ", ".join(f"{k} {v}" for k, v in report.items()
                                         if isinstance(v, (int, float, str))))
     print(f"sfnet cutouts: {report['valid']} of {report['n_galaxies']} galaxies have an image "

@@ -54,7 +54,7 @@ from .._io import atomic_write_bytes, check_output_dir
 from .._validation import check_url
 from ..config import Conf, conf
 from ..exceptions import DataDroppedWarning
-from ._layout import (CATALOG_CSV, FAILURES_CSV, IMAGE_DIR, image_path, read_catalog_csv,
+from ._layout import (CATALOG_CSV, FAILURES_CSV, FOLDER_JSON, IMAGE_DIR, image_path, read_catalog_csv,
                       remove_stale_temporaries, write_folder_json, write_galaxy_catalog)
 from ._options import FetchOptions
 from ._transport import (Counters, Failure, PermanentError, RateLimiter, SessionPool,
@@ -717,7 +717,8 @@ _LAYER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 def fetch_cutouts(positions, output_dir, *, ids=None, id_column="objID",
                   service="legacysurvey", layer="sdss", bands=None, format="jpg",
                   pixscale=0.262, size=160, image_dir=None, progress=True, max_workers=None,
-                  rate_limit=10.0, timeout=None, max_retries=None, retry_backoff=1.0):
+                  rate_limit=10.0, timeout=None, max_retries=None, retry_backoff=1.0,
+                  overwrite=False):
     """Fetch cutouts of any catalog's galaxies -- JPEG or FITS, any viewer layer -- into a folder.
 
     The general form of `fetch_sdss_cutouts`: ``output_dir`` receives one
@@ -769,6 +770,11 @@ def fetch_cutouts(positions, output_dir, *, ids=None, id_column="objID",
         layer, else ``"images-{layer}"`` (e.g. ``images-ls-dr10``).
     progress, max_workers, rate_limit, timeout, max_retries, retry_backoff
         See `~sfnet.datasets.fetch_sdss_sample`.
+    overwrite : bool
+        Write into an existing non-empty directory that is not a galaxy folder
+        (one without ``galaxies.csv`` or ``folder.json``); by default it is
+        refused before anything is sent or written.  A galaxy folder is always
+        resumed.
 
     Returns
     -------
@@ -797,7 +803,8 @@ def fetch_cutouts(positions, output_dir, *, ids=None, id_column="objID",
     """
     from ._store import check_id_column
 
-    out = check_output_dir(output_dir, "output_dir")
+    out = check_output_dir(output_dir, "output_dir", marker=(CATALOG_CSV, FOLDER_JSON),
+                           what="a galaxy folder", overwrite=overwrite)
     check_id_column(id_column)
     if not isinstance(layer, str) or not _LAYER.match(layer):
         raise ValueError(f"layer must be a viewer layer name such as 'sdss' or 'ls-dr10', "
