@@ -54,8 +54,9 @@ from .._io import atomic_write_bytes, check_output_dir
 from .._validation import check_url
 from ..config import Conf, conf
 from ..exceptions import DataDroppedWarning
-from ._layout import (CATALOG_CSV, FAILURES_CSV, FOLDER_JSON, IMAGE_DIR, image_path, read_catalog_csv,
-                      remove_stale_temporaries, write_folder_json, write_galaxy_catalog)
+from ._layout import (CATALOG_CSV, FAILURES_CSV, FOLDER_JSON, IMAGE_DIR, image_path,
+                      read_catalog_csv, remove_stale_temporaries, write_folder_json,
+                      write_galaxy_catalog)
 from ._options import FetchOptions
 from ._transport import (Counters, Failure, PermanentError, RateLimiter, SessionPool,
                          TransientError, call_with_retries, progress_bar, raise_for_status,
