@@ -38,7 +38,7 @@ def test_columns_ids_units_and_positions(metallicity):
     assert table.colnames == (
         ["objID", "coord", "oh_p50_pred"] + [f"feature_{i}" for i in (1, 2, 3)]
         + [f"activation_{i}" for i in (1, 2, 3)]
-        + [f"oh_p50_contribution_{i}" for i in (1, 2, 3)])
+        + [f"oh_p50_contribution_{i}" for i in (1, 2, 3)] + ["ood_score", "ood_flag"])
     # 64-bit SDSS ids, exact: many of them are not representable as float64.
     ids = np.asarray(sample.catalog["objID"])
     assert table["objID"].dtype == np.int64 and np.array_equal(table["objID"], ids)
@@ -107,9 +107,9 @@ def test_return_std_columns(metallicity, monkeypatch):
     plain = model._predict_with_features
     std = np.linspace(0.05, 0.1, len(sample))
 
-    def predict(X, return_std=False, batch_size=None):
-        pred, _, idx, vals = plain(X, False, batch_size)
-        return pred, (std[:, None] if return_std else None), idx, vals
+    def predict(X, return_std=False, batch_size=None, return_ood=False):
+        pred, _, idx, vals, *ood = plain(X, False, batch_size, return_ood=return_ood)
+        return (pred, (std[:, None] if return_std else None), idx, vals, *ood)
 
     monkeypatch.setattr(model, "_predict_with_features", predict)
     table = model.predict_table(sample, return_std=True)
