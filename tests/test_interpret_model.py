@@ -444,6 +444,13 @@ def test_report_shows_calibrated_error_bars_and_stability(report, model, sample)
     ok = np.isfinite(truth)
     covered = np.mean(np.abs(truth[ok] - mean[ok]) <= std[ok])
     assert f"<td>{100 * covered:.1f}%</td>" in text
+    # coverage by subgroup: at least by the predicted sigma (the catalog may lack the rest)
+    assert "Coverage by subgroup" in text
+    assert (out / "figures" / "coverage_by_oh_p50_predicted_sigma.png").is_file()
+    by_sigma = interpret.coverage_by(truth[ok], mean[ok], std[ok], by=std[ok], bins=5)
+    worst = by_sigma[int(np.argmax(np.abs(by_sigma["coverage_68"] - interpret.ONE_SIGMA)))]
+    assert f"<td>{100 * worst['coverage_68']:.1f}% (" in text
+    assert f"<td>{worst['std_scale']:.2f}</td>" in text
     table = interpret.activation_stability(model, sample[:500])
     assert f"{100 * np.mean(table['same_set_dihedral']):.1f}% of galaxies" in text
 
