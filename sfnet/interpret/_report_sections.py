@@ -507,7 +507,7 @@ def _interventions(section, data):
         table = intervention_response(data.model, latent, values, n=n, seed=0, n_boot=200)
         used.append(latent)
         by_feature = {int(f): i for i, f in enumerate(table["feature"])}
-        for t, (name, pred) in enumerate(table.meta["prediction_slope"].items()):
+        for name, pred in table.meta["prediction_slope"].items():
             rows.append({"latent": latent, "values": ", ".join(f"{v:g}" for v in values),
                          "what": f"prediction ({name})",
                          "slope": _with_interval(pred["slope"], pred["lo"], pred["hi"]),
