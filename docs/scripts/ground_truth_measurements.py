@@ -16,13 +16,21 @@ Three parts, each bounded (sizes on the command line):
     ``--seeds`` seeds per k on ``--n`` mock galaxies of ``--size`` px for
     ``--epochs`` epochs (``sfnet sweep --seeds`` does the same).
 
-The numbers of docs/interpreting.rst came from (a loaded 2-core machine)::
+The smoke-sized table of docs/interpreting.rst ("Measured on the mock") came
+from (a loaded 2-core machine, about 10 min)::
+
+    OMP_NUM_THREADS=1 python docs/scripts/ground_truth_measurements.py seeds \\
+        --k 2 4 8 512 --seeds 2 --n 600 --size 16 --epochs 1
+
+and the intended sizes are::
 
     sfnet demo --output /tmp/gt-demo
-    OMP_NUM_THREADS=2 python docs/scripts/ground_truth_measurements.py demo /tmp/gt-demo \\
+    python docs/scripts/ground_truth_measurements.py demo /tmp/gt-demo \\
         --n-valid 4000 --n-interventions 100
-    OMP_NUM_THREADS=2 python docs/scripts/ground_truth_measurements.py seeds \\
+    python docs/scripts/ground_truth_measurements.py seeds \\
         --k 2 4 8 512 --seeds 2 --n 2000 --size 32 --epochs 6 --output /tmp/gt-seeds
+
+Add ``--json FILE`` before the part's name to keep the numbers.
 """
 
 import argparse
