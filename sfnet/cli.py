@@ -292,14 +292,22 @@ Trains one SFNet per k on the same galaxies (those passing the target's cuts, 20
 out) and writes into --output:
   sweep.ecsv    k, rmse, nmad, bias, r2, n_active (features active in any held-out
                 galaxy), n_frequent (in more than 1% of them), max_active_per_galaxy,
-                seconds; the baselines and the floor in its metadata
-  k_sweep.png   RMSE and active features against k, baselines and floor as lines
+                seconds, rmse_std (over seeds); interpretability on the held-out mock
+                galaxies: disentanglement, completeness, informativeness (DCI-style
+                scores of the 12 features with the most activation mass against the
+                mock_* latents, NaN without them) and seed_match (mean matched
+                fraction of the features over seed pairs, NaN with --seeds 1);
+                the baselines and the floor in its metadata
+  k_sweep.png   RMSE and active features against k, baselines and floor as lines,
+                and the interpretability scores against k when measured
 k = 512 is the dense network (all ResNet-18 features): the accuracy cost of sparsity.
+With --seeds N each k is trained N times (seeds S, S+1, ...; the same split).
 Without DATA the galaxies are mock galaxies, as in 'sfnet demo'.
 
 examples:
   sfnet sweep --k 1 2 4 8 512
   sfnet sweep --k 1 4 512 --n-galaxies 2000 --epochs 4 --image-size 32 --output sweep-small
+  sfnet sweep --k 2 4 8 512 --seeds 2 --n-galaxies 2000 --epochs 6 --image-size 32
   sfnet sweep sdss --k 2 4 8 --epochs 20 --device cuda
 """
 
@@ -656,6 +664,9 @@ def _add_sweep_parser(sub, common):
                       "mock cutout size in pixels (without DATA)")
     p.add_argument("--epochs", type=_int_at_least(1), default=d["epochs"], metavar="E",
                    help="training epochs for each k")
+    p.add_argument("--seeds", type=_int_at_least(1), default=1, metavar="N",
+                   help="networks trained per k (seeds S, S+1, ...): N >= 2 measures the "
+                        "seed-reproducibility of the features")
     _add_batch_and_seed(p, "seed of the mock, the split and the networks")
     _add_device(p)
     _add_overwrite(p, "write into a non-empty --output that is not an earlier sweep")
@@ -813,8 +824,8 @@ def _cmd_sweep(args):
 
     table = run_sweep(args.data, args.k, output=args.output, n_galaxies=args.n_galaxies,
                       image_size=args.image_size, seed=args.seed, target=args.target,
-                      epochs=args.epochs, batch_size=args.batch_size, device=args.device,
-                      precision=args.precision, overwrite=args.overwrite,
+                      epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size,
+                      device=args.device, precision=args.precision, overwrite=args.overwrite,
                       progress=_progress(args), say=_say(args))
     print(_format_sweep(table, args.output))
     return 0
@@ -825,12 +836,23 @@ def _format_sweep(table, output):
     import math
 
     meta = table.meta
+    seeds = meta.get("seeds", 1)
     lines = [f"sfnet sweep: {meta['n_train']} training / {meta['n_valid']} held-out galaxies, "
-             f"{meta['epochs']} epoch(s) per k, {meta['seconds']:.0f} s in all",
-             f"  {'k':>4}  {'RMSE':>8}  {'NMAD':>8}  {'active':>6}  {'>1%':>5}  {'seconds':>8}"]
+             f"{meta['epochs']} epoch(s) per k, {seeds} seed(s), {meta['seconds']:.0f} s in all",
+             f"  {'k':>4}  {'RMSE':>8}  {'NMAD':>8}  {'active':>6}  {'>1%':>5}  {'seconds':>8}"
+             f"  {'D':>5}  {'C':>5}  {'I':>5}  {'match':>5}"]
+
+    def score(row, name):
+        value = float(row[name]) if name in row.colnames else math.nan
+        return f"{value:5.2f}" if math.isfinite(value) else f"{'-':>5}"
+
     for row in table:
         lines.append(f"  {row['k']:>4}  {row['rmse']:8.4f}  {row['nmad']:8.4f}  "
-                     f"{row['n_active']:>6}  {row['n_frequent']:>5}  {row['seconds']:8.1f}")
+                     f"{row['n_active']:>6}  {row['n_frequent']:>5}  {row['seconds']:8.1f}  "
+                     + "  ".join(score(row, c) for c in ("disentanglement", "completeness",
+                                                          "informativeness", "seed_match")))
+    lines.append(f"  D/C/I: DCI scores of the top {meta.get('top_features', 12)} features "
+                 "against the mock's latents; match: seed-reproducibility (needs --seeds >= 2)")
     for key, label in (("photometric_gbm_rmse", "photometric GBM"),
                        ("photometric_linear_rmse", "photometric linear"),
                        ("mean_rmse", "mean predictor"), ("oracle_rmse", "floor (oracle)")):

@@ -468,3 +468,52 @@ def test_plot_predictions_draws_error_bars():
     assert not any(isinstance(c, LineCollection) for c in without.axes[0].collections)
     with pytest.raises(ValueError, match="y_std"):
         interpret.plot_predictions(y, p, y_std=np.ones(49))
+
+
+def test_report_ground_truth_section_on_mock_galaxies(model, tmp_path):
+    """On mock galaxies (mock_* columns) the report tests the features against the latents,
+    intervenes on one latent and, given another fit, matches the features (here the model
+    itself: a perfect match)."""
+    from sfnet.datasets import make_mock_galaxies
+
+    mock = make_mock_galaxies(150, image_size=SIZE, seed=5, progress=False)
+    path = interpret.write_report(model, mock, tmp_path, max_features=2, n_examples=2,
+                                  n_localization=0, n_stability=0, other_models=[model],
+                                  n_interventions=12, intervention_latents=["inclination"],
+                                  dpi=40)
+    text = path.read_text(encoding="utf-8")
+    parser = _Links()
+    parser.feed(text)
+    assert "ground-truth" in parser.ids and 'href="#ground-truth"' in text
+    section = text[text.index('id="ground-truth"'):]
+    section = section[:section.index("</p>", section.index("Seed agreement"))
+                      + 2000]
+    assert "Disentanglement" in section and "Informativeness" in section
+    recovery = interpret.latent_recovery(model, mock, features=interpret.active_features(
+        model.activations(mock))[:2])
+    for feature, latent in zip(recovery["feature"], recovery["latent"]):
+        assert f"<td>{feature}</td><td>" in section and latent in section
+    assert "prediction (oh_p50)" in section and "inclination" in section
+    assert "12 mock galaxies" in section
+    assert "100.0%" in section                # the model matched with itself
+    assert "needs galaxies whose true" not in text
+
+
+def test_report_ground_truth_section_says_what_it_needs(report):
+    _, path = report
+    text = path.read_text(encoding="utf-8")
+    assert 'id="ground-truth"' in text
+    assert "needs galaxies whose true" in text and "mock_*" in text
+    assert "other_models=[...]" in text
+
+
+def test_report_ground_truth_inputs_are_checked(model, sample, acts, tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(TypeError, match="other_models"):
+        interpret.write_report(model, sample, out, activations=acts, other_models=[object()])
+    with pytest.raises(ValueError, match="intervention_latents"):
+        interpret.write_report(model, sample, out, activations=acts,
+                               intervention_latents=["not_a_latent"])
+    with pytest.raises(ValueError, match="n_interventions"):
+        interpret.write_report(model, sample, out, activations=acts, n_interventions=-1)
+    assert not out.exists()

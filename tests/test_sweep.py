@@ -7,7 +7,8 @@ from astropy.table import Table
 from sfnet.cli import main
 from sfnet.datasets import make_mock_galaxies
 from sfnet.interpret import plot_k_sweep
-from sfnet.sweep import SWEEP_COLUMNS, run_k_sweep
+from sfnet.sweep import (INTERPRETABILITY_COLUMNS, SWEEP_COLUMNS, TOP_FEATURES,
+                         interpretability, run_k_sweep, write_sweep)
 
 N_GALAXIES = 400
 
@@ -120,3 +121,79 @@ def test_plot_k_sweep_bad_input():
         plot_k_sweep(Table({"k": [1], "rmse": [0.1]}))
     with pytest.raises(TypeError, match="references"):
         plot_k_sweep(Table({"k": [1], "rmse": [0.1], "n_active": [1]}), references=[0.1])
+
+
+@pytest.fixture(scope="module")
+def swept_seeds(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep_seeds")
+    rc = main(["sweep", "--k", "2", "512", "--seeds", "2", "--epochs", "1",
+               "--image-size", "16", "--n-galaxies", "600", "--batch-size", "32",
+               "--output", str(out), "--no-progress", "--device", "cpu"])
+    return rc, out
+
+
+def test_sweep_with_seeds_measures_interpretability(swept_seeds):
+    from sfnet.cli import _format_sweep
+
+    rc, out = swept_seeds
+    assert rc == 0
+    table = Table.read(out / "sweep.ecsv", format="ascii.ecsv")
+    assert list(table["k"]) == [2, 512]
+    for column in INTERPRETABILITY_COLUMNS + ("rmse_std",):
+        assert column in table.colnames, column
+    assert table.meta["seeds"] == 2 and table.meta["top_features"] == TOP_FEATURES
+    for column in INTERPRETABILITY_COLUMNS:
+        values = np.asarray(table[column], dtype=float)
+        assert np.all(np.isfinite(values)), column
+        assert np.all((values >= 0) & (values <= 1)), (column, values)
+    assert np.all(np.asarray(table["rmse_std"]) >= 0)
+    # the table round-trips through sweep.ecsv
+    again_path = out / "again"
+    write_sweep(table, again_path)
+    again = Table.read(again_path / "sweep.ecsv", format="ascii.ecsv")
+    assert again.colnames == table.colnames and again.meta.keys() == table.meta.keys()
+    for key, value in table.meta.items():
+        assert again.meta[key] == value or (value != value and again.meta[key] != again.meta[key])
+    for column in table.colnames:
+        assert np.allclose(np.asarray(again[column], float), np.asarray(table[column], float),
+                           equal_nan=True), column
+    # the figure gains the interpretability panel
+    fig = plot_k_sweep(table)
+    assert len(fig.axes) == 3
+    labels = [line.get_label() for line in fig.axes[2].get_lines()]
+    assert labels == ["disentanglement (D)", "completeness (C)", "informativeness (I)",
+                      "seed match"]
+    printed = _format_sweep(table, out)
+    assert "match" in printed and "seed(s)" in printed and " - " not in printed
+
+
+def test_one_seed_has_no_seed_match(swept):
+    _, out = swept
+    table = Table.read(out / "sweep.ecsv", format="ascii.ecsv")
+    assert table.meta["seeds"] == 1
+    assert np.all(np.isnan(np.asarray(table["seed_match"], float)))
+    assert np.all(np.isnan(np.asarray(table["rmse_std"], float)))
+
+
+def test_interpretability_scores_of_planted_activations():
+    # two "seeds" with the same features, permuted: a perfect seed match; DCI in [0, 1]
+    sample = make_mock_galaxies(300, image_size=16, seed=3, progress=False)
+    z = np.asarray(sample.catalog["mock_inclination"], float)
+    rng = np.random.default_rng(0)
+    acts = np.zeros((300, 6))
+    acts[:, 1] = (z - z.min()) / np.ptp(z)
+    acts[:, 4] = rng.exponential(1.0, 300) * (rng.random(300) < 0.3)
+    scores = interpretability([acts, acts[:, ::-1]], sample, top_features=2)
+    assert scores["seed_match"] == pytest.approx(1.0)
+    for name in ("disentanglement", "completeness", "informativeness"):
+        assert 0 <= scores[name] <= 1
+    # without mock_* columns only the seed match is measured
+    no_latents = interpretability([acts], sample.catalog["objID", "ra"])
+    assert all(np.isnan(v) for v in no_latents.values())
+
+
+@pytest.mark.parametrize("seeds, exc", [(0, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_bad_seeds_are_named(seeds, exc):
+    sample = make_mock_galaxies(20, image_size=16, seed=0, progress=False)
+    with pytest.raises(exc, match="seeds"):
+        run_k_sweep(sample, [1], seeds=seeds, epochs=1, progress=False)

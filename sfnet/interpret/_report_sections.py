@@ -522,6 +522,156 @@ def outliers(data, figs):
               "another pixel scale); it does not say whether a prediction is right."))
 
 
+# --------------------------------------------------------------------------- ground truth
+
+#: Latents intervened on by the report's ground-truth section (by default).
+GROUND_TRUTH_LATENTS = ("colour_gradient", "inclination", "bt")
+#: Interventions are rendered only for models that take images of at most this many pixels.
+INTERVENTION_MAX_SIZE = 64
+#: Features of the model whose intervention responses are shown.
+INTERVENTION_FEATURES = 5
+
+
+def ground_truth(data, figs):
+    """Features against the mock's known latents, interventions and seed agreement."""
+    from .latents import LATENT_PREFIX
+
+    has_latents = any(c.startswith(LATENT_PREFIX) for c in data.catalog.colnames)
+    section = Section("ground_truth", anchor="ground-truth", nav="Ground truth",
+                      has_latents=has_latents, recovery=None, summary=None, recovery_note="",
+                      interventions=None, intervention_note="", seeds=None,
+                      seed_note="")
+    if has_latents:
+        _recovery(section, data)
+        _interventions(section, data)
+    if data.other_models:
+        _seed_agreement(section, data)
+    else:
+        section.seed_note = ("Seed agreement needs other fits of the same model (e.g. other "
+                             "random_state values): pass write_report(..., other_models=[...]).")
+    return section
+
+
+def _recovery(section, data):
+    from .latents import latent_recovery
+
+    try:
+        table = latent_recovery(None, data.sample, activations=data.acts,
+                                features=data.shown, regressor="gbm", seed=0)
+    except ValueError as err:
+        section.recovery_note = f"Latent recovery could not be computed: {err}"
+        return
+    section.recovery_note = ""
+    section.summary = [("Disentanglement", number(table.meta["disentanglement"])),
+                       ("Completeness", number(table.meta["completeness"])),
+                       ("Informativeness", number(table.meta["informativeness"])),
+                       ("Features scored", str(len(table))),
+                       ("Latents", str(len(table.meta["latents"])))]
+    section.recovery = [
+        {"feature": int(r["feature"]), "fraction": f"{r['fraction_active']:.3f}",
+         "latent": str(r["latent"]) or DASH, "rho": coefficient(r["spearman"], "{:+.2f}"),
+         "mi": number(r["mutual_info"], "{:.2f}"), "runner_up": str(r["runner_up"]) or DASH,
+         "runner_rho": coefficient(r["runner_up_spearman"], "{:+.2f}"),
+         "latent_mi": str(r["latent_mi"]) or DASH,
+         "latent_importance": str(r["latent_importance"]) or DASH,
+         "importance": number(r["importance"], "{:.2f}"),
+         "disentanglement": number(r["disentanglement"], "{:.2f}")}
+        for r in table]
+
+
+def _intervention_values(catalog, latent):
+    """The 10/50/90 % quantiles of ``mock_<latent>`` in the sample (both values if on/off)."""
+    column = "mock_" + latent
+    if column not in catalog.colnames:
+        return None
+    z = np.ma.filled(np.ma.asarray(catalog[column], dtype=np.float64), np.nan)
+    z = z[np.isfinite(z)]
+    values = np.unique(z) if np.unique(z).size <= 2 else \
+        np.unique(np.round(np.quantile(z, [0.1, 0.5, 0.9]), 4))
+    return values if values.size >= 2 else None
+
+
+def _interventions(section, data):
+    from .latents import intervention_response
+
+    n = data.n_interventions
+    shape = getattr(data.model, "input_shape_", None)
+    if not n:
+        section.intervention_note = "Intervention responses were skipped (n_interventions=0)."
+        return
+    if shape is None or int(shape[0]) > INTERVENTION_MAX_SIZE:
+        section.intervention_note = (
+            f"Intervention responses are computed only for models that take images of at most "
+            f"{INTERVENTION_MAX_SIZE} px (this one: {shape}), to bound the cost of rendering; "
+            "run sfnet.interpret.intervention_response yourself.")
+        return
+    top = [int(f) for f in data.shown[:INTERVENTION_FEATURES]]
+    rows, used = [], []
+    for latent in data.intervention_latents:
+        values = _intervention_values(data.catalog, latent)
+        if values is None:
+            continue
+        table = intervention_response(data.model, latent, values, n=n, seed=0, n_boot=200)
+        used.append(latent)
+        by_feature = {int(f): i for i, f in enumerate(table["feature"])}
+        for name, pred in table.meta["prediction_slope"].items():
+            rows.append({"latent": latent, "values": ", ".join(f"{v:g}" for v in values),
+                         "what": f"prediction ({name})",
+                         "slope": _with_interval(pred["slope"], pred["lo"], pred["hi"]),
+                         "on": DASH})
+        for f in top:
+            i = by_feature.get(f)
+            if i is None:
+                rows.append({"latent": latent, "values": "", "what": f"feature {f}",
+                             "slope": "never active", "on": DASH})
+                continue
+            r = table[i]
+            contribution = [c for c in table.colnames if c.startswith("contribution_slope")
+                            and not c.endswith(("_lo", "_hi"))]
+            slope = _with_interval(r["activation_slope"], r["activation_slope_lo"],
+                                   r["activation_slope_hi"])
+            if contribution:
+                c = contribution[0]
+                slope += "; contribution " + _with_interval(r[c], r[c + "_lo"], r[c + "_hi"])
+            rows.append({"latent": latent, "values": "", "what": f"feature {f}",
+                         "slope": slope,
+                         "on": _with_interval(r["on_fraction_slope"], r["on_fraction_slope_lo"],
+                                              r["on_fraction_slope_hi"])})
+    section.interventions = rows or None
+    section.intervention_note = (
+        f"{n} mock galaxies (make_mock_interventions, seed 0, at the model's "
+        f"{int(shape[0])} px) rendered at the 10/50/90% quantiles of each latent in this "
+        f"sample, everything else held fixed; slopes per unit of the latent with 95% "
+        f"bootstrap intervals (200 resamples); the {len(top)} most frequent features. "
+        f"Latents: {', '.join(used) if used else 'none found in the sample'}. The sample is "
+        f"kept small to bound the cost: use sfnet.interpret.intervention_response for more.")
+
+
+def _with_interval(value, lo, hi):
+    return f"{number(value, '{:+.3g}')} [{number(lo, '{:+.2g}')}, {number(hi, '{:+.2g}')}]"
+
+
+def _seed_agreement(section, data):
+    from .universality import match_features
+
+    rows, details = [], []
+    shown = {int(f) for f in data.shown}
+    for i, other in enumerate(data.other_models, 1):
+        table = match_features(data.acts, other.activations(data.sample))
+        meta = table.meta
+        rows.append((f"model {i}", f"{100 * meta['matched_fraction']:.1f}%",
+                     f"{meta['n_matched']} / {meta['n_features_a']}", str(meta["n_features_b"])))
+        details.append([(int(r["feature_a"]), int(r["feature_b"]),
+                         number(r["correlation"], "{:+.2f}"), f"{r['mass_a']:.3f}")
+                        for r in table if int(r["feature_a"]) in shown])
+    section.seeds = rows
+    section.seed_details = details
+    section.seed_note = (
+        "Features paired one to one by the correlation of their activations on these "
+        "galaxies (Hungarian matching, match_features); matched: correlation >= 0.5; "
+        "matched mass: the share of this model's activation carried by matched features.")
+
+
 def more_features_note(data, figs):
     """A note on the active features without a section of their own."""
     hidden = len(data.alive) - len(data.shown)
@@ -533,8 +683,8 @@ def more_features_note(data, figs):
 
 #: The section builders, in page order: ``builder(data, figs)`` returns a `Section`,
 #: a list of them or None.
-SECTIONS = (model_card, performance, trust, outliers, features_overview, feature_sections,
-            more_features_note)
+SECTIONS = (model_card, performance, trust, outliers, features_overview, ground_truth,
+            feature_sections, more_features_note)
 
 
 def build_sections(data, figs):

@@ -23,7 +23,7 @@ from .._io import atomic_path, atomic_write_text, check_output_dir
 from .._utils import regression_metrics
 from .._validation import check_float, check_int
 from ._core import as_activations, check_length, get_catalog, head_of
-from ._report_sections import FigureWriter, build_sections
+from ._report_sections import GROUND_TRUTH_LATENTS, FigureWriter, build_sections
 from .bpt import _has_line_errors, _has_line_fluxes, bpt_class, line_ratios
 from .stats import feature_correlations, feature_stats
 
@@ -36,6 +36,7 @@ CORRELATION_NORMALIZE = None
 
 def write_report(model, sample, output_dir, *, activations=None, metrics=None,
                  max_features=12, n_examples=9, n_localization=6, n_stability=500,
+                 other_models=None, n_interventions=100, intervention_latents=None,
                  title=None, dpi=130):
     """Write a static HTML report on a fitted SFNet and its active features.
 
@@ -78,6 +79,16 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
         Galaxies (the first of ``sample``) on which `activation_stability` and
         `feature_stability` are measured (0 to skip; they cost 9 forward passes
         of those galaxies).
+    other_models : list of SparseFeatureNet, optional
+        Other fits of the same model (e.g. other seeds): the ground-truth
+        section shows how many of this model's features each reproduces.
+    n_interventions : int, optional
+        Mock galaxies rendered per latent value for the intervention
+        responses (0 to skip them); three values per latent, the 10/50/90 %
+        quantiles of the latent in ``sample``.
+    intervention_latents : list of str, optional
+        Latents (`sfnet.datasets.MOCK_LATENTS`) intervened on; default
+        ``colour_gradient``, ``inclination`` and ``bt``.
     title : str, optional
         Page title.
     dpi : int, optional
@@ -101,11 +112,16 @@ def write_report(model, sample, output_dir, *, activations=None, metrics=None,
     """
     acts = _check_inputs(model, sample, output_dir, activations, metrics, title, dpi,
                          max_features=max_features, n_examples=n_examples,
-                         n_localization=n_localization, n_stability=n_stability)
+                         n_localization=n_localization, n_stability=n_stability,
+                         n_interventions=n_interventions)
+    other_models = _check_other_models(other_models)
+    intervention_latents = _check_latents(intervention_latents)
     output_dir = Path(output_dir)
     data = _analyse(model, sample, acts, metrics, max_features=max_features,
                     n_examples=n_examples, n_localization=n_localization,
-                    n_stability=n_stability)
+                    n_stability=n_stability, other_models=other_models,
+                    n_interventions=n_interventions,
+                    intervention_latents=intervention_latents)
     sections = build_sections(data, FigureWriter(output_dir, dpi))
     page = _render(data, sections, title)
     _write_features_csv(data, output_dir / data.csv_name)
@@ -143,6 +159,38 @@ def _check_inputs(model, sample, output_dir, activations, metrics, title, dpi, *
     return acts
 
 
+def _check_other_models(other_models):
+    if other_models is None:
+        return ()
+    if hasattr(other_models, "activations"):
+        other_models = [other_models]
+    try:
+        other_models = tuple(other_models)
+    except TypeError:
+        raise TypeError("other_models must be a list of fitted SparseFeatureNet, got "
+                        f"{type(other_models).__name__}") from None
+    for m in other_models:
+        if not hasattr(m, "activations") or not hasattr(m, "n_features"):
+            raise TypeError("other_models must hold fitted SparseFeatureNet, got "
+                            f"{type(m).__name__}")
+    return other_models
+
+
+def _check_latents(latents):
+    if latents is None:
+        return GROUND_TRUTH_LATENTS
+    if isinstance(latents, str):
+        latents = [latents]
+    latents = tuple(latents)
+    from ..datasets import MOCK_LATENTS
+
+    for name in latents:
+        if name not in MOCK_LATENTS:
+            raise ValueError(f"intervention_latents must name latents of "
+                             f"sfnet.datasets.MOCK_LATENTS {MOCK_LATENTS}, got {name!r}")
+    return latents
+
+
 # --------------------------------------------------------------------------- analysis
 
 @dataclass
@@ -169,6 +217,9 @@ class ReportData:
     n_examples: int
     n_localization: int
     n_stability: int = 0
+    other_models: tuple = ()   # other fits compared in the ground-truth section
+    n_interventions: int = 0   # mock galaxies per latent value for the interventions
+    intervention_latents: tuple = GROUND_TRUTH_LATENTS
     std: object = None         # the model's 1-sigma error bars (N, T), or None
     ood: object = None         # the model's out-of-distribution scores (N,), or None
     correlation_normalize: object = CORRELATION_NORMALIZE

@@ -432,29 +432,43 @@ def _k_ticks(ax, k):
     ax.xaxis.set_minor_locator(NullLocator())
 
 
-def plot_k_sweep(table, *, references=None, figsize=(9.0, 3.6)):
-    """RMSE and number of active features against k, with the reference RMSEs.
+#: The interpretability scores of the sweep table drawn by `plot_k_sweep`: label, style.
+_INTERPRETABILITY = {
+    "disentanglement": ("disentanglement (D)", "tab:red", "o-"),
+    "completeness": ("completeness (C)", "tab:orange", "s-"),
+    "informativeness": ("informativeness (I)", "tab:olive", "^-"),
+    "seed_match": ("seed match", "tab:cyan", "D--"),
+}
+
+
+def plot_k_sweep(table, *, references=None, figsize=None):
+    """RMSE, active features and (when measured) interpretability against k.
 
     Parameters
     ----------
     table : `~astropy.table.Table`
         The table of `sfnet.sweep.run_k_sweep` (or ``sweep.ecsv``), with columns
-        ``k``, ``rmse``, ``n_active`` and optionally ``n_frequent``.
+        ``k``, ``rmse``, ``n_active`` and optionally ``n_frequent`` and the
+        interpretability scores ``disentanglement``, ``completeness``,
+        ``informativeness`` and ``seed_match``.
     references : dict, optional
         Horizontal lines on the RMSE panel, from ``mean_rmse``,
         ``photometric_linear_rmse``, ``photometric_gbm_rmse`` and
         ``oracle_rmse``; default ``table.meta``.  Missing or NaN values are
         not drawn.
     figsize : tuple, optional
-        Figure size in inches.
+        Figure size in inches (default: 9 x 3.6, 13 x 3.6 with the third panel).
 
     Returns
     -------
     `~matplotlib.figure.Figure`
         Left: held-out RMSE of the SFNet against k (log2 axis; the largest k,
         512 for ResNet-18, is the dense network) with the references as
-        horizontal lines.  Right: features active in any galaxy and in more
-        than 1 % of them, with the line ``n = k`` for scale.
+        horizontal lines.  Middle: features active in any galaxy and in more
+        than 1 % of them, with the line ``n = k`` for scale.  Right, only when
+        the table has a finite interpretability score: each score against k
+        (all in [0, 1]), so the accuracy-interpretability trade-off is read
+        across the first and last panels.
 
     Examples
     --------
@@ -484,8 +498,17 @@ def plot_k_sweep(table, *, references=None, figsize=(9.0, 3.6)):
     elif not isinstance(references, dict):
         raise TypeError(f"references must be a dict, got {type(references).__name__}")
 
+    scores = {}
+    for name in _INTERPRETABILITY:
+        if name in names:
+            values = _column(table, name)[order]
+            if np.isfinite(values).any():
+                scores[name] = values
+    if figsize is None:
+        figsize = (13.0, 3.6) if scores else (9.0, 3.6)
     fig = Figure(figsize=figsize, layout="constrained")
-    ax, ax2 = fig.subplots(1, 2)
+    axes = fig.subplots(1, 3 if scores else 2)
+    ax, ax2 = axes[0], axes[1]
     unit = getattr(table["rmse"], "unit", None) if hasattr(table, "colnames") else None
     ax.plot(k, rmse, "o-", color="tab:blue", label="SFNet")
     for key, (label, colour, style) in _REFERENCES.items():
@@ -514,6 +537,19 @@ def plot_k_sweep(table, *, references=None, figsize=(9.0, 3.6)):
     ax2.set_ylabel("number of features")
     ax2.set_title("sparsity")
     ax2.legend(fontsize=7)
+
+    if scores:
+        ax3 = axes[2]
+        for name, values in scores.items():
+            label, colour, style = _INTERPRETABILITY[name]
+            ax3.plot(k, values, style, color=colour, label=label)
+        ax3.set_xscale("log", base=2)
+        _k_ticks(ax3, k)
+        ax3.set_ylim(-0.02, 1.02)
+        ax3.set_xlabel("k (active features per galaxy)")
+        ax3.set_ylabel("score (1: best)")
+        ax3.set_title("interpretability")
+        ax3.legend(fontsize=7)
     return fig
 
 
