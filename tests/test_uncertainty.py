@@ -133,7 +133,7 @@ def test_coverage_on_a_mock_of_another_seed():
     test = make_mock_galaxies(1200, image_size=32, seed=1, progress=False).select("metallicity")
     model = SparseFeatureNet(k=4, validation_fraction=0.3, **{**FAST, "epochs": 4}).fit(train)
     u = model.uncertainty_
-    assert u["source"] == "validation" and u["n"] == model.n_valid_
+    assert u["source"] == "validation" and u["n"] == model.n_valid_ // 2  # half B
     # on the calibration galaxies, close to nominal by construction
     assert abs(u["coverage_68"][0] - ONE_SIGMA) < 0.1 and abs(u["coverage_95"][0] - 0.95) < 0.06
     mean, std = model.predict(test, return_std=True)
