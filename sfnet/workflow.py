@@ -541,18 +541,20 @@ def train_metrics(result):
                        rmse=m["rmse"], nmad=m["nmad"], bias=m["bias"], r2=m["r2"])
     params = model.get_params()
     image_size = model.image_size  # None: the images' own size
-    if image_size is None and getattr(model, "input_shape_", None) is not None:
-        image_size = int(model.input_shape_[0])
+    # an ensemble's training details are its first member's (all members share them)
+    fitted = model.members_[0] if hasattr(model, "members_") else model
+    if image_size is None and getattr(fitted, "input_shape_", None) is not None:
+        image_size = int(fitted.input_shape_[0])
     n_valid = 0 if split.valid is None else len(split.valid)
     metrics.update({
         "split": result.method,
         "validation_fraction": float(result.validation_fraction),
         "n_galaxies": int(split.n_total), "n_selected": int(split.n_selected),
         "n_train": int(len(split.train)), "n_valid": int(n_valid),
-        "k": int(model.k), "epochs": int(model.epochs), "best_epoch": model.best_epoch_,
+        "k": int(model.k), "epochs": int(model.epochs), "best_epoch": fitted.best_epoch_,
         "keep_epoch": model.keep_epoch, "batch_size": int(model.batch_size),
         "image_size": image_size, "seed": int(model.seed_),
-        "device": str(model.device_), "precision": precision_name(model.autocast_dtype_),
+        "device": str(fitted.device_), "precision": precision_name(fitted.autocast_dtype_),
         "seconds": result.seconds, "versions": versions(), "model_dir": ".",
         "params": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
                    for k, v in params.items()},

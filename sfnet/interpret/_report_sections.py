@@ -605,6 +605,13 @@ def _interventions(section, data):
             f"{INTERVENTION_MAX_SIZE} px (this one: {shape}), to bound the cost of rendering; "
             "run sfnet.interpret.intervention_response yourself.")
         return
+    if getattr(data.model, "input_kind_", "uint8") != "uint8" or \
+            (len(shape) > 2 and int(shape[2]) != 3):
+        section.intervention_note = (
+            "Intervention responses are rendered as the mock's 8-bit gri colour images; this "
+            "model takes other images (float or not three bands), so none were computed: "
+            "pass your own counterfactual images to sfnet.interpret.intervention_response.")
+        return
     top = [int(f) for f in data.shown[:INTERVENTION_FEATURES]]
     rows, used = [], []
     for latent in data.intervention_latents:
