@@ -410,13 +410,13 @@ def _coverage_by_values(data, label, column):
         return np.asarray(cat[column], dtype=np.float64)
     if label == "predicted sigma":
         return None  # per target, see _coverage_by
-    from .bpt import _ERROR_COLUMNS, _FLUX_COLUMNS, _has_line_errors, _has_line_fluxes
+    from .bpt import LINE_ERROR_COLUMNS, LINE_FLUX_COLUMNS, has_line_errors, has_line_fluxes
 
-    if cat is None or not (_has_line_fluxes(cat) and _has_line_errors(cat)):
+    if cat is None or not (has_line_fluxes(cat) and has_line_errors(cat)):
         return None
     with np.errstate(divide="ignore", invalid="ignore"):
         sn = [np.asarray(cat[f], dtype=np.float64) / np.asarray(cat[e], dtype=np.float64)
-              for f, e in zip(_FLUX_COLUMNS, _ERROR_COLUMNS)]
+              for f, e in zip(LINE_FLUX_COLUMNS, LINE_ERROR_COLUMNS)]
     return np.min(sn, axis=0)
 
 
@@ -453,10 +453,10 @@ def _coverage_by(section, data, figs):
 
 
 def _stability(section, data):
-    from .stability import _stability_tables
+    from .stability import stability_tables
 
     sub = data.sample[:data.n_stability]
-    per_galaxy, per_feature = _stability_tables(data.model, sub)
+    per_galaxy, per_feature = stability_tables(data.model, sub)
     section.n_stability = len(sub)
     section.noise_dn = per_galaxy.meta.get("noise_dn", 1)
     section.stability_rows = [

@@ -38,19 +38,19 @@ _UNCLASSIFIED = "unclassified"
 
 #: The flux columns and the ``"bpt_lines"`` target's log columns, in the order
 #: [N II], Hα, [O III], Hβ (from `sfnet.catalog.BPT_LINES`).
-_FLUX_COLUMNS = tuple(line.flux for line in BPT_LINES.values())
+LINE_FLUX_COLUMNS = tuple(line.flux for line in BPT_LINES.values())
 _LOG_COLUMNS = tuple(line.log_column for line in BPT_LINES.values())
-_ERROR_COLUMNS = tuple(line.error for line in BPT_LINES.values())
+LINE_ERROR_COLUMNS = tuple(line.error for line in BPT_LINES.values())
 
 
-def _has_line_fluxes(source):
+def has_line_fluxes(source):
     """Whether the catalog of ``source`` has the four BPT line fluxes."""
-    return has_columns(source, _FLUX_COLUMNS)
+    return has_columns(source, LINE_FLUX_COLUMNS)
 
 
-def _has_line_errors(source):
+def has_line_errors(source):
     """Whether the catalog of ``source`` has the errors of the four BPT line fluxes."""
-    return has_columns(source, _ERROR_COLUMNS)
+    return has_columns(source, LINE_ERROR_COLUMNS)
 
 
 def _curve(curve, log_nii_ha):
@@ -189,7 +189,7 @@ def line_ratios(source, *, min_snr=None, order=_LOG_COLUMNS):
     want = _LOG_COLUMNS
     if hasattr(source, "catalog") or hasattr(source, "colnames"):
         cat = get_catalog(source, "source")
-        flux_cols = _FLUX_COLUMNS
+        flux_cols = LINE_FLUX_COLUMNS
         if has_columns(cat, flux_cols):
             x = property_values(cat, "log_nii_ha", min_snr)
             y = property_values(cat, "log_oiii_hb", min_snr)

@@ -24,7 +24,7 @@ from .._utils import regression_metrics
 from .._validation import check_float, check_int
 from ._core import as_activations, check_length, get_catalog, head_of
 from ._report_sections import GROUND_TRUTH_LATENTS, FigureWriter, build_sections
-from .bpt import _has_line_errors, _has_line_fluxes, bpt_class, line_ratios
+from .bpt import has_line_errors, has_line_fluxes, bpt_class, line_ratios
 from .stats import feature_correlations, feature_stats
 
 __all__ = ["write_report"]
@@ -272,11 +272,11 @@ def _analyse(model, sample, acts, metrics, **options):
     if metrics is None and y is not None:
         metrics = {name: regression_metrics(y[:, t], pred[:, t])
                    for t, name in enumerate(names)}
-    has_lines = _has_line_fluxes(catalog)
+    has_lines = has_line_fluxes(catalog)
     classes = None
     if has_lines:
         classes = bpt_class(*line_ratios(
-            catalog, min_snr=3.0 if _has_line_errors(catalog) else None))
+            catalog, min_snr=3.0 if has_line_errors(catalog) else None))
     return ReportData(
         model=model, sample=sample, catalog=catalog, acts=acts, w=w, b=b, names=names,
         target=target, y=y, pred=pred, std=_error_bars(model, sample, pred.shape),

@@ -234,7 +234,7 @@ def _feature_table(counts, noise_dn, seed, include_inactive=False):
     return table[order]
 
 
-def _stability_tables(model, X, *, noise_dn=1, seed=0, batch_size=None, chunk_size=512):
+def stability_tables(model, X, *, noise_dn=1, seed=0, batch_size=None, chunk_size=512):
     """`activation_stability` and `feature_stability` from one set of passes (9 per galaxy).
 
     Returns

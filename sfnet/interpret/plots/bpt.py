@@ -4,7 +4,7 @@ the predicted probability of the AGN class (`plot_bpt_probability`)."""
 import numpy as np
 
 from .._core import as_activations, check_feature, check_length
-from ..bpt import _has_line_errors, line_ratios
+from ..bpt import has_line_errors, line_ratios
 from . import _plotting as _draw
 
 __all__ = ["plot_bpt", "plot_bpt_probability"]
@@ -46,7 +46,7 @@ def plot_bpt(sample, activations=None, feature=None, *, ax=None, examples=True,
     if feature is not None and activations is None:
         raise ValueError("feature needs activations")
     is_catalog = hasattr(sample, "catalog") or hasattr(sample, "colnames")
-    x, y = line_ratios(sample, min_snr=min_snr if is_catalog and _has_line_errors(sample)
+    x, y = line_ratios(sample, min_snr=min_snr if is_catalog and has_line_errors(sample)
                        else None)
     a, feature = _feature_activations(activations, feature, len(x))
     with_grid = (a is not None and examples and ax is None and hasattr(sample, "images")
