@@ -348,6 +348,17 @@ def _device(text):
     return text
 
 
+def _name_like(what, pattern):
+    """An argparse type: text matching ``pattern`` (a column name, a viewer layer, bands)."""
+    def check(text):
+        text = text.strip()
+        if not re.fullmatch(pattern, text):
+            raise argparse.ArgumentTypeError(f"not a valid {what}: {text!r}")
+        return text
+    check.__name__ = what.replace(" ", "_")
+    return check
+
+
 def _add_device(p, precision=True, default="auto", precision_default="auto"):
     p.add_argument("--device", type=_device, default=default, metavar="DEVICE",
                    action=_Given,
@@ -489,26 +500,29 @@ def _add_cutouts_parser(sub, common):
     p.add_argument("catalog", metavar="CATALOG",
                    help="catalog file: .csv, .ecsv or .fits with ra/dec (or a SkyCoord column)")
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="folder to write")
-    p.add_argument("--id-column", default="objID", metavar="NAME",
+    p.add_argument("--id-column", type=_name_like("column name", r"[^\s,]+"),
+                   default="objID", metavar="NAME",
                    help="the catalog's unique ID column, integers or strings; the file names "
                         "(default: objID; without one, IDs come from the positions)")
-    p.add_argument("--layer", default="sdss",
+    p.add_argument("--layer", type=_name_like("viewer layer", r"[A-Za-z0-9][\w.-]*"),
+                   default="sdss",
                    help="Legacy Survey viewer layer: sdss (the paper's), ls-dr10, ls-dr9, ...")
     p.add_argument("--format", choices=("jpg", "fits"), default="jpg",
                    help="colour JPEG, or FITS with one float image per band")
-    p.add_argument("--bands", default=None, metavar="BANDS",
+    p.add_argument("--bands", type=_name_like("band list", r"[ugrizYNW1-4]+"), default=None,
+                   metavar="BANDS",
                    help="bands of FITS cutouts, e.g. grz (default: the layer's)")
-    p.add_argument("--pixscale", type=float, default=0.262, metavar="ARCSEC",
+    p.add_argument("--pixscale", type=_positive_float, default=0.262, metavar="ARCSEC",
                    help="arcsec per pixel (default: 0.262)")
     p.add_argument("--size", type=_int_at_least(16), default=160, metavar="PX",
                    help="cutout side in pixels (default: 160)")
     p.add_argument("--max-workers", type=_int_at_least(1), default=None, metavar="N",
                    help="concurrent downloads (default: sfnet.conf.max_workers)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
+    p.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
                    help="seconds per request (default: sfnet.conf.timeout)")
     p.add_argument("--max-retries", type=_int_at_least(0), default=None, metavar="N",
                    help="retries on timeouts and 5xx (default: sfnet.conf.max_retries)")
-    p.add_argument("--rate-limit", type=float, default=10.0, metavar="R",
+    p.add_argument("--rate-limit", type=_positive_float, default=10.0, metavar="R",
                    help="at most R cutout requests started per second (default: 10)")
     _add_no_progress(p)
     _add_overwrite(p, "write into a non-empty --output that is not a galaxy folder (one "
