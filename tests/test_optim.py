@@ -143,9 +143,10 @@ def test_cli_train_recipe_paper_sets_the_recipe_and_options_override():
                  "preprocessing", "augment", "keep_epoch", "standardize_target"):
         assert params[name] == PAPER_RECIPE[name], name
     assert params["epochs"] == 2 and params["weights"] is None
-    SparseFeatureNet(k=4, **params).validate_params()
+    SparseFeatureNet(**params).validate_params()
     default = _train_params(build_parser().parse_args(["train", "data", "--output", "m"]))
-    assert default["learning_rate"] == 3e-3 and "optimizer" not in default
+    # without --recipe paper the options are the estimator's own defaults (issue 23)
+    assert default["learning_rate"] == 3e-3 and default["optimizer"] == "adamw"
     assert default["weights"] is None and default["epochs"] == 20
 
 
