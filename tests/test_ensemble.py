@@ -95,7 +95,7 @@ def test_cli_train_members(tmp_path):
     make_mock_galaxies(80, image_size=16, seed=7, progress=False).save(tmp_path / "data")
     rc = main(["train", str(tmp_path / "data"), "-o", str(tmp_path / "ens"), "--members", "2",
                "--k", "2", "--epochs", "1", "--batch-size", "16", "--device", "cpu",
-               "--no-progress"])
+               "--seed", "0", "--no-progress"])
     assert rc == 0
     loaded = SparseFeatureEnsemble.load(tmp_path / "ens", device="cpu")
     assert loaded.n_members == 2 and [m.seed_ for m in loaded.members_] == [0, 1]
