@@ -139,14 +139,17 @@ def test_streamed_training_equals_in_memory_training(tmp_path, monkeypatch, geom
     in_memory = SparseFeatureNet(**params).fit(mm, y)
     n_train = in_memory.n_train_
     # the statistics, then the training and validation images prepared once (the
-    # uncertainties are calibrated from the validation passes: no pass of their own)
-    assert reads == [n_train, n_train, in_memory.n_valid_]
+    # uncertainties are calibrated from the validation passes: no pass of their own);
+    # then the one inference pass of the out-of-distribution statistics (batches <= 32)
+    assert reads[:3] == [n_train, n_train, in_memory.n_valid_]
+    assert max(reads[3:]) <= 32 and sum(reads[3:]) == n_train + in_memory.n_valid_
     reads.clear()
     with sfnet.conf.set_temp("max_in_memory_gb", 1e-6):  # 1 kiB: read + prefetch batches
         streamed = SparseFeatureNet(**params).fit(mm, y)
     # the statistics, then batches of 16 (training) and <= 32 (validation) from the file
     assert reads[0] == n_train and max(reads[1:]) <= 32
-    assert sum(reads[1:]) == 2 * (n_train // 16 * 16 + streamed.n_valid_)
+    assert sum(reads[1:]) == 2 * (n_train // 16 * 16 + streamed.n_valid_) \
+        + n_train + streamed.n_valid_  # + the out-of-distribution statistics' pass
     np.testing.assert_allclose(streamed.predict(X), in_memory.predict(X), rtol=1e-5, atol=1e-5)
     assert [h["train_loss"] for h in streamed.history_] == pytest.approx(
         [h["train_loss"] for h in in_memory.history_], rel=1e-5)
