@@ -84,6 +84,7 @@ intersphinx_mapping.update({
     "torch": ("https://docs.pytorch.org/docs/stable/", None),
     "torchvision": ("https://docs.pytorch.org/vision/stable/", None),
     "pandas": ("https://pandas.pydata.org/docs/", None),
+    "sklearn": ("https://scikit-learn.org/stable/", None),
 })
 intersphinx_mapping.pop("h5py", None)
 intersphinx_timeout = 10
@@ -120,6 +121,26 @@ elif _INTERSPHINX not in ("1", "true", "yes", "on"):
     if _dropped:
         print(f"sfnet docs: intersphinx inventories unreachable (offline?), left out: "
               f"{', '.join(_dropped)}; their references render as plain text")
+
+
+# scikit-learn writes the docstrings of the ``set_{fit,predict,score}_request``
+# methods that every estimator with keyword arguments inherits; they refer to
+# its own glossary and user guide.  With scikit-learn's inventory these
+# resolve; offline they render as plain text (only these two targets, so a
+# broken reference of sfnet's own still fails the build).
+_SKLEARN_DOCSTRING_TARGETS = {"meta-estimator", "metadata_routing"}
+
+
+def _sklearn_targets_as_text(app, env, node, contnode):
+    if node.get("reftarget") in _SKLEARN_DOCSTRING_TARGETS:
+        return contnode
+    return None
+
+
+def setup(app):
+    # After intersphinx (priority 500), so an available inventory links them.
+    app.connect("missing-reference", _sklearn_targets_as_text, priority=900)
+
 
 # -- Gallery -----------------------------------------------------------------
 

@@ -504,26 +504,26 @@ def make_mock_interventions(n, latent, values, *, seed=0, image_size=64):
     fixed.  What the renderer derives from the latent is re-derived with the
     generator's own relations and the galaxy's own random draws:
 
-    ============== =========================================================
-    latent         re-derived for the image
-    ============== =========================================================
+    =============== =========================================================
+    latent          re-derived for the image
+    =============== =========================================================
     colour_gradient the disk's g/i scale lengths (only where each band's light is)
-    inclination    axis ratio (Hubble 1926) and the disk's inclined E(B-V),
-                   hence the dust-reddened fluxes of disk, bulge and clumps
-    bt             light fractions of bulge / disk / clumps and the luminosity
-                   (the mass-to-light ratio follows the integrated colour);
-                   the bulge and disk sizes are held fixed
-    clump_fraction light fractions of disk and clumps/arms and the luminosity
-    ebv            disk E(B-V) (bulge: half of it) and the fluxes
-    re_disk        the disk half-light radius (arcsec; the clumps' positions scale)
-    psf_fwhm       the PSF FWHM (arcsec)
-    neighbour      a neighbouring galaxy present (1) or not (0)
-    star           a star present (1) or not (0)
-    oh_visible     the true metallicity, the disk's stellar colours and, for
-                   star-forming disks, the colour gradient; through the
-                   mass-to-light ratio of the redder or bluer disk, the
-                   luminosity (the stellar mass is held)
-    ============== =========================================================
+    inclination     axis ratio (Hubble 1926) and the disk's inclined E(B-V),
+                    hence the dust-reddened fluxes of disk, bulge and clumps
+    bt              light fractions of bulge / disk / clumps and the luminosity
+                    (the mass-to-light ratio follows the integrated colour);
+                    the bulge and disk sizes are held fixed
+    clump_fraction  light fractions of disk and clumps/arms and the luminosity
+    ebv             disk E(B-V) (bulge: half of it) and the fluxes
+    re_disk         the disk half-light radius (arcsec; the clumps' positions scale)
+    psf_fwhm        the PSF FWHM (arcsec)
+    neighbour       a neighbouring galaxy present (1) or not (0)
+    star            a star present (1) or not (0)
+    oh_visible      the true metallicity, the disk's stellar colours and, for
+                    star-forming disks, the colour gradient; through the
+                    mass-to-light ratio of the redder or bluer disk, the
+                    luminosity (the stellar mass is held)
+    =============== =========================================================
 
     Not re-derived: every measured catalog column -- photometry (``modelMag_*``,
     ``petro*``), emission lines, ``bptclass``, ``oh_p50``, ``lgm_tot_*``,
