@@ -17,6 +17,7 @@ table in `sfnet._tables`.
 import dataclasses
 import hashlib
 import os
+import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -479,11 +480,17 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
                                   else len(valid_pos),
                                   label_sigma=None if label_sig is None
                                   else label_sig[valid_pos[calib]])
-        else:  # no validation: one pass over the training galaxies in eval mode
-            self._calibrate(ImageSource(data.images, data.rows[train_pos], data.channels_last),
-                            data.values[train_pos], "training", calibrated_on="training",
-                            rows=data.rows[train_pos], n_epoch_selection=0,
-                            label_sigma=None if label_sig is None else label_sig[train_pos])
+        else:  # no validation: one pass over the training galaxies, in eval mode, gives
+            # the calibration's outputs and the out-of-distribution statistics' features
+            start = time.perf_counter()
+            heads, ood_pos, feats = self._heads_and_features(data, train_pos)
+            t = data.values.shape[1]
+            self._set_uncertainty(heads[:, :t], np.exp(0.5 * heads[:, t:]),
+                                  data.values[train_pos], "training", calibrated_on="training",
+                                  rows=data.rows[train_pos], n_epoch_selection=0,
+                                  label_sigma=None if label_sig is None
+                                  else label_sig[train_pos])
+            return self._set_ood(fit_ood(feats, None, seconds=time.perf_counter() - start))
         self._fit_ood(data, train_pos, valid_pos)
         return self
 
@@ -806,6 +813,43 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         return self._set_fitted(self.network_, state, self.device_, self.autocast_dtype_)
 
     # ------------------------------------------------------------------ out of distribution
+    def _ood_positions(self, pos):
+        """The (sorted) galaxies of ``pos`` whose features fit the OOD statistics: all,
+        or `MAX_FIT` drawn with the fit's seed."""
+        if len(pos) <= MAX_FIT:
+            return pos
+        return np.sort(np.random.default_rng(self.seed_).choice(pos, MAX_FIT, replace=False))
+
+    def _heads_and_features(self, data, pos):
+        """One inference pass over the galaxies ``pos`` of ``data``: the standardised
+        means and log-variances ``(len(pos), 2 T)`` of all, and the pooled features of
+        ``self._ood_positions(pos)`` (returned too)."""
+        chosen = np.isin(pos, self._ood_positions(pos))
+        picked = pos[chosen]
+        slot = np.full(len(pos), -1)
+        slot[chosen] = np.arange(len(picked))
+        heads, feats = None, None
+
+        def forward(net, x):
+            pooled = net.pooled_features(x)
+            a = net.topk(pooled)
+            return torch.cat([net.predict_from_sparse(a), net.logvar_from_sparse(a),
+                              pooled.float()], dim=1)
+
+        def keep(where, res):
+            nonlocal heads, feats
+            t2 = res.shape[1] - self.network_.n_features
+            if heads is None:
+                heads = np.empty((len(pos), t2))
+                feats = np.empty((len(picked), res.shape[1] - t2), dtype=np.float32)
+            heads[where] = res[:, :t2]
+            mine = slot[where] >= 0
+            feats[slot[where][mine]] = res[mine, t2:]
+
+        self._run(ImageSource(data.images, data.rows[pos], data.channels_last), forward,
+                  out=keep)
+        return heads, picked, feats
+
     def _fit_ood(self, data, train_pos, valid_pos):
         """Fit ``ood_`` (`sfnet._ood`): mean and shrinkage covariance of the pooled
         features of up to `MAX_FIT` training galaxies, threshold from up to `MAX_FIT`
@@ -814,20 +858,17 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         Costs one inference pass over those galaxies (after training: the features
         of the kept weights, in eval mode, are not those seen during the epochs).
         """
-        import time
-
         start = time.perf_counter()
-        rng = np.random.default_rng(self.seed_)
 
         def features(pos):
-            if len(pos) > MAX_FIT:
-                pos = np.sort(rng.choice(pos, MAX_FIT, replace=False))
-            return self.pooled_features(ImageSource(data.images, data.rows[pos],
-                                                    data.channels_last))
+            return self.pooled_features(ImageSource(
+                data.images, data.rows[self._ood_positions(pos)], data.channels_last))
 
         train_f = features(train_pos)
         valid_f = features(valid_pos) if len(valid_pos) else None
-        stats = fit_ood(train_f, valid_f, seconds=time.perf_counter() - start)
+        return self._set_ood(fit_ood(train_f, valid_f, seconds=time.perf_counter() - start))
+
+    def _set_ood(self, stats):
         state = dataclasses.replace(self._fitted_state(), ood=stats)
         return self._set_fitted(self.network_, state, self.device_, self.autocast_dtype_)
 

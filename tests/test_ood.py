@@ -207,3 +207,39 @@ def test_report_shows_the_ood_section(fitted, heldout, tmp_path):
     assert (tmp_path / "r" / "figures" / "ood.png").is_file()
     top = int(np.argmax(fitted.ood_score(sub)))
     assert f"<td>1</td><td>{sub.catalog['objID'][top]}</td>" in html
+
+
+def test_without_validation_one_pass_gives_calibration_and_statistics(monkeypatch):
+    """validation_fraction=0: the calibration's outputs and the statistics' features come
+    from one pass over the training galaxies, equal to what separate passes give."""
+    import sfnet.estimator as est
+
+    monkeypatch.setattr(est, "MAX_FIT", 30)  # fewer than the training galaxies: a subset
+    train = make_mock_galaxies(200, image_size=16, seed=13, progress=False)
+    passes = []
+    real_run = SparseFeatureNet._run
+
+    def counting(self, X, fn, batch_size=None, out=None):
+        passes.append(len(X))
+        return real_run(self, X, fn, batch_size, out)
+
+    monkeypatch.setattr(SparseFeatureNet, "_run", counting)
+    model = SparseFeatureNet(k=2, epochs=1, batch_size=16, random_state=0, progress=False,
+                             device="cpu", precision="fp32", validation_fraction=0.0).fit(
+        train.select("metallicity"))
+    assert len(passes) == 1 and passes[0] == model.n_train_
+    stats = model.ood_
+    assert stats.source == "training" and stats.n_fit == 30 == stats.n_threshold
+    # the same numbers as the separate passes: features of the drawn galaxies ...
+    sample = train.select("metallicity")
+    rows = model._ood_positions(np.arange(model.n_train_))
+    again = fit_ood(model.pooled_features(sample[rows]), None)
+    np.testing.assert_allclose(stats.mean, again.mean, rtol=1e-5, atol=1e-6)
+    assert stats.threshold == pytest.approx(again.threshold, rel=1e-4)
+    # ... and the calibration from the heads' outputs on all training galaxies
+    z, sigma = model._mean_and_sigma(sample)
+    y = np.asarray(sample.catalog["oh_p50"], dtype=np.float64)[:, None]
+    from sfnet.interpret.calibration import fit_std_scale
+    scale = fit_std_scale((y - model.y_mean_) / model.y_std_ - z, sigma)
+    np.testing.assert_allclose(model.uncertainty_["scale"], scale, rtol=1e-4)
+    assert model.uncertainty_["n"] == model.n_train_
