@@ -88,6 +88,12 @@ def atomic_write_json(path, obj):
     atomic_write_text(path, text + "\n")
 
 
+def _as_path(path, argument):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{argument} must be a path, got {path!r}")
+    return Path(path)
+
+
 def check_output_dir(path, argument="output", *, marker=None, what=None, overwrite=False):
     """Check an output directory before any work is done; return it as a `~pathlib.Path`.
 
@@ -125,9 +131,7 @@ def check_output_dir(path, argument="output", *, marker=None, what=None, overwri
     FileExistsError
         With ``marker``: ``path`` is a non-empty directory without ``marker``.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{argument} must be a path, got {path!r}")
-    path = Path(path)
+    path = _as_path(path, argument)
     if path.exists():
         if not path.is_dir():
             raise NotADirectoryPathError(f"{argument} {str(path)!r} exists and is not a "
@@ -170,9 +174,7 @@ def check_output_file(path, argument="output", *, overwrite=False):
     FileExistsError
         ``path`` exists and ``overwrite`` is false.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{argument} must be a path, got {path!r}")
-    path = Path(path)
+    path = _as_path(path, argument)
     if path.is_dir():
         raise IsADirectoryError(f"{argument} {str(path)!r} is a directory, not a file")
     if path.exists() and not overwrite:

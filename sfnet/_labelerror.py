@@ -174,13 +174,15 @@ def fit_std_scale_with_labels(residuals, std, label_std):
             np.isfinite(lab[:, j])
         if ok.sum() < 2:
             continue
-        r2, s2, l2 = r[ok, j] ** 2, s[ok, j] ** 2, lab[ok, j] ** 2
-
-        def nll(log_scale):
-            var = np.exp(2 * log_scale) * s2 + l2
-            return float(np.sum(np.log(var) + r2 / var))
-
-        best = minimize_scalar(nll, bounds=(np.log(1e-4), np.log(1e4)), method="bounded",
-                               options={"xatol": 1e-6})
+        best = minimize_scalar(_scaled_nll, bounds=(np.log(1e-4), np.log(1e4)),
+                               args=(r[ok, j] ** 2, s[ok, j] ** 2, lab[ok, j] ** 2),
+                               method="bounded", options={"xatol": 1e-6})
         scale[j] = float(np.exp(best.x))
     return scale
+
+
+def _scaled_nll(log_scale, r2, s2, l2):
+    """Gaussian negative log-likelihood (x2, no constant) of residuals with squares
+    ``r2`` and variances ``exp(2 log_scale) s2 + l2``."""
+    var = np.exp(2 * log_scale) * s2 + l2
+    return float(np.sum(np.log(var) + r2 / var))

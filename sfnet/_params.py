@@ -16,7 +16,22 @@ import numpy as np
 
 from ._validation import check_choice, check_float, check_int
 
-__all__ = ["Integer", "Real", "Choice", "RandomState", "Resolve", "validate", "closest"]
+__all__ = ["Integer", "Real", "Choice", "RandomState", "Resolve", "validate", "closest",
+           "StrictSetParams"]
+
+
+class StrictSetParams:
+    """Mixin (before scikit-learn's ``BaseEstimator``): `set_params` refuses unknown
+    names with a `ValueError` that lists the valid ones."""
+
+    def set_params(self, **params):
+        """Set parameters (scikit-learn convention); unknown names raise `ValueError`."""
+        valid = self._get_param_names()
+        for key in params:
+            if key not in valid:
+                raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}; "
+                                 f"valid parameters: {valid}")
+        return super().set_params(**params)
 
 
 def validate(constraints, params):

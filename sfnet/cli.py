@@ -452,6 +452,12 @@ def _add_fetch_transfer_options(p):
                         "legacysurvey)")
     p.add_argument("--cutout-size", type=_int_at_least(16), default=160, metavar="PX",
                    help="cutout size in pixels (0.262 arcsec/px)")
+    _add_transport_options(p)
+
+
+def _add_transport_options(p):
+    """How downloads run (``sfnet fetch`` and ``sfnet cutouts``): workers, timeout,
+    retries, rate."""
     p.add_argument("--max-workers", type=_int_at_least(1), default=None, metavar="N",
                    help="concurrent downloads (default: sfnet.conf.max_workers)")
     p.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
@@ -516,14 +522,7 @@ def _add_cutouts_parser(sub, common):
                    help="arcsec per pixel (default: 0.262)")
     p.add_argument("--size", type=_int_at_least(16), default=160, metavar="PX",
                    help="cutout side in pixels (default: 160)")
-    p.add_argument("--max-workers", type=_int_at_least(1), default=None, metavar="N",
-                   help="concurrent downloads (default: sfnet.conf.max_workers)")
-    p.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
-                   help="seconds per request (default: sfnet.conf.timeout)")
-    p.add_argument("--max-retries", type=_int_at_least(0), default=None, metavar="N",
-                   help="retries on timeouts and 5xx (default: sfnet.conf.max_retries)")
-    p.add_argument("--rate-limit", type=_positive_float, default=10.0, metavar="R",
-                   help="at most R cutout requests started per second (default: 10)")
+    _add_transport_options(p)
     _add_no_progress(p)
     _add_overwrite(p, "write into a non-empty --output that is not a galaxy folder (one "
                       "without galaxies.csv or folder.json); a galaxy folder is resumed")

@@ -35,6 +35,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from ._inputs import scoring_truth
 from ._io import atomic_write_json, json_safe
 from ._labelerror import check_label_error, label_error_json
+from ._params import StrictSetParams
 from ._utils import regression_metrics
 from .estimator import SparseFeatureNet
 from .exceptions import NotFittedError
@@ -52,7 +53,7 @@ def _member_dir(i):
     return f"member_{i}"
 
 
-class SparseFeatureEnsemble(RegressorMixin, BaseEstimator):
+class SparseFeatureEnsemble(StrictSetParams, RegressorMixin, BaseEstimator):
     """A deep ensemble of `~sfnet.SparseFeatureNet` models with a total uncertainty.
 
     Parameters
@@ -110,15 +111,6 @@ class SparseFeatureEnsemble(RegressorMixin, BaseEstimator):
     @classmethod
     def _get_param_names(cls):
         return sorted(("n_members",) + _MEMBER_PARAMS)
-
-    def set_params(self, **params):
-        """Set parameters (scikit-learn convention); unknown names raise `ValueError`."""
-        valid = self._get_param_names()
-        for key in params:
-            if key not in valid:
-                raise ValueError(f"invalid parameter {key!r} for SparseFeatureEnsemble; "
-                                 f"valid parameters: {valid}")
-        return super().set_params(**params)
 
     def member_params(self):
         """The `~sfnet.SparseFeatureNet` parameters shared by the members."""

@@ -26,6 +26,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from . import _params
+from ._params import StrictSetParams
 from ._device import CompiledNetwork, autocast, resolve_device, resolve_precision
 from ._imagedata import DeviceImages, ImageSource, to_device_with_geometry
 from ._inputs import inference_source, n_channels, scoring_truth, training_data
@@ -142,7 +143,7 @@ def _decode_top_k(columns):
     return indices, values
 
 
-class SparseFeatureNet(RegressorMixin, BaseEstimator):
+class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
     """A Sparse Feature Network estimator for galaxy images (Wu 2025, ApJ 980, 183).
 
     A ResNet whose globally pooled features pass through ReLU and a top-k
@@ -358,16 +359,8 @@ class SparseFeatureNet(RegressorMixin, BaseEstimator):
         self.label_error = label_error
 
     # ------------------------------------------------------------------ params
-    # get_params, clone and the repr come from scikit-learn's BaseEstimator.
-    def set_params(self, **params):
-        """Set parameters (scikit-learn convention); unknown names raise `ValueError`."""
-        valid = self._get_param_names()
-        for key in params:
-            if key not in valid:
-                raise ValueError(f"invalid parameter {key!r} for SparseFeatureNet; "
-                                 f"valid parameters: {valid}")
-        return super().set_params(**params)
-
+    # get_params, clone and the repr come from scikit-learn's BaseEstimator; set_params
+    # (refusing unknown names) from sfnet._params.StrictSetParams.
     def validate_params(self):
         """Check every parameter; return the resolved device, precision and target.
 
