@@ -1,7 +1,8 @@
 """The out-of-distribution score (`sfnet._ood`, `SparseFeatureNet.ood_score`).
 
-One tiny model (300 mock galaxies at 32 px, 3 epochs) is fitted once for the
-module; held-out mock galaxies of another seed are the in-distribution set.
+One small model (600 mock galaxies, about 160 passing the cuts, at 32 px, 3
+epochs) is fitted once for the module; held-out mock galaxies of another seed
+are the in-distribution set.
 """
 
 import numpy as np
@@ -23,7 +24,7 @@ FOV = 160 * 0.262  # the mock's default field of view (arcsec)
 
 @pytest.fixture(scope="module")
 def fitted():
-    train = make_mock_galaxies(300, image_size=SIZE, seed=11, progress=False)
+    train = make_mock_galaxies(600, image_size=SIZE, seed=11, progress=False)
     model = SparseFeatureNet(k=2, epochs=3, batch_size=32, random_state=0, progress=False,
                              device="cpu", precision="fp32").fit(train.select("metallicity"))
     return model
@@ -100,12 +101,11 @@ def aucs(fitted, heldout):
     return out
 
 
-@pytest.mark.parametrize("kind, auc", [("noise", 0.95), ("empty_sky", 0.8)])
-def test_noise_and_empty_sky_rank_above_heldout_galaxies(aucs, kind, auc):
-    # The issue asks AUC >= 0.95 for both.  This tiny model (about 70 training galaxies,
-    # 3 epochs, 32 px) reached 1.00/0.99 before the mock-v3 renderer changes and 1.00/0.85
-    # after them; docs/scripts/ood_auc.py measures a realistic model (docs/uncertainty.rst).
-    assert aucs[kind] >= auc
+@pytest.mark.parametrize("kind", ["noise", "empty_sky"])
+def test_noise_and_empty_sky_rank_above_heldout_galaxies(aucs, kind):
+    # about 160 training galaxies, 3 epochs, 32 px; with half of them the empty-sky AUC
+    # was 0.85 (too few galaxies for a 512-d covariance)
+    assert aucs[kind] >= 0.95
 
 
 def test_stars_are_more_unusual_than_galaxies(aucs):
