@@ -16,7 +16,7 @@ Private module behind `SparseFeatureNet.fit` (and `SparseFeatureNet.predict_tabl
 import numpy as np
 
 __all__ = ["check_label_error", "label_error_json", "label_sigma", "check_training_sigma",
-           "fit_std_scale_with_labels"]
+           "calibration_sigma", "fit_std_scale_with_labels"]
 
 _LN10 = np.log(10.0)
 
@@ -144,6 +144,16 @@ def check_training_sigma(sigma):
         raise ValueError(f"label_error: {int(bad.any(axis=1).sum())} training galaxies have a "
                          "missing or invalid label error; select galaxies that have one")
     return sigma
+
+
+def calibration_sigma(label_error, X, y, target, n_targets):
+    """The label errors ``(N, T)`` of the galaxies ``X`` a fitted model is recalibrated
+    on, or None: a catalog spec of the fit is read for them; an array given to the fit
+    belongs to the training galaxies only, so there are none."""
+    spec = check_label_error(label_error)
+    if spec is None or isinstance(spec, np.ndarray):
+        return None
+    return check_training_sigma(label_sigma(spec, X, y, target, n_targets))
 
 
 def fit_std_scale_with_labels(residuals, std, label_std):

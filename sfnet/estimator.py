@@ -31,8 +31,8 @@ from ._device import CompiledNetwork, autocast, resolve_device, resolve_precisio
 from ._imagedata import DeviceImages, ImageSource, to_device_with_geometry
 from ._inputs import inference_source, n_channels, scoring_truth, training_data
 from ._ood import MAX_FIT, NO_OOD_STATISTICS, fit_ood, ood_distance
-from ._labelerror import (check_label_error, check_training_sigma, fit_std_scale_with_labels,
-                          label_error_json, label_sigma)
+from ._labelerror import (calibration_sigma, check_label_error, check_training_sigma,
+                          fit_std_scale_with_labels, label_error_json, label_sigma)
 from ._persistence import FittedState, load_model, model_from_seed_checkpoint, save_model
 from ._tables import add_bpt_columns, add_total_std, prediction_table
 from ._utils import regression_metrics
@@ -938,12 +938,7 @@ class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
                              f"{len(self.target_names_)}")
         if len(truth) < 2:
             raise ValueError(f"X has {len(truth)} labelled galaxies: too few to calibrate")
-        spec = check_label_error(self.label_error)
-        label_sig = None
-        if spec is not None and not isinstance(spec, np.ndarray):
-            # the label errors of the same galaxies (the catalog spec of the fit)
-            label_sig = check_training_sigma(
-                label_sigma(spec, X, y, self.target_, truth.shape[1]))
+        label_sig = calibration_sigma(self.label_error, X, y, self.target_, truth.shape[1])
         return self._calibrate(X[rows] if len(rows) < len(X) else X, truth, "calibrate",
                                batch_size, label_sigma=label_sig)
 
