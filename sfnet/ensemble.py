@@ -174,7 +174,7 @@ class SparseFeatureEnsemble(StrictSetParams, RegressorMixin, BaseEstimator):
 
         Each member's error bar is calibrated alone (`SparseFeatureNet.fit`);
         adding the spread of the members' means to it makes the total too large
-        (measured: 68/95 % intervals covering 84/97 %).  This refits every
+        (measured on the mock: 68/95 % intervals covering 73/97 %).  This refits every
         member's factor on ``X`` (`SparseFeatureNet.calibrate_uncertainty`),
         then one factor per target for the total (``std_scale_``; the
         aleatoric and epistemic parts are scaled alike), as the members' own

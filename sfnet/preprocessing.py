@@ -32,24 +32,24 @@ uint8 images (0–255, e.g. SDSS or Legacy Surveys JPEGs)
     ``(x - mean) / std`` with the mean and standard deviation of each band,
     exactly as sfnet always did (``stretch=None``).
 float images (e.g. FITS fluxes, any number of bands)
-    ``asinh((x - median) / scale)`` (``stretch="asinh"``), where ``median``
-    is the band's median pixel and ``scale`` is `SOFTENING` (5) times its
-    robust spread, 1.4826 times the median absolute deviation from the median
-    (the standard deviation of Gaussian sky noise), from a random sample of
-    at most `ROBUST_PIXELS` training pixels per band.  With a softening of
-    1 sky sigma the sky noise alone filled the range -1..1 of the network's
-    input and a mock model (2000 galaxies, 32 px, 6 epochs) learned a
-    constant (r2 0.00); at 5 sky sigma the sky stays within about +-0.2 and
-    the same model reached r2 0.33.  Flux images have heavy tails: a bright core
-    is hundreds of sky sigmas, and a mean and standard deviation would be set
-    by a few bright galaxies and stars, squashing the faint outskirts (and
-    the sky) into a sliver around 0.  The median and MAD are set by the
-    typical (mostly sky) pixel and ignore the tail; the asinh is linear
-    within a few sky sigmas and logarithmic beyond (like the asinh
-    magnitudes of Lupton et al. 1999), so a core 1000 sigma bright becomes
-    about asinh(200) = 6.0, not 1000.  A band whose MAD is 0 (e.g. noiseless, mostly empty
-    images) falls back to half its 16–84 percentile range, then to its
-    standard deviation, then to 1.
+    ``asinh((x - median) / scale)`` (``stretch="asinh"``), where ``median`` is the
+    band's median pixel and ``scale`` is `SOFTENING` (5) times its robust spread, 1.4826
+    times the median absolute deviation from the median (the standard deviation of
+    Gaussian sky noise), from a random sample of at most `ROBUST_PIXELS` training pixels
+    per band.  With a softening of 1 sky sigma the sky noise alone filled the range
+    -1..1 of the network's input and a mock model (2000 galaxies, 32 px, 6 epochs)
+    learned a constant (r2 0.00); at 5 sky sigma the sky stays within about +-0.2 and
+    the same model reached r2 0.33.  Across four seeds and softenings of 1 to 20 sky
+    sigma, 5 was the one value that trained on every seed (the table in
+    docs/own_data.rst; ``docs/scripts/softening_sweep.py``). Flux images have heavy
+    tails: a bright core is hundreds of sky sigmas, and a mean and standard deviation
+    would be set by a few bright galaxies and stars, squashing the faint outskirts (and
+    the sky) into a sliver around 0.  The median and MAD are set by the typical (mostly
+    sky) pixel and ignore the tail; the asinh is linear within a few sky sigmas and
+    logarithmic beyond (like the asinh magnitudes of Lupton et al. 1999), so a core 1000
+    sigma bright becomes about asinh(200) = 6.0, not 1000.  A band whose MAD is 0 (e.g.
+    noiseless, mostly empty images) falls back to half its 16–84 percentile range, then
+    to its standard deviation, then to 1.
 
 (fastai's ``Resize`` computes the region it resizes as ``int(crop / size *
 size)`` pixels, which floating-point rounding makes one pixel short for about
