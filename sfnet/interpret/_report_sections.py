@@ -397,8 +397,12 @@ def _calibration(section, data, figs):
 
 #: The quantities the report bins the coverage by: (label, catalog column or None
 #: for a derived quantity, key).  Each shown when the catalog has it.
-COVERAGE_BY = (("stellar mass", "lgm_tot_p50"), ("redshift", "z"), ("petroMag_r", "petroMag_r"),
-               ("min BPT line S/N", None), ("predicted sigma", None))
+#: (name, catalog column or None, axis label) of the coverage-by-bin figures.
+COVERAGE_BY = (("stellar mass", "lgm_tot_p50", "log stellar mass [M$_\\odot$]"),
+               ("redshift", "z", "redshift z"),
+               ("petroMag_r", "petroMag_r", "petroMag_r [mag]"),
+               ("min BPT line S/N", None, "lowest S/N of the four BPT lines"),
+               ("predicted sigma", None, "predicted 1σ (the target's units)"))
 
 
 def _coverage_by_values(data, label, column):
@@ -427,7 +431,7 @@ def _coverage_by(section, data, figs):
     section.coverage_by_rows = []
     section.coverage_by_figures = []
     for j, name in enumerate(data.names):
-        for label, column in COVERAGE_BY:
+        for label, column, axis in COVERAGE_BY:
             by = data.std[:, j] if label == "predicted sigma" else \
                 _coverage_by_values(data, label, column)
             if by is None:
@@ -445,7 +449,7 @@ def _coverage_by(section, data, figs):
                 f"{100 * r['coverage_68_hi']:.0f}%)", f"{r['std_scale']:.2f}"))
             slug = "".join(c if c.isalnum() else "_" for c in f"{name}_{label}")
             section.coverage_by_figures.append(figs.add(
-                plots.plot_coverage_by(table=table, label=label, title=f"{name} by {label}"),
+                plots.plot_coverage_by(table=table, label=axis, title=f"{name} by {label}"),
                 f"coverage_by_{slug}.png",
                 f"Coverage of the {name} error bars in five bins of {label} (equal numbers "
                 "of galaxies), with 95% Wilson intervals, and the factor each bin's sigma "
