@@ -300,8 +300,12 @@ def _correlated_targets(n, seed):
 
 def test_return_cov_learns_correlations_and_is_positive_definite(tmp_path):
     images, y = _correlated_targets(320, seed=0)
-    model = SparseFeatureNet(k=2, target="bpt_lines", learning_rate=1e-2,
-                             **{**FAST, "epochs": 6}).fit(images, y)
+    # ~190 steps: the correlation head (10x the learning rate) has to travel from 0; and
+    # the last epoch, as on these random images the validation RMSE is lowest after the
+    # first (keep_epoch="best" would keep a barely trained head: measured median 0.07)
+    model = SparseFeatureNet(k=2, target="bpt_lines", learning_rate=3e-3,
+                             **{**FAST, "epochs": 12, "batch_size": 16,
+                                "keep_epoch": "last"}).fit(images, y)
     assert model.network_.has_correlation_head
     mean, cov = model.predict(images[:50], return_cov=True)
     assert mean.shape == (50, 4) and cov.shape == (50, 4, 4)
@@ -312,9 +316,16 @@ def test_return_cov_learns_correlations_and_is_positive_definite(tmp_path):
     np.testing.assert_allclose(mean, mean2, rtol=1e-9)
     np.testing.assert_allclose(np.sqrt(np.einsum("nii->ni", cov)), std, rtol=1e-6)
     corr = cov / (std[:, :, None] * std[:, None, :])
-    off = corr[:, np.triu_indices(4, 1)[0], np.triu_indices(4, 1)[1]]
-    # planted 0.9, independent heads give 0; this short fit reaches 0.40 (measured)
-    assert np.median(off) > 0.25, np.median(off)
+    iu = np.triu_indices(4, 1)
+    off = corr[:, iu[0], iu[1]]
+    # the labels' correlation is 0.9; the residuals' (what the head should learn) is a
+    # little lower, as the network's own errors add to it: measure it on new galaxies
+    test, y_test = _correlated_targets(300, seed=1)
+    resid = y_test - model.predict(test)
+    empirical = np.median(np.corrcoef(resid.T)[iu])
+    # measured: 0.70 learned for an empirical 0.88 (0.81 with 400 galaxies)
+    assert np.median(off) > 0.5 and empirical - np.median(off) < 0.25, (np.median(off),
+                                                                         empirical)
     # the table's line-ratio errors are the propagation of the covariance
     table = model.predict_table(images[:50], return_std=True)
     sx = np.sqrt(cov[:, 0, 0] + cov[:, 1, 1] - 2 * cov[:, 0, 1])
@@ -322,8 +333,8 @@ def test_return_cov_learns_correlations_and_is_positive_definite(tmp_path):
     np.testing.assert_allclose(table["log_nii_ha_pred"].value, mean[:, 0] - mean[:, 1])
     probs = np.column_stack([table[c] for c in ("p_star_forming", "p_composite", "p_agn")])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    # correlated errors cancel in the ratio: smaller than independent errors would give
-    assert np.median(sx) < 0.99 * np.median(np.hypot(std[:, 0], std[:, 1]))
+    # correlated errors cancel in the ratio: sqrt(1 - rho) of the independent value
+    assert np.median(sx) < 0.8 * np.median(np.hypot(std[:, 0], std[:, 1]))
     model.save(tmp_path / "m")
     loaded = SparseFeatureNet.load(tmp_path / "m", device="cpu", precision="fp32")
     np.testing.assert_allclose(loaded.predict(images[:50], return_cov=True)[1], cov, rtol=1e-6)
