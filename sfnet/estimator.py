@@ -124,6 +124,29 @@ def _calibration_split(n_valid, seed, keep_epoch):
     return None, np.arange(n_valid), "validation"
 
 
+def _head_outputs(net, a):
+    """Standardised means, log-variances and, with a correlation head, the upper-triangle
+    correlations, concatenated ``(N, 2 T [+ T (T - 1) / 2])``, from sparse features ``a``."""
+    parts = [net.predict_from_sparse(a), net.logvar_from_sparse(a)]
+    if net.has_correlation_head:
+        corr = net.correlation_from_sparse(a)
+        rows, cols = torch.triu_indices(corr.shape[1], corr.shape[1], offset=1)
+        parts.append(corr[:, rows, cols])
+    return torch.cat(parts, dim=1)
+
+
+def _correlations(upper, t):
+    """Correlation matrices ``(N, T, T)`` from upper-triangle values ``(N, T (T-1) / 2)``
+    (`_head_outputs`), or None when there are none."""
+    if upper.shape[1] == 0:
+        return None
+    rows, cols = np.triu_indices(t, 1)
+    corr = np.repeat(np.eye(t)[None], len(upper), axis=0)
+    corr[:, rows, cols] = upper
+    corr[:, cols, rows] = upper
+    return corr
+
+
 def _top_k(features, k):
     """The ``k`` largest of each row of ``features`` as columns ``[indices, values]``
     (a float tensor ``(N, 2k)``, decoded by `_decode_top_k`)."""
@@ -465,24 +488,26 @@ class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
         if "valid" in outputs:  # from the validation passes of training: no extra pass
             t = data.values.shape[1]
             kept = outputs["valid"][calib]
-            self._set_uncertainty(kept[:, :t], np.exp(0.5 * kept[:, t:]),
+            self._set_uncertainty(kept[:, :t], np.exp(0.5 * kept[:, t:2 * t]),
                                   data.values[valid_pos[calib]], "validation",
                                   calibrated_on=calibrated_on,
                                   rows=data.rows[valid_pos[calib]],
                                   n_epoch_selection=len(select) if select is not None
                                   else len(valid_pos),
                                   label_sigma=None if label_sig is None
-                                  else label_sig[valid_pos[calib]])
+                                  else label_sig[valid_pos[calib]],
+                                  corr=_correlations(kept[:, 2 * t:], t))
         else:  # no validation: one pass over the training galaxies, in eval mode, gives
             # the calibration's outputs and the out-of-distribution statistics' features
             start = time.perf_counter()
             heads, ood_pos, feats = self._heads_and_features(data, train_pos)
             t = data.values.shape[1]
-            self._set_uncertainty(heads[:, :t], np.exp(0.5 * heads[:, t:]),
+            self._set_uncertainty(heads[:, :t], np.exp(0.5 * heads[:, t:2 * t]),
                                   data.values[train_pos], "training", calibrated_on="training",
                                   rows=data.rows[train_pos], n_epoch_selection=0,
                                   label_sigma=None if label_sig is None
-                                  else label_sig[train_pos])
+                                  else label_sig[train_pos],
+                                  corr=_correlations(heads[:, 2 * t:], t))
             return self._set_ood(fit_ood(feats, None, seconds=time.perf_counter() - start))
         self._fit_ood(data, train_pos, valid_pos)
         return self
@@ -715,6 +740,10 @@ class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
             * np.asarray(self.uncertainty_["scale"], dtype=np.float64)
         corr = res[:, 2 * t:].reshape(-1, t, t)
         corr = 0.5 * (corr + corr.transpose(0, 2, 1))
+        calibrated = self.uncertainty_.get("correlation")
+        if calibrated is not None:  # see _set_uncertainty
+            w = float(calibrated["weight"])
+            corr = (1 - w) * corr + w * np.asarray(calibrated["held_out"], dtype=np.float64)
         return pred, corr * std[:, :, None] * std[:, None, :]
 
     def _predict_with_features(self, X, return_std=False, batch_size=None, return_ood=False):
@@ -768,22 +797,32 @@ class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
 
     def _mean_and_sigma(self, X, batch_size=None):
         """Standardised predictions and raw head standard deviations, each ``(N, T)``."""
-        res = self._run(X, lambda net, x: torch.cat(net(x, return_logvar=True), dim=1),
+        z, sigma, _ = self._head_values(X, batch_size)
+        return z, sigma
+
+    def _head_values(self, X, batch_size=None):
+        """``(z, sigma, corr)``: standardised predictions and raw head standard
+        deviations ``(N, T)``, and the predicted correlation matrices ``(N, T, T)``
+        (None without a correlation head)."""
+        t = len(self.target_names_)
+        res = self._run(X, lambda net, x: _head_outputs(net, net.sparse_features(x)),
                         batch_size).astype(np.float64)
-        t = res.shape[1] // 2
-        return res[:, :t], np.exp(0.5 * res[:, t:])
+        return res[:, :t], np.exp(0.5 * res[:, t:2 * t]), _correlations(res[:, 2 * t:], t)
 
     def _calibrate(self, X, truth, source, batch_size=None, **record):
         """Fit ``uncertainty_`` on images ``X`` with targets ``truth`` ``(N, T)``."""
-        z, sigma = self._mean_and_sigma(X, batch_size)
-        return self._set_uncertainty(z, sigma, truth, source, **record)
+        z, sigma, corr = self._head_values(X, batch_size)
+        return self._set_uncertainty(z, sigma, truth, source, corr=corr, **record)
 
     def _set_uncertainty(self, z, sigma, truth, source, *, calibrated_on=None, rows=None,
-                         n_epoch_selection=None, label_sigma=None):
+                         n_epoch_selection=None, label_sigma=None, corr=None):
         """Fit ``uncertainty_`` from standardised means ``z`` and raw head standard
         deviations ``sigma`` ``(N, T)`` of galaxies with targets ``truth`` (and label
-        errors ``label_sigma`` ``(N, T)`` in the targets' units)."""
-        from .interpret.calibration import ONE_SIGMA, coverage, fit_std_scale
+        errors ``label_sigma`` ``(N, T)`` in the targets' units); with predicted
+        correlation matrices ``corr`` ``(N, T, T)``, their calibration too
+        (`sfnet.interpret.fit_correlation_weight`)."""
+        from .interpret.calibration import (ONE_SIGMA, coverage, fit_correlation_weight,
+                                            fit_std_scale)
 
         truth = np.asarray(truth, dtype=np.float64).reshape(z.shape)
         resid = (truth - self.y_mean_) / self.y_std_ - z
@@ -802,6 +841,13 @@ class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
             uncertainty["rows"] = [int(r) for r in rows]
         if n_epoch_selection is not None:
             uncertainty["n_epoch_selection"] = int(n_epoch_selection)
+        if corr is not None:
+            try:  # the residuals in units of the total error (model and label parts)
+                weight, held = fit_correlation_weight(resid / total, corr)
+            except ValueError:  # too few galaxies: the head's correlations as they are
+                pass
+            else:
+                uncertainty["correlation"] = {"weight": weight, "held_out": held.tolist()}
         state = dataclasses.replace(self._fitted_state(), uncertainty=uncertainty)
         return self._set_fitted(self.network_, state, self.device_, self.autocast_dtype_)
 
@@ -815,7 +861,8 @@ class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
 
     def _heads_and_features(self, data, pos):
         """One inference pass over the galaxies ``pos`` of ``data``: the standardised
-        means and log-variances ``(len(pos), 2 T)`` of all, and the pooled features of
+        means and log-variances (and correlations, `_head_outputs`) of all, and the
+        pooled features of
         ``self._ood_positions(pos)`` (returned too)."""
         chosen = np.isin(pos, self._ood_positions(pos))
         picked = pos[chosen]
@@ -826,8 +873,7 @@ class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
         def forward(net, x):
             pooled = net.pooled_features(x)
             a = net.topk(pooled)
-            return torch.cat([net.predict_from_sparse(a), net.logvar_from_sparse(a),
-                              pooled.float()], dim=1)
+            return torch.cat([_head_outputs(net, a), pooled.float()], dim=1)
 
         def keep(where, res):
             nonlocal heads, feats

@@ -161,7 +161,9 @@ def _batch_rmse(pred, y):
 
 def _evaluate(network, valid, n_targets, device, dtype, info, batch_size):
     """The network's standardised outputs on every validation image, ``(N, T)`` or, with
-    a variance head, ``(N, 2 T)`` (means, then log-variances); float32 on ``device``.
+    a variance head, ``(N, 2 T)`` (means, then log-variances), and with a correlation
+    head the ``T (T - 1) / 2`` upper-triangle correlations after them; float32 on
+    ``device``.
 
     Under DDP each process computes its share and the sum over processes
     fills the rest, so every rank returns the whole array.
@@ -169,14 +171,20 @@ def _evaluate(network, valid, n_targets, device, dtype, info, batch_size):
     n = len(valid)
     mine = np.arange(info.rank, n, info.world_size)
     variance = getattr(network, "has_variance_head", False)
-    out = torch.zeros(n, n_targets * (2 if variance else 1), dtype=torch.float32,
-                      device=device)
+    correlation = getattr(network, "has_correlation_head", False)
+    rows, cols = torch.triu_indices(n_targets, n_targets, offset=1)
+    width = n_targets * (2 if variance else 1) + (len(rows) if correlation else 0)
+    out = torch.zeros(n, width, dtype=torch.float32, device=device)
     network.eval()
     plan = [mine[start:start + batch_size] for start in range(0, len(mine), batch_size)]
     with torch.inference_mode():
         for idx, x in valid.batches(plan):
             with autocast(device, dtype):
-                res = network(x, return_logvar=True) if variance else (network(x),)
+                if correlation:
+                    mean, logvar, corr = network(x, return_logvar=True, return_corr=True)
+                    res = (mean, logvar, corr[:, rows, cols])
+                else:
+                    res = network(x, return_logvar=True) if variance else (network(x),)
             out[idx] = torch.cat([r.float() for r in res], dim=1)
     return _all_reduce_sum(out, info)
 

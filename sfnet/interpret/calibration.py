@@ -29,7 +29,7 @@ from statistics import NormalDist
 import numpy as np
 
 __all__ = ["ONE_SIGMA", "coverage", "coverage_table", "coverage_by", "fit_std_scale",
-           "wilson_interval"]
+           "fit_correlation_weight", "wilson_interval"]
 
 #: Probability that a Gaussian variable lies within 1σ of its mean (0.6827).
 ONE_SIGMA = 2 * NormalDist().cdf(1.0) - 1
@@ -284,3 +284,59 @@ def coverage_by(truth, mean, std, *, by, bins=5, level=0.95):
                   dtype=[float, float, float, int] + [float] * 7)
     table.meta.update({"interval": "wilson", "level": float(level)})
     return table
+
+
+def fit_correlation_weight(residuals, corr):
+    """Calibrate predicted correlation matrices on held-out residuals.
+
+    The calibrated correlation of galaxy ``i`` is ``(1 - w) corr[i] + w
+    R_held``, where ``R_held`` is the correlation matrix of the held-out
+    residuals (each divided by its calibrated standard deviation) and ``w`` in
+    [0, 1] maximises their Gaussian likelihood.  A convex combination of
+    correlation matrices is one, so the result stays positive-definite.
+    ``w`` near 0: the per-galaxy correlations describe the residuals better
+    than one matrix for all; near 1: they do not (e.g. a correlation head that
+    is barely trained).
+
+    Parameters
+    ----------
+    residuals : array, shape (N, T)
+        Held-out ``truth - mean`` divided by the calibrated standard deviations.
+    corr : array, shape (N, T, T)
+        The predicted correlation matrices of the same galaxies.
+
+    Returns
+    -------
+    weight : float
+    held_out : ndarray, shape (T, T)
+        ``R_held``.
+    """
+    from scipy.optimize import minimize_scalar
+
+    e = np.asarray(residuals, dtype=np.float64)
+    c = np.asarray(corr, dtype=np.float64)
+    ok = np.all(np.isfinite(e), axis=1) & np.all(np.isfinite(c), axis=(1, 2))
+    e, c = e[ok], c[ok]
+    if e.ndim != 2 or c.shape != (len(e), e.shape[1], e.shape[1]):
+        raise ValueError(f"residuals (N, T) and corr (N, T, T) expected, got {e.shape} and "
+                         f"{c.shape}")
+    if len(e) <= e.shape[1]:
+        raise ValueError(f"{len(e)} galaxies with finite values: too few to calibrate "
+                         f"{e.shape[1]}x{e.shape[1]} correlations")
+    held = np.corrcoef(e.T)
+
+    def nll(w):
+        m = (1 - w) * c + w * held
+        sign, logdet = np.linalg.slogdet(m)
+        if np.any(sign <= 0):
+            return np.inf
+        quad = np.einsum("ni,ni->n", e, np.linalg.solve(m, e[:, :, None])[:, :, 0])
+        return float(np.sum(logdet + quad))
+
+    best = minimize_scalar(nll, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-4})
+    weight = float(best.x)
+    # the bounded search never evaluates the ends themselves
+    for end in (0.0, 1.0):
+        if nll(end) <= nll(weight):
+            weight = end
+    return weight, held
