@@ -466,7 +466,9 @@ def _decode_image(path, size=None, objid=None):
     except ImageReadError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError,
-            Image.DecompressionBombError) as exc:
+            Image.DecompressionBombError, Warning) as exc:
+        # (a Warning arrives as an exception where the filters say "error", e.g.
+        # astropy's "File may have been truncated")
         raise ImageReadError(path, objid, str(exc) or type(exc).__name__) from exc
     if arr.ndim != 3 or arr.shape[2] < 1 or min(arr.shape[:2]) < 1:
         raise ImageReadError(path, objid, f"decoded to shape {arr.shape}")
@@ -479,23 +481,33 @@ def _decode_image(path, size=None, objid=None):
 
 
 def _read_fits(path):
-    """The float32 ``(H, W, C)`` image of a FITS file (primary HDU or first image HDU)."""
+    """The float32 ``(H, W, C)`` image of a FITS file (primary HDU or first image HDU).
+
+    Read from the file's bytes (gunzipped for ``.gz``), whose length is checked
+    first (`_check_fits_length`), so a short file is an error, never
+    zero-padded.  (astropy pads a truncated file with zeros and says so only by
+    a warning; catching that with `warnings.catch_warnings`, as sfnet did, is
+    not safe in the decoding threads, which share the warning filters: a
+    truncated file could pass, and a caller's own warning capture could be
+    lost -- seen as a flaky test.)
+    """
     from astropy.io import fits
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with fits.open(path, memmap=False) as hdus:
-            data = None
-            for hdu in hdus:
-                if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
-                    data = hdu.data
-                    break
-            if data is None:
-                raise ValueError("no image data in the primary HDU or an image extension")
-            data = np.asarray(data, dtype=np.float32)
-    truncated = [w for w in caught if "truncated" in str(w.message)]
-    if truncated:  # astropy pads a short file with zeros: never use that
-        raise ValueError(f"truncated FITS file: {truncated[0].message}")
+    raw = Path(path).read_bytes()
+    if str(path).endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"not a complete gzip file: {exc}") from exc
+    _check_fits_length(raw, fits.Header)
+    with fits.open(io.BytesIO(raw), memmap=False) as hdus:
+        data = None
+        for hdu in hdus:
+            if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
+                data = np.asarray(hdu.data, dtype=np.float32)
+                break
+        if data is None:
+            raise ValueError("no image data in the primary HDU or an image extension")
     if data.ndim == 3:
         data = np.moveaxis(data, 0, -1)
     elif data.ndim == 2:
@@ -503,6 +515,32 @@ def _read_fits(path):
     else:
         raise ValueError(f"FITS image has {data.ndim} axes; expected (H, W) or (bands, H, W)")
     return np.ascontiguousarray(data[::-1])  # FITS rows go up; row 0 = top as displayed
+
+
+def _check_fits_length(raw, header_class, block=2880):
+    """Raise ValueError if the FITS bytes ``raw`` end before the data of their first
+    HDU with an image (``NAXIS >= 2``) does.
+
+    Each header is read with ``header_class.fromfile`` (astropy's `~astropy.io.fits.Header`),
+    which stops at the header's end, and its data size is the standard's
+    ``|BITPIX| / 8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn)`` -- before astropy
+    opens the file, which would pad a short one with zeros.
+    """
+    stream, start = io.BytesIO(raw), 0
+    while start + block <= len(raw):
+        stream.seek(start)
+        header = header_class.fromfile(stream)
+        naxis = int(header.get("NAXIS", 0))
+        shape = [int(header.get(f"NAXIS{j}", 0)) for j in range(1, naxis + 1)]
+        size = 0 if naxis == 0 else abs(int(header["BITPIX"])) // 8 * \
+            int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + int(np.prod(shape)))
+        data_start = stream.tell()
+        if data_start + size > len(raw):
+            raise ValueError(f"truncated FITS file: {len(raw)} bytes, the data of the HDU "
+                             f"at byte {start} ends at byte {data_start + size}")
+        if naxis >= 2:
+            return
+        start = data_start + -(-size // block) * block
 
 
 def _resize(arr, size):
