@@ -163,6 +163,7 @@ def main(argv=None):
     parser.add_argument("--bins", type=int, default=5, help="quantile bins of mass and z")
     parser.add_argument("--seed", type=int, default=2026, help="mock seed (no test uses it)")
     parser.add_argument("--skip-bpt", action="store_true")
+    parser.add_argument("--skip-metallicity", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--json", default=None, help="write the numbers here")
     args = parser.parse_args(argv)
@@ -172,8 +173,9 @@ def main(argv=None):
     warnings.simplefilter("ignore")
     sample = make_mock_galaxies(args.n, image_size=args.size, seed=args.seed, progress=False)
     out = {"args": vars(args)}
-    train, test = sample.select("metallicity").split(0.3, seed=0)
-    metallicity_part(train, test, args, out)
+    if not args.skip_metallicity:
+        train, test = sample.select("metallicity").split(0.3, seed=0)
+        metallicity_part(train, test, args, out)
     if not args.skip_bpt:
         train, test = sample.select("bpt_lines").split(0.3, seed=0)
         bpt_part(train, test, args, out)
