@@ -124,11 +124,12 @@ def _calibration_split(n_valid, seed, keep_epoch):
     return None, np.arange(n_valid), "validation"
 
 
-def _head_outputs(net, a):
-    """Standardised means, log-variances and, with a correlation head, the upper-triangle
-    correlations, concatenated ``(N, 2 T [+ T (T - 1) / 2])``, from sparse features ``a``."""
+def _head_outputs(net, a, correlations=True):
+    """Standardised means, log-variances and (with ``correlations`` and a correlation
+    head) the upper-triangle correlations, concatenated ``(N, 2 T [+ T (T - 1) / 2])``,
+    from sparse features ``a``."""
     parts = [net.predict_from_sparse(a), net.logvar_from_sparse(a)]
-    if net.has_correlation_head:
+    if correlations and net.has_correlation_head:
         corr = net.correlation_from_sparse(a)
         rows, cols = torch.triu_indices(corr.shape[1], corr.shape[1], offset=1)
         parts.append(corr[:, rows, cols])
@@ -728,18 +729,9 @@ class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
         if not self.network_.has_correlation_head:
             raise ValueError("return_cov=True needs a model of two or more targets with a "
                              "correlation head (trained by this sfnet version's fit)")
-        t = len(self.target_names_)
-
-        def step(net, x):
-            mean, logvar, corr = net(x, return_logvar=True, return_corr=True)
-            return torch.cat([mean, logvar, corr.flatten(1)], dim=1)
-
-        res = self._run(X, step, batch_size).astype(np.float64)
-        pred = res[:, :t] * self.y_std_ + self.y_mean_
-        std = np.exp(0.5 * res[:, t:2 * t]) * self.y_std_ \
-            * np.asarray(self.uncertainty_["scale"], dtype=np.float64)
-        corr = res[:, 2 * t:].reshape(-1, t, t)
-        corr = 0.5 * (corr + corr.transpose(0, 2, 1))
+        z, sigma, corr = self._head_values(X, batch_size)
+        pred = z * self.y_std_ + self.y_mean_
+        std = sigma * self.y_std_ * np.asarray(self.uncertainty_["scale"], dtype=np.float64)
         calibrated = self.uncertainty_.get("correlation")
         if calibrated is not None:  # see _set_uncertainty
             w = float(calibrated["weight"])
@@ -797,15 +789,16 @@ class SparseFeatureNet(StrictSetParams, RegressorMixin, BaseEstimator):
 
     def _mean_and_sigma(self, X, batch_size=None):
         """Standardised predictions and raw head standard deviations, each ``(N, T)``."""
-        z, sigma, _ = self._head_values(X, batch_size)
+        z, sigma, _ = self._head_values(X, batch_size, correlations=False)
         return z, sigma
 
-    def _head_values(self, X, batch_size=None):
+    def _head_values(self, X, batch_size=None, correlations=True):
         """``(z, sigma, corr)``: standardised predictions and raw head standard
         deviations ``(N, T)``, and the predicted correlation matrices ``(N, T, T)``
-        (None without a correlation head)."""
+        (None without a correlation head or ``correlations``)."""
         t = len(self.target_names_)
-        res = self._run(X, lambda net, x: _head_outputs(net, net.sparse_features(x)),
+        res = self._run(X, lambda net, x: _head_outputs(net, net.sparse_features(x),
+                                                        correlations),
                         batch_size).astype(np.float64)
         return res[:, :t], np.exp(0.5 * res[:, t:2 * t]), _correlations(res[:, 2 * t:], t)
 

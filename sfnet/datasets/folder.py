@@ -22,9 +22,7 @@ shared with the retrieval modules.
 
 import collections
 import functools
-import gzip
 import hashlib
-import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write_bytes
+from .._io import atomic_path
 from .._validation import check_image_size, check_workers
+from ._fits import read_fits, write_fits
 from ._layout import (CATALOG_CSV, FITS_SUFFIXES, ID_COLUMN, IMAGE_DIR, IMAGE_SUFFIX,
                       IMAGE_SUFFIXES, read_catalog_csv, read_folder_json, write_catalog_csv,
                       write_folder_json)
@@ -405,7 +404,7 @@ def write_galaxy_folder(sample, path, *, image_dir=IMAGE_DIR, catalog=CATALOG_CS
 def _image_writer(format, sample):
     """``(suffix, writer)`` for ``format`` (checked against the sample's images)."""
     writers = {"jpg": (".jpg", _write_jpeg), "png": (".png", _write_png),
-               "fits": (".fits", _write_fits), "fits.gz": (".fits.gz", _write_fits)}
+               "fits": (".fits", write_fits), "fits.gz": (".fits.gz", write_fits)}
     c, dtype = sample.n_channels, sample.read_images(slice(0, 0)).dtype
     eight_bit = dtype == np.uint8 and c in (1, 3)
     if format is None:
@@ -447,7 +446,7 @@ def _decode_image(path, size=None, objid=None):
     name = str(path).lower()
     try:
         if name.endswith(FITS_SUFFIXES):
-            arr = _read_fits(path)
+            arr = read_fits(path)
         else:
             with Image.open(path) as im:
                 im.load()
@@ -478,69 +477,6 @@ def _decode_image(path, size=None, objid=None):
             raise ImageReadError(path, objid, f"non-finite: {bad} NaN or infinite pixel "
                                               f"value(s) of {arr.size}")
     return arr
-
-
-def _read_fits(path):
-    """The float32 ``(H, W, C)`` image of a FITS file (primary HDU or first image HDU).
-
-    Read from the file's bytes (gunzipped for ``.gz``), whose length is checked
-    first (`_check_fits_length`), so a short file is an error, never
-    zero-padded.  (astropy pads a truncated file with zeros and says so only by
-    a warning; catching that with `warnings.catch_warnings`, as sfnet did, is
-    not safe in the decoding threads, which share the warning filters: a
-    truncated file could pass, and a caller's own warning capture could be
-    lost -- seen as a flaky test.)
-    """
-    from astropy.io import fits
-
-    raw = Path(path).read_bytes()
-    if str(path).endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"not a complete gzip file: {exc}") from exc
-    _check_fits_length(raw, fits.Header)
-    with fits.open(io.BytesIO(raw), memmap=False) as hdus:
-        data = None
-        for hdu in hdus:
-            if hdu.is_image and hdu.data is not None and hdu.data.ndim >= 2:
-                data = np.asarray(hdu.data, dtype=np.float32)
-                break
-        if data is None:
-            raise ValueError("no image data in the primary HDU or an image extension")
-    if data.ndim == 3:
-        data = np.moveaxis(data, 0, -1)
-    elif data.ndim == 2:
-        data = data[:, :, np.newaxis]
-    else:
-        raise ValueError(f"FITS image has {data.ndim} axes; expected (H, W) or (bands, H, W)")
-    return np.ascontiguousarray(data[::-1])  # FITS rows go up; row 0 = top as displayed
-
-
-def _check_fits_length(raw, header_class, block=2880):
-    """Raise ValueError if the FITS bytes ``raw`` end before the data of their first
-    HDU with an image (``NAXIS >= 2``) does.
-
-    Each header is read with ``header_class.fromfile`` (astropy's `~astropy.io.fits.Header`),
-    which stops at the header's end, and its data size is the standard's
-    ``|BITPIX| / 8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn)`` -- before astropy
-    opens the file, which would pad a short one with zeros.
-    """
-    stream, start = io.BytesIO(raw), 0
-    while start + block <= len(raw):
-        stream.seek(start)
-        header = header_class.fromfile(stream)
-        naxis = int(header.get("NAXIS", 0))
-        shape = [int(header.get(f"NAXIS{j}", 0)) for j in range(1, naxis + 1)]
-        size = 0 if naxis == 0 else abs(int(header["BITPIX"])) // 8 * \
-            int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + int(np.prod(shape)))
-        data_start = stream.tell()
-        if data_start + size > len(raw):
-            raise ValueError(f"truncated FITS file: {len(raw)} bytes, the data of the HDU "
-                             f"at byte {start} ends at byte {data_start + size}")
-        if naxis >= 2:
-            return
-        start = data_start + -(-size // block) * block
 
 
 def _resize(arr, size):
@@ -589,20 +525,6 @@ def _write_png(path, image, quality=None):
         image = image[:, :, 0]
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-
-
-def _write_fits(path, image, quality=None):
-    from astropy.io import fits
-
-    data = np.moveaxis(np.asarray(image, dtype=np.float32)[::-1], -1, 0)  # (C, H, W), y up
-    if data.shape[0] == 1:
-        data = data[0]
-    buf = io.BytesIO()
-    fits.PrimaryHDU(np.ascontiguousarray(data)).writeto(buf)
-    raw = buf.getvalue()
-    if str(path).endswith(".gz"):
-        raw = gzip.compress(raw, mtime=0)
-    atomic_write_bytes(path, raw)
 
 
 def _ordered_map(fn, jobs, n_workers):
